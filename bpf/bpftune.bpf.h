@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by every tuner's BPF side: the event ring buffer, the constants the
+ * daemon fills in before load, learning-rate arithmetic, netns helpers and a
+ * per-(namespace, scenario) rate limiter.
+ */
+#ifndef BPFTUNE_BPF_H
+#define BPFTUNE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "bpftune_event.h"
+
+/*
+ * One ring buffer for all tuners. The daemon creates it and every object
+ * reuses its fd (bpf_map__reuse_fd), so the definition here only has to
+ * match type and size.
+ */
+#define BPFTUNE_RING_BUFFER_SIZE (256 * 1024)
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BPFTUNE_RING_BUFFER_SIZE);
+} ring_buffer SEC(".maps");
+
+/* Filled in by the daemon before load (see TunerHost). */
+const volatile __u32 bpftune_tuner_id = 0;
+/* s = 6 - learning rate: "nearly full" is within limit >> s, growth is limit >> s. */
+const volatile __u32 bpftune_learning_shift = 2;
+/* The daemon's tgid, so tuners can ignore the daemon's own actions. */
+const volatile __u32 bpftune_daemon_tgid = 0;
+
+static __always_inline __u64 bpftune_delta(__u64 limit)
+{
+	return limit >> bpftune_learning_shift;
+}
+
+static __always_inline bool bpftune_nearly_full(__u64 value, __u64 limit)
+{
+	return value + bpftune_delta(limit) >= limit;
+}
+
+static __always_inline __u64 bpftune_grow(__u64 limit)
+{
+	return limit + bpftune_delta(limit);
+}
+
+static __always_inline struct net *bpftune_task_net(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, nsproxy, net_ns);
+}
+
+static __always_inline __u64 bpftune_net_cookie(struct net *net)
+{
+	return BPF_CORE_READ(net, net_cookie);
+}
+
+static __always_inline __u32 bpftune_net_inum(struct net *net)
+{
+	return BPF_CORE_READ(net, ns.inum);
+}
+
+static __always_inline void bpftune_event_init(struct bpftune_event *event,
+					       __u32 scenario_id, struct net *net)
+{
+	event->tuner_id = bpftune_tuner_id;
+	event->scenario_id = scenario_id;
+	event->netns_cookie = bpftune_net_cookie(net);
+	event->netns_inum = bpftune_net_inum(net);
+	event->pid = bpf_get_current_pid_tgid() >> 32;
+	event->ktime_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline long bpftune_post(struct bpftune_event *event)
+{
+	return bpf_ringbuf_output(&ring_buffer, event, sizeof(*event), 0);
+}
+
+/*
+ * Hooks that can fire often must not post an event per call: at most one per
+ * (namespace, scenario) per interval reaches the daemon. A lost race between
+ * two CPUs posts one extra event, which the daemon tolerates.
+ */
+struct bpftune_rate_key {
+	__u64 netns_cookie;
+	__u32 scenario_id;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct bpftune_rate_key);
+	__type(value, __u64);
+} bpftune_rate_limit SEC(".maps");
+
+static __always_inline bool bpftune_rate_limited(__u64 netns_cookie, __u32 scenario_id,
+						 __u64 interval_ns)
+{
+	struct bpftune_rate_key key = { .netns_cookie = netns_cookie,
+					.scenario_id = scenario_id };
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&bpftune_rate_limit, &key);
+
+	if (last) {
+		if (now - *last < interval_ns)
+			return true;
+		*last = now;
+		return false;
+	}
+	bpf_map_update_elem(&bpftune_rate_limit, &key, &now, BPF_ANY);
+	return false;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+
+#endif

@@ -1,0 +1,40 @@
+/**
+ * Sample tuner: the smallest complete example of the plugin interface,
+ * BPF and TypeScript in one folder (see README.md here). When a program
+ * calls listen() with a backlog above net.core.somaxconn in its network
+ * namespace, raise somaxconn there so its next listen() gets the queue it
+ * asked for.
+ */
+import type { TunerDefinition } from '../../src/core/tuner';
+import { grow } from '../../src/core/learning-rate';
+
+const SOMAXCONN = 'net.core.somaxconn';
+const SOMAXCONN_CAP = 65535;
+
+const listenBacklogTuner: TunerDefinition = {
+  name: 'listen_backlog',
+  description: 'Raises net.core.somaxconn when listen() asks for a longer backlog',
+  tunables: [{ name: SOMAXCONN, namespaced: true, values: 1 }],
+  scenarios: [
+    {
+      id: 0,
+      name: 'listen backlog truncated',
+      description: 'A listen() backlog exceeded net.core.somaxconn and was truncated; raise somaxconn so the accept queue can be as long as requested',
+    },
+  ],
+  async event(event, ctx) {
+    const [somaxconn = 0] = event.oldValues;
+    const [backlog = 0] = event.newValues;
+    // At least one learning-rate step, so a series of slightly longer backlogs does not mean a write each.
+    const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, grow(somaxconn, ctx.learningShift)));
+    await ctx.set({
+      tunable: SOMAXCONN,
+      scenario: 0,
+      netnsCookie: event.netnsCookie,
+      values: [target],
+      reason: `listen() backlog ${backlog} (pid ${event.pid}) above somaxconn ${somaxconn}`,
+    });
+  },
+};
+
+export default listenBacklogTuner;

@@ -1,0 +1,139 @@
+/**
+ * bpftune entry point: parses options like the reference, then either
+ * answers -h/-V/-P/-S/-q and exits, or runs the daemon until SIGINT/SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import { Daemon } from '../core/daemon';
+import { keptCapabilities } from '../core/capabilities';
+import { createLogger, errorText, stderrSink, syslogSink, type Logger } from '../core/log';
+import { native } from '../core/native';
+import { builtinLibdir, DEFAULT_LOCAL_LIBDIR, defaultCgroupDirectory, VERSION } from '../core/paths';
+import { parseArgs, usage, UsageError, type CliOptions } from './args';
+import { NoDaemonError, query } from './query-client';
+import { supportReport } from './support';
+
+async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
+  const nativeBinding = native();
+  try {
+    const running = await query('status');
+    log.error(`bpftune is already running:\n${running.trimEnd()}\nstop it first, or query it with 'bpftune -q'`);
+    return 1;
+  } catch {
+    // Nothing answers: we are the only daemon.
+  }
+  const daemon = new Daemon(nativeBinding, log, {
+    learningRate: options.learningRate,
+    cgroupPath: options.cgroup ?? defaultCgroupDirectory(),
+    legacy: options.legacy,
+    allow: options.allow,
+    libdir: options.libdir ?? DEFAULT_LOCAL_LIBDIR,
+    port: options.port ?? 0,
+    rollback: options.rollback,
+  });
+
+  // A daemon must not die on one bad event or plugin: log and carry on.
+  process.on('uncaughtException', (err) => log.error(`internal error (continuing): ${err.stack ?? errorText(err)}`));
+  process.on('unhandledRejection', (err) => log.error(`internal error (continuing): ${errorText(err)}`));
+
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.debug(`received ${signal}; stopping`);
+      daemon.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error(`error while stopping: ${errorText(err)}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.error(`bpftune could not start: ${errorText(err)}`);
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+  try {
+    nativeBinding.setCapabilities(keptCapabilities(nativeBinding.getCapabilities()));
+  } catch (err) {
+    log.warn(`could not drop unneeded capabilities: ${errorText(err)}`);
+  }
+  return stopped;
+}
+
+/** -D: re-run ourselves without -D, detached, and return at once. */
+function daemonize(argv: readonly string[]): number {
+  const args = argv.filter((a) => a !== '-D' && a !== '--daemon');
+  const child = spawn(process.execPath, [process.argv[1] as string, ...args], { detached: true, stdio: 'ignore' });
+  child.unref();
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      if (err.showUsage) process.stderr.write(usage());
+      return 1;
+    }
+    throw err;
+  }
+  if (options.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (options.version) {
+    process.stdout.write(`bpftune v${VERSION}\n`);
+    return 0;
+  }
+  if (options.printLibdir) {
+    process.stdout.write(`${builtinLibdir()}\n`);
+    return 0;
+  }
+  if (options.query !== undefined) {
+    try {
+      process.stdout.write(await query(options.query, options.port));
+      return 0;
+    } catch (err) {
+      process.stderr.write(`bpftune: ${err instanceof NoDaemonError ? err.message : `query failed: ${errorText(err)}`}\n`);
+      return 1;
+    }
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bpftune: must run as root (it loads BPF programs and writes sysctls)\n');
+    return 1;
+  }
+  if (options.support) {
+    const report = await supportReport(
+      native(),
+      options.cgroup ?? '/sys/fs/cgroup/unified',
+      [builtinLibdir(), options.libdir ?? DEFAULT_LOCAL_LIBDIR],
+      options.legacy,
+    );
+    process.stdout.write(report.lines.join('\n') + '\n');
+    return report.supported ? 0 : 1;
+  }
+  if (options.daemon) return daemonize(argv);
+  const nativeBinding = native();
+  if (!options.stderr) nativeBinding.openlog('bpftune');
+  const log = createLogger(options.stderr ? stderrSink() : syslogSink((p, m) => nativeBinding.syslog(p, m)), options.debug);
+  nativeBinding.setLibbpfDebug(options.debug);
+  return runDaemon(options, log);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`bpftune: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

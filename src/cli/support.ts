@@ -1,0 +1,78 @@
+/**
+ * `bpftune -S`: what this kernel supports, in the reference's words, and per
+ * tuner which attach mode it would run in.
+ */
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
+import { errorText } from '../core/log';
+import type { NativeBinding } from '../core/native';
+import { probeObjectPath } from '../core/paths';
+import { scanTunerDirectory } from '../core/plugin-dir';
+import { selectPrograms } from '../core/program-selection';
+import type { TunerDefinition } from '../core/tuner';
+
+export interface SupportReport {
+  lines: string[];
+  supported: boolean;
+}
+
+export async function supportReport(
+  nativeBinding: NativeBinding,
+  cgroupPath: string,
+  libdirs: string[],
+  legacy: boolean,
+): Promise<SupportReport> {
+  const lines: string[] = [];
+  const probes = probeAttachKinds(nativeBinding, probeObjectPath(), cgroupPath);
+  const supported = new Set<AttachKind>(probes.filter((p) => p.supported).map((p) => p.kind));
+  let ringBuffer = true;
+  try {
+    nativeBinding.createRingBuffer(4096, () => undefined).close();
+  } catch {
+    ringBuffer = false;
+  }
+  const btf = existsSync('/sys/kernel/btf/vmlinux');
+  const tracing = supported.has('tp_btf') || supported.has('tracepoint') || supported.has('raw_tp');
+  const full = btf && ringBuffer && tracing && supported.has('cgroup') && !legacy;
+  const legacyOnly = ringBuffer && (supported.has('tracepoint') || supported.has('kprobe'));
+  if (full) lines.push('bpftune works fully');
+  else if (legacyOnly) lines.push('bpftune works in legacy mode');
+  else lines.push('bpftune is not supported');
+
+  let perNetns = false;
+  try {
+    perNetns = (await nativeBinding.netnsId('/proc/self/ns/net')).cookie !== 0n;
+  } catch {
+    perNetns = false;
+  }
+  lines.push(`bpftune ${perNetns ? 'supports' : 'does not support'} per-netns policy (via netns cookie)`);
+
+  for (const p of probes) {
+    lines.push(`attach kind ${p.kind}: ${p.supported ? 'supported' : `not supported (${p.reason ?? 'unknown'})`}`);
+  }
+  for (const dir of libdirs) {
+    const { modules } = await scanTunerDirectory(dir);
+    for (const m of modules) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const exported = require(m.modulePath) as { default?: TunerDefinition };
+        const def = exported.default ?? (exported as unknown as TunerDefinition);
+        const object = nativeBinding.openObject(path.join(m.dir, def.bpfObject ?? `${def.name}.bpf.o`));
+        try {
+          const { selected } = selectPrograms(object.programs(), def.programAlternatives ?? [], () => supported, legacy);
+          const kinds = [...new Set(selected.map((s) => s.kind))];
+          const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
+          lines.push(
+            `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})`,
+          );
+        } finally {
+          object.close();
+        }
+      } catch (err) {
+        lines.push(`tuner in ${m.dir}: cannot be used: ${errorText(err).split('\n')[0]}`);
+      }
+    }
+  }
+  return { lines, supported: full || legacyOnly };
+}

@@ -1,0 +1,120 @@
+/**
+ * The daemon: the one context that owns the registries, the tuner host and
+ * the query server, and the order things start and stop in.
+ */
+import { promises as fs } from 'node:fs';
+import { probeAttachKinds, type KindProbe } from './attach-kinds';
+import { ensureCgroup2 } from './cgroup';
+import { TunerHost } from './host';
+import { errorText, type Logger } from './log';
+import { learningShift } from './learning-rate';
+import type { NativeBinding } from './native';
+import { NetnsRegistry, procNamespaceSource } from './netns';
+import { builtinLibdir, probeObjectPath, runDirectory } from './paths';
+import { nativeSysctlAccess } from './sysctl-access';
+import { rollbackText, summaryText } from './summary';
+import { TunableRegistry } from './tunables';
+import { QueryServer } from '../server/query-server';
+import { createQueries } from '../server/queries';
+
+export interface DaemonOptions {
+  learningRate: number;
+  cgroupPath: string;
+  legacy: boolean;
+  allow: string[];
+  /** Plugin directory (-l); the built-in tuners always load first. */
+  libdir: string;
+  /** TCP port for queries; 0 picks a free one. */
+  port: number;
+  rollback: boolean;
+}
+
+export class Daemon {
+  readonly namespaces: NetnsRegistry;
+  readonly tunables: TunableRegistry;
+  readonly host: TunerHost;
+  readonly startedAt = Date.now();
+  private server: QueryServer | undefined;
+  private mountedCgroup = false;
+  private kindProbes: KindProbe[] | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    readonly nativeBinding: NativeBinding,
+    readonly log: Logger,
+    readonly options: DaemonOptions,
+  ) {
+    this.namespaces = new NetnsRegistry(procNamespaceSource((p) => nativeBinding.netnsId(p)), log);
+    this.tunables = new TunableRegistry(nativeSysctlAccess(nativeBinding, this.namespaces), this.namespaces, log);
+    this.namespaces.onChange((ns, change) => {
+      if (change === 'removed') this.tunables.forgetNamespace(ns.cookie);
+    });
+    this.host = new TunerHost(nativeBinding, this.tunables, this.namespaces, log, {
+      learningRate: options.learningRate,
+      learningShift: learningShift(options.learningRate),
+      cgroupPath: options.cgroupPath,
+      legacy: options.legacy,
+      allow: options.allow,
+      probeKinds: () => this.attachKinds(),
+    });
+  }
+
+  attachKinds(): KindProbe[] {
+    this.kindProbes ??= probeAttachKinds(this.nativeBinding, probeObjectPath(), this.options.cgroupPath);
+    return this.kindProbes;
+  }
+
+  libdirs(): string[] {
+    return [builtinLibdir(), this.options.libdir];
+  }
+
+  async start(): Promise<void> {
+    const started = process.hrtime.bigint();
+    await fs.mkdir(runDirectory(), { recursive: true, mode: 0o755 });
+    this.mountedCgroup = await ensureCgroup2(this.nativeBinding, this.options.cgroupPath);
+    await this.namespaces.init();
+    this.host.start();
+    await this.host.loadDirectories(this.libdirs());
+    this.host.watch(this.libdirs());
+    this.server = new QueryServer(createQueries(this), this.log);
+    await this.server.listen(this.options.port);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const names = this.host.tuners().map((t) => t.definition.name);
+    this.log.info(`bpftune: ${names.length} tuners loaded (${names.join(', ')}) in ${ms.toFixed(0)} ms`);
+  }
+
+  summary(): string {
+    return summaryText(this.tunables.scenarios(), this.tunables.changes());
+  }
+
+  rollbackCommands(): string {
+    return rollbackText(this.tunables.changes());
+  }
+
+  /** Idempotent: the first call does the work, later ones wait for it. */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.server?.close().catch((err) => this.log.error(`closing query server: ${errorText(err)}`));
+    await this.host.stop();
+    if (this.options.rollback) {
+      await this.tunables.rollback();
+    }
+    for (const line of this.summary().trimEnd().split('\n')) this.log.info(line);
+    if (this.options.rollback) {
+      for (const line of this.rollbackCommands().trimEnd().split('\n')) this.log.info(line);
+    }
+    if (this.mountedCgroup) {
+      try {
+        this.nativeBinding.unmount(this.options.cgroupPath);
+        await fs.rmdir(this.options.cgroupPath).catch(() => undefined);
+      } catch (err) {
+        this.log.warn(`could not unmount ${this.options.cgroupPath}: ${errorText(err)}`);
+      }
+    }
+    this.log.info('bpftune: stopped');
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * TunerHost: loads tuners (built-in and plugins alike), gives each its own
+ * context, dispatches ring buffer events to them by tuner id, and unloads
+ * them. A tuner that fails to load, or throws, is logged and left out; the
+ * others keep running.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { KindProbe } from './attach-kinds';
+import { selectPrograms, type SelectedProgram } from './program-selection';
+import { decodeEvent, type TunerEvent } from './event';
+import { errorText, type Logger } from './log';
+import type { NativeBinding, NativeLink, NativeObject, NativeRingBuffer } from './native';
+import type { NetnsRegistry } from './netns';
+import type { TunableRegistry } from './tunables';
+import type { TunerContext, TunerDefinition } from './tuner';
+import { scanTunerDirectory, type TunerModule } from './plugin-dir';
+import { LatencyWindow } from './latency';
+
+const RING_BUFFER_BYTES = 256 * 1024;
+const WATCH_DEBOUNCE_MS = 250;
+
+export interface HostOptions {
+  learningRate: number;
+  learningShift: number;
+  cgroupPath: string;
+  legacy: boolean;
+  /** Only these tuners when non-empty (-a). */
+  allow: string[];
+  /** Lazily probes which attach kinds the kernel accepts (needed only for alternatives). */
+  probeKinds: () => KindProbe[];
+}
+
+export interface LoadedTuner {
+  id: number;
+  definition: TunerDefinition;
+  module: TunerModule;
+  context: TunerContext;
+  object: NativeObject;
+  links: NativeLink[];
+  timers: NodeJS.Timeout[];
+  attachModes: string[];
+  programs: SelectedProgram[];
+  events: number;
+  eventErrors: number;
+  latency: LatencyWindow;
+}
+
+export class TunerHost {
+  private readonly loaded = new Map<string, LoadedTuner>();
+  private readonly byId = new Map<number, LoadedTuner>();
+  /** Signature of the last failed attempt per module path, so a broken plugin is retried only once it changes. */
+  private readonly failed = new Map<string, string>();
+  private readonly watchers: fs.FSWatcher[] = [];
+  private readonly watchTimers = new Map<string, NodeJS.Timeout>();
+  private nextId = 1;
+  private ring: NativeRingBuffer | undefined;
+  private stopping = false;
+  private syncing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly nativeBinding: NativeBinding,
+    private readonly registry: TunableRegistry,
+    private readonly namespaces: NetnsRegistry,
+    private readonly log: Logger,
+    private readonly options: HostOptions,
+  ) {}
+
+  start(): void {
+    this.ring = this.nativeBinding.createRingBuffer(RING_BUFFER_BYTES, (samples) => this.dispatch(samples));
+  }
+
+  tuners(): LoadedTuner[] {
+    return [...this.loaded.values()];
+  }
+
+  /** Loads every tuner found in the directories; later directories cannot replace earlier names. */
+  async loadDirectories(dirs: string[]): Promise<void> {
+    for (const dir of dirs) await this.syncDirectory(dir);
+  }
+
+  /** Follows plugins being added, changed or removed while running. */
+  watch(dirs: string[]): void {
+    for (const dir of dirs) {
+      try {
+        const watcher = fs.watch(dir, { persistent: false }, () => this.scheduleSync(dir));
+        watcher.on('error', (err) => this.log.warn(`stopped watching plugin directory ${dir}: ${errorText(err)}`));
+        this.watchers.push(watcher);
+        // Files replaced inside a tuner's folder do not show up on the parent directory.
+        for (const t of this.loaded.values()) {
+          if (path.dirname(t.module.dir) === dir) this.watchTunerDir(dir, t.module.dir);
+        }
+      } catch (err) {
+        this.log.debug(`not watching plugin directory ${dir}: ${errorText(err)}`);
+      }
+    }
+  }
+
+  private watchTunerDir(libdir: string, tunerDir: string): void {
+    try {
+      const watcher = fs.watch(tunerDir, { persistent: false }, () => this.scheduleSync(libdir));
+      watcher.on('error', () => watcher.close());
+      this.watchers.push(watcher);
+    } catch {
+      // The directory vanished between scan and watch; the parent's watcher covers that.
+    }
+  }
+
+  private scheduleSync(dir: string): void {
+    if (this.stopping) return;
+    clearTimeout(this.watchTimers.get(dir));
+    const timer = setTimeout(() => {
+      this.watchTimers.delete(dir);
+      this.syncing = this.syncing.then(() => this.syncDirectory(dir)).catch((err) => this.log.error(`plugin directory ${dir}: ${errorText(err)}`));
+    }, WATCH_DEBOUNCE_MS);
+    timer.unref();
+    this.watchTimers.set(dir, timer);
+  }
+
+  private async syncDirectory(dir: string): Promise<void> {
+    if (this.stopping) return;
+    const { modules, rejected } = await scanTunerDirectory(dir);
+    for (const r of rejected) {
+      if (this.failed.get(r.path) === r.reason) continue;
+      this.failed.set(r.path, r.reason);
+      this.log.error(`not loading ${r.path}: ${r.reason}; make it root-owned and not group/other-writable`);
+    }
+    const present = new Set(modules.map((m) => m.modulePath));
+    for (const t of [...this.loaded.values()]) {
+      if (path.dirname(t.module.dir) === dir && !present.has(t.module.modulePath)) {
+        this.log.info(`tuner '${t.definition.name}' was removed from ${dir}; unloading it`);
+        await this.unload(t.definition.name);
+      }
+    }
+    for (const m of modules) {
+      const current = [...this.loaded.values()].find((t) => t.module.modulePath === m.modulePath);
+      if (current && current.module.signature === m.signature) continue;
+      if (!current && this.failed.get(m.modulePath) === m.signature) continue;
+      if (current) {
+        this.log.info(`tuner '${current.definition.name}' changed on disk; reloading it`);
+        await this.unload(current.definition.name);
+      }
+      const ok = await this.load(m);
+      if (ok) {
+        this.failed.delete(m.modulePath);
+        if (this.watchers.length) this.watchTunerDir(dir, m.dir);
+      } else {
+        this.failed.set(m.modulePath, m.signature);
+      }
+    }
+  }
+
+  async load(module: TunerModule): Promise<boolean> {
+    let definition: TunerDefinition;
+    try {
+      definition = requireDefinition(module.modulePath);
+    } catch (err) {
+      this.log.error(`tuner in ${module.dir}: cannot load ${module.modulePath}: ${errorText(err)}; other tuners are unaffected`);
+      return false;
+    }
+    const name = definition.name;
+    if (this.options.allow.length && !this.options.allow.includes(name)) {
+      this.log.debug(`tuner '${name}' not in the allow list (-a); skipping it`);
+      return true;
+    }
+    if (this.loaded.has(name)) {
+      this.log.error(`tuner '${name}' in ${module.dir} has the same name as a loaded tuner; not loading it`);
+      return false;
+    }
+    const id = this.nextId++;
+    let object: NativeObject | undefined;
+    const links: NativeLink[] = [];
+    let step = 'open BPF object';
+    try {
+      object = this.nativeBinding.openObject(path.join(module.dir, definition.bpfObject ?? `${name}.bpf.o`));
+      step = 'choose programs';
+      const programs = this.choosePrograms(definition, object);
+      step = 'set constants';
+      this.setConstants(object, id);
+      if (object.maps().some((m) => m.name === 'ring_buffer')) {
+        if (!this.ring) throw new Error('host not started');
+        object.reuseMap('ring_buffer', this.ring.fd);
+      }
+      step = 'load BPF object';
+      object.load();
+      for (const p of programs) {
+        if (p.kind === 'iter') continue;
+        step = `attach program '${p.name}' (${p.section})`;
+        links.push(object.attach(p.name, p.kind === 'cgroup' ? this.options.cgroupPath : undefined));
+      }
+      const loadedObject = object;
+      const tuner: LoadedTuner = {
+        id,
+        definition,
+        module,
+        object,
+        links,
+        timers: [],
+        programs,
+        attachModes: [...new Set(programs.map((p) => p.kind))],
+        events: 0,
+        eventErrors: 0,
+        latency: new LatencyWindow(1024),
+        context: undefined as unknown as TunerContext,
+      };
+      tuner.context = this.createContext(tuner, loadedObject);
+      this.registry.register(name, definition.tunables, definition.scenarios);
+      this.loaded.set(name, tuner);
+      this.byId.set(id, tuner);
+      step = 'init';
+      await definition.init?.(tuner.context);
+      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})`);
+      return true;
+    } catch (err) {
+      this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);
+      const partial = this.loaded.get(name);
+      if (partial) {
+        for (const t of partial.timers) clearInterval(t);
+        this.loaded.delete(name);
+        this.byId.delete(id);
+        this.registry.unregister(name);
+      }
+      for (const l of links) l.close();
+      object?.close();
+      return false;
+    }
+  }
+
+  async unload(name: string): Promise<void> {
+    const t = this.loaded.get(name);
+    if (!t) return;
+    this.loaded.delete(name);
+    this.byId.delete(t.id);
+    for (const timer of t.timers) clearInterval(timer);
+    try {
+      await t.definition.fini?.(t.context);
+    } catch (err) {
+      this.log.error(`tuner '${name}': fini failed: ${errorText(err)}`);
+    }
+    for (const l of t.links) l.close();
+    t.object.close();
+    this.registry.unregister(name);
+    this.log.debug(`tuner '${name}' unloaded`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const w of this.watchers) w.close();
+    for (const t of this.watchTimers.values()) clearTimeout(t);
+    await this.syncing;
+    for (const name of [...this.loaded.keys()].reverse()) await this.unload(name);
+    this.ring?.close();
+    this.ring = undefined;
+  }
+
+  private choosePrograms(definition: TunerDefinition, object: NativeObject): SelectedProgram[] {
+    const supported = () => new Set(this.options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
+    const { selected, disabled } = selectPrograms(object.programs(), definition.programAlternatives ?? [], supported, this.options.legacy);
+    for (const name of disabled) object.setAutoload(name, false);
+    return selected;
+  }
+
+  private setConstants(object: NativeObject, id: number): void {
+    const constants: Array<[string, number]> = [
+      ['bpftune_tuner_id', id],
+      ['bpftune_learning_shift', this.options.learningShift],
+      ['bpftune_daemon_tgid', process.pid],
+    ];
+    for (const [name, value] of constants) {
+      try {
+        object.setConst(name, value);
+      } catch (err) {
+        // An object that does not include bpf/bpftune.bpf.h has no such constants.
+        this.log.debug(`${object.name}: constant ${name} not set: ${errorText(err)}`);
+      }
+    }
+  }
+
+  private createContext(tuner: LoadedTuner, object: NativeObject): TunerContext {
+    const name = tuner.definition.name;
+    const prefix = `${name}: `;
+    const log: Logger = {
+      debugEnabled: this.log.debugEnabled,
+      error: (m) => this.log.error(prefix + m),
+      warn: (m) => this.log.warn(prefix + m),
+      info: (m) => this.log.info(prefix + m),
+      debug: (m) => this.log.debug(prefix + m),
+    };
+    const registry = this.registry;
+    const namespaces = this.namespaces;
+    return {
+      name,
+      log,
+      learningRate: this.options.learningRate,
+      learningShift: this.options.learningShift,
+      bpf: { map: (m) => object.map(m), attachModes: tuner.attachModes },
+      namespaces: {
+        get global() {
+          return namespaces.global;
+        },
+        byCookie: (c) => namespaces.byCookie(c),
+        all: () => namespaces.all(),
+        rescan: () => namespaces.rescan(),
+        verify: () => namespaces.verify(),
+      },
+      get: (tunable, cookie) => registry.get(name, tunable, cookie),
+      set: (change) => registry.set(name, change),
+      reportExternalWrite: (write) => {
+        registry.externalWrite(write);
+      },
+      every: (intervalMs, task) => {
+        const timer = setInterval(() => {
+          Promise.resolve()
+            .then(task)
+            .catch((err) => log.error(`timer task failed: ${errorText(err)}`));
+        }, intervalMs);
+        timer.unref();
+        tuner.timers.push(timer);
+      },
+    };
+  }
+
+  private dispatch(samples: Buffer[]): void {
+    const received = process.hrtime.bigint();
+    for (const sample of samples) {
+      let event: TunerEvent;
+      try {
+        event = decodeEvent(sample);
+      } catch (err) {
+        this.log.warn(`dropping malformed ring buffer sample: ${errorText(err)}`);
+        continue;
+      }
+      const tuner = this.byId.get(event.tunerId);
+      if (!tuner?.definition.event) continue;
+      tuner.events++;
+      tuner.latency.add(Number(received - event.ktimeNs));
+      const t = tuner;
+      try {
+        const result = t.definition.event?.(event, t.context);
+        if (result instanceof Promise) {
+          result.catch((err) => this.handlerFailed(t, err));
+        }
+      } catch (err) {
+        this.handlerFailed(t, err);
+      }
+    }
+  }
+
+  private handlerFailed(tuner: LoadedTuner, err: unknown): void {
+    tuner.eventErrors++;
+    this.log.error(`tuner '${tuner.definition.name}': event handler failed: ${errorText(err)}; event dropped, tuner keeps running`);
+  }
+}
+
+/** Loads a tuner module fresh (a changed plugin must not come from require's cache) and checks its shape. */
+function requireDefinition(modulePath: string): TunerDefinition {
+  const resolved = require.resolve(modulePath);
+  delete require.cache[resolved];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const exported = require(resolved) as { default?: unknown; tuner?: unknown };
+  const candidate = (exported.default ?? exported.tuner ?? exported) as Partial<TunerDefinition>;
+  const problems: string[] = [];
+  if (typeof candidate.name !== 'string' || !/^[a-z][a-z0-9_]*$/.test(candidate.name)) problems.push('name must be a lowercase identifier');
+  if (typeof candidate.description !== 'string') problems.push('description must be a string');
+  if (!Array.isArray(candidate.tunables)) problems.push('tunables must be an array');
+  else
+    candidate.tunables.forEach((t, i) => {
+      if (typeof t?.name !== 'string' || typeof t.namespaced !== 'boolean' || !Number.isInteger(t.values) || t.values < 1) {
+        problems.push(`tunables[${i}] needs name (string), namespaced (boolean) and values (positive integer)`);
+      }
+    });
+  if (!Array.isArray(candidate.scenarios)) problems.push('scenarios must be an array');
+  else
+    candidate.scenarios.forEach((s, i) => {
+      if (!Number.isInteger(s?.id) || typeof s.name !== 'string' || typeof s.description !== 'string') {
+        problems.push(`scenarios[${i}] needs id (integer), name and description (strings)`);
+      }
+    });
+  for (const hook of ['init', 'event', 'fini'] as const) {
+    if (candidate[hook] !== undefined && typeof candidate[hook] !== 'function') problems.push(`${hook} must be a function`);
+  }
+  if (problems.length) throw new Error(`not a valid tuner definition: ${problems.join('; ')}`);
+  return candidate as TunerDefinition;
+}

@@ -1,0 +1,139 @@
+/**
+ * The typed boundary to the native addon (native/*.c): libbpf objects, maps,
+ * links, the shared ring buffer, per-namespace sysctl access, syslog and
+ * capabilities. Nothing else crosses into C, and no tuning logic lives there.
+ *
+ * Every error thrown by the addon is an Error whose message names the object
+ * or program, the libbpf/system call and errno's text
+ * ("tcp_buffer.bpf.o: prog 'rcv': bpf_object__load: Permission denied ...")
+ * and whose `code` is the errno name (e.g. "EPERM") when there is one.
+ */
+import * as path from 'node:path';
+
+export interface ProgramInfo {
+  name: string;
+  /** ELF section, e.g. "tp_btf/tcp_rcv_space_adjust", "sockops", "cgroup/sysctl". */
+  section: string;
+  /** enum bpf_prog_type value. */
+  type: number;
+  autoload: boolean;
+}
+
+export interface MapInfo {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface ProgramStats {
+  name: string;
+  id: number;
+  runTimeNs: bigint;
+  runCount: bigint;
+}
+
+export interface NativeMap {
+  readonly name: string;
+  readonly fd: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+  /** Returns a copy of the value, or null when the key is absent. */
+  lookup(key: Buffer): Buffer | null;
+  /** flags: BPF_ANY (0), BPF_NOEXIST (1), BPF_EXIST (2). */
+  update(key: Buffer, value: Buffer, flags?: number): void;
+  /** Returns false when the key was absent. */
+  delete(key: Buffer): boolean;
+  keys(): Buffer[];
+}
+
+export interface NativeLink {
+  /** Reads an iterator link to its end (iter/* programs only). */
+  readIter(): Buffer;
+  /** Detaches; safe to call more than once. */
+  close(): void;
+}
+
+export interface NativeObject {
+  readonly name: string;
+  programs(): ProgramInfo[];
+  maps(): MapInfo[];
+  setAutoload(program: string, autoload: boolean): void;
+  /** Sets a `const volatile` global in .rodata (before load); size from BTF. */
+  setConst(name: string, value: number | bigint): void;
+  /** Makes the object use an existing map fd for `map` (before load). */
+  reuseMap(map: string, fd: number): void;
+  /** Loads every autoload program; a verifier rejection carries the verifier log. */
+  load(): void;
+  /** Attaches a loaded program; cgroup programs (sockops, cgroup/*) need cgroupPath. */
+  attach(program: string, cgroupPath?: string): NativeLink;
+  map(name: string): NativeMap;
+  programStats(): ProgramStats[];
+  /** Destroys the object (its programs and maps); links must be closed first. Idempotent. */
+  close(): void;
+}
+
+export interface NativeRingBuffer {
+  /** fd of the BPF_MAP_TYPE_RINGBUF map, for NativeObject.reuseMap. */
+  readonly fd: number;
+  /** Stops polling and closes the map. Idempotent. */
+  close(): void;
+}
+
+export interface NamespaceId {
+  cookie: bigint;
+  inum: number;
+}
+
+export interface Capabilities {
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+}
+
+export interface NativeBinding {
+  libbpfVersion(): string;
+  /** Forward libbpf's debug output to stderr (off by default; warnings are kept for errors). */
+  setLibbpfDebug(enabled: boolean): void;
+  openObject(file: string): NativeObject;
+  /**
+   * Creates the shared ring buffer map and watches its epoll fd on the libuv
+   * loop; each readable wakeup drains it and calls onSamples once with copies.
+   */
+  createRingBuffer(sizeBytes: number, onSamples: (samples: Buffer[]) => void): NativeRingBuffer;
+  /** Cookie and inode of the network namespace at nsPath (setns on a worker thread). */
+  netnsId(nsPath: string): Promise<NamespaceId>;
+  /**
+   * Reads /proc/sys/<name> ("net/ipv4/tcp_rmem") from inside the namespace at
+   * nsPath (null: the daemon's own namespace). When expectedInum is non-zero
+   * the namespace's inode must match, or the call fails with code ESTALE.
+   */
+  readSysctl(nsPath: string | null, expectedInum: number, name: string): Promise<string>;
+  writeSysctl(nsPath: string | null, expectedInum: number, name: string, value: string): Promise<void>;
+  openlog(ident: string): void;
+  /** priority: syslog(3) level (LOG_ERR 3 ... LOG_DEBUG 7), facility LOG_DAEMON. */
+  syslog(priority: number, message: string): void;
+  getCapabilities(): Capabilities;
+  setCapabilities(caps: Capabilities): void;
+  /** mount -t cgroup2 none <dir>. */
+  mountCgroup2(dir: string): void;
+  /** umount2(dir, MNT_DETACH). */
+  unmount(dir: string): void;
+}
+
+export const BPF_ANY = 0;
+export const BPF_NOEXIST = 1;
+export const BPF_EXIST = 2;
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon once; the path is fixed by node-gyp (build/Release). */
+export function native(): NativeBinding {
+  if (binding === undefined) {
+    const addonPath = path.resolve(__dirname, '../../../build/Release/bpftune_native.node');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require(addonPath) as NativeBinding;
+  }
+  return binding;
+}

@@ -1,0 +1,198 @@
+/**
+ * Network namespaces by cookie. BPF events carry the namespace's cookie and
+ * nsfs inode; writes need a path to setns into. Paths are re-found on demand
+ * rather than held open: an open nsfs fd would keep a dead namespace alive.
+ */
+import { promises as fs } from 'node:fs';
+import type { NamespaceId } from './native';
+import { errorText, type Logger } from './log';
+
+export interface Namespace {
+  cookie: bigint;
+  inum: number;
+  /** A path that refers to it: /var/run/netns/<name> or /proc/<pid>/ns/net. */
+  path: string;
+  /** Name under /var/run/netns, when it has one. */
+  name?: string;
+  global: boolean;
+}
+
+export interface NamespaceSource {
+  /** Every nsfs path a network namespace is reachable by, grouped by inode. */
+  listPaths(): Promise<Map<number, string[]>>;
+  netnsId(path: string): Promise<NamespaceId>;
+  /** The namespace inode a path leads to now, or undefined. */
+  inodeOf(path: string): Promise<number | undefined>;
+}
+
+export type NamespaceListener = (ns: Namespace, change: 'added' | 'removed') => void;
+
+const NAMED_NETNS_DIR = '/var/run/netns';
+const GLOBAL_NETNS_PATH = '/proc/1/ns/net';
+
+export function procNamespaceSource(netnsId: (path: string) => Promise<NamespaceId>): NamespaceSource {
+  return {
+    netnsId,
+    async inodeOf(path) {
+      if (path.startsWith('/proc/')) {
+        const m = /^net:\[(\d+)\]$/.exec(await fs.readlink(path).catch(() => ''));
+        return m ? Number(m[1]) : undefined;
+      }
+      return (await fs.stat(path).catch(() => undefined))?.ino;
+    },
+    async listPaths() {
+      const paths = new Map<number, string[]>();
+      const add = (inum: number, path: string) => {
+        const list = paths.get(inum);
+        if (list) list.push(path);
+        else paths.set(inum, [path]);
+      };
+      // Named namespaces first: their paths outlive any process.
+      const named = await fs.readdir(NAMED_NETNS_DIR).catch(() => [] as string[]);
+      await Promise.all(
+        named.map(async (name) => {
+          const path = `${NAMED_NETNS_DIR}/${name}`;
+          const st = await fs.stat(path).catch(() => undefined);
+          if (st) add(st.ino, path);
+        }),
+      );
+      const pids = (await fs.readdir('/proc')).filter((e) => /^\d+$/.test(e));
+      await Promise.all(
+        pids.map(async (pid) => {
+          const path = `/proc/${pid}/ns/net`;
+          const link = await fs.readlink(path).catch(() => undefined);
+          const m = link === undefined ? null : /^net:\[(\d+)\]$/.exec(link);
+          if (m) add(Number(m[1]), path);
+        }),
+      );
+      return paths;
+    },
+  };
+}
+
+export class NetnsRegistry {
+  private readonly byInum = new Map<number, Namespace>();
+  private readonly byCookieMap = new Map<bigint, Namespace>();
+  private readonly listeners: NamespaceListener[] = [];
+  private pendingScan: Promise<void> | undefined;
+  private globalNs: Namespace | undefined;
+
+  constructor(
+    private readonly source: NamespaceSource,
+    private readonly log: Logger,
+  ) {}
+
+  async init(): Promise<void> {
+    const id = await this.source.netnsId(GLOBAL_NETNS_PATH);
+    this.globalNs = { cookie: id.cookie, inum: id.inum, path: GLOBAL_NETNS_PATH, global: true };
+    this.byInum.set(id.inum, this.globalNs);
+    this.byCookieMap.set(id.cookie, this.globalNs);
+    await this.rescan();
+  }
+
+  get global(): Namespace {
+    if (!this.globalNs) throw new Error('namespace registry used before init()');
+    return this.globalNs;
+  }
+
+  onChange(listener: NamespaceListener): void {
+    this.listeners.push(listener);
+  }
+
+  byCookie(cookie: bigint): Namespace | undefined {
+    return this.byCookieMap.get(cookie);
+  }
+
+  all(): Namespace[] {
+    return [...this.byInum.values()];
+  }
+
+  /** Known namespace, or a rescan to find it; undefined when it no longer exists. */
+  async resolve(cookie: bigint): Promise<Namespace | undefined> {
+    const known = this.byCookieMap.get(cookie);
+    if (known) return known;
+    await this.rescan();
+    return this.byCookieMap.get(cookie);
+  }
+
+  /**
+   * Cheap liveness check, one readlink or stat per known namespace; a full
+   * rescan only when a path no longer leads to its namespace. There is no
+   * tracepoint for namespace teardown, so this runs on a slow timer.
+   */
+  async verify(): Promise<void> {
+    for (const ns of this.byInum.values()) {
+      if (ns.global) continue;
+      if ((await this.source.inodeOf(ns.path)) !== ns.inum) {
+        await this.rescan();
+        return;
+      }
+    }
+  }
+
+  /** Coalesces concurrent callers into one scan. */
+  rescan(): Promise<void> {
+    if (!this.pendingScan) {
+      this.pendingScan = this.scan().finally(() => {
+        this.pendingScan = undefined;
+      });
+    }
+    return this.pendingScan;
+  }
+
+  private async scan(): Promise<void> {
+    const paths = new Map([...(await this.source.listPaths())].map(([inum, list]) => [inum, namedFirst(list)]));
+    for (const [inum, ns] of this.byInum) {
+      if (ns.global) continue;
+      const candidates = paths.get(inum);
+      if (!candidates) {
+        this.remove(ns);
+      } else if (!candidates.includes(ns.path)) {
+        ns.path = candidates[0] as string;
+        ns.name = namedNetns(ns.path);
+      }
+    }
+    for (const [inum, candidates] of paths) {
+      if (this.byInum.has(inum)) continue;
+      for (const path of candidates) {
+        try {
+          const id = await this.source.netnsId(path);
+          // The process behind a /proc path may have moved or exited meanwhile.
+          if (id.inum !== inum) continue;
+          this.add({ cookie: id.cookie, inum, path, name: namedNetns(path), global: false });
+          break;
+        } catch (err) {
+          this.log.debug(`netns: cannot identify namespace ${inum} via ${path}: ${errorText(err)}`);
+        }
+      }
+    }
+  }
+
+  private add(ns: Namespace): void {
+    this.byInum.set(ns.inum, ns);
+    this.byCookieMap.set(ns.cookie, ns);
+    this.log.debug(`netns: found namespace cookie ${ns.cookie} (${ns.path})`);
+    for (const listener of this.listeners) listener(ns, 'added');
+  }
+
+  private remove(ns: Namespace): void {
+    this.byInum.delete(ns.inum);
+    this.byCookieMap.delete(ns.cookie);
+    this.log.debug(`netns: namespace cookie ${ns.cookie} is gone`);
+    for (const listener of this.listeners) listener(ns, 'removed');
+  }
+}
+
+/** Named paths outlive any process, so they are preferred. */
+function namedFirst(paths: string[]): string[] {
+  return [...paths].sort((a, b) => Number(namedNetns(b) !== undefined) - Number(namedNetns(a) !== undefined));
+}
+
+function namedNetns(path: string): string | undefined {
+  return path.startsWith(`${NAMED_NETNS_DIR}/`) ? path.slice(NAMED_NETNS_DIR.length + 1) : undefined;
+}
+
+/** "global ns" / "non-global ns", as the reference's log lines say. */
+export function nsDescription(ns: Namespace): string {
+  return ns.global ? 'global ns' : 'non-global ns';
+}

@@ -1,0 +1,34 @@
+/**
+ * Sysctl reads and writes through the native addon, which enters the
+ * namespace on a worker thread. A namespace path can go stale (its process
+ * exited, or the pid was reused): then the registry is rescanned and the call
+ * retried once with a current path.
+ */
+import type { NativeBinding } from './native';
+import type { Namespace, NetnsRegistry } from './netns';
+import type { SysctlAccess } from './tunables';
+
+const STALE_PATH_CODES = new Set(['ESTALE', 'ENOENT', 'ESRCH']);
+
+function isStalePath(err: unknown): boolean {
+  return err instanceof Error && STALE_PATH_CODES.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
+export function nativeSysctlAccess(nativeBinding: NativeBinding, namespaces: NetnsRegistry): SysctlAccess {
+  async function inNamespace<T>(ns: Namespace, op: (nsPath: string | null, inum: number) => Promise<T>): Promise<T> {
+    if (ns.global) return op(null, 0);
+    try {
+      return await op(ns.path, ns.inum);
+    } catch (err) {
+      if (!isStalePath(err)) throw err;
+      await namespaces.rescan();
+      const current = namespaces.byCookie(ns.cookie);
+      if (!current) throw new Error(`network namespace cookie ${ns.cookie} no longer exists`);
+      return op(current.path, current.inum);
+    }
+  }
+  return {
+    read: (ns, path) => inNamespace(ns, (nsPath, inum) => nativeBinding.readSysctl(nsPath, inum, path)),
+    write: (ns, path, value) => inNamespace(ns, (nsPath, inum) => nativeBinding.writeSysctl(nsPath, inum, path, value)),
+  };
+}

@@ -1,0 +1,291 @@
+/**
+ * The one write path. Every change any tuner makes goes through
+ * TunableRegistry.set(): it checks the tuner is active in the namespace,
+ * writes the value there, logs the scenario and reason lines operators grep
+ * for (shared/compat.md), and records the original value for rollback and
+ * the scenario for the summary.
+ */
+import type { Logger } from './log';
+import { errorText } from './log';
+import type { Namespace } from './netns';
+import { nsDescription } from './netns';
+import {
+  formatSysctlValues,
+  parseSysctlValues,
+  sameValues,
+  sysctlPath,
+  type SysctlValue,
+} from './sysctl-values';
+import type { ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
+
+export interface SysctlAccess {
+  read(ns: Namespace, path: string): Promise<string>;
+  write(ns: Namespace, path: string, value: string): Promise<void>;
+}
+
+export interface NamespaceLookup {
+  readonly global: Namespace;
+  resolve(cookie: bigint): Promise<Namespace | undefined>;
+}
+
+export type TunerNsState = 'active' | 'manual';
+
+/** What the summary and rollback need to know about one tunable in one namespace. */
+export interface ChangeRecord {
+  tuner: string;
+  tunable: string;
+  ns: Namespace;
+  original: SysctlValue[];
+  current: SysctlValue[];
+  changes: number;
+}
+
+export interface ScenarioRecord {
+  tuner: string;
+  tunable: string;
+  scenario: ScenarioDeclaration;
+  global: boolean;
+  count: number;
+}
+
+interface RegisteredTuner {
+  name: string;
+  tunables: Map<string, TunableDeclaration>;
+  scenarios: Map<number, ScenarioDeclaration>;
+}
+
+export class TunableRegistry {
+  private readonly tuners = new Map<string, RegisteredTuner>();
+  /** tuner -> namespace cookies where an administrator took over. */
+  private readonly manual = new Map<string, Set<bigint>>();
+  private readonly changeRecords = new Map<string, ChangeRecord>();
+  private readonly scenarioRecords = new Map<string, ScenarioRecord>();
+  /** Serialises read-modify-write of one tunable in one namespace. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private writes = 0;
+
+  constructor(
+    private readonly sysctl: SysctlAccess,
+    private readonly namespaces: NamespaceLookup,
+    private readonly log: Logger,
+  ) {}
+
+  register(tuner: string, tunables: TunableDeclaration[], scenarios: ScenarioDeclaration[]): void {
+    this.tuners.set(tuner, {
+      name: tuner,
+      tunables: new Map(tunables.map((t) => [t.name, t])),
+      scenarios: new Map(scenarios.map((s) => [s.id, s])),
+    });
+  }
+
+  /** Forgets a tuner's declarations; its change records stay for the summary and rollback. */
+  unregister(tuner: string): void {
+    this.tuners.delete(tuner);
+    this.manual.delete(tuner);
+  }
+
+  declarations(): Array<{ tuner: string; tunable: TunableDeclaration }> {
+    return [...this.tuners.values()].flatMap((t) => [...t.tunables.values()].map((tunable) => ({ tuner: t.name, tunable })));
+  }
+
+  state(tuner: string, cookie: bigint): TunerNsState {
+    return this.manual.get(tuner)?.has(cookie) ? 'manual' : 'active';
+  }
+
+  /** Namespaces where the tuner is disabled because someone else wrote its sysctls. */
+  manualNamespaces(tuner: string): bigint[] {
+    return [...(this.manual.get(tuner) ?? [])];
+  }
+
+  /** Drops per-namespace state for a namespace that no longer exists. */
+  forgetNamespace(cookie: bigint): void {
+    for (const cookies of this.manual.values()) cookies.delete(cookie);
+  }
+
+  get writeCount(): number {
+    return this.writes;
+  }
+
+  changes(): ChangeRecord[] {
+    return [...this.changeRecords.values()];
+  }
+
+  scenarios(): ScenarioRecord[] {
+    return [...this.scenarioRecords.values()];
+  }
+
+  async get(tuner: string, tunable: string, cookie?: bigint): Promise<SysctlValue[]> {
+    const decl = this.declaration(tuner, tunable);
+    const ns = await this.namespaceFor(decl, cookie);
+    if (!ns) throw new Error(`network namespace cookie ${cookie} no longer exists`);
+    return parseSysctlValues(await this.sysctl.read(ns, sysctlPath(decl.name)), decl.string === true);
+  }
+
+  /** Returns true when the value was written. Never throws: failures are logged. */
+  async set(tuner: string, change: ChangeRequest): Promise<boolean> {
+    let decl: TunableDeclaration;
+    let scenario: ScenarioDeclaration;
+    try {
+      decl = this.declaration(tuner, change.tunable);
+      scenario = this.scenario(tuner, change.scenario);
+      if (change.values.length !== decl.values) {
+        throw new Error(`'${decl.name}' takes ${decl.values} value(s), tuner passed ${change.values.length}`);
+      }
+    } catch (err) {
+      this.log.error(`tuner '${tuner}': rejected change: ${errorText(err)}`);
+      return false;
+    }
+    const ns = await this.namespaceFor(decl, change.netnsCookie);
+    if (!ns) {
+      this.log.debug(`tuner '${tuner}': not changing '${decl.name}': namespace cookie ${change.netnsCookie} is gone`);
+      return false;
+    }
+    if (this.state(tuner, ns.cookie) === 'manual') {
+      this.log.info(`Skipping update of '${decl.name}' ; tuner '${tuner}' is disabled in netns (cookie ${ns.cookie})`);
+      return false;
+    }
+    const key = `${decl.name}@${ns.cookie}`;
+    return this.withLock(key, () => this.apply(tuner, decl, scenario, ns, change));
+  }
+
+  private async apply(
+    tuner: string,
+    decl: TunableDeclaration,
+    scenario: ScenarioDeclaration,
+    ns: Namespace,
+    change: ChangeRequest,
+  ): Promise<boolean> {
+    const path = sysctlPath(decl.name);
+    let old: SysctlValue[];
+    try {
+      old = parseSysctlValues(await this.sysctl.read(ns, path), decl.string === true);
+    } catch (err) {
+      this.log.error(`tuner '${tuner}': cannot read '${decl.name}' in ${nsDescription(ns)} (cookie ${ns.cookie}): ${errorText(err)}`);
+      return false;
+    }
+    if (sameValues(old, change.values)) return false;
+    try {
+      await this.sysctl.write(ns, path, formatSysctlValues(change.values));
+    } catch (err) {
+      this.log.error(
+        `tuner '${tuner}': failed to change '${decl.name}' from (${formatSysctlValues(old)}) to ` +
+          `(${formatSysctlValues(change.values)}) in ${nsDescription(ns)} (cookie ${ns.cookie}): ${errorText(err)}; ` +
+          'the value is unchanged and the tuner carries on',
+      );
+      return false;
+    }
+    this.writes++;
+    const labels = decl.labels ? `(${decl.labels.join(' ')})` : '';
+    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
+    this.log.info(
+      `Due to ${change.reason} change ${decl.name}${labels} from (${formatSysctlValues(old)}) -> (${formatSysctlValues(change.values)})`,
+    );
+    this.record(tuner, decl, scenario, ns, old, change.values);
+    return true;
+  }
+
+  private record(
+    tuner: string,
+    decl: TunableDeclaration,
+    scenario: ScenarioDeclaration,
+    ns: Namespace,
+    old: SysctlValue[],
+    values: SysctlValue[],
+  ): void {
+    const changeKey = `${decl.name}@${ns.cookie}`;
+    const existing = this.changeRecords.get(changeKey);
+    if (existing) {
+      existing.current = [...values];
+      existing.changes++;
+    } else {
+      this.changeRecords.set(changeKey, { tuner, tunable: decl.name, ns, original: old, current: [...values], changes: 1 });
+    }
+    const scenarioKey = `${tuner}|${scenario.id}|${decl.name}|${ns.global}`;
+    const counted = this.scenarioRecords.get(scenarioKey);
+    if (counted) counted.count++;
+    else this.scenarioRecords.set(scenarioKey, { tuner, tunable: decl.name, scenario, global: ns.global, count: 1 });
+  }
+
+  /**
+   * Someone other than bpftune wrote a sysctl: every tuner that manages it
+   * stops tuning in that namespace (and only there).
+   */
+  externalWrite(write: ExternalWrite): string[] {
+    const dotted = write.sysctl.split('/').join('.');
+    const disabled: string[] = [];
+    for (const t of this.tuners.values()) {
+      if (!t.tunables.has(dotted)) continue;
+      const cookies = this.manual.get(t.name) ?? new Set<bigint>();
+      if (cookies.has(write.netnsCookie)) continue;
+      cookies.add(write.netnsCookie);
+      this.manual.set(t.name, cookies);
+      disabled.push(t.name);
+      const shown = write.sysctl.startsWith('net/') ? write.sysctl.slice('net/'.length) : dotted;
+      this.log.info(
+        `pid ${write.pid}, cmd '${write.command}' modified sysctl '${shown}' that tuner '${t.name}' uses; ` +
+          `disabling '${t.name}' for namespace cookie ${write.netnsCookie}`,
+      );
+    }
+    return disabled;
+  }
+
+  /** Restores original values everywhere bpftune changed them, unless an administrator has since taken over. */
+  async rollback(): Promise<void> {
+    for (const rec of this.changeRecords.values()) {
+      if (this.state(rec.tuner, rec.ns.cookie) === 'manual') {
+        this.log.info(`Not rolling back '${rec.tunable}' in ${nsDescription(rec.ns)} (cookie ${rec.ns.cookie}): an administrator has changed it since`);
+        continue;
+      }
+      const ns = rec.ns.global ? rec.ns : await this.namespaces.resolve(rec.ns.cookie);
+      if (!ns) {
+        this.log.info(`Not rolling back '${rec.tunable}': namespace cookie ${rec.ns.cookie} no longer exists`);
+        continue;
+      }
+      try {
+        await this.sysctl.write(ns, sysctlPath(rec.tunable), formatSysctlValues(rec.original));
+        this.log.info(
+          `Rolled back '${rec.tunable}' in ${nsDescription(ns)} from (${formatSysctlValues(rec.current)}) -> (${formatSysctlValues(rec.original)})`,
+        );
+        rec.current = [...rec.original];
+      } catch (err) {
+        this.log.error(
+          `rollback of '${rec.tunable}' in ${nsDescription(ns)} (cookie ${ns.cookie}) failed: ${errorText(err)}; ` +
+            `restore it by hand: sysctl -w ${rec.tunable}="${formatSysctlValues(rec.original)}"`,
+        );
+      }
+    }
+  }
+
+  private declaration(tuner: string, tunable: string): TunableDeclaration {
+    const t = this.tuners.get(tuner);
+    if (!t) throw new Error(`tuner '${tuner}' is not registered`);
+    const decl = t.tunables.get(tunable);
+    if (!decl) throw new Error(`tuner '${tuner}' did not declare tunable '${tunable}'`);
+    return decl;
+  }
+
+  private scenario(tuner: string, id: number): ScenarioDeclaration {
+    const s = this.tuners.get(tuner)?.scenarios.get(id);
+    if (!s) throw new Error(`tuner '${tuner}' did not declare scenario ${id}`);
+    return s;
+  }
+
+  private async namespaceFor(decl: TunableDeclaration, cookie: bigint | undefined): Promise<Namespace | undefined> {
+    if (!decl.namespaced || cookie === undefined || cookie === 0n || cookie === this.namespaces.global.cookie) {
+      return this.namespaces.global;
+    }
+    return this.namespaces.resolve(cookie);
+  }
+
+  private async withLock<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.catch(() => undefined);
+    this.locks.set(key, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    }
+  }
+}

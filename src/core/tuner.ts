@@ -1,0 +1,114 @@
+/**
+ * The tuner contract. Built-in tuners (src/tuners/<name>/) and third-party
+ * plugins (a directory holding index.js and <name>.bpf.o) implement the same
+ * interface: they declare tunables and scenarios as data, and make every
+ * change through ctx.set(), never by writing /proc/sys themselves.
+ */
+import type { NativeMap } from './native';
+import type { Logger } from './log';
+import type { SysctlValue } from './sysctl-values';
+import type { TunerEvent } from './event';
+import type { Namespace } from './netns';
+
+export type { TunerEvent } from './event';
+export type { SysctlValue } from './sysctl-values';
+export type { Namespace } from './netns';
+
+export interface TunableDeclaration {
+  /** Dotted sysctl name, e.g. "net.ipv4.tcp_rmem". */
+  name: string;
+  /** Whether the kernel keeps a value per network namespace. */
+  namespaced: boolean;
+  /** How many values the sysctl holds (tcp_rmem: 3). */
+  values: number;
+  /** A string tunable (tcp_congestion_control) rather than numbers. */
+  string?: boolean;
+  /** Missing on some kernels; the tuner still loads without it. */
+  optional?: boolean;
+  /** Labels printed in change lines, e.g. ["min", "default", "max"]. */
+  labels?: string[];
+}
+
+export interface ScenarioDeclaration {
+  id: number;
+  name: string;
+  description: string;
+}
+
+/**
+ * A BPF program with fallbacks: the first variant whose attach kind this
+ * kernel supports is loaded, the others are not (e.g. a tp_btf program with
+ * an fentry fallback for kernels that lack the tracepoint).
+ */
+export interface ProgramAlternatives {
+  hook: string;
+  variants: string[];
+}
+
+export interface ChangeRequest {
+  tunable: string;
+  scenario: number;
+  /** Namespace the event happened in; omitted or 0n means the global namespace. */
+  netnsCookie?: bigint;
+  values: SysctlValue[];
+  /** Completes "Due to <reason> change ...". */
+  reason: string;
+}
+
+export interface TunerBpf {
+  /** The object's map by name (its own maps, not another tuner's). */
+  map(name: string): NativeMap;
+  /** Attach kinds of the programs that were loaded, e.g. ["tracepoint", "cgroup"]. */
+  readonly attachModes: readonly string[];
+}
+
+export interface NamespaceView {
+  readonly global: Namespace;
+  byCookie(cookie: bigint): Namespace | undefined;
+  all(): Namespace[];
+  /** Re-reads which namespaces exist (new ones are added, dead ones dropped). */
+  rescan(): Promise<void>;
+  /** Cheap check that known namespaces still exist (rescans only if one is gone). */
+  verify(): Promise<void>;
+}
+
+export interface ExternalWrite {
+  /** Sysctl path below /proc/sys ("net/ipv4/tcp_rmem"). */
+  sysctl: string;
+  netnsCookie: bigint;
+  pid: number;
+  /** Command line of the writer, or its comm when the process is gone. */
+  command: string;
+}
+
+export interface TunerContext {
+  readonly name: string;
+  readonly log: Logger;
+  /** 0..4 (-r). */
+  readonly learningRate: number;
+  /** 6 - learningRate: grow and "nearly full" are limit >> shift. */
+  readonly learningShift: number;
+  readonly bpf: TunerBpf;
+  readonly namespaces: NamespaceView;
+  /** Current values of a declared tunable in a namespace (default global). */
+  get(tunable: string, netnsCookie?: bigint): Promise<SysctlValue[]>;
+  /** The one write path: checks, writes in the namespace, logs, records. */
+  set(change: ChangeRequest): Promise<boolean>;
+  /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
+  reportExternalWrite(write: ExternalWrite): void;
+  /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */
+  every(intervalMs: number, task: () => Promise<void> | void): void;
+}
+
+export interface TunerDefinition {
+  name: string;
+  description: string;
+  /** Object file next to the module; default "<name>.bpf.o". */
+  bpfObject?: string;
+  tunables: TunableDeclaration[];
+  scenarios: ScenarioDeclaration[];
+  programAlternatives?: ProgramAlternatives[];
+  init?(ctx: TunerContext): Promise<void> | void;
+  event?(event: TunerEvent, ctx: TunerContext): Promise<void> | void;
+  fini?(ctx: TunerContext): Promise<void> | void;
+}

@@ -1,0 +1,110 @@
+/**
+ * The queries `bpftune -q` answers: the reference's set (help, tuners,
+ * tunables, jtunables, summary, status, jstatus, rollback), computed from the
+ * daemon's state at the time of asking.
+ */
+import type { Daemon } from '../core/daemon';
+import { errorText } from '../core/log';
+import { formatSysctlValues } from '../core/sysctl-values';
+import { VERSION } from '../core/paths';
+
+export interface Query {
+  description: string;
+  run(): Promise<string>;
+}
+
+export type QueryTable = Map<string, Query>;
+
+function us(ns: number | undefined): number | null {
+  return ns === undefined ? null : Math.round(ns / 1000);
+}
+
+export function createQueries(daemon: Daemon): QueryTable {
+  const table: QueryTable = new Map();
+  const add = (name: string, description: string, run: () => Promise<string> | string) =>
+    table.set(name, { description, run: async () => run() });
+
+  const tunerStates = () =>
+    daemon.host.tuners().map((t) => {
+      const manual = daemon.tunables.manualNamespaces(t.definition.name);
+      return {
+        name: t.definition.name,
+        description: t.definition.description,
+        state: manual.includes(daemon.namespaces.global.cookie) ? 'manual' : 'active',
+        manualNamespaces: manual.map(String),
+        attachModes: t.attachModes,
+        programs: t.programs.map((p) => p.section),
+        events: t.events,
+        eventErrors: t.eventErrors,
+        eventLatencyUs: { p50: us(t.latency.percentile(50)), p99: us(t.latency.percentile(99)), samples: t.latency.count },
+        source: t.module.dir,
+      };
+    });
+
+  const tunableRows = async () =>
+    Promise.all(
+      daemon.tunables.declarations().map(async ({ tuner, tunable }) => {
+        let values: string;
+        try {
+          values = formatSysctlValues(await daemon.tunables.get(tuner, tunable.name));
+        } catch (err) {
+          values = `unavailable (${errorText(err)})`;
+        }
+        return { name: tunable.name, tuner, namespaced: tunable.namespaced, values };
+      }),
+    );
+
+  const status = () => {
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    return {
+      version: VERSION,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
+      learningRate: daemon.options.learningRate,
+      cgroup: daemon.options.cgroupPath,
+      libdirs: daemon.libdirs(),
+      rssBytes: mem.rss,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      changes: daemon.tunables.writeCount,
+      namespaces: daemon.namespaces.all().map((n) => ({ cookie: String(n.cookie), global: n.global, path: n.path })),
+      tuners: tunerStates(),
+    };
+  };
+
+  add('help', 'list the queries and what each answers', () =>
+    [...table.entries()].map(([name, q]) => `${name.padEnd(10)} ${q.description}`).join('\n') + '\n',
+  );
+  add('tuners', 'each tuner, its state (active, or manual where an administrator took over) and attach modes', () =>
+    tunerStates()
+      .map((t) => {
+        const manual = t.manualNamespaces.length ? `; manual in netns cookie ${t.manualNamespaces.join(', ')}` : '';
+        return `tuner '${t.name}': ${t.state} (${t.attachModes.join(', ')})${manual} - ${t.description}`;
+      })
+      .join('\n') + '\n',
+  );
+  add('tunables', 'each tunable a tuner manages, with its current global value', async () =>
+    (await tunableRows())
+      .map((r) => `${r.name.padEnd(40)} ${r.tuner.padEnd(14)} ${r.namespaced ? 'per-netns' : 'global   '} ${r.values}`)
+      .join('\n') + '\n',
+  );
+  add('jtunables', 'tunables as JSON', async () => JSON.stringify(await tunableRows()) + '\n');
+  add('summary', 'the changes made so far and how to replicate them', () => daemon.summary());
+  add('status', 'daemon status: uptime, memory, tuners, namespaces, event latency', () => {
+    const s = status();
+    const lines = [
+      `bpftune ${s.version} pid ${s.pid}, up ${s.uptimeSeconds} s, learning rate ${s.learningRate}`,
+      `rss ${(s.rssBytes / 1048576).toFixed(1)} MiB, cpu ${s.cpuSeconds.toFixed(2)} s, ${s.changes} changes made`,
+      `namespaces: ${s.namespaces.length} known`,
+      ...s.tuners.map(
+        (t) =>
+          `tuner '${t.name}': ${t.state}, ${t.events} events (${t.eventErrors} failed), ` +
+          `event latency p50 ${t.eventLatencyUs.p50 ?? '-'} us p99 ${t.eventLatencyUs.p99 ?? '-'} us`,
+      ),
+    ];
+    return lines.join('\n') + '\n';
+  });
+  add('jstatus', 'status as JSON', () => JSON.stringify(status()) + '\n');
+  add('rollback', 'the commands that would roll back every change made so far', () => daemon.rollbackCommands());
+  return table;
+}

@@ -1,0 +1,29 @@
+/**
+ * netns tuner: keeps the daemon's cookie -> namespace map current, so that a
+ * change lands in the namespace where its event happened and state for dead
+ * namespaces is dropped. Creation is seen by BPF; teardown has no tracepoint,
+ * so a cheap liveness check runs on a slow timer (and a write to a vanished
+ * namespace is detected when it fails).
+ */
+import type { TunerDefinition } from '../../core/tuner';
+
+/** One readlink per known namespace: negligible even on hosts with hundreds of containers. */
+const VERIFY_INTERVAL_MS = 5000;
+
+const netnsTuner: TunerDefinition = {
+  name: 'netns',
+  description: 'Follows network namespaces being created and destroyed',
+  tunables: [],
+  scenarios: [{ id: 0, name: 'network namespace created', description: 'A task created a network namespace' }],
+  init(ctx) {
+    ctx.every(VERIFY_INTERVAL_MS, () => ctx.namespaces.verify());
+  },
+  async event(event, ctx) {
+    if (ctx.namespaces.byCookie(event.netnsCookie)) return;
+    await ctx.namespaces.rescan();
+    const ns = ctx.namespaces.byCookie(event.netnsCookie);
+    ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);
+  },
+};
+
+export default netnsTuner;

@@ -1,0 +1,138 @@
+/**
+ * Runs bin/bpftune -s as a child process with its own run directory, collects
+ * what it logs, and waits for lines. stop() sends SIGTERM and waits for exit;
+ * cleanup paths kill it regardless, so no daemon outlives a failed test.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
+export const SAMPLES_LIBDIR = path.join(REPO_ROOT, 'dist', 'samples');
+
+const running = new Set<DaemonProcess>();
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bpftune to completion (for -S, -q, bad flags). */
+export function runBpftune(args: string[], runDir?: string): RunResult {
+  const r = spawnSync(BPFTUNE, args, {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ...(runDir ? { BPFTUNE_RUNDIR: runDir } : {}) },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export class DaemonProcess {
+  readonly runDir: string;
+  private readonly child: ChildProcess;
+  private output = '';
+  private exitCode: number | null | undefined;
+  private readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(args: string[]) {
+    this.runDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-run-'));
+    this.child = spawn(BPFTUNE, ['-s', ...args], {
+      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(this);
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString('utf8');
+      for (const w of this.waiters) w();
+    };
+    this.child.stdout?.on('data', collect);
+    this.child.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        this.exitCode = code;
+        running.delete(this);
+        for (const w of this.waiters) w();
+        resolve(code);
+      }),
+    );
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** Resolves with the first match of `pattern` in the log (searching from `from`). */
+  waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = pattern.exec(this.output.slice(from));
+        if (m) {
+          done();
+          resolve(m);
+        } else if (this.exitCode !== undefined) {
+          done();
+          reject(new Error(`bpftune exited (${this.exitCode}) before logging ${pattern}; log:\n${this.output}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${this.output}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  started(): Promise<RegExpExecArray> {
+    return this.waitFor(/tuners loaded/);
+  }
+
+  query(q: string): RunResult {
+    return runBpftune(['-q', q], this.runDir);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<number | null> {
+    if (this.exitCode === undefined) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    this.removeRunDir();
+    return code;
+  }
+
+  removeRunDir(): void {
+    // A daemon killed hard leaves its cgroup2 mount in the run directory.
+    const cgroupDir = path.join(this.runDir, 'cgroupv2');
+    if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${cgroupDir} `)) {
+      spawnSync('umount', ['-l', cgroupDir], { stdio: 'ignore' });
+    }
+    rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+export async function stopAllDaemons(): Promise<void> {
+  await Promise.all([...running].map((d) => d.stop()));
+}
+
+process.on('exit', () => {
+  for (const d of running) {
+    try {
+      process.kill(d.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    d.removeRunDir();
+  }
+});

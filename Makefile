@@ -13,13 +13,13 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 VMLINUX_H := dist/include/vmlinux.h
 BPF_HEADERS := $(wildcard bpf/*.h)
-BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c bpf/*.bpf.c)
+BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c bpf/*.bpf.c test/fixtures/*/*.bpf.c)
 BPF_OBJECTS := $(patsubst %.bpf.c,dist/%.bpf.o,$(BPF_SOURCES))
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps run test lint bench clean distclean
+.PHONY: all deps run test lint bench bench-quick clean distclean
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
@@ -39,7 +39,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 $(NATIVE_ADDON): $(NATIVE_SOURCES) node_modules/.installed
-	npx node-gyp rebuild --nodedir=/usr >/dev/null
+	npx node-gyp rebuild --nodedir=/usr --loglevel=error >/dev/null
 
 $(VMLINUX_H):
 	@mkdir -p $(dir $@)
@@ -65,7 +65,10 @@ test: all lint
 	node --test --test-concurrency=1 $$(find dist -name '*.test.js' | sort)
 
 bench: all
-	node dist/bench/run.js
+	node dist/bench/core.js
+
+bench-quick: all
+	node dist/bench/core.js --idle-seconds 10
 
 clean:
 	rm -rf dist build

@@ -5,8 +5,8 @@
  * namespace, raise somaxconn there so its next listen() gets the queue it
  * asked for.
  */
+// Types only: a plugin gets everything it uses at run time from its context.
 import type { TunerDefinition } from '../../src/core/tuner';
-import { grow } from '../../src/core/learning-rate';
 
 const SOMAXCONN = 'net.core.somaxconn';
 const SOMAXCONN_CAP = 65535;
@@ -26,7 +26,7 @@ const listenBacklogTuner: TunerDefinition = {
     const [somaxconn = 0] = event.oldValues;
     const [backlog = 0] = event.newValues;
     // At least one learning-rate step, so a series of slightly longer backlogs does not mean a write each.
-    const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, grow(somaxconn, ctx.learningShift)));
+    const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, ctx.learning.grow(somaxconn)));
     await ctx.set({
       tunable: SOMAXCONN,
       scenario: 0,

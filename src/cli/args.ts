@@ -94,7 +94,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     version: false,
   };
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
+    const arg = argv[i];
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const name = arg.slice(2, eq < 0 ? undefined : eq);

@@ -3,8 +3,10 @@
  * answers -h/-V/-P/-S/-q and exits, or runs the daemon until SIGINT/SIGTERM.
  */
 import { spawn } from 'node:child_process';
+import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { keptCapabilities } from '../core/capabilities';
+import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, stderrSink, syslogSink, type Logger } from '../core/log';
 import { native } from '../core/native';
 import { builtinLibdir, DEFAULT_LOCAL_LIBDIR, defaultCgroupDirectory, VERSION } from '../core/paths';
@@ -68,7 +70,7 @@ async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
 /** -D: re-run ourselves without -D, detached, and return at once. */
 function daemonize(argv: readonly string[]): number {
   const args = argv.filter((a) => a !== '-D' && a !== '--daemon');
-  const child = spawn(process.execPath, [process.argv[1] as string, ...args], { detached: true, stdio: 'ignore' });
+  const child = spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore' });
   child.unref();
   return 0;
 }
@@ -85,6 +87,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
+  // Plugins are require()d, which resolves relative paths against this file, not the caller.
+  if (options.libdir !== undefined) options.libdir = path.resolve(options.libdir);
+  if (options.cgroup !== undefined) options.cgroup = path.resolve(options.cgroup);
   if (options.help) {
     process.stdout.write(usage());
     return 0;
@@ -111,14 +116,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   if (options.support) {
-    const report = await supportReport(
-      native(),
-      options.cgroup ?? '/sys/fs/cgroup/unified',
-      [builtinLibdir(), options.libdir ?? DEFAULT_LOCAL_LIBDIR],
-      options.legacy,
-    );
-    process.stdout.write(report.lines.join('\n') + '\n');
-    return report.supported ? 0 : 1;
+    const cgroupPath = options.cgroup ?? defaultCgroupDirectory();
+    const mounts = new Mounts(native());
+    try {
+      // What the daemon would mount; a kind that cannot attach without it is reported as unsupported.
+      await mounts.ensure('cgroup2', cgroupPath, 'pass an existing cgroup v2 mount with -c DIR').catch(() => undefined);
+      await mounts.ensure('tracefs', TRACEFS_DIR, 'tracepoint programs cannot attach').catch(() => undefined);
+      const report = await supportReport(native(), cgroupPath, [builtinLibdir(), options.libdir ?? DEFAULT_LOCAL_LIBDIR], options.legacy);
+      process.stdout.write(report.lines.join('\n') + '\n');
+      return report.supported ? 0 : 1;
+    } finally {
+      await mounts.release();
+    }
   }
   if (options.daemon) return daemonize(argv);
   const nativeBinding = native();

@@ -1,6 +1,9 @@
 /**
  * After start-up the daemon keeps only the capabilities it still uses, so a
  * bug in a tuner cannot, say, load kernel modules or change file ownership.
+ * Linux capabilities are per thread and capset(2) changes only the caller:
+ * this narrows the main JavaScript thread, where tuner code runs; libuv's
+ * worker threads, already started, keep theirs (they do the setns work).
  * CAP_SYS_RESOURCE is kept only if we had it: it is not required (libbpf
  * raises RLIMIT_MEMLOCK only on kernels that still charge BPF memory to it).
  */

@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { probeAttachKinds, type KindProbe } from './attach-kinds';
-import { ensureCgroup2 } from './cgroup';
+import { Mounts, TRACEFS_DIR } from './mounts';
 import { TunerHost } from './host';
 import { errorText, type Logger } from './log';
 import { learningShift } from './learning-rate';
@@ -35,7 +35,7 @@ export class Daemon {
   readonly host: TunerHost;
   readonly startedAt = Date.now();
   private server: QueryServer | undefined;
-  private mountedCgroup = false;
+  private readonly mounts: Mounts;
   private kindProbes: KindProbe[] | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -44,6 +44,7 @@ export class Daemon {
     readonly log: Logger,
     readonly options: DaemonOptions,
   ) {
+    this.mounts = new Mounts(nativeBinding);
     this.namespaces = new NetnsRegistry(procNamespaceSource((p) => nativeBinding.netnsId(p)), log);
     this.tunables = new TunableRegistry(nativeSysctlAccess(nativeBinding, this.namespaces), this.namespaces, log);
     this.namespaces.onChange((ns, change) => {
@@ -71,7 +72,8 @@ export class Daemon {
   async start(): Promise<void> {
     const started = process.hrtime.bigint();
     await fs.mkdir(runDirectory(), { recursive: true, mode: 0o755 });
-    this.mountedCgroup = await ensureCgroup2(this.nativeBinding, this.options.cgroupPath);
+    await this.mounts.ensure('cgroup2', this.options.cgroupPath, 'pass an existing cgroup v2 mount with -c DIR');
+    await this.mounts.ensure('tracefs', TRACEFS_DIR, 'tracepoint programs cannot attach without it');
     await this.namespaces.init();
     this.host.start();
     await this.host.loadDirectories(this.libdirs());
@@ -107,14 +109,7 @@ export class Daemon {
     if (this.options.rollback) {
       for (const line of this.rollbackCommands().trimEnd().split('\n')) this.log.info(line);
     }
-    if (this.mountedCgroup) {
-      try {
-        this.nativeBinding.unmount(this.options.cgroupPath);
-        await fs.rmdir(this.options.cgroupPath).catch(() => undefined);
-      } catch (err) {
-        this.log.warn(`could not unmount ${this.options.cgroupPath}: ${errorText(err)}`);
-      }
-    }
+    for (const failure of await this.mounts.release()) this.log.warn(`could not unmount ${failure}`);
     this.log.info('bpftune: stopped');
   }
 }

@@ -13,9 +13,10 @@ import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject, NativeRingBuffer } from './native';
 import type { NetnsRegistry } from './netns';
 import type { TunableRegistry } from './tunables';
-import type { TunerContext, TunerDefinition } from './tuner';
+import type { LearningRate, TunerContext, TunerDefinition } from './tuner';
 import { scanTunerDirectory, type TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
+import { delta, grow, nearlyFull, shrink } from './learning-rate';
 
 const RING_BUFFER_BYTES = 256 * 1024;
 const WATCH_DEBOUNCE_MS = 250;
@@ -293,6 +294,7 @@ export class TunerHost {
       log,
       learningRate: this.options.learningRate,
       learningShift: this.options.learningShift,
+      learning: learningRateFor(this.options.learningShift),
       bpf: { map: (m) => object.map(m), attachModes: tuner.attachModes },
       namespaces: {
         get global() {
@@ -301,6 +303,7 @@ export class TunerHost {
         byCookie: (c) => namespaces.byCookie(c),
         all: () => namespaces.all(),
         rescan: () => namespaces.rescan(),
+        seen: (cookie, inum) => namespaces.seen(cookie, inum),
         verify: () => namespaces.verify(),
       },
       get: (tunable, cookie) => registry.get(name, tunable, cookie),
@@ -381,4 +384,13 @@ function requireDefinition(modulePath: string): TunerDefinition {
   }
   if (problems.length) throw new Error(`not a valid tuner definition: ${problems.join('; ')}`);
   return candidate as TunerDefinition;
+}
+
+function learningRateFor(shift: number): LearningRate {
+  return {
+    delta: (limit) => delta(limit, shift),
+    grow: (limit) => grow(limit, shift),
+    shrink: (limit) => shrink(limit, shift),
+    nearlyFull: (value, limit) => nearlyFull(value, limit, shift),
+  };
 }

@@ -116,8 +116,8 @@ export interface NativeBinding {
   syslog(priority: number, message: string): void;
   getCapabilities(): Capabilities;
   setCapabilities(caps: Capabilities): void;
-  /** mount -t cgroup2 none <dir>. */
-  mountCgroup2(dir: string): void;
+  /** mount -t <fstype> none <dir>, for the pseudo filesystems bpftune needs. */
+  mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string): void;
   /** umount2(dir, MNT_DETACH). */
   unmount(dir: string): void;
 }

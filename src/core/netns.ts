@@ -10,7 +10,7 @@ import { errorText, type Logger } from './log';
 export interface Namespace {
   cookie: bigint;
   inum: number;
-  /** A path that refers to it: /var/run/netns/<name> or /proc/<pid>/ns/net. */
+  /** A path that refers to it: /var/run/netns/<name> or /proc/<pid>/ns/net (the daemon's own for the global one). */
   path: string;
   /** Name under /var/run/netns, when it has one. */
   name?: string;
@@ -28,7 +28,12 @@ export interface NamespaceSource {
 export type NamespaceListener = (ns: Namespace, change: 'added' | 'removed') => void;
 
 const NAMED_NETNS_DIR = '/var/run/netns';
-const GLOBAL_NETNS_PATH = '/proc/1/ns/net';
+/*
+ * The daemon's own namespace is "global", as in the reference: it is where
+ * the daemon runs (the host's), and global writes need no setns. pid 1's link
+ * is not used: it may be unreadable even to root (a protected init).
+ */
+const GLOBAL_NETNS_PATH = '/proc/self/ns/net';
 
 export function procNamespaceSource(netnsId: (path: string) => Promise<NamespaceId>): NamespaceSource {
   return {
@@ -140,32 +145,58 @@ export class NetnsRegistry {
     return this.pendingScan;
   }
 
+  /**
+   * A namespace with this cookie and inode exists now (a BPF event said so).
+   * nsfs inode numbers are reused once a namespace is freed, so a known entry
+   * with the same inode and another cookie is a dead namespace: drop it.
+   */
+  async seen(cookie: bigint, inum: number): Promise<Namespace | undefined> {
+    const known = this.byInum.get(inum);
+    if (known && known.cookie !== cookie && !known.global) this.remove(known);
+    return this.resolve(cookie);
+  }
+
   private async scan(): Promise<void> {
     const paths = new Map([...(await this.source.listPaths())].map(([inum, list]) => [inum, namedFirst(list)]));
-    for (const [inum, ns] of this.byInum) {
+    for (const [inum, ns] of [...this.byInum]) {
       if (ns.global) continue;
       const candidates = paths.get(inum);
       if (!candidates) {
         this.remove(ns);
-      } else if (!candidates.includes(ns.path)) {
-        ns.path = candidates[0] as string;
-        ns.name = namedNetns(ns.path);
+        continue;
+      }
+      const better = candidates[0] ?? ns.path;
+      const moved = !candidates.includes(ns.path) || (ns.name === undefined && namedNetns(better) !== undefined);
+      if (!moved) continue;
+      // Its process exited or it was given a name. Same inode may still be another
+      // namespace (inodes are reused once one is freed), so ask for the cookie again.
+      const found = await this.identify(inum, candidates);
+      if (found?.cookie === ns.cookie) {
+        ns.path = found.path;
+        ns.name = found.name;
+      } else {
+        this.remove(ns);
+        if (found) this.add(found);
       }
     }
     for (const [inum, candidates] of paths) {
       if (this.byInum.has(inum)) continue;
-      for (const path of candidates) {
-        try {
-          const id = await this.source.netnsId(path);
-          // The process behind a /proc path may have moved or exited meanwhile.
-          if (id.inum !== inum) continue;
-          this.add({ cookie: id.cookie, inum, path, name: namedNetns(path), global: false });
-          break;
-        } catch (err) {
-          this.log.debug(`netns: cannot identify namespace ${inum} via ${path}: ${errorText(err)}`);
-        }
+      const found = await this.identify(inum, candidates);
+      if (found) this.add(found);
+    }
+  }
+
+  private async identify(inum: number, candidates: string[]): Promise<Namespace | undefined> {
+    for (const path of candidates) {
+      try {
+        const id = await this.source.netnsId(path);
+        // The process behind a /proc path may have moved or exited meanwhile.
+        if (id.inum === inum) return { cookie: id.cookie, inum, path, name: namedNetns(path), global: false };
+      } catch (err) {
+        this.log.debug(`netns: cannot identify namespace ${inum} via ${path}: ${errorText(err)}`);
       }
     }
+    return undefined;
   }
 
   private add(ns: Namespace): void {

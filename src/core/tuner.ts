@@ -68,6 +68,8 @@ export interface NamespaceView {
   all(): Namespace[];
   /** Re-reads which namespaces exist (new ones are added, dead ones dropped). */
   rescan(): Promise<void>;
+  /** A BPF event saw this namespace alive: map it (evicting a dead one with the same inode). */
+  seen(cookie: bigint, inum: number): Promise<Namespace | undefined>;
   /** Cheap check that known namespaces still exist (rescans only if one is gone). */
   verify(): Promise<void>;
 }
@@ -81,6 +83,19 @@ export interface ExternalWrite {
   command: string;
 }
 
+/** Learning-rate arithmetic with this daemon's shift (-r), as the BPF side does it. */
+export interface LearningRate {
+  /** limit >> shift. */
+  delta(limit: number): number;
+  grow(limit: number): number;
+  shrink(limit: number): number;
+  nearlyFull(value: number, limit: number): boolean;
+}
+
+/**
+ * What a tuner gets from the daemon. Plugins need nothing else at run time
+ * (they may `import type` from here, but no runtime path into bpftune).
+ */
 export interface TunerContext {
   readonly name: string;
   readonly log: Logger;
@@ -88,6 +103,7 @@ export interface TunerContext {
   readonly learningRate: number;
   /** 6 - learningRate: grow and "nearly full" are limit >> shift. */
   readonly learningShift: number;
+  readonly learning: LearningRate;
   readonly bpf: TunerBpf;
   readonly namespaces: NamespaceView;
   /** Current values of a declared tunable in a namespace (default global). */

@@ -56,7 +56,7 @@ export function removeStaleNamespaces(): void {
     const name = line.split(' ')[0] ?? '';
     const m = new RegExp(`^${PREFIX}(\\d+)-\\d+$`).exec(name);
     if (!m) continue;
-    const alive = spawnSync('kill', ['-0', m[1] as string], { stdio: 'ignore' }).status === 0;
+    const alive = spawnSync('kill', ['-0', m[1]], { stdio: 'ignore' }).status === 0;
     if (!alive || Number(m[1]) === process.pid) deleteNamespace(name);
   }
 }

@@ -16,17 +16,17 @@ function source(initial: Record<string, number>) {
     },
     netnsId: async (p) => {
       idCalls.push(p);
-      const inum = p === '/proc/1/ns/net' ? 1 : paths.get(p);
+      const inum = p === '/proc/self/ns/net' ? 1 : paths.get(p);
       if (inum === undefined) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
       return { cookie: BigInt(inum) * 1000n, inum };
     },
-    inodeOf: async (p) => (p === '/proc/1/ns/net' ? 1 : paths.get(p)),
+    inodeOf: async (p) => (p === '/proc/self/ns/net' ? 1 : paths.get(p)),
   };
   return { src, paths, idCalls };
 }
 
 test('namespaces are found, identified once, followed when their path moves, and dropped when gone', async () => {
-  const { src, paths, idCalls } = source({ '/proc/1/ns/net': 1, '/proc/50/ns/net': 5, '/var/run/netns/a': 5, '/proc/60/ns/net': 6 });
+  const { src, paths, idCalls } = source({ '/proc/self/ns/net': 1, '/proc/50/ns/net': 5, '/var/run/netns/a': 5, '/proc/60/ns/net': 6 });
   const registry = new NetnsRegistry(src, quiet);
   const events: string[] = [];
   registry.onChange((ns, change) => events.push(`${change} ${ns.cookie}`));
@@ -55,7 +55,7 @@ test('namespaces are found, identified once, followed when their path moves, and
 });
 
 test('concurrent rescans share one scan', async () => {
-  const { src } = source({ '/proc/1/ns/net': 1 });
+  const { src } = source({ '/proc/self/ns/net': 1 });
   let scans = 0;
   const counting: NamespaceSource = { ...src, listPaths: async () => (scans++, src.listPaths()) };
   const registry = new NetnsRegistry(counting, quiet);
@@ -63,4 +63,41 @@ test('concurrent rescans share one scan', async () => {
   scans = 0;
   await Promise.all([registry.rescan(), registry.rescan(), registry.rescan()]);
   assert.equal(scans, 1);
+});
+
+test('a reused inode is recognised as a new namespace, by its cookie', async () => {
+  const { src, paths } = source({ '/proc/self/ns/net': 1, '/var/run/netns/a': 5 });
+  let generation = 0n;
+  const reusing: NamespaceSource = {
+    ...src,
+    netnsId: async (p) => ({ ...(await src.netnsId(p)), cookie: p === '/proc/self/ns/net' ? 1000n : 5000n + generation }),
+  };
+  const registry = new NetnsRegistry(reusing, quiet);
+  const events: string[] = [];
+  registry.onChange((ns, change) => events.push(`${change} ${ns.cookie}`));
+  await registry.init();
+  // `ip netns del a; ip netns add b`: b gets a's freed inode and a new cookie.
+  paths.delete('/var/run/netns/a');
+  paths.set('/var/run/netns/b', 5);
+  generation = 1n;
+  await registry.rescan();
+  assert.equal(registry.byCookie(5000n), undefined);
+  assert.equal(registry.byCookie(5001n)?.name, 'b');
+  // Same name, same inode, new cookie: only the creation event can tell.
+  generation = 2n;
+  assert.equal((await registry.seen(5002n, 5))?.cookie, 5002n);
+  assert.equal(registry.byCookie(5001n), undefined);
+  assert.deepEqual(events, ['added 5000', 'removed 5000', 'added 5001', 'removed 5001', 'added 5002']);
+});
+
+test('a namespace that only changes path keeps its identity and state', async () => {
+  const { src, paths } = source({ '/proc/self/ns/net': 1, '/proc/40/ns/net': 4 });
+  const registry = new NetnsRegistry(src, quiet);
+  const events: string[] = [];
+  registry.onChange((ns, change) => events.push(`${change} ${ns.cookie}`));
+  await registry.init();
+  paths.set('/var/run/netns/named', 4);
+  await registry.rescan();
+  assert.equal(registry.byCookie(4000n)?.path, '/var/run/netns/named');
+  assert.deepEqual(events, ['added 4000']);
 });

@@ -5,7 +5,7 @@ import type { Namespace } from '../../src/core/netns';
 import { rollbackText, summaryText } from '../../src/core/summary';
 import type { Logger } from '../../src/core/log';
 
-const GLOBAL: Namespace = { cookie: 1n, inum: 100, path: '/proc/1/ns/net', global: true };
+const GLOBAL: Namespace = { cookie: 1n, inum: 100, path: '/proc/self/ns/net', global: true };
 const CONTAINER: Namespace = { cookie: 7n, inum: 107, path: '/var/run/netns/c1', name: 'c1', global: false };
 
 function fixture() {

@@ -20,8 +20,7 @@ const netnsTuner: TunerDefinition = {
   },
   async event(event, ctx) {
     if (ctx.namespaces.byCookie(event.netnsCookie)) return;
-    await ctx.namespaces.rescan();
-    const ns = ctx.namespaces.byCookie(event.netnsCookie);
+    const ns = await ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
     ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);
   },
 };

@@ -1,0 +1,67 @@
+/**
+ * Pseudo filesystems bpftune needs and may have to mount itself:
+ * - cgroup v2, for sockops and cgroup/sysctl programs. Mounting it again
+ *   elsewhere gives the same hierarchy, so its root still covers every task.
+ * - tracefs at /sys/kernel/tracing: libbpf attaches `tracepoint/` programs by
+ *   reading the event id from it (tp_btf and raw_tp do not need it).
+ * What this process mounted it unmounts on exit; an existing mount is used as
+ * it is and left alone.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { NativeBinding } from './native';
+
+export type PseudoFs = 'cgroup2' | 'tracefs';
+
+export const TRACEFS_DIR = '/sys/kernel/tracing';
+
+export async function isMountOf(dir: string, fstype: PseudoFs): Promise<boolean> {
+  const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  const target = await fs.realpath(dir).catch(() => dir);
+  return mountinfo.split('\n').some((line) => {
+    const [left, right] = line.split(' - ');
+    return left?.split(' ')[4] === target && right?.split(' ')[0] === fstype;
+  });
+}
+
+export class Mounts {
+  private readonly mounted: Array<{ dir: string; firstCreated: string | undefined }> = [];
+
+  constructor(private readonly nativeBinding: NativeBinding) {}
+
+  /** Mounts fstype at dir unless it is there already. */
+  async ensure(fstype: PseudoFs, dir: string, hint: string): Promise<void> {
+    if (await isMountOf(dir, fstype)) return;
+    const firstCreated = await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    try {
+      this.nativeBinding.mountFilesystem(fstype, dir);
+    } catch (err) {
+      await removeCreated(dir, firstCreated);
+      throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message}; ${hint}`);
+    }
+    this.mounted.push({ dir, firstCreated });
+  }
+
+  /** Unmounts, newest first, what ensure() mounted (and removes directories it made); returns what could not be. */
+  async release(): Promise<string[]> {
+    const failed: string[] = [];
+    for (const { dir, firstCreated } of this.mounted.splice(0).reverse()) {
+      try {
+        this.nativeBinding.unmount(dir);
+        await removeCreated(dir, firstCreated);
+      } catch (err) {
+        failed.push(`${dir}: ${(err as Error).message}`);
+      }
+    }
+    return failed;
+  }
+}
+
+/** Removes the directories mkdir -p made for a mount point, deepest first. */
+async function removeCreated(dir: string, firstCreated: string | undefined): Promise<void> {
+  if (firstCreated === undefined) return;
+  for (let d = dir; d.startsWith(firstCreated); d = path.dirname(d)) {
+    if ((await fs.rmdir(d).then(() => true, () => false)) === false) return;
+    if (d === firstCreated) return;
+  }
+}

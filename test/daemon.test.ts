@@ -1,0 +1,160 @@
+/**
+ * The daemon as an operator meets it: -S, bad input, queries, summary on
+ * SIGTERM, plugins that are broken or rejected by the verifier, and plugins
+ * added and removed while it runs.
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, runBpftune, stopAllDaemons } from './support/daemon';
+import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
+import { listenWithBacklog } from './support/listen';
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-lib-'));
+  chmodSync(dir, 0o755);
+  tempDirs.push(dir);
+  return dir;
+}
+
+before(removeStaleNamespaces);
+after(async () => {
+  await stopAllDaemons();
+  cleanupNamespaces();
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+test('-S reports full support and per-netns policy on this kernel, and each tuner\'s attach mode', () => {
+  const r = runBpftune(['-S', '-l', SAMPLES_LIBDIR]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^bpftune works fully$/m);
+  assert.match(r.stdout, /^bpftune supports per-netns policy \(via netns cookie\)$/m);
+  assert.match(r.stdout, /^attach kind fentry: not supported/m);
+  assert.match(r.stdout, /^tuner 'sysctl': would use cgroup \(cgroup\/sysctl\)$/m);
+  assert.match(r.stdout, /^tuner 'netns': would use tp_btf, tracepoint/m);
+  assert.match(r.stdout, /^tuner 'listen_backlog': would use tracepoint \(tracepoint\/syscalls\/sys_enter_listen\)$/m);
+});
+
+test('bad input: unknown option, learning rate out of range, query with no daemon', () => {
+  const unknown = runBpftune(['--bogus']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /^unrecognized option '--bogus'$/m);
+  assert.match(unknown.stderr, /Usage: bpftune/);
+
+  const rate = runBpftune(['-r', '9']);
+  assert.equal(rate.code, 1);
+  assert.equal(rate.stderr, 'values 0-4 are supported\n');
+
+  const runDir = tempDir();
+  const q = runBpftune(['-q', 'status'], runDir);
+  assert.equal(q.code, 1);
+  assert.equal(q.stderr.trim().split('\n').length, 1, 'one line');
+  assert.match(q.stderr, /no bpftune daemon is running/);
+});
+
+test('-V, -h and -P answer without a daemon', () => {
+  assert.match(runBpftune(['-V']).stdout, /^bpftune v\d+\.\d+\.\d+$/m);
+  assert.match(runBpftune(['-h']).stdout, /--learning_rate N/);
+  assert.equal(runBpftune(['-P']).stdout.trim(), path.join(REPO_ROOT, 'dist', 'src', 'tuners'));
+});
+
+test('every query answers, the summary is printed on SIGTERM, and nothing is left behind', async () => {
+  const ns = createNamespace();
+  setSysctlIn(ns, 'net.core.somaxconn', '128');
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR]);
+  await daemon.started();
+  listenWithBacklog(ns, 200);
+  await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(200\)/);
+
+  const help = daemon.query('help');
+  assert.equal(help.code, 0);
+  for (const q of ['help', 'tuners', 'tunables', 'jtunables', 'summary', 'status', 'jstatus', 'rollback']) {
+    assert.match(help.stdout, new RegExp(`^${q} `, 'm'));
+    const r = daemon.query(q);
+    assert.equal(r.code, 0, `${q}: ${r.stderr}`);
+    assert.ok(r.stdout.length > 0, `${q} answered`);
+  }
+  assert.match(daemon.query('tuners').stdout, /^tuner 'sysctl': active \(cgroup\)/m);
+  assert.match(daemon.query('tunables').stdout, /^net\.core\.somaxconn\s+listen_backlog\s+per-netns\s+\d+/m);
+  const jt = JSON.parse(daemon.query('jtunables').stdout) as Array<{ name: string; tuner: string }>;
+  assert.ok(jt.some((t) => t.name === 'net.core.somaxconn' && t.tuner === 'listen_backlog'));
+  assert.match(daemon.query('summary').stdout, /# sysctl 'net\.core\.somaxconn' changed from \(128 \) -> \(200 \)/);
+  assert.match(daemon.query('rollback').stdout, /sysctl -w net\.core\.somaxconn="128"/);
+  const status = JSON.parse(daemon.query('jstatus').stdout) as { pid: number; changes: number };
+  assert.equal(status.pid, daemon.pid);
+  assert.equal(status.changes, 1);
+  assert.match(daemon.query('nonsense').stdout, /unknown query 'nonsense'/);
+
+  assert.equal(await daemon.stop('SIGTERM'), 0);
+  assert.match(daemon.log, /# Summary: scenario 'listen backlog truncated' occurred 1 times for tunable 'net\.core\.somaxconn' in non-global ns/);
+  assert.match(daemon.log, /# To replicate this change on another system, run the following as a privileged user in a terminal:\nip netns exec \S+ sysctl -w net\.core\.somaxconn="200 "/);
+  assert.match(daemon.log, /bpftune: stopped/);
+  // Without -R the change stays: it was made to be kept.
+  assert.equal(sysctlIn(ns, 'net.core.somaxconn'), '200');
+});
+
+test('broken plugins are logged and skipped; the others keep working', async () => {
+  const libdir = tempDir();
+  cpSync(path.join(SAMPLES_LIBDIR, 'listen_backlog'), path.join(libdir, 'listen_backlog'), { recursive: true });
+  cpSync(path.join(REPO_ROOT, 'dist', 'test', 'fixtures', 'verifier_reject'), path.join(libdir, 'verifier_reject'), { recursive: true });
+  mkdirSync(path.join(libdir, 'syntax_error'));
+  writeFileSync(path.join(libdir, 'syntax_error', 'index.js'), 'module.exports = {{;\n');
+  mkdirSync(path.join(libdir, 'bad_shape'));
+  writeFileSync(path.join(libdir, 'bad_shape', 'index.js'), "module.exports = { name: 'Bad Name', tunables: 3 };\n");
+  mkdirSync(path.join(libdir, 'corrupt_object'));
+  writeFileSync(
+    path.join(libdir, 'corrupt_object', 'index.js'),
+    "module.exports = { name: 'corrupt_object', description: 'fixture', tunables: [], scenarios: [] };\n",
+  );
+  writeFileSync(path.join(libdir, 'corrupt_object', 'corrupt_object.bpf.o'), 'not an ELF file');
+  mkdirSync(path.join(libdir, 'writable'));
+  writeFileSync(path.join(libdir, 'writable', 'index.js'), "module.exports = {};\n");
+  chmodSync(path.join(libdir, 'writable'), 0o777);
+
+  const ns = createNamespace();
+  setSysctlIn(ns, 'net.core.somaxconn', '128');
+  const daemon = new DaemonProcess(['-l', libdir]);
+  await daemon.started();
+  assert.match(daemon.log, /tuner 'verifier_reject': load BPF object failed: .*bpf_object__load.*[\s\S]*invalid mem access 'map_value_or_null'[\s\S]*bpftune carries on without it/);
+  assert.match(daemon.log, /syntax_error: cannot load .*index\.js: Unexpected token/);
+  assert.match(daemon.log, /bad_shape: cannot load .*not a valid tuner definition: name must be a lowercase identifier/);
+  assert.match(daemon.log, /tuner 'corrupt_object': open BPF object failed: .*corrupt_object\.bpf\.o[\s\S]*?bpftune carries on without it/);
+  assert.match(daemon.log, /not loading .*writable: tuner directory .* is writable by group or others \(mode 777\)/);
+  assert.match(daemon.log, /3 tuners loaded \(netns, sysctl, listen_backlog\)/);
+
+  listenWithBacklog(ns, 300);
+  await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(300\)/);
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('a plugin added while running is loaded, and unloaded when removed', async () => {
+  const libdir = tempDir();
+  // Set before the daemon starts: a write while it runs hands the namespace to the administrator.
+  const ns = createNamespace();
+  setSysctlIn(ns, 'net.core.somaxconn', '128');
+  const daemon = new DaemonProcess(['-l', libdir]);
+  await daemon.started();
+  assert.doesNotMatch(daemon.query('tuners').stdout, /listen_backlog/);
+
+  cpSync(path.join(SAMPLES_LIBDIR, 'listen_backlog'), path.join(libdir, 'listen_backlog'), { recursive: true });
+  await daemon.waitFor(/tuner 'listen_backlog' loaded/);
+  listenWithBacklog(ns, 400);
+  await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(400\)/);
+
+  rmSync(path.join(libdir, 'listen_backlog'), { recursive: true });
+  await daemon.waitFor(/tuner 'listen_backlog' was removed .*; unloading it/);
+  assert.doesNotMatch(daemon.query('tuners').stdout, /listen_backlog/);
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('a second daemon refuses to start while one is running', async () => {
+  const daemon = new DaemonProcess([]);
+  await daemon.started();
+  const second = runBpftune(['-s'], daemon.runDir);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /bpftune is already running/);
+  assert.equal(await daemon.stop(), 0);
+});

@@ -7,13 +7,11 @@
  * Run as root: `make bench` (or node dist/bench/core.js [--idle-seconds N]).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, stopAllDaemons } from '../test/support/daemon';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
-
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -21,11 +19,12 @@ function median(values: number[]): number {
   return s.length % 2 ? (s[mid]) : ((s[mid - 1]) + (s[mid])) / 2;
 }
 
-function cpuTicks(pid: number): number {
-  // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+/** CPU time of every thread of pid, in ns (schedstat: clock ticks are too coarse for idle figures). */
+function cpuNs(pid: number): number {
+  return readdirSync(`/proc/${pid}/task`).reduce(
+    (sum, tid) => sum + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]),
+    0,
+  );
 }
 
 function rssBytes(pid: number): number {
@@ -56,14 +55,15 @@ async function idle(seconds: number): Promise<{ rss: number; cpuPct: number; bas
   const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR]);
   await daemon.started();
   const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 2000)); // let start-up work settle
+  // Idle is what follows start-up: V8 finishes compiling and collecting in the first seconds.
+  await new Promise((r) => setTimeout(r, 10_000));
   const basePid = baseline.pid as number;
-  const d0 = cpuTicks(daemon.pid);
-  const b0 = cpuTicks(basePid);
+  const d0 = cpuNs(daemon.pid);
+  const b0 = cpuNs(basePid);
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const result = {
-    cpuPct: ((cpuTicks(daemon.pid) - d0) / CLOCK_TICKS / seconds) * 100,
-    baseCpuPct: ((cpuTicks(basePid) - b0) / CLOCK_TICKS / seconds) * 100,
+    cpuPct: ((cpuNs(daemon.pid) - d0) / 1e9 / seconds) * 100,
+    baseCpuPct: ((cpuNs(basePid) - b0) / 1e9 / seconds) * 100,
     rss: rssBytes(daemon.pid),
     baseRss: rssBytes(basePid),
   };

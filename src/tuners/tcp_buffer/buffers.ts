@@ -1,0 +1,137 @@
+/**
+ * Receive and send buffer limits: when the BPF side sees a socket whose
+ * buffer has grown to within one learning step of tcp_rmem[2] (tcp_wmem[2]),
+ * raise that limit by one step in the socket's namespace. Every sample also
+ * feeds a per-namespace correlation between the limit and the sockets'
+ * smoothed RTT: when bigger buffers go with materially longer round trips
+ * (a queue filling somewhere, not more throughput), step back instead.
+ */
+import { Correlation } from '../../core/correlation';
+import type { TunerContext, TunerEvent } from '../../core/tuner';
+import type { TcpBufferData } from './event-data';
+import type { MemoryWatch } from './memory-watch';
+import { Scenario, TCP_MODERATE_RCVBUF, TCP_RMEM, TCP_WMEM } from './scenarios';
+
+export type BufferSide = 'rmem' | 'wmem';
+
+const TUNABLE: Record<BufferSide, string> = { rmem: TCP_RMEM, wmem: TCP_WMEM };
+const WHAT: Record<BufferSide, string> = { rmem: 'receive', wmem: 'send' };
+
+/** Beyond this a single connection's buffer is no longer a plausible need (2^30: a 10 Gbit/s path at 800 ms). */
+export const BUFFER_MAX_CAP = 1 << 30;
+
+/**
+ * A correlation says the two move together, not that the rise matters: on a
+ * quiet path RTT creeps up by a fraction of a millisecond as throughput grows,
+ * which correlates perfectly. Only a rise by half the lowest RTT seen, and by
+ * at least 2 ms (veth RTTs of tens of microseconds jitter by more than half),
+ * is latency worth giving throughput up for.
+ */
+const MIN_RTT_RISE_RATIO = 1.5;
+const MIN_RTT_RISE_US = 2000;
+/** Samples before a correlation counts: a few events at one limit say nothing about a trend. */
+const MIN_SAMPLES = 8;
+/** After stepping back for latency, no increase for this long in that namespace. */
+export const LATENCY_HOLD_MS = 30_000;
+
+interface SideState {
+  correlation: Correlation;
+  lowestRttUs: number;
+  holdUntil: number;
+}
+
+function familyName(family: number): string {
+  return family === 10 ? 'IPv6' : family === 2 ? 'IPv4' : `family ${family}`;
+}
+
+export class BufferGrowth {
+  private readonly states = new Map<string, SideState>();
+
+  constructor(
+    private readonly ctx: TunerContext,
+    private readonly memory: MemoryWatch,
+  ) {}
+
+  async nearMax(side: BufferSide, event: TunerEvent, data: TcpBufferData): Promise<void> {
+    const ctx = this.ctx;
+    const tunable = TUNABLE[side];
+    const [min = 0, def = 0, max = 0] = event.oldValues;
+    const cookie = event.netnsCookie;
+    if (this.memory.constrained) {
+      ctx.log.debug(`tcp_buffer: not raising ${tunable} (cookie ${cookie}): TCP memory is near pressure`);
+      return;
+    }
+    const st = this.state(side, cookie);
+    if (data.rttUs > 0) {
+      st.correlation.add(max, data.rttUs);
+      st.lowestRttUs = Math.min(st.lowestRttUs, data.rttUs);
+    }
+    if (Date.now() < st.holdUntil) return;
+    if (this.latencyRises(st, data.rttUs)) {
+      await this.stepBackForLatency(side, event, data, st);
+      return;
+    }
+    const target = Math.min(BUFFER_MAX_CAP, event.newValues[2] ?? 0);
+    // Events queued before an earlier one was acted on carry the old limit.
+    const current = (await ctx.get(tunable, cookie)) as number[];
+    if (target <= (current[2] ?? 0)) return;
+    const raised = await ctx.set({
+      tunable,
+      scenario: Scenario.increase,
+      netnsCookie: cookie,
+      values: [current[0] ?? min, current[1] ?? def, target],
+      reason: `${WHAT[side]} buffer of ${data.skBuf} bytes (${familyName(data.family)} socket, pid ${event.pid}) nearly at ${tunable} max ${max}`,
+    });
+    if (raised && side === 'rmem' && data.tcpModerateRcvbuf === 0) {
+      await ctx.set({
+        tunable: TCP_MODERATE_RCVBUF,
+        scenario: Scenario.moderateRcvbuf,
+        netnsCookie: cookie,
+        values: [1],
+        reason: `raising ${TCP_RMEM} max while receive buffer auto-tuning is off`,
+      });
+    }
+  }
+
+  /** Drops what is known about a namespace that is gone. */
+  forget(cookie: bigint): void {
+    for (const side of ['rmem', 'wmem'] as const) this.states.delete(`${side}@${cookie}`);
+  }
+
+  private latencyRises(st: SideState, rttUs: number): boolean {
+    if (st.correlation.count < MIN_SAMPLES || !st.correlation.exceeds()) return false;
+    return rttUs >= st.lowestRttUs * MIN_RTT_RISE_RATIO && rttUs - st.lowestRttUs >= MIN_RTT_RISE_US;
+  }
+
+  private async stepBackForLatency(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): Promise<void> {
+    const tunable = TUNABLE[side];
+    const cookie = event.netnsCookie;
+    const current = (await this.ctx.get(tunable, cookie)) as number[];
+    const [min = 0, def = 0, max = 0] = current;
+    const r = st.correlation.value();
+    st.holdUntil = Date.now() + LATENCY_HOLD_MS;
+    st.correlation.reset();
+    // Never below the default: that is what every new socket starts with anyway.
+    const target = Math.max(def, this.ctx.learning.shrink(max));
+    if (target >= max) return;
+    await this.ctx.set({
+      tunable,
+      scenario: Scenario.decreaseLatency,
+      netnsCookie: cookie,
+      values: [min, def, target],
+      reason:
+        `smoothed RTT rising with ${tunable} max (correlation ${r.toFixed(2)}, RTT ` +
+        `${(st.lowestRttUs / 1000).toFixed(1)} ms -> ${(data.rttUs / 1000).toFixed(1)} ms)`,
+    });
+  }
+
+  private state(side: BufferSide, cookie: bigint): SideState {
+    const key = `${side}@${cookie}`;
+    let st = this.states.get(key);
+    if (!st) {
+      st = { correlation: new Correlation(), lowestRttUs: Number.POSITIVE_INFINITY, holdUntil: 0 };
+      this.states.set(key, st);
+    }
+    return st;
+  }
+}

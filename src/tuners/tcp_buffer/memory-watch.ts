@@ -1,0 +1,117 @@
+/**
+ * Push and pull on TCP memory. Near tcp_mem[1] (pressure) raise tcp_mem, as
+ * far as free buffer pages allow. Near tcp_mem[2] (exhaustion, allocations
+ * being refused) retreat in the namespace whose socket was refused: shrink
+ * its buffer maxima, stop caching per-destination metrics there, and stop
+ * high-order page allocations for socket data; undo the latter once TCP's use
+ * drops below tcp_mem[0]. While near pressure no buffer limit is raised.
+ */
+import { errorText } from '../../core/log';
+import type { SysctlValue, TunerContext } from '../../core/tuner';
+import { freeBufferPages, grownTcpMem, tcpPagesAllocated } from './memory';
+import {
+  HIGH_ORDER_ALLOC_DISABLE,
+  Scenario,
+  TCP_MEM,
+  TCP_NO_METRICS_SAVE,
+  TCP_NO_SSTHRESH_METRICS_SAVE,
+  TCP_RMEM,
+  TCP_WMEM,
+} from './scenarios';
+
+/** Sysctls set to survive exhaustion, with the values to restore afterwards. */
+interface Retreat {
+  cookie: bigint;
+  restore: Array<{ tunable: string; values: SysctlValue[] }>;
+}
+
+export class MemoryWatch {
+  private pagesAllocated = 0;
+  private tcpMem: number[] = [];
+  private freePages: number | undefined;
+  /** Namespaces (and the global high-order switch, cookie 0) changed for exhaustion. */
+  private readonly retreats = new Map<bigint, Retreat>();
+
+  constructor(
+    private readonly ctx: TunerContext,
+    readonly sockstatPath = '/proc/net/sockstat',
+  ) {}
+
+  /** Near pressure or beyond: raising buffer limits now would only add to it. */
+  get constrained(): boolean {
+    const pressure = this.tcpMem[1];
+    return pressure !== undefined && this.ctx.learning.nearlyFull(this.pagesAllocated, pressure);
+  }
+
+  async check(): Promise<void> {
+    this.pagesAllocated = await tcpPagesAllocated(this.sockstatPath);
+    this.tcpMem = (await this.ctx.get(TCP_MEM)) as number[];
+    const [low = 0, pressure = 0] = this.tcpMem;
+    if (this.ctx.learning.nearlyFull(this.pagesAllocated, pressure)) await this.raiseTcpMem();
+    else if (this.pagesAllocated < low && this.retreats.size) await this.recover();
+  }
+
+  /** sock:sock_exceed_buf_limit: the kernel refused a TCP socket memory in namespace `cookie`. */
+  async allocationRefused(cookie: bigint, allocated: number, tcpMem: number[]): Promise<void> {
+    const max = tcpMem[2] ?? 0;
+    this.pagesAllocated = Math.max(this.pagesAllocated, allocated);
+    if (!max || !this.ctx.learning.nearlyFull(allocated, max)) return;
+    const reason = `TCP memory use of ${allocated} pages near tcp_mem max ${max}`;
+    await this.raiseTcpMem();
+    for (const tunable of [TCP_RMEM, TCP_WMEM]) await this.shrinkMax(tunable, cookie, reason);
+    await this.retreat(cookie, TCP_NO_METRICS_SAVE, 1, reason);
+    await this.retreat(cookie, TCP_NO_SSTHRESH_METRICS_SAVE, 1, reason);
+    await this.retreat(0n, HIGH_ORDER_ALLOC_DISABLE, 1, reason);
+  }
+
+  private async raiseTcpMem(): Promise<void> {
+    const mem = (await this.ctx.get(TCP_MEM)) as number[];
+    this.freePages ??= await freeBufferPages();
+    const grown = grownTcpMem(mem, this.freePages, (v) => this.ctx.learning.grow(v));
+    if (grown.every((v, i) => v === mem[i])) {
+      this.ctx.log.debug(`tcp_buffer: tcp_mem (${mem.join(' ')}) is at its cap for ${this.freePages} free buffer pages`);
+      return;
+    }
+    await this.ctx.set({
+      tunable: TCP_MEM,
+      scenario: Scenario.memPressure,
+      values: grown,
+      reason: `TCP memory use of ${this.pagesAllocated} pages near pressure threshold ${mem[1]}`,
+    });
+    this.tcpMem = grown;
+  }
+
+  private async shrinkMax(tunable: string, cookie: bigint, reason: string): Promise<void> {
+    const [min = 0, def = 0, max = 0] = (await this.ctx.get(tunable, cookie)) as number[];
+    const target = Math.max(def, this.ctx.learning.shrink(max));
+    if (target >= max) return;
+    await this.ctx.set({ tunable, scenario: Scenario.decrease, netnsCookie: cookie, values: [min, def, target], reason });
+  }
+
+  private async retreat(cookie: bigint, tunable: string, value: number, reason: string): Promise<void> {
+    let before: SysctlValue[];
+    try {
+      before = await this.ctx.get(tunable, cookie);
+    } catch (err) {
+      // Optional tunables (tcp_no_ssthresh_metrics_save, high_order_alloc_disable) are missing on older kernels.
+      this.ctx.log.debug(`tcp_buffer: cannot read ${tunable}: ${errorText(err)}`);
+      return;
+    }
+    if (Number(before[0]) === value) return;
+    const changed = await this.ctx.set({ tunable, scenario: Scenario.memExhaustion, netnsCookie: cookie, values: [value], reason });
+    if (!changed) return;
+    const r = this.retreats.get(cookie) ?? { cookie, restore: [] };
+    r.restore.push({ tunable, values: before });
+    this.retreats.set(cookie, r);
+  }
+
+  private async recover(): Promise<void> {
+    const reason = `TCP memory use of ${this.pagesAllocated} pages below tcp_mem min ${this.tcpMem[0]}`;
+    for (const r of [...this.retreats.values()]) {
+      this.retreats.delete(r.cookie);
+      for (const { tunable, values } of r.restore) {
+        await this.ctx.set({ tunable, scenario: Scenario.memRecovered, netnsCookie: r.cookie, values, reason });
+      }
+    }
+  }
+}

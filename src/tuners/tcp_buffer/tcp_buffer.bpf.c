@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcp_buffer tuner, BPF side. Three tracepoints:
+ *  - tcp:tcp_rcv_space_adjust (every read from a TCP socket): sk_rcvbuf has
+ *    grown to within one learning step of tcp_rmem[2] in its namespace;
+ *  - tcp:tcp_sendmsg_locked (every send): sk_sndbuf likewise against
+ *    tcp_wmem[2];
+ *  - sock:sock_exceed_buf_limit (an allocation refused for memory): how much
+ *    TCP holds against tcp_mem.
+ * The first two fire up to ~100k times a second under bulk traffic, so they
+ * test the cheapest condition first (two loads and a compare, no map) and
+ * only a socket that is at its limit reaches the rate limiter.
+ */
+#include "bpftune.bpf.h"
+#include "tcp_buffer.h"
+
+#define SOCK_SNDBUF_LOCK	1
+#define SOCK_RCVBUF_LOCK	2
+#define IPPROTO_TCP		6
+
+/*
+ * One event per namespace and direction per interval. Short, so that growth
+ * can follow a connection step by step (each step needs the kernel to grow
+ * the socket up to the new limit first, about one RTT), yet a flood of calls
+ * is at most 40 events a second per namespace.
+ */
+#define TCP_BUFFER_INTERVAL_NS	(25 * 1000 * 1000ULL)
+/* Refused allocations come in bursts; the daemon's memory check runs every second anyway. */
+#define TCP_BUFFER_MEM_INTERVAL_NS	(1000 * 1000 * 1000ULL)
+
+/* Present in BTF so the test can check index.ts's decoder against it; never written. */
+struct tcp_buffer_data tcp_buffer_data_layout;
+
+static __always_inline __u32 socket_rtt_us(const struct sock *sk, bool receiver)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 rtt = 0;
+
+	/* A pure receiver's srtt only reflects the handshake; its own estimate follows the data. */
+	if (receiver)
+		rtt = BPF_CORE_READ(tp, rcv_rtt_est.rtt_us);
+	if (!rtt)
+		rtt = BPF_CORE_READ(tp, srtt_us);
+	return rtt >> 3;
+}
+
+static __always_inline void post_near_max(const struct sock *sk, struct net *net,
+					  __u32 kind, const int limits[3], int sk_buf)
+{
+	struct bpftune_event event = {};
+	struct tcp_buffer_data *data = (struct tcp_buffer_data *)event.data;
+	int i;
+
+	bpftune_event_init(&event, kind, net);
+	for (i = 0; i < 3; i++) {
+		event.old_values[i] = limits[i];
+		event.new_values[i] = limits[i];
+	}
+	event.new_values[2] = bpftune_grow(limits[2]);
+	data->rtt_us = socket_rtt_us(sk, kind == TCP_BUFFER_EVENT_RMEM_NEAR_MAX);
+	data->sk_buf = sk_buf;
+	data->family = sk->__sk_common.skc_family;
+	data->tcp_moderate_rcvbuf = net->ipv4.sysctl_tcp_moderate_rcvbuf;
+	bpftune_post(&event);
+}
+
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
+{
+	struct net *net = sk->__sk_common.skc_net.net;
+	int rcvbuf = sk->sk_rcvbuf;
+	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
+	int rmem[3];
+
+	if (!bpftune_nearly_full(rcvbuf, rmem_max))
+		return 0;
+	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
+	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
+		return 0;
+	if (bpftune_rate_limited(bpftune_net_cookie(net), TCP_BUFFER_EVENT_RMEM_NEAR_MAX,
+				 TCP_BUFFER_INTERVAL_NS))
+		return 0;
+	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
+	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
+	rmem[2] = rmem_max;
+	post_near_max(sk, net, TCP_BUFFER_EVENT_RMEM_NEAR_MAX, rmem, rcvbuf);
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tcp_buffer_snd, const struct sock *sk)
+{
+	struct net *net = sk->__sk_common.skc_net.net;
+	int sndbuf = sk->sk_sndbuf;
+	int wmem_max = net->ipv4.sysctl_tcp_wmem[2];
+	int wmem[3];
+
+	if (!bpftune_nearly_full(sndbuf, wmem_max))
+		return 0;
+	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
+		return 0;
+	if (bpftune_rate_limited(bpftune_net_cookie(net), TCP_BUFFER_EVENT_WMEM_NEAR_MAX,
+				 TCP_BUFFER_INTERVAL_NS))
+		return 0;
+	wmem[0] = net->ipv4.sysctl_tcp_wmem[0];
+	wmem[1] = net->ipv4.sysctl_tcp_wmem[1];
+	wmem[2] = wmem_max;
+	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf);
+	return 0;
+}
+
+SEC("tp_btf/sock_exceed_buf_limit")
+int BPF_PROG(tcp_buffer_mem, struct sock *sk, struct proto *prot, long allocated, int kind)
+{
+	struct net *net = sk->__sk_common.skc_net.net;
+	struct bpftune_event event = {};
+	long tcp_mem[3] = {};
+	int i;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (bpftune_rate_limited(bpftune_net_cookie(net), TCP_BUFFER_EVENT_MEM_EXCEEDED,
+				 TCP_BUFFER_MEM_INTERVAL_NS))
+		return 0;
+	bpf_probe_read_kernel(tcp_mem, sizeof(tcp_mem), prot->sysctl_mem);
+	bpftune_event_init(&event, TCP_BUFFER_EVENT_MEM_EXCEEDED, net);
+	for (i = 0; i < 3; i++)
+		event.old_values[i] = tcp_mem[i];
+	event.new_values[0] = allocated;
+	bpftune_post(&event);
+	return 0;
+}

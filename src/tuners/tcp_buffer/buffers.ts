@@ -5,8 +5,12 @@
  * feeds a per-namespace correlation between the limit and the sockets'
  * smoothed RTT: when bigger buffers go with materially longer round trips
  * (a queue filling somewhere, not more throughput), step back instead.
+ *
+ * A socket at its limit posts again only once the kernel has grown it up to
+ * the new limit, so there is about one sample per increase: the correlation
+ * is over the limits a namespace went through, not over time.
  */
-import { Correlation } from '../../core/correlation';
+import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import type { TunerContext, TunerEvent } from '../../core/tuner';
 import type { TcpBufferData } from './event-data';
 import type { MemoryWatch } from './memory-watch';
@@ -29,8 +33,6 @@ export const BUFFER_MAX_CAP = 1 << 30;
  */
 const MIN_RTT_RISE_RATIO = 1.5;
 const MIN_RTT_RISE_US = 2000;
-/** Samples before a correlation counts: a few events at one limit say nothing about a trend. */
-const MIN_SAMPLES = 8;
 /** After stepping back for latency, no increase for this long in that namespace. */
 export const LATENCY_HOLD_MS = 30_000;
 
@@ -66,6 +68,12 @@ export class BufferGrowth {
       st.correlation.add(max, data.rttUs);
       st.lowestRttUs = Math.min(st.lowestRttUs, data.rttUs);
     }
+    if (ctx.log.debugEnabled) {
+      ctx.log.debug(
+        `tcp_buffer: ${tunable} max ${max} (cookie ${cookie}): buffer ${data.skBuf}, RTT ${data.rttUs} us ` +
+          `(lowest ${st.lowestRttUs}), correlation ${st.correlation.value().toFixed(2)} over ${st.correlation.count}`,
+      );
+    }
     if (Date.now() < st.holdUntil) return;
     if (this.latencyRises(st, data.rttUs)) {
       await this.stepBackForLatency(side, event, data, st);
@@ -99,7 +107,7 @@ export class BufferGrowth {
   }
 
   private latencyRises(st: SideState, rttUs: number): boolean {
-    if (st.correlation.count < MIN_SAMPLES || !st.correlation.exceeds()) return false;
+    if (st.correlation.count < MIN_CORRELATION_SAMPLES || !st.correlation.exceeds()) return false;
     return rttUs >= st.lowestRttUs * MIN_RTT_RISE_RATIO && rttUs - st.lowestRttUs >= MIN_RTT_RISE_US;
   }
 

@@ -37,9 +37,15 @@ export class MemoryWatch {
     readonly sockstatPath = '/proc/net/sockstat',
   ) {}
 
-  /** Near pressure or beyond: raising buffer limits now would only add to it. */
+  /**
+   * Near pressure, or retreating from exhaustion until memory recovers:
+   * raising buffer limits now would only add to it. (Once the kernel refuses
+   * allocations, TCP's use can fall well below the thresholds while the
+   * shortage lasts, so the counter alone would say "fine" too early.)
+   */
   get constrained(): boolean {
     const pressure = this.tcpMem[1];
+    if (this.retreats.size > 0) return true;
     return pressure !== undefined && this.ctx.learning.nearlyFull(this.pagesAllocated, pressure);
   }
 

@@ -1,0 +1,244 @@
+/**
+ * tcp_buffer end to end: real iperf3 traffic between two namespaces joined by
+ * a veth pair, the real BPF programs, the daemon's one write path. Limits set
+ * low inside a test namespace grow there only; the global values and the
+ * other namespace are untouched; the log has the compat lines.
+ */
+import { after, afterEach, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { TCP_BUFFER_DATA_LAYOUT, TCP_BUFFER_DATA_SIZE } from './event-data';
+import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+
+// -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
+const DAEMON_ARGS = ['-a', 'tcp_buffer', '-a', 'netns', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
+const servers: IperfServer[] = [];
+
+/*
+ * Global sysctls the memory test lowers, and that a daemon still running from
+ * a failed test could "roll back" to a lowered value: whatever happens, they
+ * end as they were found.
+ */
+const GLOBALS = ['net.ipv4.tcp_mem', 'net.core.high_order_alloc_disable', 'net.ipv4.tcp_rmem', 'net.ipv4.tcp_wmem'];
+const savedGlobals = new Map<string, string>();
+
+function restoreGlobals(): void {
+  for (const [name, value] of savedGlobals) {
+    if (sysctlIn(null, name) !== value) execFileSync('sysctl', ['-q', '-w', `${name}=${value}`]);
+  }
+}
+
+before(() => {
+  removeStaleNamespaces();
+  for (const name of GLOBALS) savedGlobals.set(name, sysctlIn(null, name));
+});
+// One daemon at a time: a daemon left over from a failed test would act on the next test's namespaces.
+afterEach(async () => {
+  for (const s of servers.splice(0)) s.stop();
+  await stopAllDaemons();
+  restoreGlobals();
+});
+after(async () => {
+  await stopAllDaemons();
+  cleanupNamespaces();
+  restoreGlobals();
+});
+
+function maxOf(triple: string): number {
+  return Number(triple.split(' ')[2]);
+}
+
+interface BtfType {
+  kind: string;
+  name: string;
+  size?: number;
+  members?: Array<{ name: string; bits_offset: number }>;
+}
+
+test('struct tcp_buffer_data in the object BTF matches the TypeScript decoder', () => {
+  const object = path.join(__dirname, 'tcp_buffer.bpf.o');
+  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
+  const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === 'tcp_buffer_data');
+  assert.ok(struct?.members, 'struct tcp_buffer_data is in the BTF');
+  assert.equal(struct.size, TCP_BUFFER_DATA_SIZE);
+  const fromBtf = Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8]));
+  const fromTs = Object.fromEntries(Object.entries(TCP_BUFFER_DATA_LAYOUT).map(([name, f]) => [name, f.offset]));
+  assert.deepEqual(fromTs, fromBtf);
+});
+
+for (const { family, reverse } of [
+  { family: 4, reverse: false },
+  { family: 6, reverse: true },
+]) {
+  const label = `IPv${family}${reverse ? ', reverse (-R)' : ''}`;
+  test(`${label}: low tcp_rmem/tcp_wmem max grow in the receiver's/sender's namespace only`, async () => {
+    const globalRmem = sysctlIn(null, 'net.ipv4.tcp_rmem');
+    const globalWmem = sysctlIn(null, 'net.ipv4.tcp_wmem');
+    const pair = createVethPair();
+    const receiver = reverse ? pair.client : pair.server;
+    const sender = reverse ? pair.server : pair.client;
+    setSysctlIn(receiver, 'net.ipv4.tcp_rmem', '4096 65536 131072');
+    setSysctlIn(sender, 'net.ipv4.tcp_wmem', '4096 16384 65536');
+    const untouchedRmem = sysctlIn(sender, 'net.ipv4.tcp_rmem');
+    const untouchedWmem = sysctlIn(receiver, 'net.ipv4.tcp_wmem');
+
+    const daemon = new DaemonProcess(DAEMON_ARGS);
+    await daemon.started();
+    assert.match(daemon.log, /tuner 'tcp_buffer' loaded \(tp_btf\)/);
+    const server = startIperfServer(pair.server);
+    servers.push(server);
+    await runIperfClient(pair.client, family === 4 ? pair.serverAddr4 : pair.serverAddr6, 3, reverse ? ['-R'] : []);
+    server.stop();
+
+    const fam = family === 4 ? '(IPv4|IPv6) socket' : 'IPv6 socket';
+    await daemon.waitFor(
+      new RegExp(
+        `Due to receive buffer of \\d+ bytes \\(${fam}, pid \\d+\\) nearly at net\\.ipv4\\.tcp_rmem max 131072 ` +
+          `change net\\.ipv4\\.tcp_rmem\\(min default max\\) from \\(4096 65536 131072\\) -> \\(4096 65536 163840\\)`,
+      ),
+    );
+    await daemon.waitFor(
+      /Due to send buffer of \d+ bytes \(IPv[46] socket, pid \d+\) nearly at net\.ipv4\.tcp_wmem max 65536 change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/,
+    );
+    assert.match(
+      daemon.log,
+      /Scenario 'need to increase TCP buffer size\(s\)' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Need to increase buffer size\(s\) to maximize throughput/,
+    );
+    assert.match(daemon.log, /Scenario 'need to increase TCP buffer size\(s\)' occurred for tunable 'net\.ipv4\.tcp_wmem' in non-global ns\./);
+
+    assert.ok(maxOf(sysctlIn(receiver, 'net.ipv4.tcp_rmem')) > 131072, 'tcp_rmem max grew in the receiver namespace');
+    assert.ok(maxOf(sysctlIn(sender, 'net.ipv4.tcp_wmem')) > 65536, 'tcp_wmem max grew in the sender namespace');
+    assert.equal(sysctlIn(sender, 'net.ipv4.tcp_rmem'), untouchedRmem, 'the sender namespace tcp_rmem is untouched');
+    assert.equal(sysctlIn(receiver, 'net.ipv4.tcp_wmem'), untouchedWmem, 'the receiver namespace tcp_wmem is untouched');
+    assert.equal(sysctlIn(null, 'net.ipv4.tcp_rmem'), globalRmem);
+    assert.equal(sysctlIn(null, 'net.ipv4.tcp_wmem'), globalWmem);
+
+    assert.equal(await daemon.stop(), 0);
+    assert.match(daemon.log, /Rolled back 'net\.ipv4\.tcp_rmem' in non-global ns from \(4096 65536 \d+\) -> \(4096 65536 131072\)/);
+    assert.equal(sysctlIn(receiver, 'net.ipv4.tcp_rmem'), '4096 65536 131072');
+  });
+}
+
+test('a receive buffer at the limit with auto-tuning off grows the limit and turns tcp_moderate_rcvbuf on', async () => {
+  const pair = createVethPair();
+  setSysctlIn(pair.server, 'net.ipv4.tcp_moderate_rcvbuf', '0');
+  // Without auto-tuning every socket keeps tcp_rmem[1]; make that the max so it is "at the limit".
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 131072');
+  const daemon = new DaemonProcess(DAEMON_ARGS);
+  await daemon.started();
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  await runIperfClient(pair.client, pair.serverAddr4, 2);
+  server.stop();
+  await daemon.waitFor(/change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 131072 131072\) -> \(4096 131072 163840\)/);
+  await daemon.waitFor(
+    /Scenario 'match receive buffer size with throughput needs' occurred for tunable 'net\.ipv4\.tcp_moderate_rcvbuf' in non-global ns\. Since we are tuning rcvbuf max size, ensure auto-tuning of rcvbuf size for the connection is enabled to pick optimal rcvbuf size/,
+  );
+  assert.match(daemon.log, /change net\.ipv4\.tcp_moderate_rcvbuf from \(0\) -> \(1\)/);
+  assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_moderate_rcvbuf'), '1');
+  assert.equal(await daemon.stop(), 0);
+  assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_moderate_rcvbuf'), '0', '-R restores it');
+});
+
+test('a socket with SO_RCVBUF set is not a reason to grow tcp_rmem', async () => {
+  const pair = createVethPair();
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
+  const daemon = new DaemonProcess([...DAEMON_ARGS, '-d']);
+  await daemon.started();
+  // -w sets SO_SNDBUF/SO_RCVBUF on both ends: the receiver's buffer is locked at its own choice.
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  await runIperfClient(pair.client, pair.serverAddr4, 2, ['-w', '128K']);
+  server.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.doesNotMatch(daemon.log, /change net\.ipv4\.tcp_rmem/);
+  assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_rmem'), '4096 65536 131072');
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('when bigger receive buffers only fill a queue, rising RTT stops the growth and steps back', async () => {
+  const pair = createVethPair();
+  // A 20 Mbit/s bottleneck with a deep queue at the sender: every byte of window beyond the
+  // (tiny) path BDP waits in the queue, so RTT grows with the receive buffer.
+  inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 32768 65536');
+  const daemon = new DaemonProcess(DAEMON_ARGS);
+  await daemon.started();
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  // Loss-based cubic fills the queue (bbr would not). It is not in tcp_allowed_congestion_control
+  // here, so a namespace cannot make it its default; a privileged socket can still choose it (-C).
+  const run = runIperfClient(pair.client, pair.serverAddr4, 8, ['-C', 'cubic']);
+  try {
+    const m = await daemon.waitFor(
+      /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_rmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 32768 (\d+)\) -> \(4096 32768 (\d+)\)/,
+      20_000,
+    );
+    assert.ok(Number(m[1]) > 0.7);
+    assert.ok(Number(m[3]) < Number(m[2]));
+    const afterStepBack = daemon.log.length;
+    const iperf = await run;
+    assert.ok(!(iperf instanceof Error), `iperf3 ran: ${iperf instanceof Error ? iperf.message : ''}`);
+    assert.doesNotMatch(daemon.log.slice(afterStepBack), /change net\.ipv4\.tcp_rmem/, 'no increase right after stepping back');
+  } finally {
+    server.stop();
+    await run.catch(() => undefined);
+  }
+  assert.match(daemon.log, /change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 32768 65536\) -> \(4096 32768 81920\)/);
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in the namespace, recovery undoes it', async () => {
+  // tcp_mem and high_order_alloc_disable are global: saved here, restored in `finally` whatever happens.
+  const savedTcpMem = sysctlIn(null, 'net.ipv4.tcp_mem');
+  const savedHighOrder = sysctlIn(null, 'net.core.high_order_alloc_disable');
+  const pair = createVethPair();
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 6291456');
+  setSysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save', '0');
+  // Not -R here: rollback would put back the artificially low tcp_mem it saw first.
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns']);
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  try {
+    await daemon.started();
+    // Traffic first (a connection set up under a tiny tcp_mem may not get going at all), then the squeeze.
+    const run = runIperfClient(pair.client, pair.serverAddr4, 4).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 1000));
+    execFileSync('sysctl', ['-q', '-w', 'net.ipv4.tcp_mem=16 32 48']);
+    await daemon.waitFor(
+      /Scenario 'approaching TCP memory pressure' occurred for tunable 'net\.ipv4\.tcp_mem' in global ns\. Since memory pressure\/exhaustion are unstable system states, adjust tcp memory-related tunables\nDue to TCP memory use of \d+ pages near pressure threshold 32 change net\.ipv4\.tcp_mem\(min pressure max\) from \(16 32 48\) -> \(20 40 60\)/,
+    );
+    await daemon.waitFor(
+      /Scenario 'approaching TCP memory exhaustion' occurred for tunable 'net\.ipv4\.tcp_no_metrics_save' in non-global ns\. Since memory exhaustion is a highly unstable state, adjust TCP memory-related tunables to avoid exhaustion\nDue to TCP memory use of \d+ pages near tcp_mem max \d+ change net\.ipv4\.tcp_no_metrics_save from \(0\) -> \(1\)/,
+    );
+    await daemon.waitFor(/Scenario 'need to decrease TCP buffer size\(s\)' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Need to decrease buffer size\(s\) to reduce memory utilization/);
+    const shrunk = await daemon.waitFor(/near tcp_mem max \d+ change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 131072 (\d+)\) -> \(4096 131072 (\d+)\)/);
+    assert.ok(Number(shrunk[2]) < Number(shrunk[1]));
+    const afterShrink = daemon.log.length;
+    assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save'), '1');
+    if (savedHighOrder === '0') {
+      await daemon.waitFor(/change net\.core\.high_order_alloc_disable from \(0\) -> \(1\)/);
+    }
+    const iperf = await run;
+    assert.ok(!(iperf instanceof Error), `iperf3 ran: ${iperf instanceof Error ? iperf.message : ''}`);
+    assert.doesNotMatch(daemon.log.slice(afterShrink), /Scenario 'need to increase TCP buffer size/, 'no increase while memory is short');
+    // Memory recovers: restoring the real tcp_mem puts TCP's use far below its minimum.
+    execFileSync('sysctl', ['-q', '-w', `net.ipv4.tcp_mem=${savedTcpMem}`]);
+    await daemon.waitFor(/Scenario 'TCP memory use recovered' occurred for tunable 'net\.ipv4\.tcp_no_metrics_save' in non-global ns\.[^\n]*\nDue to TCP memory use of \d+ pages below tcp_mem min \d+ change net\.ipv4\.tcp_no_metrics_save from \(1\) -> \(0\)/);
+    assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save'), '0');
+    if (savedHighOrder === '0') {
+      await daemon.waitFor(/change net\.core\.high_order_alloc_disable from \(1\) -> \(0\)/);
+    }
+    assert.equal(await daemon.stop(), 0);
+  } finally {
+    server.stop();
+    await daemon.stop();
+    execFileSync('sysctl', ['-q', '-w', `net.ipv4.tcp_mem=${savedTcpMem}`]);
+    execFileSync('sysctl', ['-q', '-w', `net.core.high_order_alloc_disable=${savedHighOrder}`]);
+  }
+  assert.equal(sysctlIn(null, 'net.ipv4.tcp_mem'), savedTcpMem);
+  assert.equal(sysctlIn(null, 'net.core.high_order_alloc_disable'), savedHighOrder);
+});

@@ -64,8 +64,8 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	bpftune_post(&event);
 }
 
-SEC("tp_btf/tcp_rcv_space_adjust")
-int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
+SEC("tp_btf/tcp_rcvbuf_grow")
+int BPF_PROG(tcp_buffer_rcv, struct sock *sk, int time)
 {
 	struct net *net = sk->__sk_common.skc_net.net;
 	int rcvbuf = sk->sk_rcvbuf;

@@ -1,0 +1,229 @@
+/**
+ * tcp_buffer effect benchmark. On an emulated 40 ms RTT path (TUN forwarder,
+ * no rate limit) with net.ipv4.tcp_rmem[2] = 131072 in the receiver's
+ * namespace, 20 s of iperf3 bulk traffic:
+ *   - well-sized: tcp_rmem[2] = 32 MiB, no bpftune (the reference throughput);
+ *   - without bpftune, and with bpftune (-a tcp_buffer), from 131072;
+ * and the time until the run with bpftune first reaches 90% of the
+ * well-sized throughput. The sender's tcp_wmem[2] is 32 MiB in every run, so
+ * only the receive side limits. During the bpftune run kernel.bpf_stats_enabled
+ * is on (restored afterwards) and the tuner's programs' run time per call is
+ * read with bpftool.
+ *
+ * The traffic is back-to-back 2 s connections, not one 20 s connection: a
+ * connection's window scale is fixed at its SYN from max(tcp_rmem[2],
+ * net.core.rmem_max), so a connection opened under a 131072 limit can never
+ * advertise more than 65535 << 2 bytes, whatever the limit becomes. Raising
+ * tcp_rmem[2] pays off for the connections opened after it, which is what a
+ * busy host has. The single 20 s connection with bpftune is measured too.
+ *
+ * Run standalone: node dist/bench/tcp_buffer.js (prints a table, writes
+ * bench/results/tcp_buffer.md).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { EffectResult, EffectRow, EffectSample } from './effect';
+import { DaemonProcess, REPO_ROOT, stopAllDaemons } from '../test/support/daemon';
+import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
+import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
+import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
+
+const execFileAsync = promisify(execFile);
+
+const RTT_MS = 40;
+const SECONDS = 20;
+const CONNECTION_SECONDS = 2;
+const LOW_RMEM = '4096 131072 131072';
+const WELL_SIZED_RMEM = '4096 131072 33554432';
+const SENDER_WMEM = '4096 16384 33554432';
+const TARGET_FRACTION = 0.9;
+const TARGET_SECONDS = 10;
+const TARGET_NS_PER_CALL = 50;
+const PROGRAMS = ['tcp_buffer_rcv', 'tcp_buffer_snd', 'tcp_buffer_mem'];
+
+interface Run {
+  samples: EffectSample[];
+  bitsPerSecond: number;
+}
+
+async function rmemMax(ns: string): Promise<number> {
+  const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_rmem']);
+  return Number(stdout.trim().split(/\s+/)[2]);
+}
+
+/** 20 s of transfers on a fresh link, in connections of `perConnection` s; tcp_rmem[2] of the receiver sampled every second. */
+async function transfer(rmem: string, perConnection: number, during?: (link: EmulatedLink) => Promise<void>): Promise<Run> {
+  const link = await createEmulatedLink({ rttMs: RTT_MS });
+  try {
+    setSysctlIn(link.server, 'net.ipv4.tcp_rmem', rmem);
+    setSysctlIn(link.client, 'net.ipv4.tcp_wmem', SENDER_WMEM);
+    await during?.(link);
+    const intervals: number[] = [];
+    const limits: number[] = [];
+    for (let t = 0; t < SECONDS; t += perConnection) {
+      const server = startIperfServer(link.server);
+      try {
+        const result = await runIperfClient(link.client, link.serverAddr4, perConnection);
+        intervals.push(...result.intervals.slice(0, perConnection));
+      } finally {
+        server.stop();
+      }
+      // Sampled between connections too, so the series shows what each new connection starts with.
+      while (limits.length < intervals.length) limits.push(await rmemMax(link.server));
+    }
+    return {
+      bitsPerSecond: intervals.reduce((a, b) => a + b, 0) / Math.max(1, intervals.length),
+      samples: intervals.map((bps, i) => ({ t: i + 1, throughputMbit: bps / 1e6, tunable: limits[i] })),
+    };
+  } finally {
+    await link.close();
+  }
+}
+
+interface ProgStat {
+  id: number;
+  name: string;
+  runTimeNs: number;
+  runCnt: number;
+}
+
+/** Loaded tcp_buffer programs (any daemon's) with their cumulative run time (bpftool; bpf_stats_enabled on). */
+function programStats(): ProgStat[] {
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{
+    id: number;
+    name?: string;
+    run_time_ns?: number;
+    run_cnt?: number;
+  }>;
+  return progs
+    .filter((p) => PROGRAMS.includes(p.name ?? ''))
+    .map((p) => ({ id: p.id, name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 }));
+}
+
+function secondsToReach(samples: EffectSample[], mbit: number): number | undefined {
+  return samples.find((s) => s.throughputMbit >= mbit)?.t;
+}
+
+export async function runTcpBufferEffect(): Promise<EffectResult> {
+  removeStaleNamespaces();
+  const wellSized = await transfer(WELL_SIZED_RMEM, CONNECTION_SECONDS);
+  const without = await transfer(LOW_RMEM, CONNECTION_SECONDS);
+
+  const savedStats = execFileSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).trim();
+  let withTuner: Run;
+  let singleConnection: Run;
+  let before: ProgStat[] = [];
+  let after: ProgStat[] = [];
+  // bpftool here does not name the owning process: ours are the programs that appear with our daemon.
+  const others = new Set(programStats().map((p) => p.id));
+  const ours = () => programStats().filter((p) => !others.has(p.id));
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-R']);
+  try {
+    await daemon.started();
+    execFileSync('sysctl', ['-q', '-w', 'kernel.bpf_stats_enabled=1']);
+    withTuner = await transfer(LOW_RMEM, CONNECTION_SECONDS, async () => {
+      before = ours();
+      await Promise.resolve();
+    });
+    after = ours();
+    singleConnection = await transfer(LOW_RMEM, SECONDS);
+  } finally {
+    execFileSync('sysctl', ['-q', '-w', `kernel.bpf_stats_enabled=${savedStats}`]);
+    await daemon.stop();
+  }
+
+  const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
+  const reference = wellSized.bitsPerSecond / 1e6;
+  const reached = secondsToReach(withTuner.samples, TARGET_FRACTION * reference);
+  const changes = (daemon.log.match(/change net\.ipv4\.tcp_rmem/g) ?? []).length;
+  const rows: EffectRow[] = [
+    {
+      metric: `throughput over ${SECONDS} s (${CONNECTION_SECONDS} s connections), tcp_rmem[2] from 131072, with bpftune`,
+      value: mbit(withTuner.bitsPerSecond),
+      baseline: `${mbit(without.bitsPerSecond)} without bpftune (${(withTuner.bitsPerSecond / without.bitsPerSecond).toFixed(1)}x)`,
+    },
+    { metric: `throughput over ${SECONDS} s (${CONNECTION_SECONDS} s connections), well-sized (tcp_rmem[2] 32 MiB)`, value: mbit(wellSized.bitsPerSecond), baseline: 'reference' },
+    {
+      metric: `one ${SECONDS} s connection from 131072, with bpftune`,
+      value: mbit(singleConnection.bitsPerSecond),
+      baseline: `window scale fixed at SYN; ${(singleConnection.bitsPerSecond / without.bitsPerSecond).toFixed(1)}x without bpftune`,
+    },
+    {
+      metric: `time to ${TARGET_FRACTION * 100}% of well-sized throughput`,
+      value: reached === undefined ? `not within ${SECONDS} s` : `${reached} s`,
+      target: `<= ${TARGET_SECONDS} s`,
+      baseline: `without bpftune: ${secondsToReach(without.samples, TARGET_FRACTION * reference) ?? 'never'}`,
+      met: reached !== undefined && reached <= TARGET_SECONDS,
+    },
+    {
+      metric: 'tcp_rmem[2] at the end (receiver namespace)',
+      value: `${withTuner.samples.at(-1)?.tunable ?? Number.NaN} bytes`,
+      baseline: `${changes} increases logged`,
+    },
+  ];
+  for (const name of PROGRAMS) {
+    const b = before.filter((p) => p.name === name);
+    const a = after.filter((p) => p.name === name);
+    const runNs = a.reduce((s, p) => s + p.runTimeNs, 0) - b.reduce((s, p) => s + p.runTimeNs, 0);
+    const calls = a.reduce((s, p) => s + p.runCnt, 0) - b.reduce((s, p) => s + p.runCnt, 0);
+    if (!a.length) continue;
+    const perCall = calls ? runNs / calls : 0;
+    rows.push({
+      metric: `BPF run time per call, ${name}`,
+      value: calls ? `${perCall.toFixed(1)} ns` : 'no calls',
+      target: name === 'tcp_buffer_mem' ? '' : `<= ${TARGET_NS_PER_CALL} ns`,
+      baseline: `${calls} calls (${(calls / SECONDS).toFixed(0)}/s)`,
+      met: name === 'tcp_buffer_mem' || !calls ? undefined : perCall <= TARGET_NS_PER_CALL,
+    });
+  }
+  return {
+    scenario: `${RTT_MS} ms RTT emulated path, iperf3 ${SECONDS} s bulk, receiver tcp_rmem[2] starting at 131072`,
+    rows,
+    series: { tunableName: 'net.ipv4.tcp_rmem[2] (bytes)', without: without.samples, with: withTuner.samples },
+    notes: [
+      `Traffic is back-to-back ${CONNECTION_SECONDS} s iperf3 connections: a connection's window scale is fixed at its SYN from max(tcp_rmem[2], net.core.rmem_max), so only connections opened after an increase can use all of it.`,
+      'Each run uses a fresh emulated link (TUN forwarder, test/support/link-emulator.ts) and fresh namespaces, so no cached route metrics carry over.',
+      "The sender's tcp_wmem[2] is 32 MiB in every run: only the receive side limits.",
+      'BPF run time: kernel.bpf_stats_enabled=1 during the bpftune run only (restored), run_time_ns/run_cnt deltas from bpftool for the daemon\'s programs.',
+    ],
+  };
+}
+
+function formatTable(result: EffectResult): string {
+  const lines = [
+    `# tcp_buffer effect benchmark\n\nkernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}\n\n${result.scenario}\n`,
+    '| metric | value | target | baseline (same run) |',
+    '|---|---|---|---|',
+    ...result.rows.map((r) => `| ${r.metric} | ${r.value} | ${r.target ?? ''}${r.met === undefined ? '' : r.met ? ' (met)' : ' (missed)'} | ${r.baseline ?? ''} |`),
+  ];
+  if (result.series) {
+    lines.push('', `Per second: throughput (Mbit/s) without / with bpftune, and ${result.series.tunableName} with bpftune`, '', '| t (s) | without | with | tcp_rmem[2] |', '|---|---|---|---|');
+    result.series.with.forEach((s, i) => {
+      lines.push(`| ${s.t} | ${result.series?.without[i]?.throughputMbit.toFixed(0) ?? ''} | ${s.throughputMbit.toFixed(0)} | ${s.tunable ?? ''} |`);
+    });
+  }
+  if (result.notes?.length) lines.push('', ...result.notes.map((n) => `- ${n}`));
+  return `${lines.join('\n')}\n`;
+}
+
+if (require.main === module) {
+  runTcpBufferEffect()
+    .then((result) => {
+      const report = formatTable(result);
+      process.stdout.write(report);
+      const dir = path.join(REPO_ROOT, 'bench', 'results');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'tcp_buffer.md'), report);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`tcp_buffer benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      await stopAllDaemons();
+      cleanupNamespaces();
+    });
+}

@@ -15,6 +15,9 @@ import { SCENARIOS, TUNABLES } from './scenarios';
 
 const MEMORY_CHECK_INTERVAL_MS = 1000;
 const SYN_CHECK_INTERVAL_MS = 1000;
+/** How often the BPF side may post the same limit again for the same namespace (see last_posted in tcp_buffer.bpf.c). */
+const REPOST_INTERVAL_MS = 1000;
+const LAST_POSTED_ENTRIES = 2;
 
 interface TunerState {
   memory: MemoryWatch;
@@ -45,6 +48,15 @@ const tcpBufferTuner: TunerDefinition = {
     await s.memory.check().catch((err) => ctx.log.warn(`tcp_buffer: first TCP memory check failed: ${errorText(err)}`));
     ctx.every(MEMORY_CHECK_INTERVAL_MS, () => s.memory.check());
     ctx.every(SYN_CHECK_INTERVAL_MS, () => s.syn.check());
+    const lastPosted = ctx.bpf.map('last_posted');
+    const empty = Buffer.alloc(lastPosted.valueSize);
+    ctx.every(REPOST_INTERVAL_MS, () => {
+      for (let i = 0; i < LAST_POSTED_ENTRIES; i++) {
+        const key = Buffer.alloc(4);
+        key.writeUInt32LE(i);
+        lastPosted.update(key, empty);
+      }
+    });
   },
   async event(event: TunerEvent, ctx) {
     const s = stateOf(ctx);

@@ -8,8 +8,11 @@
  *  - sock:sock_exceed_buf_limit (an allocation refused for memory): how much
  *    TCP holds against tcp_mem.
  * The first two fire up to ~100k times a second under bulk traffic, so they
- * test the cheapest condition first (two loads and a compare, no map) and
- * only a socket that is at its limit reaches the rate limiter.
+ * test the cheapest condition first (two loads and a compare, no map). A
+ * socket sitting at its limit passes that test on every call until the daemon
+ * has raised the limit, so the next check is an inlined array lookup: "this
+ * namespace already reported this very limit a moment ago". Only a different
+ * namespace or limit reaches the per-namespace rate limiter (a hash lookup).
  */
 #include "bpftune.bpf.h"
 #include "tcp_buffer.h"
@@ -28,6 +31,26 @@
 /* Refused allocations come in bursts; the daemon's memory check runs every second anyway. */
 #define TCP_BUFFER_MEM_INTERVAL_NS	(1000 * 1000 * 1000ULL)
 
+/*
+ * The last limit posted per direction (index: event kind), and where. The
+ * daemon clears it every second, so the same limit is posted again then: it
+ * may have declined it (memory pressure, latency hold) and may now accept.
+ * (No clock here: tracing programs may not use the coarse one, and the fine
+ * one would cost more than everything else on this path.)
+ */
+struct last_post {
+	__u64 net;	/* struct net address: comparing it needs no read through it */
+	__s32 limit;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct last_post);
+} last_posted SEC(".maps");
+
 /* Present in BTF so the test can check index.ts's decoder against it; never written. */
 struct tcp_buffer_data tcp_buffer_data_layout;
 
@@ -42,6 +65,22 @@ static __always_inline __u32 socket_rtt_us(const struct sock *sk, bool receiver)
 	if (!rtt)
 		rtt = BPF_CORE_READ(tp, srtt_us);
 	return rtt >> 3;
+}
+
+/* True when this (namespace, limit) was posted since the daemon last cleared it; else claims it. */
+static __always_inline bool already_posted(__u32 kind, const struct net *net, int limit)
+{
+	struct last_post *last = bpf_map_lookup_elem(&last_posted, &kind);
+
+	if (!last)
+		return true;
+	if (last->net == (__u64)net && last->limit == limit)
+		return true;
+	if (bpftune_rate_limited(bpftune_net_cookie((struct net *)net), kind, TCP_BUFFER_INTERVAL_NS))
+		return true;
+	last->net = (__u64)net;
+	last->limit = limit;
+	return false;
 }
 
 static __always_inline void post_near_max(const struct sock *sk, struct net *net,
@@ -77,8 +116,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk, int time)
 	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
 	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
 		return 0;
-	if (bpftune_rate_limited(bpftune_net_cookie(net), TCP_BUFFER_EVENT_RMEM_NEAR_MAX,
-				 TCP_BUFFER_INTERVAL_NS))
+	if (already_posted(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max))
 		return 0;
 	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
 	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
@@ -99,8 +137,7 @@ int BPF_PROG(tcp_buffer_snd, const struct sock *sk)
 		return 0;
 	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
 		return 0;
-	if (bpftune_rate_limited(bpftune_net_cookie(net), TCP_BUFFER_EVENT_WMEM_NEAR_MAX,
-				 TCP_BUFFER_INTERVAL_NS))
+	if (already_posted(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max))
 		return 0;
 	wmem[0] = net->ipv4.sysctl_tcp_wmem[0];
 	wmem[1] = net->ipv4.sysctl_tcp_wmem[1];

@@ -248,7 +248,6 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
       'Each run uses a fresh emulated link (TUN forwarder, test/support/link-emulator.ts) and fresh namespaces, so no cached route metrics carry over.',
       "The sender's tcp_wmem[2] is 32 MiB in every run: only the receive side limits.",
       "BPF run time: kernel.bpf_stats_enabled=1 during the bpftune run only (restored), run_time_ns/run_cnt deltas from bpftool for the daemon's programs. Empty programs attached to the same tracepoints at the same time (test/fixtures/tp_btf_floor) show what the two clock reads of bpf_stats cost per call on this VM; the tuner's own cost is the difference.",
-      'tcp_buffer_rcv (tcp:tcp_rcvbuf_grow) fires at most once per RTT per socket, and most of its calls are the ones that post an event (ring buffer output and wakeup): its per-call figure is per event, not per packet.',
     ],
   };
 }

@@ -103,8 +103,14 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	bpftune_post(&event);
 }
 
-SEC("tp_btf/tcp_rcvbuf_grow")
-int BPF_PROG(tcp_buffer_rcv, struct sock *sk, int time)
+/*
+ * Not tcp:tcp_rcvbuf_grow, although it fires far less often: it fires only
+ * when the kernel's own demand estimate (bytes read per RTT) grows, and a
+ * flow held back by its buffer reads the same amount every RTT, so it can
+ * stall after a step or two. tcp_rcv_space_adjust runs on every read.
+ */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 {
 	struct net *net = sk->__sk_common.skc_net.net;
 	int rcvbuf = sk->sk_rcvbuf;

@@ -164,7 +164,7 @@ test('when bigger receive buffers only fill a queue, rising RTT stops the growth
   // A 20 Mbit/s bottleneck with a deep queue at the sender: every byte of window beyond the
   // (tiny) path BDP waits in the queue, so RTT grows with the receive buffer.
   inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
-  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 32768 65536');
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 16384 32768');
   const daemon = new DaemonProcess(DAEMON_ARGS);
   await daemon.started();
   const server = startIperfServer(pair.server);
@@ -174,7 +174,7 @@ test('when bigger receive buffers only fill a queue, rising RTT stops the growth
   const run = runIperfClient(pair.client, pair.serverAddr4, 8, ['-C', 'cubic']);
   try {
     const m = await daemon.waitFor(
-      /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_rmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 32768 (\d+)\) -> \(4096 32768 (\d+)\)/,
+      /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_rmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 (\d+)\)/,
       20_000,
     );
     assert.ok(Number(m[1]) > 0.7);
@@ -187,7 +187,7 @@ test('when bigger receive buffers only fill a queue, rising RTT stops the growth
     server.stop();
     await run.catch(() => undefined);
   }
-  assert.match(daemon.log, /change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 32768 65536\) -> \(4096 32768 81920\)/);
+  assert.match(daemon.log, /change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 16384 32768\) -> \(4096 16384 40960\)/);
   assert.equal(await daemon.stop(), 0);
 });
 

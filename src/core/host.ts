@@ -17,6 +17,7 @@ import type { LearningRate, TunerContext, TunerDefinition } from './tuner';
 import { scanTunerDirectory, type TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
+import { nativeProcNetReader } from './sysctl-access';
 
 const RING_BUFFER_BYTES = 256 * 1024;
 const WATCH_DEBOUNCE_MS = 250;
@@ -58,6 +59,7 @@ export class TunerHost {
   private ring: NativeRingBuffer | undefined;
   private stopping = false;
   private syncing: Promise<void> = Promise.resolve();
+  private readonly readProcNet: ReturnType<typeof nativeProcNetReader>;
 
   constructor(
     private readonly nativeBinding: NativeBinding,
@@ -65,7 +67,9 @@ export class TunerHost {
     private readonly namespaces: NetnsRegistry,
     private readonly log: Logger,
     private readonly options: HostOptions,
-  ) {}
+  ) {
+    this.readProcNet = nativeProcNetReader(nativeBinding, namespaces);
+  }
 
   start(): void {
     this.ring = this.nativeBinding.createRingBuffer(RING_BUFFER_BYTES, (samples) => this.dispatch(samples));
@@ -307,6 +311,11 @@ export class TunerHost {
         verify: () => namespaces.verify(),
       },
       get: (tunable, cookie) => registry.get(name, tunable, cookie),
+      readProcNet: async (file, cookie) => {
+        const ns = cookie === undefined || cookie === 0n ? namespaces.global : await namespaces.resolve(cookie);
+        if (!ns) throw new Error(`network namespace cookie ${cookie} no longer exists`);
+        return this.readProcNet(ns, file);
+      },
       set: (change) => registry.set(name, change),
       reportExternalWrite: (write) => {
         registry.externalWrite(write);

@@ -111,6 +111,8 @@ export interface NativeBinding {
    */
   readSysctl(nsPath: string | null, expectedInum: number, name: string): Promise<string>;
   writeSysctl(nsPath: string | null, expectedInum: number, name: string, value: string): Promise<void>;
+  /** Reads /proc/net/<file> ("netstat", "snmp") as seen inside the namespace at nsPath; same rules as readSysctl. */
+  readProcNet(nsPath: string | null, expectedInum: number, file: string): Promise<string>;
   openlog(ident: string): void;
   /** priority: syslog(3) level (LOG_ERR 3 ... LOG_DEBUG 7), facility LOG_DAEMON. */
   syslog(priority: number, message: string): void;

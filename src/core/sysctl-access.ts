@@ -14,21 +14,27 @@ function isStalePath(err: unknown): boolean {
   return err instanceof Error && STALE_PATH_CODES.has((err as NodeJS.ErrnoException).code ?? '');
 }
 
-export function nativeSysctlAccess(nativeBinding: NativeBinding, namespaces: NetnsRegistry): SysctlAccess {
-  async function inNamespace<T>(ns: Namespace, op: (nsPath: string | null, inum: number) => Promise<T>): Promise<T> {
-    if (ns.global) return op(null, 0);
-    try {
-      return await op(ns.path, ns.inum);
-    } catch (err) {
-      if (!isStalePath(err)) throw err;
-      await namespaces.rescan();
-      const current = namespaces.byCookie(ns.cookie);
-      if (!current) throw new Error(`network namespace cookie ${ns.cookie} no longer exists`);
-      return op(current.path, current.inum);
-    }
+async function inNamespace<T>(namespaces: NetnsRegistry, ns: Namespace, op: (nsPath: string | null, inum: number) => Promise<T>): Promise<T> {
+  if (ns.global) return op(null, 0);
+  try {
+    return await op(ns.path, ns.inum);
+  } catch (err) {
+    if (!isStalePath(err)) throw err;
+    await namespaces.rescan();
+    const current = namespaces.byCookie(ns.cookie);
+    if (!current) throw new Error(`network namespace cookie ${ns.cookie} no longer exists`);
+    return op(current.path, current.inum);
   }
+}
+
+export function nativeSysctlAccess(nativeBinding: NativeBinding, namespaces: NetnsRegistry): SysctlAccess {
   return {
-    read: (ns, path) => inNamespace(ns, (nsPath, inum) => nativeBinding.readSysctl(nsPath, inum, path)),
-    write: (ns, path, value) => inNamespace(ns, (nsPath, inum) => nativeBinding.writeSysctl(nsPath, inum, path, value)),
+    read: (ns, path) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.readSysctl(nsPath, inum, path)),
+    write: (ns, path, value) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.writeSysctl(nsPath, inum, path, value)),
   };
+}
+
+/** Reads /proc/net/<file> inside a namespace (counters such as netstat and snmp are per namespace). */
+export function nativeProcNetReader(nativeBinding: NativeBinding, namespaces: NetnsRegistry): (ns: Namespace, file: string) => Promise<string> {
+  return (ns, file) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.readProcNet(nsPath, inum, file));
 }

@@ -110,6 +110,11 @@ export interface TunerContext {
   get(tunable: string, netnsCookie?: bigint): Promise<SysctlValue[]>;
   /** The one write path: checks, writes in the namespace, logs, records. */
   set(change: ChangeRequest): Promise<boolean>;
+  /**
+   * Text of /proc/net/<file> ("netstat", "snmp") as seen inside a namespace
+   * (default global): counters a tuner can poll instead of probing.
+   */
+  readProcNet(file: string, netnsCookie?: bigint): Promise<string>;
   /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
   reportExternalWrite(write: ExternalWrite): void;
   /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */

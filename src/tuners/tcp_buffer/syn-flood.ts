@@ -1,8 +1,164 @@
+/**
+ * SYN floods, from the counters the kernel already keeps per namespace
+ * (/proc/net/netstat TcpExt, /proc/net/snmp Tcp), polled once a second: no
+ * tracepoint marks a SYN-queue overflow, and a counter read is cheaper than
+ * any probe on the SYN path.
+ *
+ * A SYN-queue overflow is legitimate load when it goes with connections being
+ * accepted (handshakes completing, PassiveOpens): then a longer queue,
+ * tcp_max_syn_backlog, lets them in. Overflows with nothing accepted are a
+ * flood: a longer queue would only hold more of it, so shrink it. SYN cookies
+ * that never come back valid only cost CPU: turn them off; when the backlog
+ * cannot grow further, they are all that is left: turn them on.
+ */
+import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
+import { errorText } from '../../core/log';
 import type { TunerContext } from '../../core/tuner';
+import { Scenario, TCP_MAX_SYN_BACKLOG, TCP_SYNCOOKIES } from './scenarios';
+
+/** Beyond this the SYN queue is no longer what limits (the listen backlog is capped at 65535 too). */
+export const SYN_BACKLOG_MAX = 65535;
+/** Never shrink below the kernel's own minimum default (128). */
+export const SYN_BACKLOG_MIN = 128;
+/** Cookies sent with none validated before concluding they never will be. */
+export const COOKIES_WITHOUT_ANSWER = 256;
+
+export interface SynCounters {
+  /** SYNs that found the SYN queue full (answered with a cookie or dropped). */
+  overflows: number;
+  /** Handshakes completed on listeners (Tcp PassiveOpens). */
+  accepted: number;
+  cookiesSent: number;
+  cookiesValid: number;
+}
+
+/** "Prefix: name name ...\nPrefix: value value ..." pairs, as /proc/net/netstat and snmp have them. */
+export function parseProcNetCounters(text: string, prefix: string): Map<string, number> {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${prefix}:`));
+  const out = new Map<string, number>();
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = (lines[i] ?? '').split(/\s+/).slice(1);
+    const values = (lines[i + 1] ?? '').split(/\s+/).slice(1);
+    names.forEach((n, j) => out.set(n, Number(values[j] ?? 0)));
+  }
+  return out;
+}
+
+export function synCounters(netstat: string, snmp: string): SynCounters {
+  const ext = parseProcNetCounters(netstat, 'TcpExt');
+  const tcp = parseProcNetCounters(snmp, 'Tcp');
+  const get = (m: Map<string, number>, k: string) => m.get(k) ?? 0;
+  return {
+    overflows: get(ext, 'TCPReqQFullDoCookies') + get(ext, 'TCPReqQFullDrop'),
+    accepted: get(tcp, 'PassiveOpens'),
+    cookiesSent: get(ext, 'SyncookiesSent'),
+    cookiesValid: get(ext, 'SyncookiesRecv'),
+  };
+}
+
+interface NsSynState {
+  last: SynCounters;
+  correlation: Correlation;
+  /** Cookies sent since one last came back valid. */
+  unansweredCookies: number;
+}
 
 export class SynFloodWatch {
+  private readonly states = new Map<bigint, NsSynState>();
+  private running = false;
+
   constructor(private readonly ctx: TunerContext) {}
+
   async check(): Promise<void> {
-    await Promise.resolve(this.ctx);
+    // A slow round (many namespaces) must not overlap the next one.
+    if (this.running) return;
+    this.running = true;
+    try {
+      const namespaces = [this.ctx.namespaces.global, ...this.ctx.namespaces.all().filter((n) => !n.global)];
+      const alive = new Set<bigint>();
+      for (const ns of namespaces) {
+        alive.add(ns.cookie);
+        try {
+          await this.checkNamespace(ns.global ? 0n : ns.cookie);
+        } catch (err) {
+          // A namespace that went away between listing and reading is not worth a warning.
+          this.ctx.log.debug(`tcp_buffer: SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
+        }
+      }
+      for (const cookie of this.states.keys()) if (cookie !== 0n && !alive.has(cookie)) this.states.delete(cookie);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async checkNamespace(cookie: bigint): Promise<void> {
+    const [netstat, snmp] = await Promise.all([this.ctx.readProcNet('netstat', cookie), this.ctx.readProcNet('snmp', cookie)]);
+    const now = synCounters(netstat, snmp);
+    const st = this.states.get(cookie);
+    if (!st) {
+      this.states.set(cookie, { last: now, correlation: new Correlation(), unansweredCookies: 0 });
+      return;
+    }
+    const overflows = now.overflows - st.last.overflows;
+    const accepted = now.accepted - st.last.accepted;
+    if (now.cookiesValid > st.last.cookiesValid) st.unansweredCookies = 0;
+    else st.unansweredCookies += now.cookiesSent - st.last.cookiesSent;
+    st.last = now;
+    if (overflows <= 0) return;
+    st.correlation.add(overflows, accepted);
+    const legitimate =
+      accepted > 0 && (st.correlation.count < MIN_CORRELATION_SAMPLES || st.correlation.value() > 0.7 || accepted >= overflows);
+    if (legitimate) await this.legitimateLoad(cookie, overflows, accepted);
+    else await this.flood(cookie, overflows, accepted, st);
+  }
+
+  private async legitimateLoad(cookie: bigint, overflows: number, accepted: number): Promise<void> {
+    const [backlog = 0] = (await this.ctx.get(TCP_MAX_SYN_BACKLOG, cookie)) as number[];
+    if (backlog < SYN_BACKLOG_MAX) {
+      await this.ctx.set({
+        tunable: TCP_MAX_SYN_BACKLOG,
+        scenario: Scenario.synBacklogIncrease,
+        netnsCookie: cookie,
+        values: [Math.min(SYN_BACKLOG_MAX, this.ctx.learning.grow(backlog))],
+        reason: `${overflows} SYN queue overflows while ${accepted} connections were accepted in the last second`,
+      });
+      return;
+    }
+    const [cookies = 0] = (await this.ctx.get(TCP_SYNCOOKIES, cookie)) as number[];
+    if (cookies === 0) {
+      await this.ctx.set({
+        tunable: TCP_SYNCOOKIES,
+        scenario: Scenario.syncookiesEnable,
+        netnsCookie: cookie,
+        values: [1],
+        reason: `${overflows} SYN queue overflows with ${TCP_MAX_SYN_BACKLOG} at its cap ${SYN_BACKLOG_MAX}`,
+      });
+    }
+  }
+
+  private async flood(cookie: bigint, overflows: number, accepted: number, st: NsSynState): Promise<void> {
+    const [backlog = 0] = (await this.ctx.get(TCP_MAX_SYN_BACKLOG, cookie)) as number[];
+    const target = Math.max(SYN_BACKLOG_MIN, this.ctx.learning.shrink(backlog));
+    if (target < backlog) {
+      await this.ctx.set({
+        tunable: TCP_MAX_SYN_BACKLOG,
+        scenario: Scenario.synBacklogDecrease,
+        netnsCookie: cookie,
+        values: [target],
+        reason: `${overflows} SYN queue overflows but ${accepted} connections accepted in the last second (correlation ${st.correlation.value().toFixed(2)})`,
+      });
+    }
+    if (st.unansweredCookies >= COOKIES_WITHOUT_ANSWER) {
+      const [cookies = 0] = (await this.ctx.get(TCP_SYNCOOKIES, cookie)) as number[];
+      if (cookies !== 0) {
+        await this.ctx.set({
+          tunable: TCP_SYNCOOKIES,
+          scenario: Scenario.syncookiesDisable,
+          netnsCookie: cookie,
+          values: [0],
+          reason: `${st.unansweredCookies} SYN cookies sent and none came back valid`,
+        });
+      }
+    }
   }
 }

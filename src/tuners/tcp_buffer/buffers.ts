@@ -37,6 +37,7 @@ const MIN_RTT_RISE_US = 2000;
 export const LATENCY_HOLD_MS = 30_000;
 
 interface SideState {
+  cookie: bigint;
   correlation: Correlation;
   lowestRttUs: number;
   holdUntil: number;
@@ -60,7 +61,7 @@ export class BufferGrowth {
     const [min = 0, def = 0, max = 0] = event.oldValues;
     const cookie = event.netnsCookie;
     if (this.memory.constrained) {
-      ctx.log.debug(`tcp_buffer: not raising ${tunable} (cookie ${cookie}): TCP memory is near pressure`);
+      ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): TCP memory is near pressure`);
       return;
     }
     const st = this.state(side, cookie);
@@ -70,7 +71,7 @@ export class BufferGrowth {
     }
     if (ctx.log.debugEnabled) {
       ctx.log.debug(
-        `tcp_buffer: ${tunable} max ${max} (cookie ${cookie}): buffer ${data.skBuf}, RTT ${data.rttUs} us ` +
+        `${tunable} max ${max} (cookie ${cookie}): buffer ${data.skBuf}, RTT ${data.rttUs} us ` +
           `(lowest ${st.lowestRttUs}), correlation ${st.correlation.value().toFixed(2)} over ${st.correlation.count}`,
       );
     }
@@ -101,9 +102,9 @@ export class BufferGrowth {
     }
   }
 
-  /** Drops what is known about a namespace that is gone. */
-  forget(cookie: bigint): void {
-    for (const side of ['rmem', 'wmem'] as const) this.states.delete(`${side}@${cookie}`);
+  /** Drops what is known about namespaces that are gone. */
+  retain(alive: ReadonlySet<bigint>): void {
+    for (const [key, st] of this.states) if (!alive.has(st.cookie)) this.states.delete(key);
   }
 
   private latencyRises(st: SideState, rttUs: number): boolean {
@@ -137,7 +138,7 @@ export class BufferGrowth {
     const key = `${side}@${cookie}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { correlation: new Correlation(), lowestRttUs: Number.POSITIVE_INFINITY, holdUntil: 0 };
+      st = { cookie, correlation: new Correlation(), lowestRttUs: Number.POSITIVE_INFINITY, holdUntil: 0 };
       this.states.set(key, st);
     }
     return st;

@@ -45,9 +45,12 @@ const tcpBufferTuner: TunerDefinition = {
   scenarios: SCENARIOS,
   async init(ctx) {
     const s = stateOf(ctx);
-    await s.memory.check().catch((err) => ctx.log.warn(`tcp_buffer: first TCP memory check failed: ${errorText(err)}`));
+    await s.memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     ctx.every(MEMORY_CHECK_INTERVAL_MS, () => s.memory.check());
-    ctx.every(SYN_CHECK_INTERVAL_MS, () => s.syn.check());
+    ctx.every(SYN_CHECK_INTERVAL_MS, async () => {
+      await s.syn.check();
+      s.buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
+    });
     const lastPosted = ctx.bpf.map('last_posted');
     const empty = Buffer.alloc(lastPosted.valueSize);
     ctx.every(REPOST_INTERVAL_MS, () => {
@@ -71,7 +74,7 @@ const tcpBufferTuner: TunerDefinition = {
         await s.memory.allocationRefused(event.netnsCookie, event.newValues[0] ?? 0, event.oldValues);
         break;
       default:
-        ctx.log.debug(`tcp_buffer: ignoring unknown event kind ${event.scenarioId}`);
+        ctx.log.debug(`ignoring unknown event kind ${event.scenarioId}`);
     }
   },
   fini(ctx) {

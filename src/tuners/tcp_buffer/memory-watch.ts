@@ -75,7 +75,7 @@ export class MemoryWatch {
     this.freePages ??= await freeBufferPages();
     const grown = grownTcpMem(mem, this.freePages, (v) => this.ctx.learning.grow(v));
     if (grown.every((v, i) => v === mem[i])) {
-      this.ctx.log.debug(`tcp_buffer: tcp_mem (${mem.join(' ')}) is at its cap for ${this.freePages} free buffer pages`);
+      this.ctx.log.debug(`tcp_mem (${mem.join(' ')}) is at its cap for ${this.freePages} free buffer pages`);
       return;
     }
     await this.ctx.set({
@@ -100,7 +100,7 @@ export class MemoryWatch {
       before = await this.ctx.get(tunable, cookie);
     } catch (err) {
       // Optional tunables (tcp_no_ssthresh_metrics_save, high_order_alloc_disable) are missing on older kernels.
-      this.ctx.log.debug(`tcp_buffer: cannot read ${tunable}: ${errorText(err)}`);
+      this.ctx.log.debug(`cannot read ${tunable}: ${errorText(err)}`);
       return;
     }
     if (Number(before[0]) === value) return;

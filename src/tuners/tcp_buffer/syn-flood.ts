@@ -82,7 +82,7 @@ export class SynFloodWatch {
           await this.checkNamespace(ns.global ? 0n : ns.cookie);
         } catch (err) {
           // A namespace that went away between listing and reading is not worth a warning.
-          this.ctx.log.debug(`tcp_buffer: SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
+          this.ctx.log.debug(`SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
         }
       }
       for (const cookie of this.states.keys()) if (cookie !== 0n && !alive.has(cookie)) this.states.delete(cookie);

@@ -12,6 +12,8 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { native } from '../../core/native';
+import { AF_INET, NETLINK_ROUTE, setNeighTableRequest } from './rtnetlink';
 
 interface Thresholds {
   thresh1: number;
@@ -150,4 +152,44 @@ test('growth stops at what the device prefixes make plausible, and says so', asy
   assert.equal(await daemon.stop(), 0);
   // -R put back what bpftune changed.
   assert.deepEqual(thresholds('arp_cache'), { thresh1: 8, thresh2: 16, thresh3: 32 });
+});
+
+test('the kernel takes table thresholds only from the initial namespace (why changes are made there)', async () => {
+  const ns = createNamespace();
+  const current = thresholds('arp_cache');
+  const message = setNeighTableRequest(AF_INET, 'arp_cache', current);
+  await assert.rejects(native().netlinkRequest(`/var/run/netns/${ns}`, 0, NETLINK_ROUTE, message), (err: NodeJS.ErrnoException) => {
+    assert.equal(err.code, 'ENOENT');
+    assert.match(err.message, /netlink request type 67 in \/var\/run\/netns\/\S+: kernel replied with an error: No such file or directory/);
+    return true;
+  });
+  // The same request from the daemon's (initial) namespace is acknowledged: no reply messages, no change.
+  assert.deepEqual(await native().netlinkRequest(null, 0, NETLINK_ROUTE, message), []);
+  assert.deepEqual(thresholds('arp_cache'), current);
+});
+
+test('someone else changing a table bpftune grew: bpftune stops tuning it and -R leaves it alone', async () => {
+  const ns = namespaceWithVeth('198.18.4.1/24');
+  setThresholds('arp_cache', { thresh1: 32, thresh2: 64, thresh3: 128 });
+  const daemon = new DaemonProcess(['-a', 'neigh_table', '-R']);
+  await daemon.started();
+  addNeighbours(
+    ns,
+    range(10, 100).map((i) => `198.18.4.${i}`),
+  );
+  await daemon.waitFor(/change arp_cache\(thresh1 thresh2 thresh3\) from \(32 64 128\) -> \(40 80 160\)/);
+  setThresholds('arp_cache', { thresh1: 40, thresh2: 80, thresh3: 170 });
+  // Past the BPF side's 100 ms per-table event interval, so the next batch's entries are not rate-limited.
+  await new Promise((r) => setTimeout(r, 200));
+  // Nearly full again (>= 128 of 170): the next event finds thresholds bpftune did not set.
+  addNeighbours(
+    ns,
+    range(110, 30).map((i) => `198.18.4.${i}`),
+  );
+  await daemon.waitFor(
+    /neighbour table 'arp_cache' thresholds are \(40 80 170\), not the \(40 80 160\) bpftune set: someone else changed them, so bpftune no longer tunes 'arp_cache'/,
+  );
+  assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, /Not rolling back 'arp_cache' in global ns: it is \(40 80 170\), not the \(40 80 160\) bpftune set/);
+  assert.deepEqual(thresholds('arp_cache'), { thresh1: 40, thresh2: 80, thresh3: 170 });
 });

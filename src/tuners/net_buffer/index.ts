@@ -98,13 +98,14 @@ class NetBufferTuner {
 
   private async backlogDrops(event: TunerEvent): Promise<void> {
     const cpu = event.data.readUInt32LE(EVENT_DATA_LAYOUT.cpu);
-    const seconds = Number(event.data.readBigUInt64LE(EVENT_DATA_LAYOUT.window_ns)) / 1e9;
+    const windowMs = Number(event.data.readBigUInt64LE(EVENT_DATA_LAYOUT.window_ns)) / 1e6;
+    const within = windowMs < 1000 ? `${Math.round(windowMs)} ms` : `${(windowMs / 1000).toFixed(1)} s`;
     const [drops = 0] = event.oldValues;
     const backlog = Number((await this.ctx.get(MAX_BACKLOG))[0]);
     // Posted against an older, smaller limit (a burst): the grown one is judged on new drops.
     if (drops <= backlog >> 5) return;
     const target = Math.min(MAX_BACKLOG_CAP, atLeastOneStep(this.ctx.learning.grow(backlog), backlog));
-    const why = `${drops} packets dropped at CPU ${cpu}'s full input backlog within ${seconds.toFixed(1)} s (more than netdev_max_backlog/32 = ${backlog >> 5})`;
+    const why = `${drops} packets dropped at CPU ${cpu}'s full input backlog within ${within} (more than netdev_max_backlog/32 = ${backlog >> 5})`;
     if (target > backlog) {
       const changed = await this.ctx.set({ tunable: MAX_BACKLOG, scenario: SCENARIO_BACKLOG_DROPS, values: [target], reason: why });
       if (changed) await this.syncThreshold(target);

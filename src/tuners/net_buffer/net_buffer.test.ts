@@ -88,7 +88,7 @@ test('backlog drops grow netdev_max_backlog and set the CPU flow-limit bit; -R r
       timeout: 20_000,
     });
     const grown = await daemon.waitFor(
-      /Due to (\d+) packets dropped at CPU (\d+)'s full input backlog within [\d.]+ s \(more than netdev_max_backlog\/32 = 0\) change net\.core\.netdev_max_backlog from \(16\) -> \(20\)/,
+      /Due to (\d+) packets dropped at CPU (\d+)'s full input backlog within [\d.]+ m?s \(more than netdev_max_backlog\/32 = 0\) change net\.core\.netdev_max_backlog from \(16\) -> \(20\)/,
     );
     assert.match(daemon.log, /Scenario 'need to increase max backlog size' occurred for tunable 'net\.core\.netdev_max_backlog' in global ns\./);
     const cpu = Number(grown[2]);

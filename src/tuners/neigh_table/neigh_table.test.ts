@@ -35,6 +35,48 @@ function setThresholds(table: string, t: Thresholds): void {
   ip(['ntable', 'change', 'name', table, 'thresh1', String(t.thresh1), 'thresh2', String(t.thresh2), 'thresh3', String(t.thresh3)]);
 }
 
+/** Every entry in the table, all namespaces (`ip -s ntable`'s "entries"). */
+function entries(table: string): number {
+  const m = /entries (\d+)/.exec(ip(['-s', 'ntable', 'show', 'name', table]));
+  assert.ok(m, `ip -s ntable show name ${table} prints the entry count`);
+  return Number(m[1]);
+}
+
+/**
+ * The entry count once earlier namespaces' teardown (asynchronous in the
+ * kernel) has let go of their entries: the table is shared with everything
+ * else on the machine, so the tests size thresholds from what is there.
+ */
+async function settledEntries(table: string): Promise<number> {
+  let last = entries(table);
+  for (let i = 0; i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = entries(table);
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+const grow = (n: number) => n + (n >> 2);
+
+/**
+ * Thresholds (t3/4, t3/2, t3) with 100 more entries past 3/4 of t3 (nearly
+ * full) but short of t3 (no overflow) and of 3/4 of one step more.
+ */
+function thresholdsFor(existing: number): Thresholds {
+  const thresh3 = 4 * Math.round(0.3 * (existing + 100));
+  return { thresh1: thresh3 / 4, thresh2: thresh3 / 2, thresh3 };
+}
+
+function grown(t: Thresholds): Thresholds {
+  return { thresh1: grow(t.thresh1), thresh2: grow(t.thresh2), thresh3: grow(t.thresh3) };
+}
+
+function shown(t: Thresholds): string {
+  return `\\(${t.thresh1} ${t.thresh2} ${t.thresh3}\\)`;
+}
+
 const saved = new Map<string, Thresholds>();
 
 before(() => {
@@ -79,37 +121,38 @@ function range(from: number, count: number): number[] {
 }
 
 async function growAndShrink(table: string, other: string, ns: string, addresses: string[], flushArgs: string[]): Promise<void> {
+  const start = thresholdsFor(await settledEntries(table));
+  setThresholds(table, start);
   const otherBefore = thresholds(other);
   const daemon = new DaemonProcess(['-a', 'neigh_table', '-R']);
   await daemon.started();
   assert.match(daemon.log, /tuner 'neigh_table' loaded \(tp_btf\)/);
 
-  // 100 entries: past 3/4 of thresh3 128, the "nearly full" point at learning rate 4.
+  // 100 entries: past 3/4 of thresh3, the "nearly full" point at learning rate 4.
   addNeighbours(ns, addresses);
   const growth = new RegExp(
-    `Due to neighbour table '${table}' nearly full \\(\\d+ of gc_thresh3 128 entries subject to garbage collection; ` +
-      `new entry on veth0 in non-global ns\\) change ${table}\\(thresh1 thresh2 thresh3\\) from \\(32 64 128\\) -> \\(40 80 160\\)`,
+    `Due to neighbour table '${table}' nearly full \\(\\d+ of gc_thresh3 ${start.thresh3} entries subject to garbage collection; ` +
+      `new entry on veth0 in non-global ns\\) change ${table}\\(thresh1 thresh2 thresh3\\) from ${shown(start)} -> ${shown(grown(start))}`,
   );
   await daemon.waitFor(growth);
   assert.match(
     daemon.log,
     new RegExp(`Scenario 'neighbour table nearly full' occurred for tunable '${table}' in global ns\\. A neighbour table is close to gc_thresh3`),
   );
-  assert.deepEqual(thresholds(table), { thresh1: 40, thresh2: 80, thresh3: 160 });
+  assert.deepEqual(thresholds(table), grown(start));
   assert.deepEqual(thresholds(other), otherBefore, `only ${table} changes`);
 
   ip(['-n', ns, ...flushArgs]);
-  await daemon.waitFor(new RegExp(`Due to neighbour table '${table}' nearly empty .* change ${table}\\(thresh1 thresh2 thresh3\\) from \\(40 80 160\\) -> \\(32 64 128\\)`));
-  assert.deepEqual(thresholds(table), { thresh1: 32, thresh2: 64, thresh3: 128 });
+  await daemon.waitFor(new RegExp(`Due to neighbour table '${table}' nearly empty .* change ${table}\\(thresh1 thresh2 thresh3\\) from ${shown(grown(start))} -> ${shown(start)}`));
+  assert.deepEqual(thresholds(table), start);
 
   assert.equal(await daemon.stop(), 0);
-  assert.match(daemon.log, new RegExp(`# tunable '${table}' changed from \\(32 64 128 \\) -> \\(32 64 128 \\)`));
-  assert.match(daemon.log, new RegExp(`ip ntable change name ${table} thresh1 32 thresh2 64 thresh3 128`));
+  assert.match(daemon.log, new RegExp(`# tunable '${table}' changed from \\(${start.thresh1} ${start.thresh2} ${start.thresh3} \\) -> \\(${start.thresh1} ${start.thresh2} ${start.thresh3} \\)`));
+  assert.match(daemon.log, new RegExp(`ip ntable change name ${table} thresh1 ${start.thresh1} thresh2 ${start.thresh2} thresh3 ${start.thresh3}`));
 }
 
 test('IPv4: a nearly full arp_cache grows (arp_cache only) and shrinks back once emptied', async () => {
   const ns = namespaceWithVeth('198.18.0.1/24');
-  setThresholds('arp_cache', { thresh1: 32, thresh2: 64, thresh3: 128 });
   await growAndShrink(
     'arp_cache',
     'ndisc_cache',
@@ -121,7 +164,6 @@ test('IPv4: a nearly full arp_cache grows (arp_cache only) and shrinks back once
 
 test('IPv6: a nearly full ndisc_cache grows (ndisc_cache only) and shrinks back once emptied', async () => {
   const ns = namespaceWithVeth('fd00:10::1/64');
-  setThresholds('ndisc_cache', { thresh1: 32, thresh2: 64, thresh3: 128 });
   await growAndShrink(
     'ndisc_cache',
     'arp_cache',
@@ -132,26 +174,29 @@ test('IPv6: a nearly full ndisc_cache grows (ndisc_cache only) and shrinks back 
 });
 
 test('growth stops at what the device prefixes make plausible, and says so', async () => {
-  // A /27 holds 30 hosts, one of them this device: at most 29 neighbours on veth0.
-  const ns = namespaceWithVeth('198.18.2.1/27');
-  setThresholds('arp_cache', { thresh1: 8, thresh2: 16, thresh3: 32 });
+  // A /26 holds 62 hosts, one of them this device: at most 61 neighbours on veth0. With thresh3
+  // 64 above what the table holds already, 50 more entries make it nearly full, and the bound
+  // (61 plus the entries elsewhere) is below even the current thresh3.
+  const ns = namespaceWithVeth('198.18.2.1/26');
+  const existing = await settledEntries('arp_cache');
+  const start = { thresh1: 16, thresh2: existing + 32, thresh3: existing + 64 };
+  setThresholds('arp_cache', start);
   const daemon = new DaemonProcess(['-a', 'neigh_table', '-R']);
   await daemon.started();
   addNeighbours(
     ns,
-    range(2, 26).map((i) => `198.18.2.${i}`),
+    range(2, 50).map((i) => `198.18.2.${i}`),
   );
   const bound = await daemon.waitFor(
-    /neighbour table 'arp_cache' is nearly full \(\d+ of 32\), but growth stops at (\d+) entries: veth0 \(198\.18\.2\.1\/27\) can have at most 29 neighbours, and other devices hold (\d+) entries/,
+    /neighbour table 'arp_cache' is nearly full \(\d+ of \d+\), but growth stops at (\d+) entries: veth0 \(198\.18\.2\.1\/26\) can have at most 61 neighbours, and other devices hold (\d+) entries/,
   );
   const limit = Number(bound[1]);
-  assert.equal(limit, 29 + Number(bound[2]));
-  const now = thresholds('arp_cache');
-  // Unbounded, one step would have made thresh3 40; it is held at the bound (or left alone when the bound is not above 32).
-  assert.equal(now.thresh3, Math.max(32, Math.min(40, limit)));
+  assert.equal(limit, 61 + Number(bound[2]));
+  // Unbounded, one step would have grown thresh3 by a quarter; it is held at the bound.
+  assert.equal(thresholds('arp_cache').thresh3, Math.max(start.thresh3, Math.min(grow(start.thresh3), limit)));
   assert.equal(await daemon.stop(), 0);
-  // -R put back what bpftune changed.
-  assert.deepEqual(thresholds('arp_cache'), { thresh1: 8, thresh2: 16, thresh3: 32 });
+  // -R put back anything bpftune changed.
+  assert.deepEqual(thresholds('arp_cache'), start);
 });
 
 test('the kernel takes table thresholds only from the initial namespace (why changes are made there)', async () => {
@@ -170,26 +215,30 @@ test('the kernel takes table thresholds only from the initial namespace (why cha
 
 test('someone else changing a table bpftune grew: bpftune stops tuning it and -R leaves it alone', async () => {
   const ns = namespaceWithVeth('198.18.4.1/24');
-  setThresholds('arp_cache', { thresh1: 32, thresh2: 64, thresh3: 128 });
+  const start = thresholdsFor(await settledEntries('arp_cache'));
+  setThresholds('arp_cache', start);
   const daemon = new DaemonProcess(['-a', 'neigh_table', '-R']);
   await daemon.started();
   addNeighbours(
     ns,
     range(10, 100).map((i) => `198.18.4.${i}`),
   );
-  await daemon.waitFor(/change arp_cache\(thresh1 thresh2 thresh3\) from \(32 64 128\) -> \(40 80 160\)/);
-  setThresholds('arp_cache', { thresh1: 40, thresh2: 80, thresh3: 170 });
+  await daemon.waitFor(new RegExp(`change arp_cache\\(thresh1 thresh2 thresh3\\) from ${shown(start)} -> ${shown(grown(start))}`));
+  const theirs = { ...grown(start), thresh3: grown(start).thresh3 + 8 };
+  setThresholds('arp_cache', theirs);
   // Past the BPF side's 100 ms per-table event interval, so the next batch's entries are not rate-limited.
   await new Promise((r) => setTimeout(r, 200));
-  // Nearly full again (>= 128 of 170): the next event finds thresholds bpftune did not set.
+  // Nearly full again: the next event finds thresholds bpftune did not set.
   addNeighbours(
     ns,
-    range(110, 30).map((i) => `198.18.4.${i}`),
+    range(110, 40).map((i) => `198.18.4.${i}`),
   );
   await daemon.waitFor(
-    /neighbour table 'arp_cache' thresholds are \(40 80 170\), not the \(40 80 160\) bpftune set: someone else changed them, so bpftune no longer tunes 'arp_cache'/,
+    new RegExp(
+      `neighbour table 'arp_cache' thresholds are ${shown(theirs)}, not the ${shown(grown(start))} bpftune set: someone else changed them, so bpftune no longer tunes 'arp_cache'`,
+    ),
   );
   assert.equal(await daemon.stop(), 0);
-  assert.match(daemon.log, /Not rolling back 'arp_cache' in global ns: it is \(40 80 170\), not the \(40 80 160\) bpftune set/);
-  assert.deepEqual(thresholds('arp_cache'), { thresh1: 40, thresh2: 80, thresh3: 170 });
+  assert.match(daemon.log, new RegExp(`Not rolling back 'arp_cache' in global ns: it is ${shown(theirs)}, not the ${shown(grown(start))} bpftune set`));
+  assert.deepEqual(thresholds('arp_cache'), theirs);
 });

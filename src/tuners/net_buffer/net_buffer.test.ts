@@ -59,34 +59,51 @@ function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-test('backlog drops grow netdev_max_backlog and set the CPU flow-limit bit; -R restores both', async (t) => {
-  if (Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) < 2) {
-    t.skip('needs two CPUs to steer packets to another CPU');
-    return;
-  }
+let port = 5299;
+
+/**
+ * Two namespaces joined by a veth (<prefix>.1 sender, <prefix>.2 receiver) and an iperf3
+ * server on the receiver. veth delivers through netif_rx(), i.e. the per-CPU backlog, and
+ * RPS on the receiving queue moves that backlog to CPU 1.
+ */
+function floodPair(prefix: string): { sender: string; receiver: string; port: number } {
   const sender = createNamespace();
   const receiver = createNamespace();
   ip(['-n', sender, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'vc0', 'netns', receiver]);
   ip(['-n', sender, 'link', 'set', 'veth0', 'up']);
   ip(['-n', receiver, 'link', 'set', 'vc0', 'up']);
-  ip(['-n', sender, 'addr', 'add', '198.18.3.1/24', 'dev', 'veth0']);
-  ip(['-n', receiver, 'addr', 'add', '198.18.3.2/24', 'dev', 'vc0']);
-  // veth delivers through netif_rx(), i.e. the per-CPU backlog; RPS moves it to CPU 1.
+  ip(['-n', sender, 'addr', 'add', `${prefix}.1/24`, 'dev', 'veth0']);
+  ip(['-n', receiver, 'addr', 'add', `${prefix}.2/24`, 'dev', 'vc0']);
   inNamespace(receiver, 'sh', ['-c', 'echo 2 > /sys/class/net/vc0/queues/rx-0/rps_cpus']);
-  const server = spawn('ip', ['netns', 'exec', receiver, 'iperf3', '-s', '-1', '-p', '5299'], { stdio: 'ignore' });
+  port++;
+  const server = spawn('ip', ['netns', 'exec', receiver, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
   if (server.pid) servers.push(server.pid);
-  await new Promise((r) => setTimeout(r, 300));
+  spawnSync('sleep', ['0.3']);
+  return { sender, receiver, port };
+}
 
+/** Small UDP packets as fast as they go, from CPU 0, to the last floodPair's server. */
+function flood(sender: string, address: string, seconds: number): void {
+  spawnSync(
+    'ip',
+    ['netns', 'exec', sender, 'taskset', '-c', '0', 'iperf3', '-c', address, '-p', String(port), '-u', '-b', '0', '-l', '64', '-P', '2', '-t', String(seconds)],
+    { stdio: 'ignore', timeout: 30_000 },
+  );
+}
+
+test('backlog drops grow netdev_max_backlog and set the CPU flow-limit bit; -R restores both', async (t) => {
+  if (Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) < 2) {
+    t.skip('needs two CPUs to steer packets to another CPU');
+    return;
+  }
+  const { sender } = floodPair('198.18.3');
   setGlobal('net.core.netdev_max_backlog', '16');
   setGlobal('net.core.flow_limit_cpu_bitmap', '0');
   const daemon = new DaemonProcess(['-a', 'net_buffer', '-R']);
   try {
     await daemon.started();
     assert.match(daemon.log, /tuner 'net_buffer' loaded \(tp_btf\)/);
-    spawnSync('ip', ['netns', 'exec', sender, 'taskset', '-c', '0', 'iperf3', '-c', '198.18.3.2', '-p', '5299', '-u', '-b', '0', '-l', '64', '-P', '2', '-t', '2'], {
-      stdio: 'ignore',
-      timeout: 20_000,
-    });
+    flood(sender, '198.18.3.2', 2);
     const grown = await daemon.waitFor(
       /Due to (\d+) packets dropped at CPU (\d+)'s full input backlog within [\d.]+ m?s \(more than netdev_max_backlog\/32 = 0\) change net\.core\.netdev_max_backlog from \(16\) -> \(20\)/,
     );
@@ -104,6 +121,39 @@ test('backlog drops grow netdev_max_backlog and set the CPU flow-limit bit; -R r
   assert.match(daemon.log, /Rolled back 'net\.core\.netdev_max_backlog' in global ns from \(\d+\) -> \(16\)/);
   assert.equal(sysctlIn(null, 'net.core.flow_limit_cpu_bitmap'), '0');
   restoreGlobals();
+});
+
+test('squeezed NAPI polls grow netdev_budget and netdev_budget_usecs; -R restores them', async (t) => {
+  if (Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) < 2) {
+    t.skip('needs two CPUs to steer packets to another CPU');
+    return;
+  }
+  const { sender } = floodPair('198.18.5');
+  const budget = Number(saved.get('net.core.netdev_budget'));
+  const usecs = Number(saved.get('net.core.netdev_budget_usecs'));
+  const daemon = new DaemonProcess(['-a', 'net_buffer', '-R']);
+  try {
+    await daemon.started();
+    // A 32-packet budget is used up by one backlog poll (64 packets), so each softirq round
+    // under the flood ends squeezed; the budget goes back before the daemon's next 10 s sample.
+    setGlobal('net.core.netdev_budget', '32');
+    try {
+      flood(sender, '198.18.5.2', 3);
+    } finally {
+      setGlobal('net.core.netdev_budget', String(budget));
+    }
+    await daemon.waitFor(
+      new RegExp(`Due to (\\d+) squeezed NAPI polls \\(time_squeeze\\) in \\d+ s change net\\.core\\.netdev_budget from \\(${budget}\\) -> \\(${budget + (budget >> 2)}\\)`),
+      20_000,
+    );
+    await daemon.waitFor(new RegExp(`change net\\.core\\.netdev_budget_usecs from \\(${usecs}\\) -> \\(${usecs + (usecs >> 2)}\\)`));
+    assert.match(daemon.log, /Scenario 'need to increase # of packets processed per NAPI poll' occurred for tunable 'net\.core\.netdev_budget' in global ns\./);
+    assert.equal(sysctlIn(null, 'net.core.netdev_budget'), String(budget + (budget >> 2)));
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    restoreGlobals();
+  }
+  assert.match(daemon.log, new RegExp(`Rolled back 'net\\.core\\.netdev_budget' in global ns from \\(\\d+\\) -> \\(${budget}\\)`));
 });
 
 test('softnet_stat, PSI and schedstat parsing', () => {

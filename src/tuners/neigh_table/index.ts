@@ -33,6 +33,12 @@ import { formatAddress, plausibleNeighbours } from './plausible';
 
 const SCENARIO_NEARLY_FULL = 0;
 const SCENARIO_NEARLY_EMPTY = 1;
+/*
+ * Whatever the prefixes say (an IPv6 /64 says "unbounded"), no table grows
+ * past this: ~50 MB of entries, and a neighbour-discovery scan of a /64
+ * must not turn into unbounded kernel memory.
+ */
+const THRESH3_CAP = 131072;
 /** How often a table bpftune grew is checked for having emptied without removal events. */
 const RECHECK_INTERVAL_MS = 10_000;
 
@@ -223,10 +229,13 @@ class NeighTableTuner {
     // An earlier event in the same burst may have grown it already.
     if (!data.overflow && !this.ctx.learning.nearlyFull(data.gcEntries, table.thresh3)) return;
     const ns = await this.ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
-    const bound = ns ? await this.bound(spec, ns, data, table).catch((err: unknown) => this.unbounded(err, data)) : undefined;
-    const cap = bound?.limit ?? Number.MAX_SAFE_INTEGER;
-    const proposed = grownThresholds(table, (n) => this.ctx.learning.grow(n), Math.min(cap, 0x7fffffff));
-    if (bound && proposed.thresh3 < this.ctx.learning.grow(table.thresh3)) {
+    const plausible = ns ? await this.bound(spec, ns, data, table).catch((err: unknown) => this.unbounded(err, data)) : undefined;
+    const bound: Bound =
+      plausible && plausible.limit < THRESH3_CAP
+        ? plausible
+        : { limit: THRESH3_CAP, why: `bpftune grows no neighbour table past ${THRESH3_CAP} entries` };
+    const proposed = grownThresholds(table, (n) => this.ctx.learning.grow(n), bound.limit);
+    if (proposed.thresh3 < this.ctx.learning.grow(table.thresh3)) {
       if (state.boundLogged !== bound.limit) {
         state.boundLogged = bound.limit;
         this.ctx.log.info(

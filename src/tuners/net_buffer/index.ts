@@ -10,7 +10,6 @@
  * All four sysctls are global (one value for the whole system).
  */
 import { promises as fs } from 'node:fs';
-import { errorText } from '../../core/log';
 import type { TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
 import { BudgetPolicy, hasCpu, parseSoftnetStat, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
 
@@ -72,7 +71,8 @@ class NetBufferTuner {
   /** One change at a time: backlog events come in bursts and the timer shares the sysctls. */
   private serialised(task: () => Promise<void>): Promise<void> {
     const next = this.queue.then(task);
-    this.queue = next.catch((err: unknown) => this.ctx.log.error(errorText(err)));
+    // The caller (event dispatch, timer) logs a failure; the chain only has to survive it.
+    this.queue = next.catch(() => undefined);
     return next;
   }
 

@@ -278,8 +278,10 @@ class NeighTableTuner {
     const addresses = parseAddresses(await netlink(nsPath, inum, getAddressesRequest(spec.family))).filter(
       (a) => a.ifindex === data.ifindex && a.family === spec.family,
     );
-    const onDevice = countNeighboursByDevice(await netlink(nsPath, inum, getNeighboursRequest(spec.family))).get(data.ifindex) ?? 0;
     const plausible = plausibleNeighbours(addresses);
+    // Counting the device's entries means dumping them; pointless when its prefixes bound nothing.
+    const onDevice =
+      plausible >= THRESH3_CAP ? 0 : (countNeighboursByDevice(await netlink(nsPath, inum, getNeighboursRequest(spec.family))).get(data.ifindex) ?? 0);
     const elsewhere = Math.max(0, table.entries - onDevice);
     const limit = Math.min(Number.MAX_SAFE_INTEGER, plausible + elsewhere);
     const prefixes = addresses.map(formatAddress).join(', ') || 'no addresses';

@@ -12,8 +12,12 @@
 
 #define AF_INET		2
 #define AF_INET6	10
-/* A table filling up posts at most this often; user space grows it by a step per event. */
-#define NEIGH_TABLE_FULL_INTERVAL_NS	(100 * 1000 * 1000ULL)
+/*
+ * A table filling up posts at most this often; user space grows it by a
+ * step per event, so this bounds how fast a table can grow (25% per 50 ms
+ * at learning rate 4) against how often user space dumps a device's entries.
+ */
+#define NEIGH_TABLE_FULL_INTERVAL_NS	(50 * 1000 * 1000ULL)
 #define NEIGH_TABLE_EMPTY_INTERVAL_NS	(1000 * 1000 * 1000ULL)
 
 /*

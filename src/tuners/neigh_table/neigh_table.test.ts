@@ -226,7 +226,7 @@ test('someone else changing a table bpftune grew: bpftune stops tuning it and -R
   await daemon.waitFor(new RegExp(`change arp_cache\\(thresh1 thresh2 thresh3\\) from ${shown(start)} -> ${shown(grown(start))}`));
   const theirs = { ...grown(start), thresh3: grown(start).thresh3 + 8 };
   setThresholds('arp_cache', theirs);
-  // Past the BPF side's 100 ms per-table event interval, so the next batch's entries are not rate-limited.
+  // Past the BPF side's 50 ms per-table event interval, so the next batch's entries are not rate-limited.
   await new Promise((r) => setTimeout(r, 200));
   // Nearly full again: the next event finds thresholds bpftune did not set.
   addNeighbours(

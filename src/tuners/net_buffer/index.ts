@@ -10,7 +10,7 @@
  * All four sysctls are global (one value for the whole system).
  */
 import { promises as fs } from 'node:fs';
-import type { TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ChangeRequest, SysctlValue, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
 import { BudgetPolicy, hasCpu, parseSoftnetStat, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
 
 const MAX_BACKLOG = 'net.core.netdev_max_backlog';
@@ -52,7 +52,22 @@ class NetBufferTuner {
   /** netdev_budget and _usecs before bpftune grew them: shrinking stops there. */
   private budgetFloor?: [number, number];
 
+  /**
+   * Value at which a change was declined (an administrator took the sysctl
+   * over, or the write failed), per tunable: not retried until it changes,
+   * so a drop storm does not mean a "Skipping update" line per event.
+   */
+  private readonly declined = new Map<string, string>();
+
   constructor(private readonly ctx: TunerContext) {}
+
+  private async change(request: ChangeRequest, current: SysctlValue): Promise<boolean> {
+    if (this.declined.get(request.tunable) === String(current)) return false;
+    const changed = await this.ctx.set(request);
+    if (changed) this.declined.delete(request.tunable);
+    else this.declined.set(request.tunable, String(current));
+    return changed;
+  }
 
   async init(): Promise<void> {
     for (const source of WAIT_SOURCES) {
@@ -107,19 +122,22 @@ class NetBufferTuner {
     const target = Math.min(MAX_BACKLOG_CAP, atLeastOneStep(this.ctx.learning.grow(backlog), backlog));
     const why = `${drops} packets dropped at CPU ${cpu}'s full input backlog within ${within} (more than netdev_max_backlog/32 = ${backlog >> 5})`;
     if (target > backlog) {
-      const changed = await this.ctx.set({ tunable: MAX_BACKLOG, scenario: SCENARIO_BACKLOG_DROPS, values: [target], reason: why });
+      const changed = await this.change({ tunable: MAX_BACKLOG, scenario: SCENARIO_BACKLOG_DROPS, values: [target], reason: why }, backlog);
       if (changed) await this.syncThreshold(target);
     } else {
       this.ctx.log.debug(`not growing ${MAX_BACKLOG} past ${MAX_BACKLOG_CAP}: ${why}`);
     }
     const [mask = '0'] = (await this.ctx.get(FLOW_LIMIT)).map(String);
     if (!hasCpu(mask, cpu)) {
-      await this.ctx.set({
-        tunable: FLOW_LIMIT,
-        scenario: SCENARIO_FLOW_LIMIT,
-        values: [withCpu(mask, cpu)],
-        reason: `backlog drops on CPU ${cpu}`,
-      });
+      await this.change(
+        {
+          tunable: FLOW_LIMIT,
+          scenario: SCENARIO_FLOW_LIMIT,
+          values: [withCpu(mask, cpu)],
+          reason: `backlog drops on CPU ${cpu}`,
+        },
+        mask,
+      );
     }
   }
 
@@ -150,8 +168,8 @@ class NetBufferTuner {
     if (nextBudget <= budget && nextUsecs <= usecs) return;
     this.budgetFloor ??= [budget, usecs];
     const reason = `${squeezes} squeezed NAPI polls (time_squeeze) in ${seconds.toFixed(0)} s`;
-    if (nextBudget > budget) await this.ctx.set({ tunable: BUDGET, scenario: SCENARIO_BUDGET_INCREASE, values: [nextBudget], reason });
-    if (nextUsecs > usecs) await this.ctx.set({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_INCREASE, values: [nextUsecs], reason });
+    if (nextBudget > budget) await this.change({ tunable: BUDGET, scenario: SCENARIO_BUDGET_INCREASE, values: [nextBudget], reason }, budget);
+    if (nextUsecs > usecs) await this.change({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_INCREASE, values: [nextUsecs], reason }, usecs);
   }
 
   private async shrinkBudget(budget: number, usecs: number): Promise<void> {
@@ -159,8 +177,8 @@ class NetBufferTuner {
     const nextBudget = Math.max(floorBudget, this.ctx.learning.shrink(budget));
     const nextUsecs = Math.max(floorUsecs, this.ctx.learning.shrink(usecs));
     const reason = `scheduler wait time rising with netdev_budget (correlation above 0.7)`;
-    if (nextBudget < budget) await this.ctx.set({ tunable: BUDGET, scenario: SCENARIO_BUDGET_DECREASE, values: [nextBudget], reason });
-    if (nextUsecs < usecs) await this.ctx.set({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_DECREASE, values: [nextUsecs], reason });
+    if (nextBudget < budget) await this.change({ tunable: BUDGET, scenario: SCENARIO_BUDGET_DECREASE, values: [nextBudget], reason }, budget);
+    if (nextUsecs < usecs) await this.change({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_DECREASE, values: [nextUsecs], reason }, usecs);
   }
 }
 

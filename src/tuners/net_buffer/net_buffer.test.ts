@@ -156,6 +156,29 @@ test('squeezed NAPI polls grow netdev_budget and netdev_budget_usecs; -R restore
   assert.match(daemon.log, new RegExp(`Rolled back 'net\\.core\\.netdev_budget' in global ns from \\(\\d+\\) -> \\(${budget}\\)`));
 });
 
+test('after an administrator writes netdev_max_backlog, backlog drops change nothing and say so once', async (t) => {
+  if (Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) < 2) {
+    t.skip('needs two CPUs to steer packets to another CPU');
+    return;
+  }
+  const { sender } = floodPair('198.18.13');
+  const daemon = new DaemonProcess(['-a', 'net_buffer', '-a', 'sysctl', '-R']);
+  try {
+    await daemon.started();
+    setGlobal('net.core.netdev_max_backlog', '16');
+    await daemon.waitFor(/modified sysctl 'core\/netdev_max_backlog' that tuner 'net_buffer' uses; disabling 'net_buffer' for namespace cookie \d+/);
+    flood(sender, '198.18.13.2', 2);
+    await daemon.waitFor(/Skipping update of 'net\.core\.netdev_max_backlog' ; tuner 'net_buffer' is disabled in netns \(cookie \d+\)/);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(daemon.log.match(/Skipping update of 'net\.core\.netdev_max_backlog'/g)?.length, 1);
+    assert.equal(sysctlIn(null, 'net.core.netdev_max_backlog'), '16');
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+    restoreGlobals();
+  }
+  assert.doesNotMatch(daemon.log, /change net\.core\.netdev_max_backlog/);
+});
+
 test('softnet_stat, PSI and schedstat parsing', () => {
   const softnet = ['0000000a 00000001 00000003 00000000', '00000014 00000002 00000004 00000000'].join('\n');
   assert.deepEqual(parseSoftnetStat(softnet), { processed: 30, dropped: 3, timeSqueeze: 7 });

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcp_conn, BPF side: a sockops program on the root cgroup v2 sees every TCP
+ * connection on the machine, so it does only cheap work per callback and
+ * asks for callbacks only on established connections.
+ *
+ * - Established: apply the learner's algorithm for this remote host if user
+ *   space has chosen one (tcp_conn_choices), then ask for retransmit and
+ *   state-change callbacks.
+ * - Retransmit: when retransmissions exceed 1/64 of segments sent on a
+ *   connection the learner is not steering, switch it to bbr (loss-based
+ *   algorithms collapse on random loss, bbr models bandwidth and RTT instead)
+ *   and tell user space, at most once per remote host per interval.
+ * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
+ *   remote host, for the learner.
+ */
+#include "bpftune.bpf.h"
+#include "tcp_conn.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define SOL_TCP		6
+#define TCP_CONGESTION	13
+#define RTF_GATEWAY	0x0002
+#define TCP_CA_NAME_MAX	16
+
+/*
+ * Fewer retransmissions than this are a tail-loss probe or two, which any
+ * healthy connection sends now and then; they say nothing about the path.
+ */
+#define TCP_CONN_MIN_RETRANS		4
+/* One loss event per remote host per interval reaches user space. */
+#define TCP_CONN_LOSS_INTERVAL_NS	(10 * 1000 * 1000 * 1000ULL)
+/*
+ * Connections that sent fewer data segments than this (request/response,
+ * control channels, the receiving side of a transfer) never left slow start:
+ * their rate says nothing about the algorithm.
+ */
+#define TCP_CONN_MIN_SAMPLE_SEGS	32
+
+struct tcp_conn_sk {
+	__u64 established_ns;
+	__u32 initial_alg;
+	__u32 learned;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_conn_sk);
+} tcp_conn_sk_storage SEC(".maps");
+
+/* Written by user space: the algorithm each learned remote host should get. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tcp_conn_remote);
+	__type(value, struct tcp_conn_choice);
+} tcp_conn_choices SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tcp_conn_remote);
+	__type(value, __u64);
+} tcp_conn_loss_posted SEC(".maps");
+
+static const char alg_reno[] = "reno";
+static const char alg_cubic[] = "cubic";
+static const char alg_bbr[] = "bbr";
+
+static __always_inline bool name_is(const char *name, const char *want, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (name[i] != want[i])
+			return false;
+	return true;
+}
+
+static __always_inline __u32 current_alg(struct bpf_sock_ops *skops)
+{
+	char name[TCP_CA_NAME_MAX] = {};
+
+	if (bpf_getsockopt(skops, SOL_TCP, TCP_CONGESTION, name, sizeof(name)))
+		return TCP_CONN_ALG_OTHER;
+	/* sizeof includes the NUL, so "bbr" does not match "bbr2". */
+	if (name_is(name, alg_bbr, sizeof(alg_bbr)))
+		return TCP_CONN_ALG_BBR;
+	if (name_is(name, alg_cubic, sizeof(alg_cubic)))
+		return TCP_CONN_ALG_CUBIC;
+	if (name_is(name, alg_reno, sizeof(alg_reno)))
+		return TCP_CONN_ALG_RENO;
+	return TCP_CONN_ALG_OTHER;
+}
+
+static __always_inline long set_alg(struct bpf_sock_ops *skops, __u32 alg)
+{
+	switch (alg) {
+	case TCP_CONN_ALG_RENO:
+		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_reno, sizeof(alg_reno));
+	case TCP_CONN_ALG_CUBIC:
+		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_cubic, sizeof(alg_cubic));
+	case TCP_CONN_ALG_BBR:
+		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_bbr, sizeof(alg_bbr));
+	}
+	return -22; /* -EINVAL: not an algorithm the learner knows */
+}
+
+/*
+ * The remote host is the next hop: the gateway when the route has one (every
+ * host behind it shares the path's bottleneck as far as we can tell), else
+ * the peer. The socket's cached route is set once it is established.
+ */
+static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_sock *tp,
+				      struct tcp_conn_remote *remote, __u32 peer[4])
+{
+	struct dst_entry *dst = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_dst_cache);
+
+	remote->netns_cookie = bpf_get_netns_cookie(skops);
+	remote->family = skops->family;
+	if (skops->family == AF_INET) {
+		peer[0] = skops->remote_ip4;
+		remote->addr[0] = peer[0];
+		if (dst) {
+			struct rtable *rt = container_of(dst, struct rtable, dst);
+
+			if (BPF_CORE_READ(rt, rt_gw_family) == AF_INET)
+				remote->addr[0] = BPF_CORE_READ(rt, rt_gw4);
+		}
+		return;
+	}
+	peer[0] = skops->remote_ip6[0];
+	peer[1] = skops->remote_ip6[1];
+	peer[2] = skops->remote_ip6[2];
+	peer[3] = skops->remote_ip6[3];
+	__builtin_memcpy(remote->addr, peer, sizeof(remote->addr));
+	if (dst) {
+		struct rt6_info *rt = container_of(dst, struct rt6_info, dst);
+
+		if (BPF_CORE_READ(rt, rt6i_flags) & RTF_GATEWAY)
+			BPF_CORE_READ_INTO(&remote->addr, rt, rt6i_gateway.in6_u.u6_addr32);
+	}
+}
+
+static __always_inline void post(struct bpf_sock_ops *skops, struct tcp_sock *tp, __u32 scenario,
+				 struct tcp_conn_event_data *data)
+{
+	struct bpftune_event event = {};
+
+	bpftune_event_init(&event, scenario, BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net));
+	/* Callbacks run in softirq context: the current task is not the socket's owner. */
+	event.pid = 0;
+	__builtin_memcpy(event.data, data, sizeof(*data));
+	bpftune_post(&event);
+}
+
+static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk, struct tcp_sock *tp)
+{
+	struct tcp_conn_event_data data = {};
+	struct tcp_conn_choice *choice;
+	struct tcp_conn_sk *state;
+
+	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!state)
+		return;
+	remote_of(skops, tp, &data.remote, data.peer);
+	choice = bpf_map_lookup_elem(&tcp_conn_choices, &data.remote);
+	if (choice) {
+		data.setsockopt_err = set_alg(skops, choice->alg);
+		if (data.setsockopt_err == 0) {
+			state->learned = 1;
+		} else if (!bpftune_rate_limited(data.remote.netns_cookie, TCP_CONN_SCENARIO_SET_FAILED,
+						 TCP_CONN_LOSS_INTERVAL_NS)) {
+			data.alg = choice->alg;
+			post(skops, tp, TCP_CONN_SCENARIO_SET_FAILED, &data);
+		}
+	}
+	state->initial_alg = current_alg(skops);
+	state->established_ns = bpf_ktime_get_ns();
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+				  BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf_sock *sk, struct tcp_sock *tp)
+{
+	struct tcp_conn_event_data data = {};
+	struct tcp_conn_sk *state;
+	__u64 now, *last;
+
+	if (skops->total_retrans < TCP_CONN_MIN_RETRANS ||
+	    (__u64)skops->total_retrans << 6 <= skops->segs_out)
+		return;
+	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
+	/* The learner is steering this remote: its choice stands, loss is in its cost. */
+	if (!state || state->learned)
+		goto done;
+	if (current_alg(skops) == TCP_CONN_ALG_BBR)
+		goto done;
+	data.setsockopt_err = set_alg(skops, TCP_CONN_ALG_BBR);
+	data.initial_alg = state->initial_alg;
+	data.alg = TCP_CONN_ALG_BBR;
+	data.total_retrans = skops->total_retrans;
+	data.segs_out = skops->segs_out;
+	data.data_segs_out = skops->data_segs_out;
+	remote_of(skops, tp, &data.remote, data.peer);
+
+	now = bpf_ktime_get_ns();
+	last = bpf_map_lookup_elem(&tcp_conn_loss_posted, &data.remote);
+	if (last && now - *last < TCP_CONN_LOSS_INTERVAL_NS && !data.setsockopt_err)
+		goto done;
+	bpf_map_update_elem(&tcp_conn_loss_posted, &data.remote, &now, BPF_ANY);
+	post(skops, tp, TCP_CONN_SCENARIO_LOSS, &data);
+done:
+	/* Decided either way: no more retransmit callbacks for this connection. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_RETRANS_CB_FLAG);
+}
+
+static __always_inline void on_close(struct bpf_sock_ops *skops, struct bpf_sock *sk, struct tcp_sock *tp)
+{
+	struct tcp_conn_event_data data = {};
+	struct tcp_conn_sk *state;
+
+	if (skops->data_segs_out < TCP_CONN_MIN_SAMPLE_SEGS)
+		return;
+	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
+	if (!state || !state->established_ns)
+		return;
+	data.alg = current_alg(skops);
+	data.initial_alg = state->initial_alg;
+	data.learned = state->learned;
+	data.min_rtt_us = skops->rtt_min;
+	data.total_retrans = skops->total_retrans;
+	data.segs_out = skops->segs_out;
+	data.data_segs_out = skops->data_segs_out;
+	data.bytes_acked = skops->bytes_acked;
+	data.duration_us = (bpf_ktime_get_ns() - state->established_ns) / 1000;
+	remote_of(skops, tp, &data.remote, data.peer);
+	post(skops, tp, TCP_CONN_SCENARIO_SAMPLE, &data);
+}
+
+SEC("sockops")
+int tcp_conn_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp;
+
+	if (!sk || (skops->family != AF_INET && skops->family != AF_INET6))
+		return 1;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		on_established(skops, sk, tp);
+		break;
+	case BPF_SOCK_OPS_RETRANS_CB:
+		on_retransmit(skops, sk, tp);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			on_close(skops, sk, tp);
+		break;
+	}
+	return 1;
+}

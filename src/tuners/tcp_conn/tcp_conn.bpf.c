@@ -66,6 +66,12 @@ struct {
 	__type(value, __u64);
 } tcp_conn_loss_posted SEC(".maps");
 
+/*
+ * The payload is copied into event.data, so clang would emit no BTF for its
+ * type; this (unused) constant keeps it there for the layout test.
+ */
+const volatile struct tcp_conn_event_data tcp_conn_event_data_btf = {};
+
 static const char alg_reno[] = "reno";
 static const char alg_cubic[] = "cubic";
 static const char alg_bbr[] = "bbr";

@@ -169,6 +169,6 @@ export class RemoteLearner {
 
   private pick(from: readonly Algorithm[]): Algorithm {
     const index = Math.min(from.length - 1, Math.floor(this.random() * from.length));
-    return from[index] as Algorithm;
+    return from[index];
   }
 }

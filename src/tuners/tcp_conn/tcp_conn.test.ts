@@ -91,7 +91,7 @@ function run(cg: TestCgroup, command: string, args: string[]): { child: ChildPro
 /** Congestion control of each of the client's connections to the server, as `ss -ti` shows it. */
 function algorithmsOnSockets(link: EmulatedLink): string[] {
   const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', link.serverAddr4, 'dport', `= :${PORT}`], { encoding: 'utf8' });
-  return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1] as string);
+  return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
 }
 
 /** One iperf3 transfer from client to server; returns every algorithm seen on its sockets while it ran. */

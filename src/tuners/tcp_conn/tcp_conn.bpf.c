@@ -15,6 +15,7 @@
  *   remote host, for the learner.
  */
 #include "bpftune.bpf.h"
+#include <bpf/bpf_endian.h>
 #include "tcp_conn.h"
 
 #define AF_INET		2
@@ -122,11 +123,21 @@ static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_soc
 				      struct tcp_conn_remote *remote, __u32 peer[4])
 {
 	struct dst_entry *dst = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_dst_cache);
+	/*
+	 * A dual-stack socket talking to an IPv4 peer (::ffff:a.b.c.d) is IPv4 on
+	 * the wire: its route is an IPv4 one, and so is its remote host.
+	 */
+	/* Plain loads: the verifier refuses a context pointer the compiler offsets conditionally. */
+	__u32 ip4 = skops->remote_ip4;
+	__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
+			 skops->remote_ip6[2], skops->remote_ip6[3] };
+	bool v4 = skops->family == AF_INET ||
+		  (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff));
 
 	remote->netns_cookie = bpf_get_netns_cookie(skops);
-	remote->family = skops->family;
-	if (skops->family == AF_INET) {
-		peer[0] = skops->remote_ip4;
+	if (v4) {
+		remote->family = AF_INET;
+		peer[0] = skops->family == AF_INET ? ip4 : ip6[3];
 		remote->addr[0] = peer[0];
 		if (dst) {
 			struct rtable *rt = container_of(dst, struct rtable, dst);
@@ -136,11 +147,9 @@ static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_soc
 		}
 		return;
 	}
-	peer[0] = skops->remote_ip6[0];
-	peer[1] = skops->remote_ip6[1];
-	peer[2] = skops->remote_ip6[2];
-	peer[3] = skops->remote_ip6[3];
-	__builtin_memcpy(remote->addr, peer, sizeof(remote->addr));
+	remote->family = AF_INET6;
+	__builtin_memcpy(peer, ip6, sizeof(ip6));
+	__builtin_memcpy(remote->addr, ip6, sizeof(ip6));
 	if (dst) {
 		struct rt6_info *rt = container_of(dst, struct rt6_info, dst);
 

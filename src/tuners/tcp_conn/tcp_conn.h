@@ -26,7 +26,8 @@
 /*
  * A remote host: the gateway a connection is routed through, or the peer
  * itself when it is on a directly connected network, in one namespace.
- * IPv4 addresses are in addr[0] (network byte order), the rest zero.
+ * IPv4 addresses (also an IPv4 peer of a dual-stack socket) are in addr[0]
+ * (network byte order), the rest zero, and family is AF_INET.
  */
 struct tcp_conn_remote {
 	__u64 netns_cookie;
@@ -43,7 +44,7 @@ struct tcp_conn_choice {
 /* In bpftune_event.data. */
 struct tcp_conn_event_data {
 	struct tcp_conn_remote remote;
-	__u32 peer[4];		/* the connection's own peer address */
+	__u32 peer[4];		/* the peer address, in remote.family form */
 	__u32 alg;		/* in use at close; for a switch, the one set */
 	__u32 initial_alg;	/* algorithm at establishment (after any learner choice) */
 	__u32 learned;		/* 1: the learner chose initial_alg */

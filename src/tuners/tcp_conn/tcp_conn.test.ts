@@ -94,25 +94,31 @@ function run(cg: TestCgroup, command: string, args: string[]): { child: ChildPro
 }
 
 /** Congestion control of each of the client's connections to the server, as `ss -ti` shows it. */
-function algorithmsOnSockets(link: EmulatedLink): string[] {
-  const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', link.serverAddr4, 'dport', `= :${PORT}`], { encoding: 'utf8' });
+function algorithmsOnSockets(link: EmulatedLink, server: string): string[] {
+  const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', server.includes(':') ? `[${server}]` : server, 'dport', `= :${PORT}`], { encoding: 'utf8' });
   return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
 }
 
 /** One iperf3 transfer from client to server; returns every algorithm seen on its sockets while it ran. */
-async function transfer(cg: TestCgroup, link: EmulatedLink, seconds: number, extra: string[] = []): Promise<Set<string>> {
-  const server = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
+async function transfer(
+  cg: TestCgroup,
+  link: EmulatedLink,
+  seconds: number,
+  extra: string[] = [],
+  server = link.serverAddr4,
+): Promise<Set<string>> {
+  const listener = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
   for (let i = 0; i < 50; i++) {
     const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
     if (listening?.trim()) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const client = run(cg, 'ip', ['netns', 'exec', link.client, 'iperf3', '-c', link.serverAddr4, '-p', String(PORT), '-t', String(seconds), ...extra]);
+  const client = run(cg, 'ip', ['netns', 'exec', link.client, 'iperf3', '-c', server, '-p', String(PORT), '-t', String(seconds), ...extra]);
   const seen = new Set<string>();
-  const poll = setInterval(() => algorithmsOnSockets(link).forEach((a) => seen.add(a)), 150);
+  const poll = setInterval(() => algorithmsOnSockets(link, server).forEach((a) => seen.add(a)), 150);
   try {
     await client.done;
-    await server.done;
+    await listener.done;
   } finally {
     clearInterval(poll);
   }
@@ -153,8 +159,12 @@ test('connections on a lossy path are switched to bbr and logged; on a clean pat
   // One line per remote host per interval, however many connections were switched.
   assert.equal(daemon.log.match(/Due to loss events for 198\.18\.1\.2/g)?.length, 1);
 
+  const lossy6 = await transfer(cgroup, lossy, 3, paced, lossy.serverAddr6);
+  assert.ok(lossy6.has('bbr'), `an IPv6 connection on the lossy path runs bbr (ss saw ${[...lossy6].join(', ')})`);
+  await daemon.waitFor(/Due to loss events for fd00:1::2, specify 'bbr' congestion control algorithm/);
+
   assert.equal(await daemon.stop(), 0);
-  assert.match(daemon.log, /# Summary: scenario 'specify TCP congestion control algorithm' occurred 1 times for tunable 'net\.ipv4\.tcp_congestion_control' in non-global ns/);
+  assert.match(daemon.log, /# Summary: scenario 'specify TCP congestion control algorithm' occurred 2 times for tunable 'net\.ipv4\.tcp_congestion_control' in non-global ns/);
   cgroup.remove();
 });
 

@@ -323,6 +323,7 @@ export class TunerHost {
       get: (tunable, cookie) => registry.get(name, tunable, cookie),
       set: (change) => registry.set(name, change),
       recordAction: (action) => registry.action(name, action),
+      manualNamespaces: () => registry.manualNamespaces(name),
       reportExternalWrite: (write) => {
         registry.externalWrite(write);
       },

@@ -140,6 +140,12 @@ export interface TunerContext {
    * not declared or the namespace is gone.
    */
   recordAction(action: ActionRecord): Promise<boolean>;
+  /**
+   * Namespaces where an administrator wrote one of this tuner's sysctls, so
+   * the tuner must leave them alone; for tuners whose BPF side acts on its
+   * own (it has to be told, e.g. through a map).
+   */
+  manualNamespaces(): bigint[];
   /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
   reportExternalWrite(write: ExternalWrite): void;
   /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */

@@ -29,6 +29,8 @@ const ALLOW = 1;
 /** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
 const MAX_REMOTES = 4096;
 const EPERM = 1;
+/** How soon an administrator's takeover of a namespace reaches the BPF side. */
+const MANUAL_SYNC_MS = 1000;
 
 interface RemoteEntry {
   remote: Remote;
@@ -41,6 +43,9 @@ interface RemoteEntry {
 interface TcpConnState {
   algorithms: Algorithm[];
   choices: NativeMap;
+  manual: NativeMap;
+  /** Cookies in the manual map, as last written. */
+  manualCookies: Set<bigint>;
   /** Insertion order is recency order: a measured host is moved to the end. */
   remotes: Map<string, RemoteEntry>;
 }
@@ -110,6 +115,32 @@ async function onSample(ctx: TunerContext, state: TcpConnState, event: ReturnTyp
       netnsCookie: event.remote.netnsCookie,
       reason: `lowest learned cost (${cost(bestCost)}) for ${entry.label}, specify '${best}' congestion control algorithm`,
     });
+  }
+}
+
+function cookieKey(cookie: bigint): Buffer {
+  const key = Buffer.alloc(8);
+  key.writeBigUInt64LE(cookie);
+  return key;
+}
+
+/**
+ * The BPF side switches connections on its own, so the namespaces where an
+ * administrator took over (wrote tcp_congestion_control there) are pushed
+ * to it, and it leaves their connections alone.
+ */
+function syncManual(ctx: TunerContext, state: TcpConnState): void {
+  const now = new Set(ctx.manualNamespaces());
+  for (const cookie of now) {
+    if (state.manualCookies.has(cookie)) continue;
+    state.manual.update(cookieKey(cookie), Buffer.from([1]));
+    state.manualCookies.add(cookie);
+    ctx.log.debug(`leaving connections in netns cookie ${cookie} alone: an administrator set their congestion control`);
+  }
+  for (const cookie of state.manualCookies) {
+    if (now.has(cookie)) continue;
+    state.manual.delete(cookieKey(cookie));
+    state.manualCookies.delete(cookie);
   }
 }
 
@@ -190,7 +221,16 @@ const tcpConnTuner: TunerDefinition = {
     if (algorithms.length === 0) {
       throw new Error(`none of ${ALGORITHMS.join(', ')} is in ${AVAILABLE_PATH} ('${available.join(' ')}'); build the kernel with one of them`);
     }
-    states.set(ctx, { algorithms, choices: ctx.bpf.map('tcp_conn_choices'), remotes: new Map() });
+    const state: TcpConnState = {
+      algorithms,
+      choices: ctx.bpf.map('tcp_conn_choices'),
+      manual: ctx.bpf.map('tcp_conn_manual'),
+      manualCookies: new Set(),
+      remotes: new Map(),
+    };
+    states.set(ctx, state);
+    syncManual(ctx, state);
+    ctx.every(MANUAL_SYNC_MS, () => syncManual(ctx, state));
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
   },
 

@@ -68,6 +68,24 @@ struct {
 } tcp_conn_loss_posted SEC(".maps");
 
 /*
+ * Written by user space: namespaces (cookies) where an administrator set the
+ * congestion control, and so took over; their connections are left alone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} tcp_conn_manual SEC(".maps");
+
+static __always_inline bool manual(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_netns_cookie(skops);
+
+	return bpf_map_lookup_elem(&tcp_conn_manual, &cookie) != NULL;
+}
+
+/*
  * The payload is copied into event.data, so clang would emit no BTF for its
  * type; this (unused) constant keeps it there for the layout test.
  */
@@ -176,6 +194,8 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	struct tcp_conn_choice *choice;
 	struct tcp_conn_sk *state;
 
+	if (manual(skops))
+		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!state)
 		return;
@@ -208,7 +228,7 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
 	/* The learner is steering this remote: its choice stands, loss is in its cost. */
-	if (!state || state->learned)
+	if (!state || state->learned || manual(skops))
 		goto done;
 	if (current_alg(skops) == TCP_CONN_ALG_BBR)
 		goto done;

@@ -200,3 +200,20 @@ test('repeated connections to one lossy remote: the learner converges on bbr and
   assert.equal(await daemon.stop(), 0);
   assert.match(daemon.log, /# Summary: tcp_conn: 198\.18\.1\.2\s+\d+\s+bbr\s+[\d.]+/);
 });
+
+test('an administrator who sets the congestion control in a namespace takes it over: its lossy connections are left alone', async () => {
+  cgroup = new TestCgroup();
+  const link = await lossyLink(5);
+  const daemon = new DaemonProcess(['-d', '-a', 'tcp_conn', '-a', 'sysctl', '-c', cgroup.mountPoint]);
+  await daemon.started();
+  await run(cgroup, 'ip', ['netns', 'exec', link.client, 'sysctl', '-q', '-w', 'net.ipv4.tcp_congestion_control=reno']).done;
+  const disabled = await daemon.waitFor(
+    /modified sysctl 'ipv4\/tcp_congestion_control' that tuner 'tcp_conn' uses; disabling 'tcp_conn' for namespace cookie (\d+)/,
+  );
+  await daemon.waitFor(new RegExp(`leaving connections in netns cookie ${disabled[1]} alone`));
+
+  const algorithms = await transfer(cgroup, link, 3, ['-b', '20M']);
+  assert.deepEqual([...algorithms], ['reno'], 'the administrator’s choice stands despite the loss');
+  assert.doesNotMatch(daemon.log, /Due to loss events for 198\.18\.1\.2/);
+  assert.equal(await daemon.stop(), 0);
+});

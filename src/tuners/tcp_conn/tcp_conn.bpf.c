@@ -38,6 +38,12 @@
  * their rate says nothing about the algorithm.
  */
 #define TCP_CONN_MIN_SAMPLE_SEGS	32
+/*
+ * A busy server closes thousands of connections a second to the same
+ * gateway; a handful of measurements a second per remote host is all the
+ * learner can use.
+ */
+#define TCP_CONN_SAMPLE_INTERVAL_NS	(100 * 1000 * 1000ULL)
 
 struct tcp_conn_sk {
 	__u64 established_ns;
@@ -66,6 +72,25 @@ struct {
 	__type(key, struct tcp_conn_remote);
 	__type(value, __u64);
 } tcp_conn_loss_posted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tcp_conn_remote);
+	__type(value, __u64);
+} tcp_conn_sample_posted SEC(".maps");
+
+/* At most one post per remote host per interval; a lost race posts one extra. */
+static __always_inline bool remote_rate_limited(void *map, struct tcp_conn_remote *remote, __u64 interval_ns)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(map, remote);
+
+	if (last && now - *last < interval_ns)
+		return true;
+	bpf_map_update_elem(map, remote, &now, BPF_ANY);
+	return false;
+}
 
 /*
  * Written by user space: namespaces (cookies) where an administrator set the
@@ -221,7 +246,6 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 {
 	struct tcp_conn_event_data data = {};
 	struct tcp_conn_sk *state;
-	__u64 now, *last;
 
 	if (skops->total_retrans < TCP_CONN_MIN_RETRANS ||
 	    (__u64)skops->total_retrans << 6 <= skops->segs_out)
@@ -240,11 +264,9 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	data.data_segs_out = skops->data_segs_out;
 	remote_of(skops, tp, &data.remote, data.peer);
 
-	now = bpf_ktime_get_ns();
-	last = bpf_map_lookup_elem(&tcp_conn_loss_posted, &data.remote);
-	if (last && now - *last < TCP_CONN_LOSS_INTERVAL_NS && !data.setsockopt_err)
+	if (remote_rate_limited(&tcp_conn_loss_posted, &data.remote, TCP_CONN_LOSS_INTERVAL_NS) &&
+	    !data.setsockopt_err)
 		goto done;
-	bpf_map_update_elem(&tcp_conn_loss_posted, &data.remote, &now, BPF_ANY);
 	post(skops, tp, TCP_CONN_SCENARIO_LOSS, &data);
 done:
 	/* Decided either way: no more retransmit callbacks for this connection. */
@@ -271,6 +293,8 @@ static __always_inline void on_close(struct bpf_sock_ops *skops, struct bpf_sock
 	data.bytes_acked = skops->bytes_acked;
 	data.duration_us = (bpf_ktime_get_ns() - state->established_ns) / 1000;
 	remote_of(skops, tp, &data.remote, data.peer);
+	if (remote_rate_limited(&tcp_conn_sample_posted, &data.remote, TCP_CONN_SAMPLE_INTERVAL_NS))
+		return;
 	post(skops, tp, TCP_CONN_SCENARIO_SAMPLE, &data);
 }
 

@@ -18,6 +18,7 @@ import {
   encodeChoice,
   encodeRemote,
   formatAddress,
+  type ConnectionEvent,
   type Remote,
 } from './layout';
 
@@ -78,7 +79,7 @@ async function allow(ctx: TunerContext, algorithm: Algorithm): Promise<void> {
   });
 }
 
-async function onSample(ctx: TunerContext, state: TcpConnState, event: ReturnType<typeof decodeConnectionEvent>): Promise<void> {
+async function onSample(ctx: TunerContext, state: TcpConnState, event: ConnectionEvent): Promise<void> {
   const algorithm = algorithmOf(event.alg);
   if (!algorithm || !state.algorithms.includes(algorithm) || event.durationUs === 0n) return;
   const key = remoteKey(event.remote);

@@ -166,14 +166,14 @@ static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_soc
 				      struct tcp_conn_remote *remote, __u32 peer[4])
 {
 	struct dst_entry *dst = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_dst_cache);
+	/* Loaded up front: the verifier refuses a context pointer the compiler offsets conditionally. */
+	__u32 ip4 = skops->remote_ip4;
+	__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
+			 skops->remote_ip6[2], skops->remote_ip6[3] };
 	/*
 	 * A dual-stack socket talking to an IPv4 peer (::ffff:a.b.c.d) is IPv4 on
 	 * the wire: its route is an IPv4 one, and so is its remote host.
 	 */
-	/* Plain loads: the verifier refuses a context pointer the compiler offsets conditionally. */
-	__u32 ip4 = skops->remote_ip4;
-	__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
-			 skops->remote_ip6[2], skops->remote_ip6[3] };
 	bool v4 = skops->family == AF_INET ||
 		  (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff));
 
@@ -251,7 +251,10 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	    (__u64)skops->total_retrans << 6 <= skops->segs_out)
 		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
-	/* The learner is steering this remote: its choice stands, loss is in its cost. */
+	/*
+	 * The learner is steering this remote (its choice stands: loss is in its
+	 * cost), or an administrator took this namespace over since establishment.
+	 */
 	if (!state || state->learned || manual(skops))
 		goto done;
 	if (current_alg(skops) == TCP_CONN_ALG_BBR)

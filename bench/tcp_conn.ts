@@ -15,7 +15,7 @@
  *
  * Run as root: node dist/bench/tcp_conn.js (prints a table, writes bench/results/tcp_conn.md).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -58,6 +58,56 @@ function run(cg: TestCgroup, command: string, args: string[]): Promise<string> {
   );
 }
 
+/*
+ * Short connections on loopback in a namespace: the common case on a busy
+ * host, where every connection costs the sockops program its establishment
+ * and state-change callbacks (and nothing else). Prints the CPU time per
+ * connection (client and server are this one process, and loopback's softirq
+ * work runs in it), the baseline the program's cost is compared with.
+ */
+const CONNECTIONS = 4000;
+const CONNECTION_SCRIPT = `
+const net = require('net');
+const server = net.createServer((s) => s.end('x')).listen(0, '127.0.0.1', async () => {
+  const port = server.address().port;
+  const one = () => new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('data', () => {}).on('end', () => { c.end(); resolve(); }).on('error', reject);
+  });
+  let left = ${CONNECTIONS};
+  const worker = async () => { while (left-- > 0) await one(); };
+  const cpu = process.cpuUsage();
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const used = process.cpuUsage(cpu);
+  console.log((used.user + used.system) / ${CONNECTIONS});
+  server.close();
+});`;
+
+/** CPU microseconds per short connection. */
+async function shortConnections(cg: TestCgroup, ns: string): Promise<number> {
+  return Number((await run(cg, 'ip', ['netns', 'exec', ns, process.execPath, '-e', CONNECTION_SCRIPT])).trim());
+}
+
+interface ProgramRunStats {
+  id: number;
+  runTimeNs: number;
+  runCount: number;
+}
+
+/**
+ * tcp_conn sockops programs loaded now, with run time and count (bpftool;
+ * counted only while kernel.bpf_stats_enabled is 1, which this benchmark
+ * reads but never sets).
+ */
+function sockopsPrograms(): ProgramRunStats[] {
+  const r = spawnSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
+  const programs = JSON.parse(r.stdout || '[]') as Array<{ id: number; type?: string; name?: string; run_time_ns?: number; run_cnt?: number }>;
+  // bpftool leaves the counters out while they are 0.
+  return programs
+    .filter((p) => p.type === 'sock_ops' && p.name === 'tcp_conn_sockops')
+    .map((p) => ({ id: p.id, runTimeNs: p.run_time_ns ?? 0, runCount: p.run_cnt ?? 0 }));
+}
+
 /** One transfer with the socket's algorithm forced; returns the receiver's throughput in Mbit/s. */
 async function transfer(cg: TestCgroup, link: EmulatedLink, algorithm: 'cubic' | 'bbr'): Promise<number> {
   const server = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
@@ -77,14 +127,27 @@ export async function runTcpConnEffect(): Promise<EffectResult> {
   const without: number[] = [];
   const withBpftune: number[] = [];
   const bbr: number[] = [];
+  const cpuPerConnection: number[] = [];
+  const programPerConnection: number[] = [];
+  const callbacksPerConnection: number[] = [];
   let switched = 0;
   try {
     setSysctlIn(link.client, 'net.ipv4.tcp_no_metrics_save', '1');
     for (let i = 0; i < RUNS; i++) {
       without.push(await transfer(cg, link, 'cubic'));
       bbr.push(await transfer(cg, link, 'bbr'));
+      const loadedBefore = new Set(sockopsPrograms().map((p) => p.id));
       const daemon = new DaemonProcess(['-a', 'tcp_conn', '-c', cg.mountPoint]);
       await daemon.started();
+      // The daemon's program is the one that was not there before it started (bpftool here cannot show owners).
+      const ours = sockopsPrograms().filter((p) => !loadedBefore.has(p.id));
+      const before = ours.length === 1 ? ours[0] : undefined;
+      cpuPerConnection.push(await shortConnections(cg, link.server));
+      const after = sockopsPrograms().find((p) => p.id === before?.id);
+      if (before && after && after.runCount > before.runCount) {
+        programPerConnection.push((after.runTimeNs - before.runTimeNs) / 1000 / CONNECTIONS);
+        callbacksPerConnection.push((after.runCount - before.runCount) / CONNECTIONS);
+      }
       withBpftune.push(await transfer(cg, link, 'cubic'));
       await daemon.stop();
       switched += daemon.log.match(/Due to loss events for /g)?.length ?? 0;
@@ -105,6 +168,19 @@ export async function runTcpConnEffect(): Promise<EffectResult> {
       { metric: `throughput, median of ${RUNS}`, value: mbit(tuned), baseline: mbit(base) },
       { metric: 'ratio with / without bpftune', value: `${(tuned / base).toFixed(2)}x` },
       { metric: `reference: bbr forced, no bpftune (median of ${RUNS})`, value: mbit(median(bbr)) },
+      ...(programPerConnection.length
+        ? [
+            {
+              metric: `sockops program CPU per short loopback connection (both ends; median of ${RUNS})`,
+              value: `${median(programPerConnection).toFixed(2)} us in ${median(callbacksPerConnection).toFixed(1)} callbacks`,
+              baseline: `${median(cpuPerConnection).toFixed(0)} us CPU per connection in total`,
+            },
+            {
+              metric: 'share of the connection CPU',
+              value: `${((100 * median(programPerConnection)) / median(cpuPerConnection)).toFixed(2)} %`,
+            },
+          ]
+        : []),
       {
         metric: 'each run (Mbit/s, in order)',
         value: withBpftune.map((v) => v.toFixed(1)).join(', '),
@@ -112,6 +188,9 @@ export async function runTcpConnEffect(): Promise<EffectResult> {
       },
     ],
     notes: [
+      ...(programPerConnection.length
+        ? []
+        : ['No sockops run time: kernel.bpf_stats_enabled is 0, or the program could not be told apart from another daemon\'s.']),
       `Runs interleaved (cubic without bpftune, bbr forced, cubic with bpftune) x ${RUNS}; a fresh daemon per run, so each ` +
         'run shows the loss switch, not a learned choice.',
       `bpftune logged ${switched} loss switch(es) to bbr over the ${RUNS} runs with it.`,

@@ -47,7 +47,7 @@
 
 struct tcp_conn_sk {
 	__u64 established_ns;
-	__u32 initial_alg;
+	__u32 initial_alg;	/* the learner's choice, when it made one */
 	__u32 learned;
 };
 
@@ -230,13 +230,13 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 		data.setsockopt_err = set_alg(skops, choice->alg);
 		if (data.setsockopt_err == 0) {
 			state->learned = 1;
+			state->initial_alg = choice->alg;
 		} else if (!bpftune_rate_limited(data.remote.netns_cookie, TCP_CONN_SCENARIO_SET_FAILED,
 						 TCP_CONN_LOSS_INTERVAL_NS)) {
 			data.alg = choice->alg;
 			post(skops, tp, TCP_CONN_SCENARIO_SET_FAILED, &data);
 		}
 	}
-	state->initial_alg = current_alg(skops);
 	state->established_ns = bpf_ktime_get_ns();
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 				  BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -257,10 +257,10 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	 */
 	if (!state || state->learned || manual(skops))
 		goto done;
-	if (current_alg(skops) == TCP_CONN_ALG_BBR)
+	data.initial_alg = current_alg(skops);
+	if (data.initial_alg == TCP_CONN_ALG_BBR)
 		goto done;
 	data.setsockopt_err = set_alg(skops, TCP_CONN_ALG_BBR);
-	data.initial_alg = state->initial_alg;
 	data.alg = TCP_CONN_ALG_BBR;
 	data.total_retrans = skops->total_retrans;
 	data.segs_out = skops->segs_out;
@@ -304,15 +304,28 @@ static __always_inline void on_close(struct bpf_sock_ops *skops, struct bpf_sock
 SEC("sockops")
 int tcp_conn_sockops(struct bpf_sock_ops *skops)
 {
-	struct bpf_sock *sk = skops->sk;
+	struct bpf_sock *sk;
 	struct tcp_sock *tp;
+	__u32 op = skops->op;
 
+	/*
+	 * The program runs for a dozen or so callbacks per connection (timeouts,
+	 * window, every state change, ...): leave the ones we ignore at once.
+	 */
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+	} else if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
+		   op != BPF_SOCK_OPS_RETRANS_CB) {
+		return 1;
+	}
+	sk = skops->sk;
 	if (!sk || (skops->family != AF_INET && skops->family != AF_INET6))
 		return 1;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 1;
-	switch (skops->op) {
+	switch (op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		on_established(skops, sk, tp);
@@ -321,8 +334,7 @@ int tcp_conn_sockops(struct bpf_sock_ops *skops)
 		on_retransmit(skops, sk, tp);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE)
-			on_close(skops, sk, tp);
+		on_close(skops, sk, tp);
 		break;
 	}
 	return 1;

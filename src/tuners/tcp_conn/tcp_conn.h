@@ -46,7 +46,7 @@ struct tcp_conn_event_data {
 	struct tcp_conn_remote remote;
 	__u32 peer[4];		/* the peer address, in remote.family form */
 	__u32 alg;		/* in use at close; for a switch, the one set */
-	__u32 initial_alg;	/* algorithm at establishment (after any learner choice) */
+	__u32 initial_alg;	/* before a loss switch; the learner's choice (0: none) at close */
 	__u32 learned;		/* 1: the learner chose initial_alg */
 	__s32 setsockopt_err;	/* bpf_setsockopt result when setting alg */
 	__u32 min_rtt_us;

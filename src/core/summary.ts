@@ -6,6 +6,7 @@
 import type { ChangeRecord, ScenarioRecord } from './tunables';
 import type { Namespace } from './netns';
 import type { SysctlValue } from './sysctl-values';
+import type { TunerReport } from './tuner';
 
 function spaced(values: readonly SysctlValue[]): string {
   return values.map((v) => `${v} `).join('');
@@ -18,7 +19,23 @@ function inNamespace(ns: Namespace): string {
   return `nsenter --net=${ns.path} `;
 }
 
-export function summaryText(scenarios: readonly ScenarioRecord[], changes: readonly ChangeRecord[]): string {
+export interface NamedReport {
+  tuner: string;
+  report: TunerReport;
+}
+
+/** Tuner reports in the summary: each line prefixed "# Summary: <tuner>: " so it reads as part of it. */
+function reportLines(reports: readonly NamedReport[]): string[] {
+  return reports.flatMap(({ tuner, report }) =>
+    report.text ? report.text.split('\n').map((line) => `# Summary: ${tuner}: ${line}`) : [],
+  );
+}
+
+export function summaryText(
+  scenarios: readonly ScenarioRecord[],
+  changes: readonly ChangeRecord[],
+  reports: readonly NamedReport[] = [],
+): string {
   const lines: string[] = [];
   for (const s of scenarios) {
     lines.push(
@@ -32,7 +49,9 @@ export function summaryText(scenarios: readonly ScenarioRecord[], changes: reado
     lines.push('# To replicate this change on another system, run the following as a privileged user in a terminal:');
     lines.push(`${inNamespace(c.ns)}${c.command ? c.command(c.current) : `sysctl -w ${c.tunable}="${spaced(c.current)}"`}`);
   }
-  return lines.length ? `${lines.join('\n')}\n` : '# Summary: bpftune made no changes\n';
+  if (!lines.length) lines.push('# Summary: bpftune made no changes');
+  lines.push(...reportLines(reports));
+  return `${lines.join('\n')}\n`;
 }
 
 export function rollbackText(changes: readonly ChangeRecord[]): string {

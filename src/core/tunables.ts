@@ -16,7 +16,7 @@ import {
   sysctlPath,
   type SysctlValue,
 } from './sysctl-values';
-import type { ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
+import type { ActionRecord, ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
 
 /** Reads a declared tunable: its own access for non-sysctl tunables, else /proc/sys. */
 async function readTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace): Promise<SysctlValue[]> {
@@ -163,6 +163,32 @@ export class TunableRegistry {
     return this.withLock(key, () => this.apply(tuner, decl, scenario, ns, change));
   }
 
+  /**
+   * An action a tuner took itself (no sysctl written): logged with the same
+   * scenario and reason lines as a change and counted for the summary. It
+   * has no original value, so rollback and replication leave it out.
+   */
+  async action(tuner: string, action: ActionRecord): Promise<boolean> {
+    let decl: TunableDeclaration;
+    let scenario: ScenarioDeclaration;
+    try {
+      decl = this.declaration(tuner, action.tunable);
+      scenario = this.scenario(tuner, action.scenario);
+    } catch (err) {
+      this.log.error(`tuner '${tuner}': rejected action: ${errorText(err)}`);
+      return false;
+    }
+    const ns = await this.namespaceFor(decl, action.netnsCookie);
+    if (!ns) {
+      this.log.debug(`tuner '${tuner}': not recording '${action.reason}': namespace cookie ${action.netnsCookie} is gone`);
+      return false;
+    }
+    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
+    this.log.info(`Due to ${action.reason}`);
+    this.countScenario(tuner, decl, scenario, ns);
+    return true;
+  }
+
   private async apply(
     tuner: string,
     decl: TunableDeclaration,
@@ -216,6 +242,10 @@ export class TunableRegistry {
       this.changeRecords.set(changeKey, { tuner, tunable: decl.name, ns, original: old, current: [...values], changes: 1, command });
       this.accessors.set(changeKey, decl);
     }
+    this.countScenario(tuner, decl, scenario, ns);
+  }
+
+  private countScenario(tuner: string, decl: TunableDeclaration, scenario: ScenarioDeclaration, ns: Namespace): void {
     const scenarioKey = `${tuner}|${scenario.id}|${decl.name}|${ns.global}`;
     const counted = this.scenarioRecords.get(scenarioKey);
     if (counted) counted.count++;

@@ -70,6 +70,30 @@ export interface ChangeRequest {
   reason: string;
 }
 
+/**
+ * A change a tuner made itself, not through a sysctl (e.g. a BPF program set
+ * one socket's congestion control). It is logged with the same scenario and
+ * "Due to" lines as a sysctl change and counted in the summary, but there is
+ * nothing to write and nothing to roll back.
+ */
+export interface ActionRecord {
+  /** The declared tunable the action stands in for, named in the scenario line. */
+  tunable: string;
+  scenario: number;
+  /** Namespace the action happened in; omitted or 0n means the global namespace. */
+  netnsCookie?: bigint;
+  /** The whole text after "Due to ", e.g. "loss events for 198.18.1.2, specify 'bbr' congestion control algorithm". */
+  reason: string;
+}
+
+/** What a tuner adds to `-q report` and to the summary on exit, beyond its sysctl changes. */
+export interface TunerReport {
+  /** Text lines, without a trailing newline; empty when there is nothing to say yet. */
+  text: string;
+  /** The same as data, for `-q jreport`. */
+  json?: unknown;
+}
+
 export interface TunerBpf {
   /** The object's map by name (its own maps, not another tuner's). */
   map(name: string): NativeMap;
@@ -125,6 +149,18 @@ export interface TunerContext {
   get(tunable: string, netnsCookie?: bigint): Promise<SysctlValue[]>;
   /** The one write path: checks, writes in the namespace, logs, records. */
   set(change: ChangeRequest): Promise<boolean>;
+  /**
+   * Logs and counts an action the tuner took outside the write path (see
+   * ActionRecord). Returns false, logging why, when the tunable or scenario is
+   * not declared or the namespace is gone.
+   */
+  recordAction(action: ActionRecord): Promise<boolean>;
+  /**
+   * Namespaces where an administrator wrote one of this tuner's sysctls, so
+   * the tuner must leave them alone; for tuners whose BPF side acts on its
+   * own (it has to be told, e.g. through a map).
+   */
+  manualNamespaces(): bigint[];
   /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
   reportExternalWrite(write: ExternalWrite): void;
   /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */
@@ -142,4 +178,6 @@ export interface TunerDefinition {
   init?(ctx: TunerContext): Promise<void> | void;
   event?(event: TunerEvent, ctx: TunerContext): Promise<void> | void;
   fini?(ctx: TunerContext): Promise<void> | void;
+  /** State worth showing an operator (e.g. what the tuner has learned): `-q report`, and the summary on exit. */
+  report?(ctx: TunerContext): TunerReport;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * netnsId, readSysctl, writeSysctl and readProcNet. /proc/sys/net resolves to the network
+ * netnsId, readSysctl and writeSysctl. /proc/sys/net resolves to the network
  * namespace of the calling *thread*, so the work runs on a libuv pool thread
  * that enters the target namespace with setns() and leaves it again before
  * taking other work. The JS thread never changes namespace.
@@ -24,7 +24,7 @@
 /* Sysctl values are short; this bounds a read of something unexpected. */
 #define MAX_SYSCTL_TEXT (1024 * 1024)
 
-enum ns_op { OP_NETNS_ID, OP_READ, OP_WRITE, OP_READ_NET };
+enum ns_op { OP_NETNS_ID, OP_READ, OP_WRITE };
 
 struct ns_work {
 	napi_async_work work;
@@ -160,12 +160,11 @@ static void do_op(struct ns_work *w)
 		do_netns_id(w);
 		return;
 	}
-	/* /proc/thread-self/net follows the thread's namespace, as /proc/sys/net does. */
-	if (asprintf(&path, w->op == OP_READ_NET ? "/proc/thread-self/net/%s" : "/proc/sys/%s", w->name) < 0) {
-		fail(w, ENOMEM, "%s", w->op == OP_WRITE ? "write" : "read");
+	if (asprintf(&path, "/proc/sys/%s", w->name) < 0) {
+		fail(w, ENOMEM, "%s", w->op == OP_READ ? "read" : "write");
 		return;
 	}
-	if (w->op == OP_READ || w->op == OP_READ_NET)
+	if (w->op == OP_READ)
 		do_read(w, path);
 	else
 		do_write(w, path);
@@ -244,9 +243,6 @@ static void complete(napi_env env, napi_status status, void *data)
 	if (w->err) {
 		if (w->op == OP_NETNS_ID)
 			error = errno_error(env, w->err, NULL, "netns %s: %s", ns, w->call);
-		else if (w->op == OP_READ_NET)
-			error = errno_error(env, w->err, NULL, "/proc/net/%s%s%s: %s", w->name,
-					    ns ? " in " : "", ns ? ns : "", w->call);
 		else
 			error = errno_error(env, w->err, NULL, "sysctl %s%s%s: %s", w->name,
 					    ns ? " in " : "", ns ? ns : "", w->call);
@@ -262,7 +258,6 @@ static void complete(napi_env env, napi_status status, void *data)
 			result = NULL;
 		break;
 	case OP_READ:
-	case OP_READ_NET:
 		result = make_string(env, w->text);
 		break;
 	case OP_WRITE:
@@ -317,16 +312,6 @@ static napi_value queue(napi_env env, struct ns_work *w)
 	return promise;
 }
 
-static bool valid_net_file(const char *name)
-{
-	const char *c;
-
-	for (c = name; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-			return false;
-	return c != name;
-}
-
 static napi_value netns_id(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;
@@ -371,11 +356,7 @@ static napi_value sysctl_call(napi_env env, napi_callback_info info, enum ns_op 
 		goto bad;
 	}
 	w->expected_inum = (uint64_t)inum;
-	/* Only names under /proc/sys (or plain file names in /proc/net), so no caller can reach other files through us. */
-	if (op == OP_READ_NET && !valid_net_file(w->name)) {
-		throw_plain(env, EINVAL, "/proc/net/%s: invalid name (a file name such as \"netstat\")", w->name);
-		goto bad;
-	}
+	/* Only names under /proc/sys, so no caller can reach other files through us. */
 	if (!valid_sysctl_name(w->name)) {
 		throw_plain(env, EINVAL, "sysctl %s: invalid name (must be relative to /proc/sys, "
 				 "without \"..\")", w->name);
@@ -400,15 +381,9 @@ static napi_value write_sysctl(napi_env env, napi_callback_info info)
 	return sysctl_call(env, info, OP_WRITE);
 }
 
-static napi_value read_proc_net(napi_env env, napi_callback_info info)
-{
-	return sysctl_call(env, info, OP_READ_NET);
-}
-
 bool init_netns_sysctl(napi_env env, napi_value exports)
 {
 	return export_function(env, exports, "netnsId", netns_id) &&
 	       export_function(env, exports, "readSysctl", read_sysctl) &&
-	       export_function(env, exports, "writeSysctl", write_sysctl) &&
-	       export_function(env, exports, "readProcNet", read_proc_net);
+	       export_function(env, exports, "writeSysctl", write_sysctl);
 }

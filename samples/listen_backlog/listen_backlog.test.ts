@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../test/support/netns';
-import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons, CORE_TUNERS_ONLY } from '../../test/support/daemon';
+import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons } from '../../test/support/daemon';
 import { listenWithBacklog } from '../../test/support/listen';
 
 before(removeStaleNamespaces);
@@ -20,7 +20,7 @@ test('a truncated listen() backlog raises somaxconn in that namespace only, and 
   const globalBefore = sysctlIn(null, 'net.core.somaxconn');
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-l', SAMPLES_LIBDIR, '-R']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-R']);
   await daemon.started();
   assert.match(daemon.log, /tuner 'listen_backlog' loaded \(tracepoint\)/);
 
@@ -53,7 +53,7 @@ test('a truncated listen() backlog raises somaxconn in that namespace only, and 
 test('learning rate sets the minimum step: -r 0 grows by 1/64 at least', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '6400');
-  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-l', SAMPLES_LIBDIR, '-r', '0']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-r', '0', '-R']);
   await daemon.started();
   listenWithBacklog(ns, 6401);
   await daemon.waitFor(/change net\.core\.somaxconn from \(6400\) -> \(6500\)/);

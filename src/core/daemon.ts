@@ -12,7 +12,7 @@ import type { NativeBinding } from './native';
 import { NetnsRegistry, procNamespaceSource } from './netns';
 import { builtinLibdir, probeObjectPath, runDirectory } from './paths';
 import { nativeSysctlAccess } from './sysctl-access';
-import { rollbackText, summaryText } from './summary';
+import { rollbackText, summaryText, type NamedReport } from './summary';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
@@ -85,8 +85,9 @@ export class Daemon {
     this.log.info(`bpftune: ${names.length} tuners loaded (${names.join(', ')}) in ${ms.toFixed(0)} ms`);
   }
 
-  summary(): string {
-    return summaryText(this.tunables.scenarios(), this.tunables.changes());
+  /** reports: the tuners' own reports, taken before they were unloaded (at exit); default now. */
+  summary(reports: NamedReport[] = this.host.reports()): string {
+    return summaryText(this.tunables.scenarios(), this.tunables.changes(), reports);
   }
 
   rollbackCommands(): string {
@@ -101,11 +102,13 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     await this.server?.close().catch((err) => this.log.error(`closing query server: ${errorText(err)}`));
+    // Tuners' reports come from their state, which unloading them drops.
+    const reports = this.host.reports();
     await this.host.stop();
     if (this.options.rollback) {
       await this.tunables.rollback();
     }
-    for (const line of this.summary().trimEnd().split('\n')) this.log.info(line);
+    for (const line of this.summary(reports).trimEnd().split('\n')) this.log.info(line);
     if (this.options.rollback) {
       for (const line of this.rollbackCommands().trimEnd().split('\n')) this.log.info(line);
     }

@@ -13,7 +13,7 @@ import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject, NativeRingBuffer } from './native';
 import type { NetnsRegistry } from './netns';
 import type { TunableRegistry } from './tunables';
-import type { LearningRate, TunerContext, TunerDefinition } from './tuner';
+import type { LearningRate, TunerContext, TunerDefinition, TunerReport } from './tuner';
 import { scanTunerDirectory, type TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
@@ -77,6 +77,20 @@ export class TunerHost {
 
   tuners(): LoadedTuner[] {
     return [...this.loaded.values()];
+  }
+
+  /** Each loaded tuner's report, for those that make one; a failing report is logged and left out. */
+  reports(): Array<{ tuner: string; report: TunerReport }> {
+    const reports: Array<{ tuner: string; report: TunerReport }> = [];
+    for (const t of this.loaded.values()) {
+      if (!t.definition.report) continue;
+      try {
+        reports.push({ tuner: t.definition.name, report: t.definition.report(t.context) });
+      } catch (err) {
+        this.log.error(`tuner '${t.definition.name}': report failed: ${errorText(err)}; its report is left out`);
+      }
+    }
+    return reports;
   }
 
   /** Loads every tuner found in the directories; later directories cannot replace earlier names. */
@@ -317,6 +331,8 @@ export class TunerHost {
         return this.readProcNet(ns, file);
       },
       set: (change) => registry.set(name, change),
+      recordAction: (action) => registry.action(name, action),
+      manualNamespaces: () => registry.manualNamespaces(name),
       reportExternalWrite: (write) => {
         registry.externalWrite(write);
       },
@@ -388,7 +404,7 @@ function requireDefinition(modulePath: string): TunerDefinition {
         problems.push(`scenarios[${i}] needs id (integer), name and description (strings)`);
       }
     });
-  for (const hook of ['init', 'event', 'fini'] as const) {
+  for (const hook of ['init', 'event', 'fini', 'report'] as const) {
     if (candidate[hook] !== undefined && typeof candidate[hook] !== 'function') problems.push(`${hook} must be a function`);
   }
   if (problems.length) throw new Error(`not a valid tuner definition: ${problems.join('; ')}`);

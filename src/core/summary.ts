@@ -6,6 +6,7 @@
 import type { ChangeRecord, ScenarioRecord } from './tunables';
 import type { Namespace } from './netns';
 import type { SysctlValue } from './sysctl-values';
+import type { TunerReport } from './tuner';
 
 function spaced(values: readonly SysctlValue[]): string {
   return values.map((v) => `${v} `).join('');
@@ -18,7 +19,23 @@ function inNamespace(ns: Namespace): string {
   return `nsenter --net=${ns.path} `;
 }
 
-export function summaryText(scenarios: readonly ScenarioRecord[], changes: readonly ChangeRecord[]): string {
+export interface NamedReport {
+  tuner: string;
+  report: TunerReport;
+}
+
+/** Tuner reports in the summary: each line prefixed "# Summary: <tuner>: " so it reads as part of it. */
+function reportLines(reports: readonly NamedReport[]): string[] {
+  return reports.flatMap(({ tuner, report }) =>
+    report.text ? report.text.split('\n').map((line) => `# Summary: ${tuner}: ${line}`) : [],
+  );
+}
+
+export function summaryText(
+  scenarios: readonly ScenarioRecord[],
+  changes: readonly ChangeRecord[],
+  reports: readonly NamedReport[] = [],
+): string {
   const lines: string[] = [];
   for (const s of scenarios) {
     lines.push(
@@ -27,19 +44,21 @@ export function summaryText(scenarios: readonly ScenarioRecord[], changes: reado
     );
   }
   for (const c of changes) {
-    lines.push(`# sysctl '${c.tunable}' changed from (${spaced(c.original)}) -> (${spaced(c.current)})`);
+    lines.push(`# ${c.command ? 'tunable' : 'sysctl'} '${c.tunable}' changed from (${spaced(c.original)}) -> (${spaced(c.current)})`);
     if (!c.ns.global) lines.push(`# (in network namespace cookie ${c.ns.cookie})`);
     lines.push('# To replicate this change on another system, run the following as a privileged user in a terminal:');
-    lines.push(`${inNamespace(c.ns)}sysctl -w ${c.tunable}="${spaced(c.current)}"`);
+    lines.push(`${inNamespace(c.ns)}${c.command ? c.command(c.current) : `sysctl -w ${c.tunable}="${spaced(c.current)}"`}`);
   }
-  return lines.length ? `${lines.join('\n')}\n` : '# Summary: bpftune made no changes\n';
+  if (!lines.length) lines.push('# Summary: bpftune made no changes');
+  lines.push(...reportLines(reports));
+  return `${lines.join('\n')}\n`;
 }
 
 export function rollbackText(changes: readonly ChangeRecord[]): string {
   const lines: string[] = [];
   for (const c of changes) {
     lines.push(`# To roll back changes to '${c.tunable}', run the following as a privileged user in a terminal:`);
-    lines.push(`${inNamespace(c.ns)}sysctl -w ${c.tunable}="${c.original.join(' ')}"`);
+    lines.push(`${inNamespace(c.ns)}${c.command ? c.command(c.original) : `sysctl -w ${c.tunable}="${c.original.join(' ')}"`}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '# Nothing to roll back: bpftune made no changes\n';
 }

@@ -27,6 +27,21 @@ export interface TunableDeclaration {
   optional?: boolean;
   /** Labels printed in change lines, e.g. ["min", "default", "max"]. */
   labels?: string[];
+  /** For a tunable that is not a file under /proc/sys; see TunableAccess. */
+  access?: TunableAccess;
+}
+
+/**
+ * How to read and write a tunable that is not a /proc/sys file (a neighbour
+ * table's thresholds, set over netlink). Changes still go through ctx.set():
+ * the core checks, logs, records and rolls back as for a sysctl, and prints
+ * command() where it would print `sysctl -w`.
+ */
+export interface TunableAccess {
+  read(ns: Namespace): Promise<SysctlValue[]>;
+  write(ns: Namespace, values: readonly SysctlValue[]): Promise<void>;
+  /** The shell command that sets these values, for the summary and rollback. */
+  command(values: readonly SysctlValue[]): string;
 }
 
 export interface ScenarioDeclaration {
@@ -53,6 +68,30 @@ export interface ChangeRequest {
   values: SysctlValue[];
   /** Completes "Due to <reason> change ...". */
   reason: string;
+}
+
+/**
+ * A change a tuner made itself, not through a sysctl (e.g. a BPF program set
+ * one socket's congestion control). It is logged with the same scenario and
+ * "Due to" lines as a sysctl change and counted in the summary, but there is
+ * nothing to write and nothing to roll back.
+ */
+export interface ActionRecord {
+  /** The declared tunable the action stands in for, named in the scenario line. */
+  tunable: string;
+  scenario: number;
+  /** Namespace the action happened in; omitted or 0n means the global namespace. */
+  netnsCookie?: bigint;
+  /** The whole text after "Due to ", e.g. "loss events for 198.18.1.2, specify 'bbr' congestion control algorithm". */
+  reason: string;
+}
+
+/** What a tuner adds to `-q report` and to the summary on exit, beyond its sysctl changes. */
+export interface TunerReport {
+  /** Text lines, without a trailing newline; empty when there is nothing to say yet. */
+  text: string;
+  /** The same as data, for `-q jreport`. */
+  json?: unknown;
 }
 
 export interface TunerBpf {
@@ -115,6 +154,17 @@ export interface TunerContext {
    * (default global): counters a tuner can poll instead of probing.
    */
   readProcNet(file: string, netnsCookie?: bigint): Promise<string>;
+   * Logs and counts an action the tuner took outside the write path (see
+   * ActionRecord). Returns false, logging why, when the tunable or scenario is
+   * not declared or the namespace is gone.
+   */
+  recordAction(action: ActionRecord): Promise<boolean>;
+  /**
+   * Namespaces where an administrator wrote one of this tuner's sysctls, so
+   * the tuner must leave them alone; for tuners whose BPF side acts on its
+   * own (it has to be told, e.g. through a map).
+   */
+  manualNamespaces(): bigint[];
   /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
   reportExternalWrite(write: ExternalWrite): void;
   /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */
@@ -132,4 +182,6 @@ export interface TunerDefinition {
   init?(ctx: TunerContext): Promise<void> | void;
   event?(event: TunerEvent, ctx: TunerContext): Promise<void> | void;
   fini?(ctx: TunerContext): Promise<void> | void;
+  /** State worth showing an operator (e.g. what the tuner has learned): `-q report`, and the summary on exit. */
+  report?(ctx: TunerContext): TunerReport;
 }

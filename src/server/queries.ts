@@ -10,7 +10,8 @@ import { VERSION } from '../core/paths';
 
 export interface Query {
   description: string;
-  run(): Promise<string>;
+  /** args: the words after the query's name ("report tcp_conn" -> ["tcp_conn"]). */
+  run(args?: string[]): Promise<string>;
 }
 
 export type QueryTable = Map<string, Query>;
@@ -21,8 +22,19 @@ function us(ns: number | undefined): number | null {
 
 export function createQueries(daemon: Daemon): QueryTable {
   const table: QueryTable = new Map();
-  const add = (name: string, description: string, run: () => Promise<string> | string) =>
-    table.set(name, { description, run: async () => run() });
+  const add = (name: string, description: string, run: (args: string[]) => Promise<string> | string) =>
+    table.set(name, { description, run: async (args = []) => run(args) });
+
+  /** Reports of the tuners named in args (all that have one when none is named). */
+  const reports = (args: string[]) => {
+    const all = daemon.host.reports();
+    const unknown = args.filter((name) => !all.some((r) => r.tuner === name));
+    if (unknown.length) {
+      const known = all.map((r) => r.tuner).join(', ') || 'none';
+      throw new Error(`no report from tuner(s) ${unknown.join(', ')}; tuners with a report: ${known}`);
+    }
+    return args.length ? all.filter((r) => args.includes(r.tuner)) : all;
+  };
 
   const tunerStates = () =>
     daemon.host.tuners().map((t) => {
@@ -79,7 +91,7 @@ export function createQueries(daemon: Daemon): QueryTable {
     tunerStates()
       .map((t) => {
         const manual = t.manualNamespaces.length ? `; manual in netns cookie ${t.manualNamespaces.join(', ')}` : '';
-        return `tuner '${t.name}': ${t.state} (${t.attachModes.join(', ')})${manual} - ${t.description}`;
+        return `tuner '${t.name}': ${t.state} (${t.attachModes.join(', ') || 'no programs'})${manual} - ${t.description}`;
       })
       .join('\n') + '\n',
   );
@@ -105,6 +117,14 @@ export function createQueries(daemon: Daemon): QueryTable {
     return lines.join('\n') + '\n';
   });
   add('jstatus', 'status as JSON', () => JSON.stringify(status()) + '\n');
+  add('report', "what tuners have learned, e.g. tcp_conn's per-host table ('report TUNER' for one)", (args) =>
+    reports(args)
+      .map((r) => `tuner '${r.tuner}':\n${r.report.text || '(nothing yet)'}\n`)
+      .join('') || 'no loaded tuner makes a report\n',
+  );
+  add('jreport', 'report as JSON, by tuner name', (args) =>
+    JSON.stringify(Object.fromEntries(reports(args).map((r) => [r.tuner, r.report.json ?? r.report.text]))) + '\n',
+  );
   add('rollback', 'the commands that would roll back every change made so far', () => daemon.rollbackCommands());
   return table;
 }

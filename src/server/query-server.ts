@@ -72,12 +72,12 @@ export class QueryServer {
   }
 
   async answer(line: string): Promise<string> {
-    const name = line.split(/\s+/)[0] ?? '';
+    const [name = '', ...args] = line.split(/\s+/);
     const query = this.queries.get(name);
     if (!query) {
       return `error: unknown query '${name}'; known queries: ${[...this.queries.keys()].join(', ')}\n`;
     }
-    return query.run();
+    return query.run(args);
   }
 
   async close(): Promise<void> {

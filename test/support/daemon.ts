@@ -12,13 +12,6 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
 export const SAMPLES_LIBDIR = path.join(REPO_ROOT, 'dist', 'samples');
 
-/**
- * -a arguments for tests of the core, the sample plugin and the netns/sysctl
- * tuners. Other built-in tuners (tcp_buffer, ...) act on every namespace on
- * the host, which those tests neither expect nor clean up after.
- */
-export const CORE_TUNERS_ONLY = ['-a', 'netns', '-a', 'sysctl', '-a', 'listen_backlog'];
-
 const running = new Set<DaemonProcess>();
 
 export interface RunResult {

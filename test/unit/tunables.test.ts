@@ -156,3 +156,32 @@ test('summary and rollback text follow the reference format', async () => {
     ].join('\n'),
   );
 });
+
+test('an action outside the write path is logged with the compat lines and counted, with nothing to roll back', async () => {
+  const { registry, values, lines } = fixture();
+  const action = { tunable: 'net.ipv4.tcp_rmem', scenario: 1, netnsCookie: 7n, reason: "loss events for 198.18.1.2, specify 'bbr' congestion control algorithm" };
+  assert.equal(await registry.action('tcp_buffer', action), true);
+  assert.equal(await registry.action('tcp_buffer', action), true);
+  assert.deepEqual(lines.slice(0, 2), [
+    "Scenario 'need to increase TCP buffer size(s)' occurred for tunable 'net.ipv4.tcp_rmem' in non-global ns. Need to increase buffer size(s) to maximize throughput",
+    "Due to loss events for 198.18.1.2, specify 'bbr' congestion control algorithm",
+  ]);
+  assert.equal(values.get('7:net/ipv4/tcp_rmem'), '4096\t131072\t6291456', 'nothing was written');
+  assert.equal(registry.writeCount, 0);
+  assert.deepEqual(registry.changes(), []);
+  assert.equal(registry.scenarios()[0]?.count, 2);
+  assert.equal(await registry.action('tcp_buffer', { ...action, scenario: 9 }), false);
+  assert.match(lines.at(-1) ?? '', /^E tuner 'tcp_buffer': rejected action: tuner 'tcp_buffer' did not declare scenario 9/);
+  assert.equal(await registry.action('tcp_buffer', { ...action, netnsCookie: 99n }), false, 'the namespace is gone');
+});
+
+test("tuners' reports follow the summary, each line prefixed with the tuner's name", () => {
+  const reports = [
+    { tuner: 'tcp_conn', report: { text: 'remote host  algorithm\n198.18.1.2   bbr' } },
+    { tuner: 'quiet', report: { text: '' } },
+  ];
+  assert.equal(
+    summaryText([], [], reports),
+    ['# Summary: bpftune made no changes', '# Summary: tcp_conn: remote host  algorithm', '# Summary: tcp_conn: 198.18.1.2   bbr', ''].join('\n'),
+  );
+});

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
-import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons, CORE_TUNERS_ONLY } from '../../../test/support/daemon';
+import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons } from '../../../test/support/daemon';
 import { listenWithBacklog } from '../../../test/support/listen';
 
 before(removeStaleNamespaces);
@@ -30,7 +30,7 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
 }
 
 test('namespaces created after start are mapped, and dropped when deleted', async () => {
-  const daemon = new DaemonProcess([...CORE_TUNERS_ONLY, '-l', SAMPLES_LIBDIR, '-d']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-d', '-R']);
   await daemon.started();
   const ns = createNamespace();
   await daemon.waitFor(/netns: pid \d+ created netns cookie \d+/);

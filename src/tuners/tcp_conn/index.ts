@@ -1,0 +1,281 @@
+/**
+ * tcp_conn tuner: per-connection congestion control (see README.md here).
+ * The BPF side switches lossy connections to bbr on its own and measures
+ * every connection that carried data; this side logs the switches, feeds the
+ * measurements to a learner per remote host, and writes each learned host's
+ * next algorithm into the map the BPF side reads at connection setup.
+ */
+import { promises as fs } from 'node:fs';
+import type { NativeMap } from '../../core/native';
+import type { TunerContext, TunerDefinition, TunerReport } from '../../core/tuner';
+import { ALGORITHMS, COST_SCALE, RemoteLearner, type Algorithm } from './learner';
+import {
+  SCENARIO_LOSS,
+  SCENARIO_SAMPLE,
+  SCENARIO_SET_FAILED,
+  algorithmOf,
+  decodeConnectionEvent,
+  encodeChoice,
+  encodeRemote,
+  formatAddress,
+  type ConnectionEvent,
+  type Remote,
+} from './layout';
+
+const CONGESTION_CONTROL = 'net.ipv4.tcp_congestion_control';
+const ALLOWED = 'net.ipv4.tcp_allowed_congestion_control';
+const AVAILABLE_PATH = '/proc/sys/net/ipv4/tcp_available_congestion_control';
+const SPECIFY = 0;
+const ALLOW = 1;
+/** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
+const MAX_REMOTES = 4096;
+const EPERM = 1;
+/** How soon an administrator's takeover of a namespace reaches the BPF side. */
+const MANUAL_SYNC_MS = 1000;
+
+interface RemoteEntry {
+  remote: Remote;
+  label: string;
+  learner: RemoteLearner;
+  /** The lowest-cost algorithm last logged for this host. */
+  announced: Algorithm | undefined;
+}
+
+interface TcpConnState {
+  algorithms: Algorithm[];
+  choices: NativeMap;
+  manual: NativeMap;
+  /** Cookies in the manual map, as last written. */
+  manualCookies: Set<bigint>;
+  /** Insertion order is recency order: a measured host is moved to the end. */
+  remotes: Map<string, RemoteEntry>;
+}
+
+/** Per loaded instance, so a reloaded plugin starts afresh and nothing is module-global. */
+const states = new WeakMap<TunerContext, TcpConnState>();
+
+function remoteKey(remote: Remote): string {
+  return `${remote.netnsCookie}|${remote.family}|${remote.addr.toString('hex')}`;
+}
+
+function mbit(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond === undefined ? '-' : `${((bytesPerSecond * 8) / 1e6).toFixed(1)} Mbit/s`;
+}
+
+function cost(value: number | undefined): string {
+  return value === undefined ? '-' : (value / COST_SCALE).toFixed(3);
+}
+
+/** Adds an algorithm to the global allowed list: only needed if the kernel refuses bpf_setsockopt for it. */
+async function allow(ctx: TunerContext, algorithm: Algorithm): Promise<void> {
+  const [current = ''] = await ctx.get(ALLOWED);
+  const allowed = String(current).split(/\s+/).filter(Boolean);
+  if (allowed.includes(algorithm)) return;
+  await ctx.set({
+    tunable: ALLOWED,
+    scenario: ALLOW,
+    values: [[...allowed, algorithm].join(' ')],
+    reason: `the kernel refusing to set '${algorithm}' on connections (EPERM)`,
+  });
+}
+
+async function onSample(ctx: TunerContext, state: TcpConnState, event: ConnectionEvent): Promise<void> {
+  const algorithm = algorithmOf(event.alg);
+  if (!algorithm || !state.algorithms.includes(algorithm) || event.durationUs === 0n) return;
+  const key = remoteKey(event.remote);
+  let entry = state.remotes.get(key);
+  if (entry) {
+    state.remotes.delete(key);
+  } else {
+    entry = {
+      remote: event.remote,
+      label: formatAddress(event.remote.family, event.remote.addr),
+      learner: new RemoteLearner(state.algorithms, ctx.learningShift),
+      announced: undefined,
+    };
+    if (state.remotes.size >= MAX_REMOTES) forgetOldest(state);
+  }
+  state.remotes.set(key, entry);
+  // A connection switched to bbr by the loss rule ran mostly on bbr: the switch comes within a few RTTs of the losses.
+  const deliveryRate = (Number(event.bytesAcked) * 1e6) / Number(event.durationUs);
+  if (!entry.learner.record({ algorithm, minRttUs: event.minRttUs, deliveryRate })) return;
+  ctx.log.debug(
+    `${entry.label} (netns cookie ${event.remote.netnsCookie}): ${algorithm} min RTT ${event.minRttUs} us, ` +
+      `delivery rate ${mbit(deliveryRate)}, ${event.totalRetrans}/${event.segsOut} retransmitted`,
+  );
+  if (!entry.learner.ready) return;
+  const selection = entry.learner.select();
+  state.choices.update(encodeRemote(entry.remote), encodeChoice(selection.algorithm));
+  const best = entry.learner.best();
+  if (best !== undefined && best !== entry.announced) {
+    entry.announced = best;
+    const bestCost = entry.learner.rows().find((r) => r.algorithm === best)?.cost;
+    await ctx.recordAction({
+      tunable: CONGESTION_CONTROL,
+      scenario: SPECIFY,
+      netnsCookie: event.remote.netnsCookie,
+      reason: `lowest learned cost (${cost(bestCost)}) for ${entry.label}, specify '${best}' congestion control algorithm`,
+    });
+  }
+}
+
+function cookieKey(cookie: bigint): Buffer {
+  const key = Buffer.alloc(8);
+  key.writeBigUInt64LE(cookie);
+  return key;
+}
+
+/**
+ * The BPF side switches connections on its own, so the namespaces where an
+ * administrator took over (wrote tcp_congestion_control there) are pushed
+ * to it, and it leaves their connections alone.
+ */
+function syncManual(ctx: TunerContext, state: TcpConnState): void {
+  const now = new Set(ctx.manualNamespaces());
+  for (const cookie of now) {
+    if (state.manualCookies.has(cookie)) continue;
+    state.manual.update(cookieKey(cookie), Buffer.from([1]));
+    state.manualCookies.add(cookie);
+    ctx.log.debug(`leaving connections in netns cookie ${cookie} alone: an administrator set their congestion control`);
+  }
+  for (const cookie of state.manualCookies) {
+    if (now.has(cookie)) continue;
+    state.manual.delete(cookieKey(cookie));
+    state.manualCookies.delete(cookie);
+  }
+}
+
+function forgetOldest(state: TcpConnState): void {
+  const [oldestKey, oldest] = state.remotes.entries().next().value ?? [];
+  if (oldestKey === undefined || !oldest) return;
+  state.remotes.delete(oldestKey);
+  state.choices.delete(encodeRemote(oldest.remote));
+}
+
+function report(state: TcpConnState): TunerReport {
+  const rows = [...state.remotes.values()].flatMap((entry) =>
+    entry.learner.rows().map((row) => ({
+      address: entry.label,
+      netnsCookie: String(entry.remote.netnsCookie),
+      algorithm: row.algorithm,
+      cost: row.cost === undefined ? null : row.cost / COST_SCALE,
+      count: row.selections,
+      greedyCount: row.greedy,
+      samples: row.samples,
+      minRttUs: row.minRttUs ?? null,
+      maxDeliveryRateBytesPerSecond: row.maxDeliveryRate === undefined ? null : Math.round(row.maxDeliveryRate),
+      text: [
+        entry.label.padEnd(26),
+        String(entry.remote.netnsCookie).padEnd(12),
+        row.algorithm.padEnd(9),
+        cost(row.cost).padStart(7),
+        String(row.selections).padStart(6),
+        String(row.greedy).padStart(7),
+        String(row.samples).padStart(8),
+        (row.minRttUs === undefined ? '-' : String(row.minRttUs)).padStart(13),
+        mbit(row.maxDeliveryRate).padStart(18),
+      ].join(' '),
+    })),
+  );
+  if (!rows.length) return { text: '', json: [] };
+  const header = [
+    'remote host'.padEnd(26),
+    'netns cookie'.padEnd(12),
+    'algorithm',
+    'cost'.padStart(7),
+    'count'.padStart(6),
+    'greedy'.padStart(7),
+    'samples'.padStart(8),
+    'min RTT (us)'.padStart(13),
+    'max delivery rate'.padStart(18),
+  ].join(' ');
+  return {
+    text: [header, ...rows.map((r) => r.text)].join('\n'),
+    json: rows.map(({ text: _text, ...row }) => row),
+  };
+}
+
+const tcpConnTuner: TunerDefinition = {
+  name: 'tcp_conn',
+  description: 'Switches lossy connections to bbr and learns the best congestion control per remote host',
+  tunables: [
+    // Named in the log line for a per-connection choice; bpftune never writes the namespace default.
+    { name: CONGESTION_CONTROL, namespaced: true, values: 1, string: true },
+    { name: ALLOWED, namespaced: false, values: 1, string: true },
+  ],
+  scenarios: [
+    {
+      id: SPECIFY,
+      name: 'specify TCP congestion control algorithm',
+      description: 'To optimize TCP performance, a TCP congestion control algorithm was chosen to minimize round-trip time and maximize delivery rate',
+    },
+    {
+      id: ALLOW,
+      name: 'allow TCP congestion control algorithm',
+      description: 'The kernel refused to set a congestion control algorithm on connections because it is not in the allowed list',
+    },
+  ],
+
+  async init(ctx) {
+    const available = (await fs.readFile(AVAILABLE_PATH, 'utf8')).trim().split(/\s+/);
+    const algorithms = ALGORITHMS.filter((a) => available.includes(a));
+    if (algorithms.length === 0) {
+      throw new Error(`none of ${ALGORITHMS.join(', ')} is in ${AVAILABLE_PATH} ('${available.join(' ')}'); build the kernel with one of them`);
+    }
+    const state: TcpConnState = {
+      algorithms,
+      choices: ctx.bpf.map('tcp_conn_choices'),
+      manual: ctx.bpf.map('tcp_conn_manual'),
+      manualCookies: new Set(),
+      remotes: new Map(),
+    };
+    states.set(ctx, state);
+    syncManual(ctx, state);
+    ctx.every(MANUAL_SYNC_MS, () => syncManual(ctx, state));
+    ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
+  },
+
+  async event(event, ctx) {
+    const state = states.get(ctx);
+    if (!state) return;
+    const conn = decodeConnectionEvent(event.data);
+    const peer = formatAddress(conn.remote.family, conn.peer);
+    const algorithm = algorithmOf(conn.alg) ?? 'bbr';
+    switch (event.scenarioId) {
+      case SCENARIO_SAMPLE:
+        await onSample(ctx, state, conn);
+        return;
+      case SCENARIO_LOSS:
+        if (conn.setsockoptErr === 0) {
+          await ctx.recordAction({
+            tunable: CONGESTION_CONTROL,
+            scenario: SPECIFY,
+            netnsCookie: event.netnsCookie,
+            reason: `loss events for ${peer}, specify 'bbr' congestion control algorithm`,
+          });
+          return;
+        }
+        break;
+      case SCENARIO_SET_FAILED:
+        break;
+      default:
+        return;
+    }
+    if (conn.setsockoptErr === -EPERM) {
+      await allow(ctx, algorithm);
+    } else {
+      ctx.log.warn(`could not set '${algorithm}' on a connection to ${peer}: error ${conn.setsockoptErr}; the connection keeps its algorithm`);
+    }
+  },
+
+  report(ctx) {
+    const state = states.get(ctx);
+    return state ? report(state) : { text: '' };
+  },
+
+  fini(ctx) {
+    states.delete(ctx);
+  },
+};
+
+export default tcpConnTuner;

@@ -1,0 +1,111 @@
+/** The learner on its own: cost arithmetic, try-each-first, greediness and the exploration rate. */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { COST_SCALE, EXPLORATION, MIN_SAMPLES, RemoteLearner, sampleCost, updateCost, type Algorithm } from './learner';
+
+/** Deterministic uniform [0, 1) (mulberry32), so a failing run can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('a sample costs its relative distance from the best min RTT plus from the best delivery rate', () => {
+  assert.equal(sampleCost(100, 1000, 100, 1000), 0);
+  // 50% slower RTT and half the rate: 0.5 + 0.5.
+  assert.equal(sampleCost(150, 500, 100, 1000), COST_SCALE);
+  assert.equal(sampleCost(120, 1000, 100, 1000), 0.2 * COST_SCALE);
+  assert.equal(sampleCost(100, 750, 100, 1000), 0.25 * COST_SCALE);
+});
+
+test('cost moves towards each sample by the learning-rate shift, in both directions', () => {
+  assert.equal(updateCost(undefined, 400, 2), 400, 'the first sample is taken as it is');
+  assert.equal(updateCost(400, 800, 2), 500, '25% of the way at shift 2 (learning rate 4)');
+  assert.equal(updateCost(500, 100, 2), 400);
+  assert.equal(updateCost(640, 0, 6), 630, '1/64 of the way at shift 6 (learning rate 0)');
+});
+
+test('costs are relative to the best any algorithm reached on that host', () => {
+  const learner = new RemoteLearner(['reno', 'bbr'], 2);
+  learner.record({ algorithm: 'reno', minRttUs: 100, deliveryRate: 1000 });
+  learner.record({ algorithm: 'bbr', minRttUs: 100, deliveryRate: 4000 });
+  const rows = Object.fromEntries(learner.rows().map((r) => [r.algorithm, r]));
+  // reno's first sample was the best at the time; its cost only moves with its next sample.
+  assert.equal(rows.reno?.cost, 0);
+  assert.equal(rows.bbr?.cost, 0);
+  learner.record({ algorithm: 'reno', minRttUs: 100, deliveryRate: 1000 });
+  assert.equal(learner.rows().find((r) => r.algorithm === 'reno')?.cost, Math.trunc((0.75 * COST_SCALE) / 4));
+  assert.equal(learner.best(), 'bbr');
+  assert.deepEqual(
+    learner.rows().map((r) => [r.algorithm, r.samples, r.minRttUs, r.maxDeliveryRate]),
+    [
+      ['reno', 2, 100, 1000],
+      ['bbr', 1, 100, 4000],
+    ],
+  );
+});
+
+test('samples of an algorithm it does not choose among, or without a measurement, are ignored', () => {
+  const learner = new RemoteLearner(['reno', 'bbr'], 2);
+  assert.equal(learner.record({ algorithm: 'cubic', minRttUs: 100, deliveryRate: 1000 }), false);
+  assert.equal(learner.record({ algorithm: 'bbr', minRttUs: 0, deliveryRate: 1000 }), false);
+  assert.equal(learner.record({ algorithm: 'bbr', minRttUs: 100, deliveryRate: 0 }), false);
+  assert.equal(learner.sampleCount, 0);
+});
+
+test(`a host is steered only after ${MIN_SAMPLES} samples, and every algorithm is tried once before greed`, () => {
+  const learner = new RemoteLearner(['reno', 'cubic', 'bbr'], 2, () => 0.99);
+  for (let i = 0; i < MIN_SAMPLES; i++) {
+    assert.equal(learner.ready, false);
+    learner.record({ algorithm: 'bbr', minRttUs: 100, deliveryRate: 1000 });
+  }
+  assert.equal(learner.ready, true);
+  assert.deepEqual(learner.select(), { algorithm: 'reno', greedy: false });
+  assert.deepEqual(learner.select(), { algorithm: 'cubic', greedy: false });
+  assert.deepEqual(learner.select(), { algorithm: 'bbr', greedy: true });
+});
+
+test('on a path where bbr delivers most, choices converge on bbr and about 5% explore', () => {
+  const random = seeded(7);
+  const algorithms: Algorithm[] = ['reno', 'cubic', 'bbr'];
+  const learner = new RemoteLearner(algorithms, 2, random);
+  // A lossy path: loss-based algorithms reach a fraction of bbr's rate, with noise.
+  const rate: Record<Algorithm, number> = { reno: 20e6, cubic: 25e6, bbr: 90e6 };
+  const measure = (a: Algorithm) => ({ algorithm: a, minRttUs: 20_000 + Math.floor(random() * 2000), deliveryRate: rate[a] * (0.8 + 0.4 * random()) });
+  for (let i = 0; i < MIN_SAMPLES; i++) learner.record(measure('cubic'));
+  const rounds = 2000;
+  let explored = 0;
+  for (let i = 0; i < rounds; i++) {
+    const choice = learner.select();
+    if (!choice.greedy) explored++;
+    learner.record(measure(choice.algorithm));
+  }
+  assert.equal(learner.best(), 'bbr');
+  const bbr = learner.rows().find((r) => r.algorithm === 'bbr');
+  assert.ok((bbr?.greedy ?? 0) > 0.9 * rounds, `bbr chosen greedily ${bbr?.greedy} of ${rounds}`);
+  const share = explored / rounds;
+  assert.ok(share > EXPLORATION * 0.6 && share < EXPLORATION * 1.4, `explored ${(share * 100).toFixed(1)}% of choices`);
+  for (const row of learner.rows()) assert.ok(row.selections > 10, `${row.algorithm} still tried: ${row.selections}`);
+});
+
+test('when the path changes, the learner follows', () => {
+  const random = seeded(11);
+  const learner = new RemoteLearner(['cubic', 'bbr'], 2, random);
+  let rate: Record<string, number> = { cubic: 10e6, bbr: 50e6 };
+  const step = () => {
+    const choice = learner.select();
+    learner.record({ algorithm: choice.algorithm, minRttUs: 10_000, deliveryRate: rate[choice.algorithm] });
+  };
+  for (let i = 0; i < MIN_SAMPLES; i++) learner.record({ algorithm: 'bbr', minRttUs: 10_000, deliveryRate: 50e6 });
+  for (let i = 0; i < 200; i++) step();
+  assert.equal(learner.best(), 'bbr');
+  // Now cubic is far better: exploration samples it, its cost falls, and greed follows.
+  rate = { cubic: 500e6, bbr: 50e6 };
+  for (let i = 0; i < 1000; i++) step();
+  assert.equal(learner.best(), 'cubic');
+});

@@ -1,0 +1,174 @@
+/**
+ * The reinforcement learner behind tcp_conn, free of BPF and I/O so it can be
+ * tested on its own. One RemoteLearner per remote host (gateway, or the peer
+ * when directly connected) learns which congestion control algorithm reaches
+ * the best path properties there:
+ *
+ * - Every measured connection is a sample: the algorithm it used, its min RTT
+ *   and its delivery rate.
+ * - A sample's cost is its relative distance from the best min RTT plus its
+ *   relative distance from the best delivery rate seen for that host with any
+ *   algorithm (0 = as good as the best on both).
+ * - The algorithm's cost moves towards the sample by the learning rate:
+ *   cost += (sample - cost) >> shift, as the BPF side grows limits.
+ * - Choice is epsilon-greedy: each algorithm is tried once, then the lowest
+ *   cost wins, except that 5% of choices explore another algorithm, so a path
+ *   that changes is noticed.
+ */
+
+export const ALGORITHMS = ['reno', 'cubic', 'bbr'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+/** Costs are fixed-point so the learning-rate shift works on integers, as in the reference. */
+export const COST_SCALE = 1000;
+/** Share of choices that explore instead of taking the lowest cost. */
+export const EXPLORATION = 0.05;
+/** Samples a remote needs before the learner steers it: a host seen once or twice may never come back. */
+export const MIN_SAMPLES = 3;
+
+export interface ConnectionSample {
+  algorithm: Algorithm;
+  minRttUs: number;
+  /** Bytes per second. */
+  deliveryRate: number;
+}
+
+export interface Selection {
+  algorithm: Algorithm;
+  /** Taken because it had the lowest cost (not to explore). */
+  greedy: boolean;
+}
+
+export interface AlgorithmRow {
+  algorithm: Algorithm;
+  /** Fixed-point (COST_SCALE = 1.0); undefined until the first sample. */
+  cost: number | undefined;
+  samples: number;
+  /** How often the learner chose it for this host. */
+  selections: number;
+  /** How many of those choices were greedy (lowest cost), not exploration. */
+  greedy: number;
+  minRttUs: number | undefined;
+  maxDeliveryRate: number | undefined;
+}
+
+interface AlgorithmStats {
+  cost: number | undefined;
+  samples: number;
+  selections: number;
+  greedy: number;
+  minRttUs: number;
+  maxDeliveryRate: number;
+}
+
+/** Relative distance of a sample from the best values, in COST_SCALE units. */
+export function sampleCost(minRttUs: number, deliveryRate: number, bestMinRttUs: number, bestDeliveryRate: number): number {
+  const rtt = bestMinRttUs > 0 ? (minRttUs - bestMinRttUs) / bestMinRttUs : 0;
+  const rate = bestDeliveryRate > 0 ? (bestDeliveryRate - deliveryRate) / bestDeliveryRate : 0;
+  return Math.round(COST_SCALE * (Math.max(0, rtt) + Math.max(0, rate)));
+}
+
+/** cost += (sample - cost) >> shift, rounding towards zero for both signs. */
+export function updateCost(cost: number | undefined, sample: number, shift: number): number {
+  if (cost === undefined) return sample;
+  return cost + Math.trunc((sample - cost) / 2 ** shift);
+}
+
+export class RemoteLearner {
+  private readonly stats = new Map<Algorithm, AlgorithmStats>();
+  private samples = 0;
+  private bestMinRttUs = Infinity;
+  private bestDeliveryRate = 0;
+
+  constructor(
+    private readonly algorithms: readonly Algorithm[],
+    private readonly shift: number,
+    private readonly random: () => number = Math.random,
+  ) {
+    if (algorithms.length === 0) throw new Error('the learner needs at least one congestion control algorithm');
+    for (const a of algorithms) {
+      this.stats.set(a, { cost: undefined, samples: 0, selections: 0, greedy: 0, minRttUs: Infinity, maxDeliveryRate: 0 });
+    }
+  }
+
+  /** Seen often enough to be worth steering. */
+  get ready(): boolean {
+    return this.samples >= MIN_SAMPLES;
+  }
+
+  get sampleCount(): number {
+    return this.samples;
+  }
+
+  /** Returns false for an algorithm the learner does not choose among (nothing is recorded). */
+  record(sample: ConnectionSample): boolean {
+    const stats = this.stats.get(sample.algorithm);
+    if (!stats || !(sample.minRttUs > 0) || !(sample.deliveryRate > 0)) return false;
+    this.samples++;
+    this.bestMinRttUs = Math.min(this.bestMinRttUs, sample.minRttUs);
+    this.bestDeliveryRate = Math.max(this.bestDeliveryRate, sample.deliveryRate);
+    stats.samples++;
+    stats.minRttUs = Math.min(stats.minRttUs, sample.minRttUs);
+    stats.maxDeliveryRate = Math.max(stats.maxDeliveryRate, sample.deliveryRate);
+    const cost = sampleCost(sample.minRttUs, sample.deliveryRate, this.bestMinRttUs, this.bestDeliveryRate);
+    stats.cost = updateCost(stats.cost, cost, this.shift);
+    return true;
+  }
+
+  /** The lowest-cost algorithm measured so far. */
+  best(): Algorithm | undefined {
+    let best: Algorithm | undefined;
+    let bestCost = Infinity;
+    for (const a of this.algorithms) {
+      const cost = this.stats.get(a)?.cost;
+      if (cost !== undefined && cost < bestCost) {
+        best = a;
+        bestCost = cost;
+      }
+    }
+    return best;
+  }
+
+  /** Chooses the algorithm for this host's next connections, and counts the choice. */
+  select(): Selection {
+    const untried = this.algorithms.find((a) => {
+      const s = this.stats.get(a);
+      return s !== undefined && s.cost === undefined && s.selections === 0;
+    });
+    const best = this.best();
+    let selection: Selection;
+    if (untried !== undefined || best === undefined) {
+      selection = { algorithm: untried ?? this.pick(this.algorithms), greedy: false };
+    } else if (this.algorithms.length > 1 && this.random() < EXPLORATION) {
+      selection = { algorithm: this.pick(this.algorithms.filter((a) => a !== best)), greedy: false };
+    } else {
+      selection = { algorithm: best, greedy: true };
+    }
+    const stats = this.stats.get(selection.algorithm);
+    if (stats) {
+      stats.selections++;
+      if (selection.greedy) stats.greedy++;
+    }
+    return selection;
+  }
+
+  rows(): AlgorithmRow[] {
+    return this.algorithms.map((algorithm) => {
+      const s = this.stats.get(algorithm) as AlgorithmStats;
+      return {
+        algorithm,
+        cost: s.cost,
+        samples: s.samples,
+        selections: s.selections,
+        greedy: s.greedy,
+        minRttUs: Number.isFinite(s.minRttUs) ? s.minRttUs : undefined,
+        maxDeliveryRate: s.maxDeliveryRate > 0 ? s.maxDeliveryRate : undefined,
+      };
+    });
+  }
+
+  private pick(from: readonly Algorithm[]): Algorithm {
+    const index = Math.min(from.length - 1, Math.floor(this.random() * from.length));
+    return from[index];
+  }
+}

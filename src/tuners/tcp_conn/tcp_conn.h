@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the tcp_conn BPF side and its TypeScript side share: scenario ids,
+ * algorithm ids, the remote-host key of the learner's choice map, and the
+ * payload in struct bpftune_event.data. src/tuners/tcp_conn/layout.ts
+ * mirrors the offsets; tcp_conn.test.ts checks them against this object's BTF.
+ */
+#ifndef TCP_CONN_H
+#define TCP_CONN_H
+
+/*
+ * Event kinds: a loss switch (logged), a measurement for the learner, and a
+ * learned choice the kernel refused to set.
+ */
+#define TCP_CONN_SCENARIO_LOSS		0
+#define TCP_CONN_SCENARIO_SAMPLE	1
+#define TCP_CONN_SCENARIO_SET_FAILED	2
+
+/* Index into tcp_conn_alg_names; 0 is "something else" (not ours to rate). */
+#define TCP_CONN_ALG_OTHER	0
+#define TCP_CONN_ALG_RENO	1
+#define TCP_CONN_ALG_CUBIC	2
+#define TCP_CONN_ALG_BBR	3
+#define TCP_CONN_ALG_COUNT	4
+
+/*
+ * A remote host: the gateway a connection is routed through, or the peer
+ * itself when it is on a directly connected network, in one namespace.
+ * IPv4 addresses (also an IPv4 peer of a dual-stack socket) are in addr[0]
+ * (network byte order), the rest zero, and family is AF_INET.
+ */
+struct tcp_conn_remote {
+	__u64 netns_cookie;
+	__u32 family;
+	__u32 addr[4];
+	__u32 pad;
+};
+
+/* The learner's choice for a remote, written by user space. */
+struct tcp_conn_choice {
+	__u32 alg;
+};
+
+/* In bpftune_event.data. */
+struct tcp_conn_event_data {
+	struct tcp_conn_remote remote;
+	__u32 peer[4];		/* the peer address, in remote.family form */
+	__u32 alg;		/* in use at close; for a switch, the one set */
+	__u32 initial_alg;	/* before a loss switch; the learner's choice (0: none) at close */
+	__u32 learned;		/* 1: the learner chose initial_alg */
+	__s32 setsockopt_err;	/* bpf_setsockopt result when setting alg */
+	__u32 min_rtt_us;
+	__u32 total_retrans;
+	__u32 segs_out;
+	__u32 data_segs_out;
+	__u64 bytes_acked;
+	__u64 duration_us;
+};
+
+#endif

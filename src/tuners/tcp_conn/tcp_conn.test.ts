@@ -1,0 +1,219 @@
+/**
+ * tcp_conn end to end: real iperf3 traffic over the link emulator between
+ * two test namespaces, the real sockops program, the daemon's log, `ss` on
+ * the sockets and the learner's table through `-q jreport`.
+ *
+ * The daemon attaches to a cgroup of this test's own (-c), and every iperf3
+ * runs inside it, so the program sees this test's sockets only and leaves
+ * other tests' connections on the machine alone. Both namespaces default to
+ * reno: a loss-based algorithm that collapses on random loss, and one that a
+ * non-initial namespace may select (cubic is not in this machine's
+ * tcp_allowed_congestion_control, and changing that would be global).
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
+import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
+import { TestCgroup } from '../../../test/support/cgroup';
+import { EVENT_DATA_LAYOUT, EVENT_DATA_SIZE, REMOTE_LAYOUT, REMOTE_SIZE } from './layout';
+
+const OBJECT = path.resolve(__dirname, 'tcp_conn.bpf.o');
+const PORT = 5201;
+
+const links: EmulatedLink[] = [];
+const children = new Set<ChildProcess>();
+let cgroup: TestCgroup | undefined;
+
+before(removeStaleNamespaces);
+after(async () => {
+  await stopAllDaemons();
+  for (const child of children) child.kill('SIGKILL');
+  for (const link of links) await link.close();
+  cgroup?.remove();
+  cleanupNamespaces();
+});
+
+interface BtfMember {
+  name: string;
+  bits_offset: number;
+}
+interface BtfType {
+  kind: string;
+  name: string;
+  size?: number;
+  members?: BtfMember[];
+}
+
+test('the event payload and map key in tcp_conn.h match the TypeScript layout', () => {
+  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', OBJECT], { encoding: 'utf8' })) as { types: BtfType[] };
+  const offsets = (name: string) => {
+    const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === name);
+    assert.ok(struct?.members, `struct ${name} is in the BTF of ${OBJECT}`);
+    return { size: struct.size, offsets: Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8])) };
+  };
+  assert.deepEqual(offsets('tcp_conn_remote'), { size: REMOTE_SIZE, offsets: REMOTE_LAYOUT });
+  assert.deepEqual(offsets('tcp_conn_event_data'), { size: EVENT_DATA_SIZE, offsets: EVENT_DATA_LAYOUT });
+});
+
+/*
+ * The rate limit makes the path's capacity the kernel's (tbf), not whatever
+ * CPU the emulator's forwarder gets on this shared machine: a starved
+ * forwarder drops packets, which is loss too.
+ */
+async function lossyLink(lossPercent: number): Promise<EmulatedLink> {
+  const link = await createEmulatedLink({ rttMs: 10, lossPercent, rateMbit: 100, seed: 4242 });
+  links.push(link);
+  for (const ns of [link.client, link.server]) setSysctlIn(ns, 'net.ipv4.tcp_congestion_control', 'reno');
+  return link;
+}
+
+function startDaemon(cg: TestCgroup): DaemonProcess {
+  return new DaemonProcess(['-d', '-a', 'tcp_conn', '-c', cg.mountPoint]);
+}
+
+/** Runs `command` in the test cgroup and resolves with its stdout when it exits. */
+function run(cg: TestCgroup, command: string, args: string[]): { child: ChildProcess; done: Promise<string> } {
+  const [cmd, argv] = cg.wrap(command, args);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const done = new Promise<string>((resolve, reject) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err}${out}`));
+    }),
+  );
+  return { child, done };
+}
+
+/** Congestion control of each of the client's connections to the server, as `ss -ti` shows it. */
+function algorithmsOnSockets(link: EmulatedLink, server: string): string[] {
+  const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', server.includes(':') ? `[${server}]` : server, 'dport', `= :${PORT}`], { encoding: 'utf8' });
+  return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
+}
+
+/** One iperf3 transfer from client to server; returns every algorithm seen on its sockets while it ran. */
+async function transfer(
+  cg: TestCgroup,
+  link: EmulatedLink,
+  seconds: number,
+  extra: string[] = [],
+  server = link.serverAddr4,
+): Promise<Set<string>> {
+  const listener = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
+  for (let i = 0; i < 50; i++) {
+    const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
+    if (listening?.trim()) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const client = run(cg, 'ip', ['netns', 'exec', link.client, 'iperf3', '-c', server, '-p', String(PORT), '-t', String(seconds), ...extra]);
+  const seen = new Set<string>();
+  const poll = setInterval(() => algorithmsOnSockets(link, server).forEach((a) => seen.add(a)), 150);
+  try {
+    await client.done;
+    await listener.done;
+  } finally {
+    clearInterval(poll);
+  }
+  return seen;
+}
+
+interface ReportRow {
+  address: string;
+  algorithm: string;
+  cost: number | null;
+  count: number;
+  greedyCount: number;
+  samples: number;
+}
+
+test('connections on a lossy path are switched to bbr and logged; on a clean path nothing is switched', async () => {
+  cgroup = new TestCgroup();
+  const daemon = startDaemon(cgroup);
+  await daemon.started();
+  assert.match(daemon.log, /tuner 'tcp_conn' loaded \(cgroup\)/);
+
+  // Paced below the path's rate, so that the only loss is the emulator's random loss (none here), not a full queue.
+  const paced = ['-b', '20M'];
+  const clean = await lossyLink(0);
+  const cleanAlgorithms = await transfer(cgroup, clean, 2, paced);
+  assert.deepEqual([...cleanAlgorithms], ['reno'], 'without loss every connection keeps the namespace default');
+  assert.doesNotMatch(daemon.log, /Due to loss events/);
+  await clean.close();
+
+  const lossy = await lossyLink(5);
+  const lossyAlgorithms = await transfer(cgroup, lossy, 3, paced);
+  assert.ok(lossyAlgorithms.has('bbr'), `a connection on the lossy path runs bbr (ss saw ${[...lossyAlgorithms].join(', ')})`);
+  await daemon.waitFor(/Due to loss events for 198\.18\.1\.2, specify 'bbr' congestion control algorithm/);
+  assert.match(
+    daemon.log,
+    /Scenario 'specify TCP congestion control algorithm' occurred for tunable 'net\.ipv4\.tcp_congestion_control' in non-global ns\./,
+  );
+  // One line per remote host per interval, however many connections were switched.
+  assert.equal(daemon.log.match(/Due to loss events for 198\.18\.1\.2/g)?.length, 1);
+
+  const lossy6 = await transfer(cgroup, lossy, 3, paced, lossy.serverAddr6);
+  assert.ok(lossy6.has('bbr'), `an IPv6 connection on the lossy path runs bbr (ss saw ${[...lossy6].join(', ')})`);
+  await daemon.waitFor(/Due to loss events for fd00:1::2, specify 'bbr' congestion control algorithm/);
+
+  assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, /# Summary: scenario 'specify TCP congestion control algorithm' occurred 2 times for tunable 'net\.ipv4\.tcp_congestion_control' in non-global ns/);
+  cgroup.remove();
+});
+
+test('repeated connections to one lossy remote: the learner converges on bbr and still explores', async () => {
+  cgroup = new TestCgroup();
+  const daemon = startDaemon(cgroup);
+  await daemon.started();
+  const link = await lossyLink(5);
+  const runs = 10;
+  for (let i = 0; i < runs; i++) await transfer(cgroup, link, 1);
+  await daemon.waitFor(/lowest learned cost \([\d.]+\) for 198\.18\.1\.2, specify 'bbr' congestion control algorithm/);
+
+  const reply = daemon.query('jreport tcp_conn');
+  assert.equal(reply.code, 0, reply.stderr);
+  const rows = (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn.filter((r) => r.address === link.serverAddr4);
+  const byAlgorithm = new Map(rows.map((r) => [r.algorithm, r]));
+  assert.deepEqual([...byAlgorithm.keys()].sort(), ['bbr', 'cubic', 'reno']);
+  const bbr = byAlgorithm.get('bbr') as ReportRow;
+  for (const other of ['reno', 'cubic']) {
+    const row = byAlgorithm.get(other) as ReportRow;
+    assert.ok(row.count >= 1, `${other} was explored at least once: ${JSON.stringify(row)}`);
+    assert.ok(row.cost !== null && bbr.cost !== null && bbr.cost < row.cost, `bbr costs less than ${other}: ${JSON.stringify(rows)}`);
+  }
+  const selections = rows.reduce((n, r) => n + r.count, 0);
+  const explored = selections - rows.reduce((n, r) => n + r.greedyCount, 0);
+  assert.ok(bbr.greedyCount * 2 > selections, `bbr won most selections: ${JSON.stringify(rows)}`);
+  assert.ok(explored >= 2, `other algorithms were still tried: ${JSON.stringify(rows)}`);
+
+  const text = daemon.query('report tcp_conn').stdout;
+  assert.match(text, /remote host\s+netns cookie\s+algorithm\s+cost\s+count\s+greedy\s+samples\s+min RTT \(us\)\s+max delivery rate/);
+  assert.match(daemon.query('help').stdout, /^report\s/m);
+
+  assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, /# Summary: tcp_conn: 198\.18\.1\.2\s+\d+\s+bbr\s+[\d.]+/);
+});
+
+test('an administrator who sets the congestion control in a namespace takes it over: its lossy connections are left alone', async () => {
+  cgroup = new TestCgroup();
+  const link = await lossyLink(5);
+  const daemon = new DaemonProcess(['-d', '-a', 'tcp_conn', '-a', 'sysctl', '-c', cgroup.mountPoint]);
+  await daemon.started();
+  await run(cgroup, 'ip', ['netns', 'exec', link.client, 'sysctl', '-q', '-w', 'net.ipv4.tcp_congestion_control=reno']).done;
+  const disabled = await daemon.waitFor(
+    /modified sysctl 'ipv4\/tcp_congestion_control' that tuner 'tcp_conn' uses; disabling 'tcp_conn' for namespace cookie (\d+)/,
+  );
+  await daemon.waitFor(new RegExp(`leaving connections in netns cookie ${disabled[1]} alone`));
+
+  const algorithms = await transfer(cgroup, link, 3, ['-b', '20M']);
+  assert.deepEqual([...algorithms], ['reno'], 'the administrator’s choice stands despite the loss');
+  assert.doesNotMatch(daemon.log, /Due to loss events for 198\.18\.1\.2/);
+  assert.equal(await daemon.stop(), 0);
+});

@@ -154,6 +154,7 @@ export interface TunerContext {
    * (default global): counters a tuner can poll instead of probing.
    */
   readProcNet(file: string, netnsCookie?: bigint): Promise<string>;
+  /**
    * Logs and counts an action the tuner took outside the write path (see
    * ActionRecord). Returns false, logging why, when the tunable or scenario is
    * not declared or the namespace is gone.

@@ -262,7 +262,7 @@ test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unansw
     await new Promise((r) => setTimeout(r, 300));
     children.push(startConnectBursts(pair.client, pair.serverAddr4, 8080, 64, 4));
     await daemon.waitFor(
-      /Scenario 'need to increase max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows while \d+ connections were accepted in the last second change net\.ipv4\.tcp_max_syn_backlog from \(1024\) -> \(1280\)/,
+      /Scenario 'need to increase max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows while \d+ connections were accepted in the last interval change net\.ipv4\.tcp_max_syn_backlog from \(1024\) -> \(1280\)/,
     );
     assert.ok(Number(sysctlIn(pair.server, 'net.ipv4.tcp_max_syn_backlog')) >= 1280);
     for (const c of children.splice(0)) c.kill('SIGKILL');
@@ -273,7 +273,7 @@ test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unansw
     await new Promise((r) => setTimeout(r, 300));
     children.push(startSynFlood(pair.client, pair.clientAddr4, pair.serverAddr4, 8081, 1000, 6));
     const shrink = await daemon.waitFor(
-      /Scenario 'need to decrease max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows but 0 connections accepted in the last second \(correlation [-\d.]+\) change net\.ipv4\.tcp_max_syn_backlog from \((\d+)\) -> \((\d+)\)/,
+      /Scenario 'need to decrease max SYN backlog' occurred for tunable 'net\.ipv4\.tcp_max_syn_backlog' in non-global ns\.[^\n]*\nDue to \d+ SYN queue overflows but 0 connections accepted in the last interval \(correlation [-\d.]+\) change net\.ipv4\.tcp_max_syn_backlog from \((\d+)\) -> \((\d+)\)/,
     );
     assert.ok(Number(shrink[2]) < Number(shrink[1]));
     await daemon.waitFor(

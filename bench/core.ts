@@ -140,8 +140,11 @@ export interface Reaction {
   /** Trigger (listen() called) to the new value readable in /proc/sys, per trigger, in ns. */
   endToEndNs: number[];
   pollMs: number;
-  /** Triggers whose write was not seen within the time limit. */
+  /** Triggers whose write was not seen within the time limit (in namespaces left in). */
   missed: number;
+  /** Namespaces where another process wrote somaxconn too, and their triggers: left out. */
+  excludedNamespaces: number;
+  excludedTriggers: number;
   triggers: number;
   /** The daemon's own measure: event ktime to the handler starting (its LatencyWindow). */
   eventToHandlerUs: { p50: number | null; p99: number | null; samples: number };
@@ -191,40 +194,64 @@ const cell = new Int32Array(new SharedArrayBuffer(4));
   process.stdout.write(JSON.stringify(out));
 })();`;
 
+interface DaemonNamespaces {
+  changes: number;
+  namespaces: Array<{ cookie: string; path: string }>;
+  tuners: Array<{ name: string; eventLatencyUs: Reaction['eventToHandlerUs'] }>;
+}
+
 export async function reaction(namespaces: number, perNamespace: number, daemonArgs: string[]): Promise<Reaction> {
   const nsNames = Array.from({ length: namespaces }, () => createNamespace());
-  const daemon = new DaemonProcess(daemonArgs);
+  let daemon: DaemonProcess | undefined;
   try {
+    // Before the daemon starts: its sysctl tuner would take these writes for an administrator's.
     for (const ns of nsNames) setSysctlIn(ns, 'net.core.somaxconn', '128');
+    daemon = new DaemonProcess(daemonArgs);
     await daemon.started();
     if (!loadedTuners(daemon).includes('listen_backlog')) throw new Error(`listen_backlog tuner not loaded; daemon log:\n${daemon.log}`);
-    const endToEndNs: number[] = [];
-    let missed = 0;
-    // One namespace at a time: the trigger spins on a core while it waits, and must not starve the daemon.
+    const perNs = new Map<string, number[]>();
+    // One namespace at a time: the triggers must not compete with each other for the daemon.
     for (const ns of nsNames) {
       throwIfAborted();
       const out = await execInNamespace(ns, process.execPath, ['-e', TRIGGER_SCRIPT, String(perNamespace)]);
-      for (const took of JSON.parse(out) as number[]) {
+      perNs.set(ns, JSON.parse(out) as number[]);
+    }
+    const status = JSON.parse(daemon.query('jstatus').stdout) as DaemonNamespaces;
+    /*
+     * Other daemons under test on this machine may load the sample tuner too and
+     * answer our triggers first; ours then sees an outside write and hands that
+     * namespace over. Such namespaces measure the other daemon: left out.
+     */
+    const interference = daemon.log.split('\n').filter((l) => / modified sysctl /.test(l));
+    const disturbedCookies = new Set(interference.map((l) => /namespace cookie (\d+)/.exec(l)?.[1]).filter((c): c is string => Boolean(c)));
+    const disturbed = new Set(status.namespaces.filter((n) => disturbedCookies.has(n.cookie)).map((n) => path.basename(n.path)));
+    const endToEndNs: number[] = [];
+    let missed = 0;
+    let excludedTriggers = 0;
+    for (const [ns, samples] of perNs) {
+      if (disturbed.has(ns)) {
+        excludedTriggers += samples.length;
+        continue;
+      }
+      for (const took of samples) {
         if (took < 0) missed++;
         else endToEndNs.push(took);
       }
     }
-    const status = JSON.parse(daemon.query('jstatus').stdout) as {
-      changes: number;
-      tuners: Array<{ name: string; eventLatencyUs: Reaction['eventToHandlerUs'] }>;
-    };
     const tuner = status.tuners.find((x) => x.name === 'listen_backlog');
     return {
       endToEndNs,
       pollMs: POLL_MS,
       missed,
       triggers: namespaces * perNamespace,
+      excludedNamespaces: disturbed.size,
+      excludedTriggers,
       eventToHandlerUs: tuner?.eventLatencyUs ?? { p50: null, p99: null, samples: 0 },
       writes: status.changes,
-      interference: daemon.log.split('\n').filter((l) => / modified sysctl /.test(l)),
+      interference,
     };
   } finally {
-    await daemon.stop();
+    await daemon?.stop();
     for (const ns of nsNames) deleteNamespace(ns);
   }
 }

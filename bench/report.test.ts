@@ -57,6 +57,8 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
       pollMs: 0.05,
       missed: 0,
       triggers: 200,
+      excludedNamespaces: 0,
+      excludedTriggers: 0,
       eventToHandlerUs: { p50: 150, p99: 400, samples: 200 },
       writes: 200,
       interference: [],

@@ -90,7 +90,19 @@ export function overheadRows(o: OverheadResult): Row[] {
         `without: median ${gbit(median(used.map((p) => p.without.iperf.bitsPerSecond)))}, spread ${pct(r.baselineSpread * 100, 1)}` +
         (disturbed ? `; ${disturbed} of ${o.pairs.length} pairs disturbed by other tests changing global settings` : ''),
     },
+    {
+      section: 'overhead',
+      metric: 'throughput per iperf3 CPU-second, with / without (ratio of medians)',
+      value: (median(used.map((p) => efficiency(p.with.iperf))) / median(used.map((p) => efficiency(p.without.iperf)))).toFixed(3),
+      target: '',
+      context: 'less sensitive to other load than raw throughput: a descheduled iperf3 loses CPU time and throughput together',
+    },
   ];
+}
+
+/** Bits moved per CPU-second used by both iperf3 ends (their own accounting: user + system). */
+function efficiency(r: { bitsPerSecond: number; clientCpuPercent: number; serverCpuPercent: number }): number {
+  return r.bitsPerSecond / ((r.clientCpuPercent + r.serverCpuPercent) / 100);
 }
 
 function hotPathRows(h: HotPathResult): Row[] {
@@ -184,7 +196,9 @@ function reactionRows(x: Reaction): Row[] {
       metric: 'trigger (listen) -> sysctl written, p50',
       value: formatNs(p50),
       target: '',
-      context: `${x.endToEndNs.length} of ${x.triggers} triggers seen written (${x.missed} not within 2 s); ${x.writes} daemon writes`,
+      context:
+        `${x.endToEndNs.length} of ${x.triggers} triggers seen written (${x.missed} not within 2 s); ${x.writes} daemon writes` +
+        (x.excludedTriggers ? `; ${x.excludedTriggers} triggers in ${x.excludedNamespaces} namespaces left out: another daemon on this machine wrote there too` : ''),
     },
     {
       section: 'reaction',
@@ -308,7 +322,7 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
         ` the rest (handler start -> value readable) is the write itself: namespace switch on a worker thread, the /proc/sys write, logging. The poll that sees the write adds up to ~${(x.pollMs * 2).toFixed(1)} ms.`,
     ];
     if (x.missed) lines.push(`  ${x.missed} triggers were never written within 2 s: the rate limiter (10 ms per namespace) or an administrator's write disabling the tuner.`);
-    if (x.interference.length) lines.push(`  Another process wrote somaxconn in our namespaces (another bpftune under test on this machine): ${x.interference.slice(0, 2).join(' / ')}`);
+    if (x.interference.length) lines.push(`  Another process wrote somaxconn in our namespaces (another bpftune under test on this machine; those namespaces are left out): ${x.interference.slice(0, 2).join(' / ')}`);
     out.push(lines.join('\n'));
   }
   for (const o of r.effects) {

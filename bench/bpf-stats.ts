@@ -1,14 +1,14 @@
 /**
  * Run time per invocation of the daemon's BPF programs. The kernel counts
- * run_time_ns and run_cnt per program while kernel.bpf_stats_enabled is 1.
+ * run_time_ns and run_cnt per program while statistics are enabled.
  * The daemon's programs are found through its own file descriptors
  * (/proc/PID/fdinfo of each bpf-prog fd carries prog_id and both counters),
  * so programs of other daemons running tests on this machine at the same
  * time are never mixed in.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { onCleanup } from './cleanup';
+import { onCleanup, track } from './cleanup';
 
 const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 
@@ -123,12 +123,60 @@ export function mergeCosts(runs: ProgramCost[][], secondsPerRun: number[]): Prog
     .sort((a, b) => b.perSecond - a.perSecond);
 }
 
-/**
- * Turns kernel.bpf_stats_enabled on (it adds a clock read around every BPF
- * program run, on the whole machine) and returns the function that puts the
- * previous value back; cleanup calls it too should the suite fail first.
+/*
+ * BPF_ENABLE_STATS hands out a file descriptor that keeps run-time statistics
+ * on for as long as it is open, counted apart from the kernel.bpf_stats_enabled
+ * sysctl. Nothing global needs restoring, other tests that save and restore
+ * the sysctl themselves are not confused by ours, and if the suite is killed
+ * the holder sees its stdin close (or dies with it) and the kernel drops it.
+ * Node.js cannot make the bpf() call itself; python3 (a build dependency) can.
  */
-export function enableBpfStats(): () => void {
+const STATS_HOLDER = `
+import ctypes, os, struct, sys
+nr = {'x86_64': 321, 'aarch64': 280}.get(os.uname().machine)
+if nr is None:
+    sys.exit('no bpf() syscall number known for ' + os.uname().machine)
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(struct.pack('I', 0) + bytes(124))  # BPF_STATS_RUN_TIME
+fd = libc.syscall(nr, 32, attr, 128)  # BPF_ENABLE_STATS
+if fd < 0:
+    sys.exit('BPF_ENABLE_STATS failed: ' + os.strerror(ctypes.get_errno()))
+print('ready', flush=True)
+sys.stdin.read()
+`;
+
+async function holdStatsFd(): Promise<() => void> {
+  const holder = track(spawn('python3', ['-c', STATS_HOLDER], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let err = '';
+  holder.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.once('data', () => resolve());
+    holder.once('exit', (code) => reject(new Error(err.trim() || `stats holder exited (${code})`)));
+    holder.once('error', reject);
+  });
+  return () => {
+    holder.stdin.end();
+    holder.kill();
+  };
+}
+
+/**
+ * Turns BPF run-time statistics on and returns the function that turns them
+ * off again (cleanup calls it too should the suite fail first). Prefers a
+ * BPF_ENABLE_STATS descriptor; on a kernel without it (before 5.8), sets
+ * kernel.bpf_stats_enabled and puts the previous value back.
+ */
+export async function enableBpfStats(progress: (line: string) => void = () => undefined): Promise<() => void> {
+  try {
+    const release = await holdStatsFd();
+    const unregister = onCleanup(release);
+    return () => {
+      release();
+      unregister();
+    };
+  } catch (err) {
+    progress(`BPF_ENABLE_STATS not available (${err instanceof Error ? err.message : String(err)}); using kernel.bpf_stats_enabled`);
+  }
   const previous = readFileSync(STATS_SYSCTL, 'utf8').trim();
   if (previous === '1') return () => undefined;
   writeFileSync(STATS_SYSCTL, '1');

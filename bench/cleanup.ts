@@ -1,9 +1,8 @@
 /**
  * The suite leaves the machine as it found it, also when a section fails or
- * someone presses Ctrl-C: child processes (iperf3, effect benchmarks) are
- * killed, global settings it changed (kernel.bpf_stats_enabled) restored,
- * daemons stopped (with -R, so they roll back their own changes) and
- * namespaces deleted.
+ * someone presses Ctrl-C: child processes (iperf3, effect benchmarks, the
+ * BPF statistics holder) are killed, daemons stopped (with -R, so they roll
+ * back their own changes) and namespaces deleted.
  */
 import type { ChildProcess } from 'node:child_process';
 import { stopAllDaemons } from '../test/support/daemon';

@@ -33,7 +33,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    process.stderr.write(`effect benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(`effect benchmark failed: ${err instanceof Error ? `${err.message}\n${err.stack}` : String(err)}\n`);
     process.exit(1);
   },
 );

@@ -39,7 +39,7 @@ export interface EffectOutcome {
 }
 
 export function effectModulePath(spec: EffectSpec, dir = __dirname): string | undefined {
-  const p = path.join(dir, spec.file);
+  const p = path.resolve(dir, spec.file);
   return existsSync(p) ? p : undefined;
 }
 
@@ -56,10 +56,10 @@ export async function runEffect(spec: EffectSpec, timeoutMs: number, quick: bool
         env: { ...process.env, ...(quick ? { BPFTUNE_BENCH_QUICK: '1' } : {}) },
       }),
     );
-    let stderrTail = '';
+    let stderrText = '';
     const forward = (chunk: Buffer, keep: boolean) => {
       const text = chunk.toString('utf8');
-      if (keep) stderrTail = (stderrTail + text).slice(-2000);
+      if (keep) stderrText = (stderrText + text).slice(-65536);
       for (const line of text.split('\n')) if (line.trim()) progress(`  [${spec.tuner}] ${line}`);
     };
     child.stdout.on('data', (c: Buffer) => forward(c, false));
@@ -75,7 +75,8 @@ export async function runEffect(spec: EffectSpec, timeoutMs: number, quick: bool
     const seconds = (Date.now() - started) / 1000;
     if (timedOut) return { spec, status: 'timed out', seconds, error: `stopped after ${(timeoutMs / 1000).toFixed(0)} s (the suite's time budget)` };
     if (code !== 0 || !existsSync(outFile)) {
-      const why = wasAborted() ? 'interrupted' : `exited with ${code}: ${stderrTail.trim().split('\n').slice(-3).join(' / ')}`;
+      const reason = /effect benchmark failed: (.*)/.exec(stderrText)?.[1] ?? stderrText.trim().split('\n').slice(-3).join(' / ');
+      const why = wasAborted() ? 'interrupted' : `exited with ${code}: ${reason}`;
       return { spec, status: 'failed', seconds, error: why };
     }
     return { spec, status: 'ok', seconds, result: JSON.parse(readFileSync(outFile, 'utf8')) as EffectResult };

@@ -3,7 +3,7 @@
  * without the daemon and with every built-in tuner loaded, interleaved
  * (ABBA order) so that both conditions see the same background load as
  * nearly as a shared machine allows. The hot-path runs come after, with
- * kernel.bpf_stats_enabled on: the statistics add a clock read around each
+ * BPF run-time statistics on: they add a clock read around each
  * program run, which would count against the daemon in the overhead ratio.
  *
  * Some global sysctls shape every namespace's TCP throughput (tcp_mem is
@@ -238,7 +238,7 @@ export async function measureOverhead(options: OverheadOptions, pair?: VethPair)
 
 export async function measureHotPath(options: OverheadOptions, pair?: VethPair): Promise<HotPathResult> {
   const veth = pair ?? createVethPair();
-  const restoreStats = enableBpfStats();
+  const restoreStats = await enableBpfStats(options.progress);
   try {
     const runs: ProgramCost[][] = [];
     const seconds: number[] = [];
@@ -246,7 +246,7 @@ export async function measureHotPath(options: OverheadOptions, pair?: VethPair):
     const daemon: DaemonDuringRun[] = [];
     for (let i = 0; i < options.hotPathRuns; i++) {
       throwIfAborted();
-      options.progress(`hot-path run ${i + 1}/${options.hotPathRuns} (bpf_stats_enabled=1)`);
+      options.progress(`hot-path run ${i + 1}/${options.hotPathRuns} (BPF run-time statistics on)`);
       const r = await withDaemon(options, async (d) => {
         const before = daemonPrograms(d.pid);
         const t0 = process.hrtime.bigint();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type { EffectResult, EffectSample } from './effect';
-import { escapeXml, formatAxisValue, niceTicks, renderEffectPlot } from './plot';
+import { escapeXml, formatAxisValue, niceTicks, renderEffectPlot, stepPoints, wrapText } from './plot';
 
 /** A synthetic long-RTT run: without bpftune rmem stays put; with it, rmem doubles twice and throughput follows. */
 function syntheticResult(): EffectResult {
@@ -46,6 +46,16 @@ test('formatAxisValue shortens byte counts', () => {
   assert.equal(formatAxisValue(250), '250');
 });
 
+test('stepPoints holds each value until the next sample', () => {
+  assert.deepEqual(stepPoints([[0, 1], [1, 2], [3, 5]]), [[0, 1], [1, 1], [1, 2], [3, 2], [3, 5]]);
+  assert.deepEqual(stepPoints([[0, 1]]), [[0, 1]]);
+});
+
+test('wrapText breaks long titles at spaces', () => {
+  assert.deepEqual(wrapText('aaa bbb ccc', 7), ['aaa bbb', 'ccc']);
+  assert.deepEqual(wrapText('a-very-long-word x', 5), ['a-very-long-word', 'x']);
+});
+
 test('escapeXml', () => {
   assert.equal(escapeXml('a<b & "c">'), 'a&lt;b &amp; &quot;c&quot;&gt;');
 });
@@ -56,10 +66,11 @@ test('plot: one polyline per series, one point per sample, inside the picture', 
   const { width, height } = viewBox(svg);
   for (const id of ['throughput-without', 'throughput-with', 'tunable-without', 'tunable-with']) {
     const pts = polyline(svg, id);
-    assert.equal(pts.length, 21, id);
+    // Throughput is one point per sample; a tunable is drawn as steps, two points per sample after the first.
+    assert.equal(pts.length, id.startsWith('tunable') ? 41 : 21, id);
     for (const [x, y] of pts) assert.ok(x >= 0 && x <= width && y >= 0 && y <= height, `${id} point ${x},${y} outside`);
-    // Time runs left to right.
-    for (let i = 1; i < pts.length; i++) assert.ok(pts[i][0] > pts[i - 1][0], `${id} x not increasing`);
+    // Time runs left to right (steps repeat an x).
+    for (let i = 1; i < pts.length; i++) assert.ok(pts[i][0] >= pts[i - 1][0] && pts[pts.length - 1][0] > pts[0][0], `${id} x decreasing`);
   }
   // The scenario name is escaped, not injected.
   assert.match(svg, /long-RTT buffer sizing &lt;40 ms&gt; &amp; &quot;co&quot;/);
@@ -71,10 +82,11 @@ test('plot: higher values are drawn higher, and both conditions share the time a
   const tput = polyline(svg, 'throughput-with');
   // Throughput quadruples from the first to the last sample: the line must rise (smaller y).
   assert.ok(tput[20][1] < tput[0][1]);
-  // Steps of the tunable appear as steps of the line: equal values, equal heights.
+  // The tunable holds its value until the next sample: flat, then a vertical rise at t=5.5.
   const rmem = polyline(svg, 'tunable-with');
-  assert.equal(rmem[0][1], rmem[4][1]);
-  assert.ok(rmem[5][1] < rmem[4][1] && rmem[10][1] < rmem[9][1]);
+  assert.equal(rmem[0][1], rmem[8][1]);
+  assert.equal(rmem[9][0], rmem[10][0], 'the rise is vertical');
+  assert.ok(rmem[10][1] < rmem[9][1], 'and goes up');
   // The flat baseline sits below the tuned line at the end.
   const base = polyline(svg, 'throughput-without');
   assert.ok(base[20][1] > tput[20][1]);

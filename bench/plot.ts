@@ -8,7 +8,7 @@ import type { EffectResult, EffectSample } from './effect';
 
 const WIDTH = 900;
 const PANEL_HEIGHT = 220;
-const MARGIN = { left: 90, right: 30, top: 96, gap: 60, bottom: 50 };
+const MARGIN = { left: 90, right: 30, top: 106, gap: 60, bottom: 50 };
 const HEIGHT = MARGIN.top + 2 * PANEL_HEIGHT + MARGIN.gap + MARGIN.bottom;
 const COLOURS = { without: '#8a8a8a', with: '#1f6fd1', tunableWith: '#d9731f' };
 
@@ -51,6 +51,20 @@ export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
+/** Splits text at spaces into lines of at most `width` characters (a longer word stays whole). */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
 type Pick = (s: EffectSample) => number | undefined;
 
 function finitePoints(samples: readonly EffectSample[], pick: Pick): Array<[number, number]> {
@@ -58,6 +72,11 @@ function finitePoints(samples: readonly EffectSample[], pick: Pick): Array<[numb
     .map((s): [number, number | undefined] => [s.t, pick(s)])
     .filter((p): p is [number, number] => Number.isFinite(p[0]) && typeof p[1] === 'number' && Number.isFinite(p[1]))
     .sort((a, b) => a[0] - b[0]);
+}
+
+/** [t0,v0],[t1,v1] -> [t0,v0],[t1,v0],[t1,v1]: the value holds until the next sample. */
+export function stepPoints(points: Array<[number, number]>): Array<[number, number]> {
+  return points.flatMap((p, i): Array<[number, number]> => (i === 0 ? [p] : [[p[0], points[i - 1][1]], p]));
 }
 
 function extent(values: number[]): Range | undefined {
@@ -68,7 +87,8 @@ function extent(values: number[]): Range | undefined {
 interface Panel {
   title: string;
   top: number;
-  lines: Array<{ id: string; label: string; colour: string; dashed: boolean; points: Array<[number, number]> }>;
+  /** A tunable is set, not measured: it holds its value until the next sample (drawn as steps). */
+  lines: Array<{ id: string; label: string; colour: string; dashed: boolean; step?: boolean; points: Array<[number, number]> }>;
   /** Throughput starts at zero so ratios read true; a tunable's axis hugs its range. */
   fromZero: boolean;
 }
@@ -102,7 +122,8 @@ function renderPanel(panel: Panel, time: Range, out: string[]): void {
   }
   for (const line of panel.lines) {
     if (!line.points.length) continue;
-    const pts = line.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+    const coords = line.step ? stepPoints(line.points) : line.points;
+    const pts = coords.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     const dash = line.dashed ? ' stroke-dasharray="6 4"' : '';
     out.push(`<polyline data-series="${line.id}" points="${pts}" fill="none" stroke="${line.colour}" stroke-width="2"${dash}/>`);
   }
@@ -120,7 +141,9 @@ export function renderEffectPlot(result: EffectResult | undefined, whyEmpty = 'n
   out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#fafafa"/>`);
   const series = result?.series;
   const heading = result ? result.scenario : 'tuning effect';
-  out.push(`<text x="${MARGIN.left}" y="24" class="title">${escapeXml(heading)}: without vs with bpftune</text>`);
+  wrapText(`${heading}: without vs with bpftune`, 85)
+    .slice(0, 2)
+    .forEach((line, i) => out.push(`<text x="${MARGIN.left}" y="${22 + i * 18}" class="title">${escapeXml(line)}</text>`));
   if (!series || (!series.without.length && !series.with.length)) {
     out.push(`<text x="${WIDTH / 2}" y="${HEIGHT / 2}" class="empty">${escapeXml(whyEmpty)}</text>`);
     out.push('</svg>');
@@ -141,8 +164,8 @@ export function renderEffectPlot(result: EffectResult | undefined, whyEmpty = 'n
   legend.forEach(([label, colour, dashed], i) => {
     const lx = MARGIN.left + i * 230;
     const dash = dashed ? ' stroke-dasharray="6 4"' : '';
-    out.push(`<line x1="${lx}" y1="52" x2="${lx + 30}" y2="52" stroke="${colour}" stroke-width="2"${dash}/>`);
-    out.push(`<text x="${lx + 36}" y="56">${label}</text>`);
+    out.push(`<line x1="${lx}" y1="66" x2="${lx + 30}" y2="66" stroke="${colour}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${lx + 36}" y="70">${label}</text>`);
   });
 
   renderPanel(
@@ -164,8 +187,8 @@ export function renderEffectPlot(result: EffectResult | undefined, whyEmpty = 'n
       top: MARGIN.top + PANEL_HEIGHT + MARGIN.gap,
       fromZero: false,
       lines: [
-        { id: 'tunable-without', label: 'without', colour: COLOURS.without, dashed: true, points: finitePoints(series.without, tunable) },
-        { id: 'tunable-with', label: 'with', colour: COLOURS.tunableWith, dashed: false, points: finitePoints(series.with, tunable) },
+        { id: 'tunable-without', label: 'without', colour: COLOURS.without, dashed: true, step: true, points: finitePoints(series.without, tunable) },
+        { id: 'tunable-with', label: 'with', colour: COLOURS.tunableWith, dashed: false, step: true, points: finitePoints(series.with, tunable) },
       ],
     },
     time,

@@ -126,7 +126,7 @@ function hotPathRows(h: HotPathResult): Row[] {
       metric: 'CPU in the daemon BPF programs during bulk traffic',
       value: `${totalCore.toFixed(3)} % of a core`,
       target: '',
-      context: `${h.programs.length} programs, ${h.throughput.length} x ${h.seconds} s runs with bpf_stats_enabled (${gbit(median(h.throughput))} median)`,
+      context: `${h.programs.length} programs, ${h.throughput.length} x ${h.seconds} s runs with BPF run-time statistics on (${gbit(median(h.throughput))} median)`,
     },
   ];
 }
@@ -358,7 +358,7 @@ function detailSections(r: SuiteResults): string[] {
   }
   if (r.hotPath) {
     out.push(
-      '### BPF programs of the daemon during bulk traffic (kernel.bpf_stats_enabled)\n\n' +
+      '### BPF programs of the daemon during bulk traffic (BPF run-time statistics: run_time_ns / run_cnt)\n\n' +
         table(
           ['program', 'type', 'runs/s', 'avg per run', '% of a core', 'instructions verified'],
           r.hotPath.programs.map((p) => [p.name, p.type, Math.round(p.perSecond).toString(), formatNs(p.avgNs), p.corePercent.toFixed(4), String(p.verifiedInsns)]),

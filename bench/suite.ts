@@ -162,7 +162,7 @@ async function main(): Promise<void> {
       results.overhead = await measureOverhead(bulk, pair);
       results.tuners = results.overhead.tuners;
     });
-    await run('hotpath', 'hot-path cost (bpf_stats_enabled)', async () => {
+    await run('hotpath', 'hot-path cost (BPF run-time statistics)', async () => {
       results.hotPath = await measureHotPath(bulk, pair);
     });
   } finally {
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
       (foreign.daemons || foreign.iperf
         ? `Other engineers' tests ran on this machine during the run (up to ${foreign.daemons} other bpftune daemons and ${foreign.iperf} iperf3 processes seen at once): every figure is noisy, and the ratios (measured interleaved, same run) are more trustworthy than the absolute numbers.`
         : 'No other bpftune daemon or iperf3 was seen at section boundaries.'),
-    'Overhead runs have kernel.bpf_stats_enabled off (its clock reads would count against the daemon); the hot-path figures come from separate daemon bulk runs with it on, restored afterwards.',
+    'Overhead runs have BPF run-time statistics off (their clock reads would count against the daemon); the hot-path figures come from separate daemon bulk runs with them on, through a BPF_ENABLE_STATS descriptor held for those runs only (kernel.bpf_stats_enabled is not touched, so tests that save and restore it are not confused).',
     'Every daemon runs with -R (rollback on exit) and loads every built-in tuner (an empty plugin directory keeps /usr/local/lib64/bpftune out); the reaction section adds the sample plugin listen_backlog.',
     'Reaction is measured end to end from outside: a process in a fresh namespace calls listen() with a backlog above somaxconn and polls /proc/sys/net/core/somaxconn until the daemon has written it (CLOCK_MONOTONIC on both sides).',
   );

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { DaemonProcess, SAMPLES_LIBDIR } from '../test/support/daemon';
 import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import { cleanupAll, installSignalHandlers, throwIfAborted, track } from './cleanup';
-import { memoryStatus, processSmaps, threadCpu, threadCpuDelta, type MemoryStatus } from './proc';
+import { memoryStatus, processSmaps, schedWait, threadCpu, threadCpuDelta, type MemoryStatus, type SchedWait } from './proc';
 import { median, percentile } from './stats';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -102,6 +102,26 @@ export interface IdleFootprint {
   /** The largest resident mappings at the end of the window. */
   mappings: Array<{ mapping: string; bytes: number }>;
   tuners: string[];
+  /** Events each tuner handled during the window: other activity on the machine wakes an "idle" daemon. */
+  events: Array<{ tuner: string; count: number }>;
+}
+
+interface TunerEvents {
+  tuners: Array<{ name: string; events: number }>;
+}
+
+/** Events handled so far, per tuner, from the daemon's jstatus. */
+export function tunerEvents(daemon: DaemonProcess): Map<string, number> {
+  try {
+    const status = JSON.parse(daemon.query('jstatus').stdout) as TunerEvents;
+    return new Map(status.tuners.map((t) => [t.name, t.events]));
+  } catch {
+    return new Map();
+  }
+}
+
+function eventDelta(before: Map<string, number>, after: Map<string, number>): Array<{ tuner: string; count: number }> {
+  return [...after.entries()].map(([tuner, n]) => ({ tuner, count: n - (before.get(tuner) ?? 0) })).filter((e) => e.count > 0);
 }
 
 export async function idleFootprint(seconds: number, daemonArgs: string[], settleSeconds = 10): Promise<IdleFootprint> {
@@ -113,11 +133,13 @@ export async function idleFootprint(seconds: number, daemonArgs: string[], settl
     await sleep(settleSeconds * 1000);
     throwIfAborted();
     const basePid = baseline.pid as number;
+    const e0 = tunerEvents(daemon);
     const d0 = threadCpu(daemon.pid);
     const b0 = threadCpu(basePid);
     await sleep(seconds * 1000);
     throwIfAborted();
     const d1 = threadCpu(daemon.pid);
+    const e1 = tunerEvents(daemon);
     const b1 = threadCpu(basePid);
     const sum = (ts: Array<{ ns: number }>) => ts.reduce((a, t) => a + t.ns, 0);
     return {
@@ -129,6 +151,7 @@ export async function idleFootprint(seconds: number, daemonArgs: string[], settl
       threads: threadCpuDelta(d0, d1).filter((t) => t.ns > 0),
       mappings: processSmaps(daemon.pid).slice(0, 6),
       tuners: loadedTuners(daemon),
+      events: eventDelta(e0, e1),
     };
   } finally {
     baseline.kill();
@@ -149,6 +172,10 @@ export interface Reaction {
   /** The daemon's own measure: event ktime to the handler starting (its LatencyWindow). */
   eventToHandlerUs: { p50: number | null; p99: number | null; samples: number };
   writes: number;
+  /** The daemon's run-queue wait while the triggers ran: how long it was ready but had no CPU. */
+  sched: SchedWait;
+  /** 1-minute load average at the end of the triggers (2 CPUs here). */
+  loadAverage: number;
   /** Log lines saying another process wrote somaxconn in our namespaces (another daemon on this machine). */
   interference: string[];
 }
@@ -210,12 +237,14 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
     await daemon.started();
     if (!loadedTuners(daemon).includes('listen_backlog')) throw new Error(`listen_backlog tuner not loaded; daemon log:\n${daemon.log}`);
     const perNs = new Map<string, number[]>();
+    const sched0 = schedWait(daemon.pid);
     // One namespace at a time: the triggers must not compete with each other for the daemon.
     for (const ns of nsNames) {
       throwIfAborted();
       const out = await execInNamespace(ns, process.execPath, ['-e', TRIGGER_SCRIPT, String(perNamespace)]);
       perNs.set(ns, JSON.parse(out) as number[]);
     }
+    const sched1 = schedWait(daemon.pid);
     const status = JSON.parse(daemon.query('jstatus').stdout) as DaemonNamespaces;
     /*
      * Other daemons under test on this machine may load the sample tuner too and
@@ -248,6 +277,8 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
       excludedTriggers,
       eventToHandlerUs: tuner?.eventLatencyUs ?? { p50: null, p99: null, samples: 0 },
       writes: status.changes,
+      sched: { waitNs: sched1.waitNs - sched0.waitNs, slices: sched1.slices - sched0.slices },
+      loadAverage: os.loadavg()[0],
       interference,
     };
   } finally {

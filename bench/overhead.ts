@@ -156,12 +156,18 @@ function mostFrequent(values: string[]): string {
   return [...counts.entries()].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0])[0];
 }
 
+/** The settings of `snapshot` that differ from `usual` ("a=1, b=2" strings). */
+function differences(usual: string, snapshot: string): string[] {
+  const usualSet = new Set(usual.split(', '));
+  return snapshot.split(', ').filter((kv) => !usualSet.has(kv));
+}
+
 /** Marks each pair whose runs saw a watched global away from its usual value. */
 export function markDisturbed(pairs: OverheadPair[]): string {
   const usual = mostFrequent(pairs.flatMap((p) => [...p.without.globals, ...p.with.globals]));
   for (const p of pairs) {
-    const odd = [...p.without.globals, ...p.with.globals].filter((g) => g !== usual);
-    p.disturbed = odd.length ? `saw ${odd[0]}` : undefined;
+    const odd = [...new Set([...p.without.globals, ...p.with.globals].flatMap((g) => differences(usual, g)))];
+    p.disturbed = odd.length ? odd.join(', ') : undefined;
   }
   return usual;
 }

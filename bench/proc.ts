@@ -39,6 +39,29 @@ export function threadCpuDelta(before: ThreadCpu[], after: ThreadCpu[]): Array<{
   return [...byComm.entries()].map(([comm, ns]) => ({ comm, ns })).sort((a, b) => b.ns - a.ns);
 }
 
+export interface SchedWait {
+  /** Time runnable but waiting for a CPU, summed over threads (schedstat's second field). */
+  waitNs: number;
+  /** Times a thread was put on a CPU (third field). */
+  slices: number;
+}
+
+/** Run-queue wait of a process: how long it was ready to run but another task had the CPU. */
+export function schedWait(pid: number): SchedWait {
+  let waitNs = 0;
+  let slices = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [, wait, count] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      waitNs += wait;
+      slices += count;
+    } catch {
+      // thread gone
+    }
+  }
+  return { waitNs, slices };
+}
+
 export interface MemoryStatus {
   rss: number;
   /** Peak RSS over the process's life (VmHWM). */

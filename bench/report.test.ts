@@ -39,6 +39,7 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
       threads: [{ comm: 'node', ns: 5e6 }],
       mappings: [{ mapping: 'node', bytes: 30 * MB }],
       tuners: ['netns', 'sysctl'],
+      events: [],
     },
     overhead: {
       seconds: 10,
@@ -61,6 +62,8 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
       excludedTriggers: 0,
       eventToHandlerUs: { p50: 150, p99: 400, samples: 200 },
       writes: 200,
+      sched: { waitNs: 50e6, slices: 1000 },
+      loadAverage: 4.5,
       interference: [],
     },
     effects: [
@@ -106,7 +109,13 @@ test('every figure with a target is met here, and the report says so', () => {
 
 test('misses are marked and explained from the breakdown', () => {
   const r = results();
-  r.idle = { ...r.idle!, memory: { ...r.idle!.memory, rss: 75 * MB }, cpuPercent: 0.2, threads: [{ comm: 'node', ns: 100e6 }, { comm: 'V8Worker', ns: 20e6 }] };
+  r.idle = {
+    ...r.idle!,
+    memory: { ...r.idle!.memory, rss: 75 * MB },
+    cpuPercent: 0.2,
+    threads: [{ comm: 'node', ns: 100e6 }, { comm: 'V8Worker', ns: 20e6 }],
+    events: [{ tuner: 'netns', count: 50 }, { tuner: 'sysctl', count: 10 }],
+  };
   r.hotPath = { ...r.hotPath!, programs: [program('tcp_buffer_rcv', 60000, 120)] };
   r.reaction = { ...r.reaction!, endToEndNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 1e6 : 9e6)), eventToHandlerUs: { p50: 200, p99: 7000, samples: 100 } };
   r.overhead!.ratio = ratioSummary([10e9, 10e9, 10e9], [9.5e9, 9.6e9, 9.4e9]);
@@ -116,6 +125,8 @@ test('misses are marked and explained from the breakdown', () => {
   assert.match(md, /\*\*Idle CPU 0\.200 %\*\* .* node 100\.0 ms \(83 %\), V8Worker 20\.0 ms \(17 %\)/);
   assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns x 60000\/s/);
   assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
+  assert.match(md, /waited 50\.00 ms in all on the run queue over 1000 wake-ups \(50 us on average\), with a load average of 4\.50 on 2 CPUs/);
+  assert.match(md, /handled 60 events in the window \(netns 50, sysctl 10\).*\(2\.00 ms of CPU per event/);
   assert.match(md, /\*\*Throughput ratio 0\.950\*\*/);
   assert.equal((md.match(/\*\*MISSED\*\*/g) ?? []).length, 5);
 });

@@ -301,7 +301,11 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
       `**Idle CPU ${i.cpuPercent.toFixed(3)} %** (${(total / 1e6).toFixed(1)} ms over ${i.seconds} s) by thread: ${i.threads
         .slice(0, 6)
         .map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(1)} ms (${((t.ns / total) * 100).toFixed(0)} %)`)
-        .join(', ')}. Periodic work (tuner timers, namespace checks) runs on the main thread; V8's collector on its worker threads.`,
+        .join(', ')}.` +
+        (i.events.length
+          ? ` The daemon was not left idle: it handled ${i.events.reduce((a, e) => a + e.count, 0)} events in the window (${i.events.map((e) => `${e.tuner} ${e.count}`).join(', ')}),` +
+            ` i.e. namespaces created and sysctls written elsewhere on the machine by other tests, each of which wakes it (${(total / 1e6 / Math.max(1, i.events.reduce((a, e) => a + e.count, 0))).toFixed(2)} ms of CPU per event, namespace rescans included).`
+          : ' No events arrived in the window: this is the cost of its timers alone.'),
     );
   }
   if (r.start && missed('footprint', /start/)) {
@@ -320,6 +324,8 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
     const lines = [
       `**Reaction p99 ${formatNs(p99)}** end to end; the daemon's own measure from the event's ktime to its handler starting is p99 ${formatNs(handlerP99)} (ring buffer wake-up and the event loop reaching it),` +
         ` the rest (handler start -> value readable) is the write itself: namespace switch on a worker thread, the /proc/sys write, logging. The poll that sees the write adds up to ~${(x.pollMs * 2).toFixed(1)} ms.`,
+      `  While the triggers ran, the daemon's threads waited ${formatNs(x.sched.waitNs)} in all on the run queue over ${x.sched.slices} wake-ups (${formatNs(x.sched.waitNs / Math.max(1, x.sched.slices))} on average),` +
+        ` with a load average of ${x.loadAverage.toFixed(2)} on ${r.cpus} CPUs: the tail is time spent waiting for a CPU that other processes held, not work in the daemon.`,
     ];
     if (x.missed) lines.push(`  ${x.missed} triggers were never written within 2 s: the rate limiter (10 ms per namespace) or an administrator's write disabling the tuner.`);
     if (x.interference.length) lines.push(`  Another process wrote somaxconn in our namespaces (another bpftune under test on this machine; those namespaces are left out): ${x.interference.slice(0, 2).join(' / ')}`);
@@ -333,6 +339,17 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
     }
   }
   return out;
+}
+
+function summedThreads(threads: Array<{ comm: string; ns: number }>): string {
+  const byComm = new Map<string, number>();
+  for (const t of threads) byComm.set(t.comm, (byComm.get(t.comm) ?? 0) + t.ns);
+  return (
+    [...byComm.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([comm, ns]) => `${comm} ${(ns / 1e6).toFixed(1)} ms`)
+      .join(', ') || 'none measurable'
+  );
 }
 
 function detailSections(r: SuiteResults): string[] {
@@ -353,7 +370,8 @@ function detailSections(r: SuiteResults): string[] {
             p.disturbed ? `disturbed: ${p.disturbed}` : 'usual',
           ]),
         ) +
-        `\n\nUsual global settings (most frequent during the runs): ${o.usualGlobals}.`,
+        `\n\nUsual global settings (most frequent during the runs): ${o.usualGlobals}.` +
+        `\n\nDaemon CPU by thread over all runs with it: ${summedThreads(o.daemon.flatMap((d) => d.threads))}; events handled per run: ${o.daemon.map((d) => d.events).join(', ')}.`,
     );
   }
   if (r.hotPath) {
@@ -369,7 +387,8 @@ function detailSections(r: SuiteResults): string[] {
     out.push(
       `### Where the idle daemon's memory and CPU go\n\n` +
         `Largest resident mappings: ${r.idle.mappings.map((m) => `${m.mapping} ${formatBytes(m.bytes)}`).join(', ')}.\n\n` +
-        `CPU by thread over ${r.idle.seconds} s: ${r.idle.threads.map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(2)} ms`).join(', ') || 'none measurable'}.`,
+        `CPU by thread over ${r.idle.seconds} s: ${r.idle.threads.map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(2)} ms`).join(', ') || 'none measurable'}.\n\n` +
+        `Events handled in the idle window: ${r.idle.events.map((e) => `${e.tuner} ${e.count}`).join(', ') || 'none'}.`,
     );
   }
   for (const o of r.effects) {

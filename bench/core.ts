@@ -41,6 +41,25 @@ export function withSampleDaemonArgs(): string[] {
   return ['-R', '-l', SAMPLES_LIBDIR];
 }
 
+const problems = new Set<string>();
+
+/**
+ * Stops a daemon, keeping what it logged as failed (a program that did not
+ * attach, say, because another daemon on this machine unmounted tracefs as
+ * it exited): a figure from a daemon that ran with less than every program
+ * must say so in the report.
+ */
+export async function stopDaemon(daemon: DaemonProcess): Promise<void> {
+  for (const line of daemon.log.split('\n')) {
+    if (/failed|carries on without|could not/i.test(line) && !/^libbpf: /.test(line)) problems.add(line.trim());
+  }
+  await daemon.stop();
+}
+
+export function daemonProblems(): string[] {
+  return [...problems];
+}
+
 export function loadedTuners(daemon: DaemonProcess): string[] {
   const m = /tuners loaded \(([^)]*)\)/.exec(daemon.log);
   return m ? m[1].split(', ').filter(Boolean) : [];
@@ -86,7 +105,7 @@ export async function startTimes(runs: number, daemonArgs: string[]): Promise<St
     result.daemonMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
     result.internalMs.push(Number(m[1]));
     result.tuners = loadedTuners(daemon);
-    await daemon.stop();
+    await stopDaemon(daemon);
   }
   return result;
 }
@@ -155,7 +174,7 @@ export async function idleFootprint(seconds: number, daemonArgs: string[], settl
     };
   } finally {
     baseline.kill();
-    await daemon.stop();
+    await stopDaemon(daemon);
   }
 }
 
@@ -282,7 +301,7 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
       interference,
     };
   } finally {
-    await daemon?.stop();
+    if (daemon) await stopDaemon(daemon);
     for (const ns of nsNames) deleteNamespace(ns);
   }
 }

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { DaemonProcess } from '../test/support/daemon';
 import { daemonPrograms, enableBpfStats, mergeCosts, programCosts, type ProgramCost } from './bpf-stats';
 import { throwIfAborted } from './cleanup';
-import { loadedTuners } from './core';
+import { loadedTuners, stopDaemon } from './core';
 import { createVethPair, runIperf, type IperfResult, type VethPair } from './iperf';
 import { memoryStatus, threadCpu, threadCpuDelta, type MemoryStatus } from './proc';
 import { ratioSummary, type RatioSummary } from './stats';
@@ -146,7 +146,7 @@ async function withDaemon<T>(options: OverheadOptions, run: (daemon: DaemonProce
     };
     return { value, during, tuners: loadedTuners(daemon) };
   } finally {
-    await daemon.stop();
+    await stopDaemon(daemon);
   }
 }
 

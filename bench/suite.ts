@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
 import { removeStaleNamespaces } from '../test/support/netns';
 import { cleanupAll, installSignalHandlers, wasAborted } from './cleanup';
-import { builtinDaemonArgs, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
+import { builtinDaemonArgs, daemonProblems, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
 import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
 import { measureHotPath, measureOverhead, type OverheadOptions } from './overhead';
@@ -209,6 +209,12 @@ async function main(): Promise<void> {
     'Every daemon runs with -R (rollback on exit) and loads every built-in tuner (an empty plugin directory keeps /usr/local/lib64/bpftune out); the reaction section adds the sample plugin listen_backlog.',
     'Reaction is measured end to end from outside: a process in a fresh namespace calls listen() with a backlog above somaxconn and polls /proc/sys/net/core/somaxconn until the daemon has written it (CLOCK_MONOTONIC on both sides).',
   );
+  const problems = daemonProblems();
+  if (problems.length) {
+    results.notes.push(
+      `Some daemon runs logged failures (figures from those runs had fewer programs attached): ${problems.slice(0, 5).map((p) => `\`${p.slice(0, 240)}\``).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}.`,
+    );
+  }
   const report = renderReport(results);
   writeFileSync(path.join(resultsDir, 'report.md'), report);
   process.stdout.write(report);

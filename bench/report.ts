@@ -5,6 +5,7 @@
  */
 import type { ProgramCost } from './bpf-stats';
 import type { IdleFootprint, Reaction, StartTimes } from './core';
+import type { ProfileSummary } from './cpu-profile';
 import type { EffectOutcome } from './effects';
 import type { HotPathResult, OverheadResult } from './overhead';
 import { formatBytes, formatNs, median, percentile } from './stats';
@@ -29,6 +30,8 @@ export interface SuiteResults {
   tuners: string[];
   start?: StartTimes;
   idle?: IdleFootprint;
+  /** A separate profiled idle run, made only when the idle CPU target was missed. */
+  idleProfile?: ProfileSummary;
   overhead?: OverheadResult;
   hotPath?: HotPathResult;
   reaction?: Reaction;
@@ -307,6 +310,15 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
             ` i.e. namespaces created and sysctls written elsewhere on the machine by other tests, each of which wakes it (${(total / 1e6 / Math.max(1, i.events.reduce((a, e) => a + e.count, 0))).toFixed(2)} ms of CPU per event, namespace rescans included).`
           : ' No events arrived in the window: this is the cost of its timers alone.'),
     );
+    const p = r.idleProfile;
+    if (p) {
+      const share = (us: number) => `${((us / Math.max(1, p.busyUs)) * 100).toFixed(0)} %`;
+      out.push(
+        `  V8 profile of a separate idle run (${(p.windowUs / 1e6).toFixed(0)} s, sampled every 250 us; main thread only): ${(p.busyUs / 1e3).toFixed(1)} ms busy.` +
+          ` By file: ${p.byFile.slice(0, 5).map((f) => `${f.file} ${share(f.us)}`).join(', ') || 'no samples'}.` +
+          ` Top functions (self time): ${p.byFunction.slice(0, 5).map((f) => `\`${f.name}\` ${share(f.us)}`).join(', ') || 'none'}.`,
+      );
+    }
   }
   if (r.start && missed('footprint', /start/)) {
     const s = r.start;
@@ -319,13 +331,15 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
   }
   if (r.reaction && missed('reaction', /p99/)) {
     const x = r.reaction;
+    const us = (v: number | null) => (v === null ? '-' : `${v} us`);
     const p99 = percentile(x.endToEndNs, 99);
     const handlerP99 = (x.eventToHandlerUs.p99 ?? NaN) * 1000;
     const lines = [
       `**Reaction p99 ${formatNs(p99)}** end to end; the daemon's own measure from the event's ktime to its handler starting is p99 ${formatNs(handlerP99)} (ring buffer wake-up and the event loop reaching it),` +
         ` the rest (handler start -> value readable) is the write itself: namespace switch on a worker thread, the /proc/sys write, logging. The poll that sees the write adds up to ~${(x.pollMs * 2).toFixed(1)} ms.`,
-      `  While the triggers ran, the daemon's threads waited ${formatNs(x.sched.waitNs)} in all on the run queue over ${x.sched.slices} wake-ups (${formatNs(x.sched.waitNs / Math.max(1, x.sched.slices))} on average),` +
-        ` with a load average of ${x.loadAverage.toFixed(2)} on ${r.cpus} CPUs: the tail is time spent waiting for a CPU that other processes held, not work in the daemon.`,
+      `  At p50 the split is event -> handler ${us(x.eventToHandlerUs.p50)}, handler -> written ${formatNs(percentile(x.endToEndNs, 50) - (x.eventToHandlerUs.p50 ?? 0) * 1000)}.` +
+        ` While the triggers ran, the daemon's threads waited ${formatNs(x.sched.waitNs)} in all on the run queue over ${x.sched.slices} wake-ups (${formatNs(x.sched.waitNs / Math.max(1, x.sched.slices))} on average),` +
+        ` with a load average of ${x.loadAverage.toFixed(2)} on ${r.cpus} CPUs: the tail is dominated by waiting for a CPU that other processes held; the daemon's own work per trigger is what the p50 shows.`,
     ];
     if (x.missed) lines.push(`  ${x.missed} triggers were never written within 2 s: the rate limiter (10 ms per namespace) or an administrator's write disabling the tuner.`);
     if (x.interference.length) lines.push(`  Another process wrote somaxconn in our namespaces (another bpftune under test on this machine; those namespaces are left out): ${x.interference.slice(0, 2).join(' / ')}`);

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { mergeCosts, parseProgFdinfo, type ProgramCost } from './bpf-stats';
+import { summariseProfile, type CpuProfile } from './cpu-profile';
+import { REPO_ROOT } from '../test/support/daemon';
 import { markDisturbed, summarisePairs, type OverheadPair } from './overhead';
 import { smapsBreakdown, threadCpuDelta } from './proc';
 import { median, percentile, quantile, ratioSummary } from './stats';
@@ -110,4 +112,27 @@ test('pairs during which a global setting moved are marked and left out of the r
   pairs[0].with.globals.push(odd);
   markDisturbed(pairs);
   assert.equal(summarisePairs(pairs).ratioOver, 'all pairs');
+});
+
+test('summariseProfile: self time per function and file inside the window, idle left out', () => {
+  const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)') },
+      { id: 2, callFrame: frame('(idle)') },
+      { id: 3, callFrame: frame('rescan', `file://${REPO_ROOT}/dist/src/core/netns.js`, 41) },
+      { id: 4, callFrame: frame('(garbage collector)') },
+    ],
+    startTime: 1000,
+    // Samples at t = 1000, 1100, 1200, 1300, 1400, 1500; each lasts until the next.
+    samples: [3, 2, 3, 4, 3, 2],
+    timeDeltas: [0, 100, 100, 100, 100, 100],
+  };
+  const s = summariseProfile(profile, 1050, 1450);
+  // In the window: t=1100 idle, 1200 rescan (100), 1300 GC (100), 1400 rescan (100).
+  assert.equal(s.busyUs, 300);
+  assert.equal(s.windowUs, 400);
+  assert.deepEqual(s.byFunction[0], { name: 'rescan dist/src/core/netns.js:42', us: 200 });
+  assert.deepEqual(s.byFunction[1], { name: '(garbage collector)', us: 100 });
+  assert.deepEqual(s.byFile.map((f) => f.file), ['dist/src/core/netns.js', '(native or VM)']);
 });

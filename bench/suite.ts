@@ -22,7 +22,8 @@ import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
 import { measureHotPath, measureOverhead, type OverheadOptions } from './overhead';
 import { renderEffectPlot } from './plot';
-import { renderReport, type SuiteResults } from './report';
+import { renderReport, TARGETS, type SuiteResults } from './report';
+import { profileIdleDaemon } from './cpu-profile';
 
 const SECTIONS = ['start', 'idle', 'overhead', 'hotpath', 'reaction', 'effects'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -145,6 +146,10 @@ async function main(): Promise<void> {
   await run('idle', 'idle footprint', async () => {
     results.idle = await idleFootprint(q ? 10 : 60, builtinDaemonArgs(), q ? 3 : 10);
     results.tuners = results.idle.tuners;
+    if (results.idle.cpuPercent > TARGETS.idleCpuPercent) {
+      progress('idle CPU above target: profiling a separate idle run to say where it goes...');
+      results.idleProfile = await profileIdleDaemon(q ? 5 : 20, q ? 3 : 10, builtinDaemonArgs());
+    }
   });
 
   const bulk: OverheadOptions = {

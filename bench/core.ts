@@ -179,8 +179,14 @@ export async function idleFootprint(seconds: number, daemonArgs: string[], settl
 }
 
 export interface Reaction {
-  /** Trigger (listen() called) to the new value readable in /proc/sys, per trigger, in ns. */
+  /** Trigger (listen() called) to the new value readable in /proc/sys, per trigger, in ns (upper bound: the read that saw it). */
   endToEndNs: number[];
+  /**
+   * The same, from the last read that still saw the old value: the write was
+   * not visible before this. A wide gap to endToEndNs means the observer was
+   * itself waiting for a CPU.
+   */
+  lowerBoundNs: number[];
   pollMs: number;
   /** Triggers whose write was not seen within the time limit (in namespaces left in). */
   missed: number;
@@ -226,11 +232,17 @@ const cell = new Int32Array(new SharedArrayBuffer(4));
     const t0 = process.hrtime.bigint();
     // Without a host, listen() binds and listens synchronously: the syscall is done when this returns.
     server.listen({ port: 0, backlog: Number(before) + 1 });
-    let took = -1;
+    // The write became visible after the last read that still saw the old value
+    // began, and before the first read that saw the new one ended.
+    let took = [-1, -1];
+    let lastOld = t0;
     for (;;) {
-      const now = process.hrtime.bigint();
-      if (read() !== before) { took = Number(now - t0); break; }
-      if (now - t0 > limitNs) break;
+      const start = process.hrtime.bigint();
+      const changed = read() !== before;
+      const end = process.hrtime.bigint();
+      if (changed) { took = [Number(end - t0), Number(lastOld - t0)]; break; }
+      lastOld = start;
+      if (end - t0 > limitNs) break;
       Atomics.wait(cell, 0, 0, POLL_MS);
     }
     server.close();
@@ -255,13 +267,13 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
     daemon = new DaemonProcess(daemonArgs);
     await daemon.started();
     if (!loadedTuners(daemon).includes('listen_backlog')) throw new Error(`listen_backlog tuner not loaded; daemon log:\n${daemon.log}`);
-    const perNs = new Map<string, number[]>();
+    const perNs = new Map<string, Array<[number, number]>>();
     const sched0 = schedWait(daemon.pid);
     // One namespace at a time: the triggers must not compete with each other for the daemon.
     for (const ns of nsNames) {
       throwIfAborted();
       const out = await execInNamespace(ns, process.execPath, ['-e', TRIGGER_SCRIPT, String(perNamespace)]);
-      perNs.set(ns, JSON.parse(out) as number[]);
+      perNs.set(ns, JSON.parse(out) as Array<[number, number]>);
     }
     const sched1 = schedWait(daemon.pid);
     const status = JSON.parse(daemon.query('jstatus').stdout) as DaemonNamespaces;
@@ -274,6 +286,7 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
     const disturbedCookies = new Set(interference.map((l) => /namespace cookie (\d+)/.exec(l)?.[1]).filter((c): c is string => Boolean(c)));
     const disturbed = new Set(status.namespaces.filter((n) => disturbedCookies.has(n.cookie)).map((n) => path.basename(n.path)));
     const endToEndNs: number[] = [];
+    const lowerBoundNs: number[] = [];
     let missed = 0;
     let excludedTriggers = 0;
     for (const [ns, samples] of perNs) {
@@ -281,14 +294,18 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
         excludedTriggers += samples.length;
         continue;
       }
-      for (const took of samples) {
-        if (took < 0) missed++;
-        else endToEndNs.push(took);
+      for (const [upper, lower] of samples) {
+        if (upper < 0) missed++;
+        else {
+          endToEndNs.push(upper);
+          lowerBoundNs.push(lower);
+        }
       }
     }
     const tuner = status.tuners.find((x) => x.name === 'listen_backlog');
     return {
       endToEndNs,
+      lowerBoundNs,
       pollMs: POLL_MS,
       missed,
       triggers: namespaces * perNamespace,

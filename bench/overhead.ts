@@ -31,6 +31,8 @@ export interface OverheadOptions {
   /** Pause after the daemon logs "tuners loaded" (and before a run without it) so start-up work is over. */
   settleSeconds: number;
   hotPathRuns: number;
+  /** The hot-path daemon runs long enough to be past start-up, like a deployed one. */
+  hotPathSettleSeconds: number;
   daemonArgs: string[];
   progress: (line: string) => void;
 }
@@ -77,6 +79,7 @@ export interface HotPathResult {
   seconds: number;
   throughput: number[];
   programs: ProgramCost[];
+  /** The one settled daemon's RSS and CPU over all hot-path runs. */
   daemon: DaemonDuringRun[];
 }
 
@@ -250,21 +253,21 @@ export async function measureHotPath(options: OverheadOptions, pair?: VethPair):
     const seconds: number[] = [];
     const throughput: number[] = [];
     const daemon: DaemonDuringRun[] = [];
-    for (let i = 0; i < options.hotPathRuns; i++) {
-      throwIfAborted();
-      options.progress(`hot-path run ${i + 1}/${options.hotPathRuns} (BPF run-time statistics on)`);
-      const r = await withDaemon(options, async (d) => {
+    // One daemon for all runs, settled like the idle one: its RSS and CPU here are a long-running daemon's under load.
+    const r = await withDaemon({ ...options, settleSeconds: options.hotPathSettleSeconds }, async (d) => {
+      for (let i = 0; i < options.hotPathRuns; i++) {
+        throwIfAborted();
+        options.progress(`hot-path run ${i + 1}/${options.hotPathRuns} (BPF run-time statistics on)`);
         const before = daemonPrograms(d.pid);
         const t0 = process.hrtime.bigint();
         const iperf = await runIperf(veth, options.seconds);
         const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-        return { iperf, wall, costs: programCosts(before, daemonPrograms(d.pid), wall) };
-      });
-      runs.push(r.value.costs);
-      seconds.push(r.value.wall);
-      throughput.push(r.value.iperf.bitsPerSecond);
-      daemon.push(r.during);
-    }
+        runs.push(programCosts(before, daemonPrograms(d.pid), wall));
+        seconds.push(wall);
+        throughput.push(iperf.bitsPerSecond);
+      }
+    });
+    daemon.push(r.during);
     return { seconds: options.seconds, throughput, programs: mergeCosts(runs, seconds), daemon };
   } finally {
     restoreStats();

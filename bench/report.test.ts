@@ -55,6 +55,7 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
     hotPath: { seconds: 10, throughput: [10e9, 10e9], programs: [program('tcp_buffer_rcv', 60000, 35), program('sysctl_write', 3, 500)], daemon: [daemon] },
     reaction: {
       endToEndNs: Array.from({ length: 200 }, (_, i) => 500_000 + i * 1000),
+      lowerBoundNs: Array.from({ length: 200 }, (_, i) => 400_000 + i * 1000),
       pollMs: 0.05,
       missed: 0,
       triggers: 200,
@@ -104,6 +105,7 @@ test('every figure with a target is met here, and the report says so', () => {
   assert.match(md, /\| effect: tcp_conn \| lossy-path congestion control \| not built yet \|/);
   assert.match(md, /\| effect: tcp_buffer \| throughput after 30 s \| 400 Mbit\/s \| >= 2x without \| met \| without bpftune: 100 Mbit\/s \|/);
   assert.equal(row(r, /throughput with/).value, '0.995');
+  assert.match(row(r, /RSS during bulk/).metric, /settled daemon/);
   assert.equal(row(r, /hottest hooks/).met, true);
 });
 
@@ -117,18 +119,26 @@ test('misses are marked and explained from the breakdown', () => {
     events: [{ tuner: 'netns', count: 50 }, { tuner: 'sysctl', count: 10 }],
   };
   r.hotPath = { ...r.hotPath!, programs: [program('tcp_buffer_rcv', 60000, 120)] };
-  r.reaction = { ...r.reaction!, endToEndNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 1e6 : 9e6)), eventToHandlerUs: { p50: 200, p99: 7000, samples: 100 } };
+  r.reaction = {
+    ...r.reaction!,
+    endToEndNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 1e6 : 9e6)),
+    lowerBoundNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 0.9e6 : 3e6)),
+    eventToHandlerUs: { p50: 200, p99: 7000, samples: 100 },
+  };
   r.overhead!.ratio = ratioSummary([10e9, 10e9, 10e9], [9.5e9, 9.6e9, 9.4e9]);
+  r.hotPath.daemon = [{ ...r.hotPath.daemon[0], maxRss: 63 * MB, memory: { rss: 61 * MB, peakRss: 63.2 * MB, anon: 20 * MB, file: 41 * MB } }];
   const md = renderReport(r);
-  for (const metric of [/idle RSS/, /idle CPU/, /hottest hooks/, /p99/, /throughput with/]) assert.equal(row(r, metric).met, false, String(metric));
+  for (const metric of [/idle RSS/, /idle CPU/, /hottest hooks/, /p99/, /throughput with/, /RSS during bulk/]) assert.equal(row(r, metric).met, false, String(metric));
+  assert.match(md, /\*\*RSS during bulk traffic 63\.0 MB\*\*.*at the daemon's lifetime peak \(63\.2 MB/);
   assert.match(md, /\*\*Idle RSS 75\.0 MB\*\*: a bare Node\.js process .* 39\.0 MB, so the daemon's own share is 36\.0 MB/);
   assert.match(md, /\*\*Idle CPU 0\.200 %\*\* .* node 100\.0 ms \(83 %\), V8Worker 20\.0 ms \(17 %\)/);
   assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns x 60000\/s/);
   assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
+  assert.match(md, /not yet visible at p99 3\.00 ms \(its last unchanged read\), and was by 9\.00 ms/);
   assert.match(md, /waited 50\.00 ms in all on the run queue over 1000 wake-ups \(50 us on average\), with a load average of 4\.50 on 2 CPUs/);
   assert.match(md, /handled 60 events in the window \(netns 50, sysctl 10\).*\(2\.00 ms of CPU per event/);
   assert.match(md, /\*\*Throughput ratio 0\.950\*\*/);
-  assert.equal((md.match(/\*\*MISSED\*\*/g) ?? []).length, 5);
+  assert.equal((md.match(/\*\*MISSED\*\*/g) ?? []).length, 6);
 });
 
 test('no hot hook: the per-run target is not applicable, not met by default', () => {

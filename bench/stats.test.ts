@@ -24,6 +24,11 @@ test('median, quantiles and nearest-rank percentiles', () => {
 test('ratioSummary: ratio of medians, pairwise spread, baseline spread', () => {
   const r = ratioSummary([100, 110, 90, 100, 105], [99, 108, 91, 97, 104]);
   assert.equal(r.median, 99 / 100);
+  assert.equal(r.ofMedians, 99 / 100);
+  // Each pair is compared with itself: the headline follows the typical pair, not the typical run.
+  const mixed = ratioSummary([100, 50, 80], [99, 60, 40]);
+  assert.equal(mixed.median, 0.99);
+  assert.equal(mixed.ofMedians, 60 / 80);
   assert.deepEqual(r.pairs.map((x) => Number(x.toFixed(3))), [0.99, 0.982, 1.011, 0.97, 0.99]);
   assert.equal(Number(r.min.toFixed(3)), 0.97);
   assert.equal(Number(r.max.toFixed(3)), 1.011);
@@ -107,7 +112,8 @@ test('pairs during which a global setting moved are marked and left out of the r
   const s = summarisePairs(pairs);
   assert.equal(s.ratioOver, 'undisturbed pairs');
   assert.equal(s.ratio.pairs.length, 3);
-  assert.equal(s.ratio.median, 9.9e9 / 10e9);
+  assert.equal(s.ratio.median, 1, 'median of 0.99, 1, 1');
+  assert.equal(s.ratio.ofMedians, 9.9e9 / 10e9);
   // With fewer than 3 clean pairs, all pairs count (and the report says so).
   pairs[0].with.globals.push(odd);
   markDisturbed(pairs);

@@ -27,8 +27,10 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 export interface RatioSummary {
-  /** Ratio of the medians (with / without). */
+  /** Median of the pairwise ratios: the headline, since each pair saw the same background load. */
   median: number;
+  /** Ratio of the medians (with / without), for comparison. */
+  ofMedians: number;
   /** Pairwise ratios of interleaved runs (run i with / run i without). */
   pairs: number[];
   min: number;
@@ -42,15 +44,17 @@ export interface RatioSummary {
 /**
  * Throughput with vs without the daemon. Runs were interleaved, so run i of
  * each condition saw the same background load as nearly as this machine
- * allows: the pairwise ratios show the spread, the ratio of medians is the
- * headline figure (robust to one disturbed run).
+ * allows: the median of the pairwise ratios is the headline (a drift in load
+ * between pairs cancels out, one disturbed pair does not move it), their
+ * min/max and IQR the spread.
  */
 export function ratioSummary(without: readonly number[], withDaemon: readonly number[]): RatioSummary {
   const n = Math.min(without.length, withDaemon.length);
   const pairs = Array.from({ length: n }, (_, i) => withDaemon[i] / without[i]).filter((r) => Number.isFinite(r));
   const baseMedian = median(without);
   return {
-    median: median(withDaemon) / baseMedian,
+    median: median(pairs),
+    ofMedians: median(withDaemon) / baseMedian,
     pairs,
     min: Math.min(...pairs),
     max: Math.max(...pairs),

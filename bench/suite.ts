@@ -157,6 +157,7 @@ async function main(): Promise<void> {
     repetitions: q ? 3 : 5,
     settleSeconds: q ? 1 : 2,
     hotPathRuns: q ? 1 : 2,
+    hotPathSettleSeconds: q ? 3 : 10,
     daemonArgs: builtinDaemonArgs(),
     progress,
   };

@@ -187,6 +187,9 @@ export interface Reaction {
    * itself waiting for a CPU.
    */
   lowerBoundNs: number[];
+  /** The first trigger in each namespace: the daemon has not mapped that namespace's cookie yet. */
+  firstInNamespaceNs: number[];
+  laterNs: number[];
   pollMs: number;
   /** Triggers whose write was not seen within the time limit (in namespaces left in). */
   missed: number;
@@ -287,6 +290,8 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
     const disturbed = new Set(status.namespaces.filter((n) => disturbedCookies.has(n.cookie)).map((n) => path.basename(n.path)));
     const endToEndNs: number[] = [];
     const lowerBoundNs: number[] = [];
+    const firstInNamespaceNs: number[] = [];
+    const laterNs: number[] = [];
     let missed = 0;
     let excludedTriggers = 0;
     for (const [ns, samples] of perNs) {
@@ -294,18 +299,21 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
         excludedTriggers += samples.length;
         continue;
       }
-      for (const [upper, lower] of samples) {
+      samples.forEach(([upper, lower], i) => {
         if (upper < 0) missed++;
         else {
           endToEndNs.push(upper);
           lowerBoundNs.push(lower);
+          (i === 0 ? firstInNamespaceNs : laterNs).push(upper);
         }
-      }
+      });
     }
     const tuner = status.tuners.find((x) => x.name === 'listen_backlog');
     return {
       endToEndNs,
       lowerBoundNs,
+      firstInNamespaceNs,
+      laterNs,
       pollMs: POLL_MS,
       missed,
       triggers: namespaces * perNamespace,

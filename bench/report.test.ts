@@ -56,6 +56,8 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
     reaction: {
       endToEndNs: Array.from({ length: 200 }, (_, i) => 500_000 + i * 1000),
       lowerBoundNs: Array.from({ length: 200 }, (_, i) => 400_000 + i * 1000),
+      firstInNamespaceNs: [500_000],
+      laterNs: Array.from({ length: 199 }, (_, i) => 501_000 + i * 1000),
       pollMs: 0.05,
       missed: 0,
       triggers: 200,
@@ -123,6 +125,8 @@ test('misses are marked and explained from the breakdown', () => {
     ...r.reaction!,
     endToEndNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 1e6 : 9e6)),
     lowerBoundNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 0.9e6 : 3e6)),
+    firstInNamespaceNs: [9e6, 9e6, 9e6, 9e6, 9e6],
+    laterNs: Array.from({ length: 95 }, () => 1e6),
     eventToHandlerUs: { p50: 200, p99: 7000, samples: 100 },
   };
   r.overhead!.ratio = ratioSummary([10e9, 10e9, 10e9], [9.5e9, 9.6e9, 9.4e9]);
@@ -135,6 +139,7 @@ test('misses are marked and explained from the breakdown', () => {
   assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns x 60000\/s/);
   assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
   assert.match(md, /not yet visible at p99 3\.00 ms \(its last unchanged read\), and was by 9\.00 ms/);
+  assert.match(md, /first trigger in each namespace \(5 of 100, 5 % .*median 9\.00 ms against 1\.00 ms for later ones \(p99 1\.00 ms\)/);
   assert.match(md, /waited 50\.00 ms in all on the run queue over 1000 wake-ups \(50 us on average\), with a load average of 4\.50 on 2 CPUs/);
   assert.match(md, /handled 60 events in the window \(netns 50, sysctl 10\).*\(2\.00 ms of CPU per event/);
   assert.match(md, /\*\*Throughput ratio 0\.950\*\*/);

@@ -354,6 +354,10 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
         ` the rest (handler start -> value readable) is the write itself: namespace switch on a worker thread, the /proc/sys write, logging.` +
         ` Bounds from the observer: the write was not yet visible at p99 ${formatNs(percentile(x.lowerBoundNs, 99))} (its last unchanged read), and was by ${formatNs(p99)}; a gap wider than the ${x.pollMs} ms poll means the observer itself was waiting for a CPU.`,
       `  At p50 the split is event -> handler ${us(x.eventToHandlerUs.p50)}, handler -> written ${formatNs(percentile(x.endToEndNs, 50) - (x.eventToHandlerUs.p50 ?? 0) * 1000)}.` +
+        (x.firstInNamespaceNs.length
+          ? ` The first trigger in each namespace (${x.firstInNamespaceNs.length} of ${x.endToEndNs.length}, ${((x.firstInNamespaceNs.length / Math.max(1, x.endToEndNs.length)) * 100).toFixed(0)} % of the samples, so they alone can set the p99) took median ${formatNs(median(x.firstInNamespaceNs))}` +
+            ` against ${formatNs(median(x.laterNs))} for later ones (p99 ${formatNs(percentile(x.laterNs, 99))}): an event from a namespace the daemon has not seen before makes it map the cookie (a scan of /proc/*/ns/net) before it can write.`
+          : '') +
         ` While the triggers ran, the daemon's threads waited ${formatNs(x.sched.waitNs)} in all on the run queue over ${x.sched.slices} wake-ups (${formatNs(x.sched.waitNs / Math.max(1, x.sched.slices))} on average),` +
         ` with a load average of ${x.loadAverage.toFixed(2)} on ${r.cpus} CPUs: the tail is dominated by waiting for a CPU that other processes held; the daemon's own work per trigger is what the p50 shows.`,
     ];

@@ -9,7 +9,8 @@
         "native/bpf_map.c",
         "native/ring_buffer.c",
         "native/netns_sysctl.c",
-        "native/system.c"
+        "native/system.c",
+        "native/netns_net.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": [

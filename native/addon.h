@@ -97,6 +97,7 @@ bool init_bpf_map(napi_env env);
 bool init_ring_buffer(napi_env env, napi_value exports);
 bool init_netns_sysctl(napi_env env, napi_value exports);
 bool init_system(napi_env env, napi_value exports);
+bool init_netns_net(napi_env env, napi_value exports);
 bool export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
 /* libbpf output capture (libbpf_log.c). */

@@ -53,7 +53,7 @@ test('a truncated listen() backlog raises somaxconn in that namespace only, and 
 test('learning rate sets the minimum step: -r 0 grows by 1/64 at least', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '6400');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-r', '0']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-r', '0', '-R']);
   await daemon.started();
   listenWithBacklog(ns, 6401);
   await daemon.waitFor(/change net\.core\.somaxconn from \(6400\) -> \(6500\)/);

@@ -64,7 +64,9 @@ export async function supportReport(
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
           lines.push(
-            `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})`,
+            selected.length === 0
+              ? `tuner '${def.name}': would use no BPF programs (reads kernel counters)`
+              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})`,
           );
         } finally {
           object.close();

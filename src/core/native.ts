@@ -111,6 +111,18 @@ export interface NativeBinding {
    */
   readSysctl(nsPath: string | null, expectedInum: number, name: string): Promise<string>;
   writeSysctl(nsPath: string | null, expectedInum: number, name: string, value: string): Promise<void>;
+  /**
+   * One netlink exchange inside the namespace at nsPath (null: the daemon's
+   * own; expectedInum as for readSysctl): opens a socket of `protocol`
+   * (NETLINK_ROUTE is 0) on a worker thread, sends `message` (one complete
+   * nlmsghdr-framed request; NLM_F_ACK is added unless it is a dump) and
+   * resolves with every reply message up to the final ACK or NLMSG_DONE,
+   * each as its own Buffer starting at its nlmsghdr. An NLMSG_ERROR with a
+   * non-zero error rejects with that errno (code e.g. "ENOENT").
+   */
+  netlinkRequest(nsPath: string | null, expectedInum: number, protocol: number, message: Buffer): Promise<Buffer[]>;
+  /** Reads /proc/net/<file> ("rt6_stats") as seen from inside the namespace at nsPath. */
+  readProcNet(nsPath: string | null, expectedInum: number, file: string): Promise<string>;
   openlog(ident: string): void;
   /** priority: syslog(3) level (LOG_ERR 3 ... LOG_DEBUG 7), facility LOG_DAEMON. */
   syslog(priority: number, message: string): void;

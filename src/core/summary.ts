@@ -27,10 +27,10 @@ export function summaryText(scenarios: readonly ScenarioRecord[], changes: reado
     );
   }
   for (const c of changes) {
-    lines.push(`# sysctl '${c.tunable}' changed from (${spaced(c.original)}) -> (${spaced(c.current)})`);
+    lines.push(`# ${c.command ? 'tunable' : 'sysctl'} '${c.tunable}' changed from (${spaced(c.original)}) -> (${spaced(c.current)})`);
     if (!c.ns.global) lines.push(`# (in network namespace cookie ${c.ns.cookie})`);
     lines.push('# To replicate this change on another system, run the following as a privileged user in a terminal:');
-    lines.push(`${inNamespace(c.ns)}sysctl -w ${c.tunable}="${spaced(c.current)}"`);
+    lines.push(`${inNamespace(c.ns)}${c.command ? c.command(c.current) : `sysctl -w ${c.tunable}="${spaced(c.current)}"`}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '# Summary: bpftune made no changes\n';
 }
@@ -39,7 +39,7 @@ export function rollbackText(changes: readonly ChangeRecord[]): string {
   const lines: string[] = [];
   for (const c of changes) {
     lines.push(`# To roll back changes to '${c.tunable}', run the following as a privileged user in a terminal:`);
-    lines.push(`${inNamespace(c.ns)}sysctl -w ${c.tunable}="${c.original.join(' ')}"`);
+    lines.push(`${inNamespace(c.ns)}${c.command ? c.command(c.original) : `sysctl -w ${c.tunable}="${c.original.join(' ')}"`}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '# Nothing to roll back: bpftune made no changes\n';
 }

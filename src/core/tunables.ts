@@ -18,6 +18,17 @@ import {
 } from './sysctl-values';
 import type { ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
 
+/** Reads a declared tunable: its own access for non-sysctl tunables, else /proc/sys. */
+async function readTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace): Promise<SysctlValue[]> {
+  if (decl.access) return decl.access.read(ns);
+  return parseSysctlValues(await sysctl.read(ns, sysctlPath(decl.name)), decl.string === true);
+}
+
+async function writeTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace, values: readonly SysctlValue[]): Promise<void> {
+  if (decl.access) return decl.access.write(ns, values);
+  return sysctl.write(ns, sysctlPath(decl.name), formatSysctlValues(values));
+}
+
 export interface SysctlAccess {
   read(ns: Namespace, path: string): Promise<string>;
   write(ns: Namespace, path: string, value: string): Promise<void>;
@@ -38,6 +49,8 @@ export interface ChangeRecord {
   original: SysctlValue[];
   current: SysctlValue[];
   changes: number;
+  /** Set for tunables that are not sysctls: the command that sets given values. */
+  command?: (values: readonly SysctlValue[]) => string;
 }
 
 export interface ScenarioRecord {
@@ -59,6 +72,8 @@ export class TunableRegistry {
   /** tuner -> namespace cookies where an administrator took over. */
   private readonly manual = new Map<string, Set<bigint>>();
   private readonly changeRecords = new Map<string, ChangeRecord>();
+  /** Declarations of changed non-sysctl tunables, kept after unregister for rollback. */
+  private readonly accessors = new Map<string, TunableDeclaration>();
   private readonly scenarioRecords = new Map<string, ScenarioRecord>();
   /** Serialises read-modify-write of one tunable in one namespace. */
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -118,7 +133,7 @@ export class TunableRegistry {
     const decl = this.declaration(tuner, tunable);
     const ns = await this.namespaceFor(decl, cookie);
     if (!ns) throw new Error(`network namespace cookie ${cookie} no longer exists`);
-    return parseSysctlValues(await this.sysctl.read(ns, sysctlPath(decl.name)), decl.string === true);
+    return readTunable(this.sysctl, decl, ns);
   }
 
   /** Returns true when the value was written. Never throws: failures are logged. */
@@ -155,17 +170,16 @@ export class TunableRegistry {
     ns: Namespace,
     change: ChangeRequest,
   ): Promise<boolean> {
-    const path = sysctlPath(decl.name);
     let old: SysctlValue[];
     try {
-      old = parseSysctlValues(await this.sysctl.read(ns, path), decl.string === true);
+      old = await readTunable(this.sysctl, decl, ns);
     } catch (err) {
       this.log.error(`tuner '${tuner}': cannot read '${decl.name}' in ${nsDescription(ns)} (cookie ${ns.cookie}): ${errorText(err)}`);
       return false;
     }
     if (sameValues(old, change.values)) return false;
     try {
-      await this.sysctl.write(ns, path, formatSysctlValues(change.values));
+      await writeTunable(this.sysctl, decl, ns, change.values);
     } catch (err) {
       this.log.error(
         `tuner '${tuner}': failed to change '${decl.name}' from (${formatSysctlValues(old)}) to ` +
@@ -198,7 +212,9 @@ export class TunableRegistry {
       existing.current = [...values];
       existing.changes++;
     } else {
-      this.changeRecords.set(changeKey, { tuner, tunable: decl.name, ns, original: old, current: [...values], changes: 1 });
+      const command = decl.access?.command.bind(decl.access);
+      this.changeRecords.set(changeKey, { tuner, tunable: decl.name, ns, original: old, current: [...values], changes: 1, command });
+      this.accessors.set(changeKey, decl);
     }
     const scenarioKey = `${tuner}|${scenario.id}|${decl.name}|${ns.global}`;
     const counted = this.scenarioRecords.get(scenarioKey);
@@ -241,8 +257,20 @@ export class TunableRegistry {
         this.log.info(`Not rolling back '${rec.tunable}': namespace cookie ${rec.ns.cookie} no longer exists`);
         continue;
       }
+      const decl = this.accessors.get(`${rec.tunable}@${rec.ns.cookie}`);
       try {
-        await this.sysctl.write(ns, sysctlPath(rec.tunable), formatSysctlValues(rec.original));
+        if (decl) {
+          // Nothing reports writes to a non-sysctl tunable (e.g. `ip ntable change`), so look.
+          const now = await readTunable(this.sysctl, decl, ns);
+          if (!sameValues(now, rec.current)) {
+            this.log.info(
+              `Not rolling back '${rec.tunable}' in ${nsDescription(ns)}: it is (${formatSysctlValues(now)}), not the ` +
+                `(${formatSysctlValues(rec.current)}) bpftune set, so someone else has changed it since`,
+            );
+            continue;
+          }
+        }
+        await writeTunable(this.sysctl, decl ?? { name: rec.tunable, namespaced: true, values: rec.original.length }, ns, rec.original);
         this.log.info(
           `Rolled back '${rec.tunable}' in ${nsDescription(ns)} from (${formatSysctlValues(rec.current)}) -> (${formatSysctlValues(rec.original)})`,
         );
@@ -250,7 +278,7 @@ export class TunableRegistry {
       } catch (err) {
         this.log.error(
           `rollback of '${rec.tunable}' in ${nsDescription(ns)} (cookie ${ns.cookie}) failed: ${errorText(err)}; ` +
-            `restore it by hand: sysctl -w ${rec.tunable}="${formatSysctlValues(rec.original)}"`,
+            `restore it by hand: ${rec.command ? rec.command(rec.original) : `sysctl -w ${rec.tunable}="${formatSysctlValues(rec.original)}"`}`,
         );
       }
     }

@@ -27,6 +27,21 @@ export interface TunableDeclaration {
   optional?: boolean;
   /** Labels printed in change lines, e.g. ["min", "default", "max"]. */
   labels?: string[];
+  /** For a tunable that is not a file under /proc/sys; see TunableAccess. */
+  access?: TunableAccess;
+}
+
+/**
+ * How to read and write a tunable that is not a /proc/sys file (a neighbour
+ * table's thresholds, set over netlink). Changes still go through ctx.set():
+ * the core checks, logs, records and rolls back as for a sysctl, and prints
+ * command() where it would print `sysctl -w`.
+ */
+export interface TunableAccess {
+  read(ns: Namespace): Promise<SysctlValue[]>;
+  write(ns: Namespace, values: readonly SysctlValue[]): Promise<void>;
+  /** The shell command that sets these values, for the summary and rollback. */
+  command(values: readonly SysctlValue[]): string;
 }
 
 export interface ScenarioDeclaration {

@@ -79,7 +79,7 @@ export function createQueries(daemon: Daemon): QueryTable {
     tunerStates()
       .map((t) => {
         const manual = t.manualNamespaces.length ? `; manual in netns cookie ${t.manualNamespaces.join(', ')}` : '';
-        return `tuner '${t.name}': ${t.state} (${t.attachModes.join(', ')})${manual} - ${t.description}`;
+        return `tuner '${t.name}': ${t.state} (${t.attachModes.join(', ') || 'no programs'})${manual} - ${t.description}`;
       })
       .join('\n') + '\n',
   );

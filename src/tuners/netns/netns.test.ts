@@ -30,7 +30,7 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
 }
 
 test('namespaces created after start are mapped, and dropped when deleted', async () => {
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-d']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-d', '-R']);
   await daemon.started();
   const ns = createNamespace();
   await daemon.waitFor(/netns: pid \d+ created netns cookie \d+/);

@@ -33,7 +33,7 @@ test('an administrator write disables the tuner only in the namespace written', 
   const written = createNamespace();
   const other = createNamespace();
   for (const ns of [written, other]) setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR]);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-R']);
   await daemon.started();
   const writtenCookie = cookieOf(daemon, written);
 
@@ -61,7 +61,7 @@ test('an administrator write disables the tuner only in the namespace written', 
 test('a global write disables the tuner globally while other namespaces are still tuned', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR]);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-R']);
   await daemon.started();
   const globalValue = sysctlIn(null, 'net.core.somaxconn');
   // The same value: the write is what counts, and the host is left as it was.

@@ -1,0 +1,232 @@
+/**
+ * net_buffer tuner: the per-CPU input backlog and NAPI polling budget.
+ * - Backlog drops (BPF: kfree_skb with reason CPU_BACKLOG) above
+ *   netdev_max_backlog / 32 in a minute: grow net.core.netdev_max_backlog,
+ *   and set the dropping CPU's bit in net.core.flow_limit_cpu_bitmap so one
+ *   heavy flow cannot take the whole backlog.
+ * - softnet time_squeeze rising (slow timer on /proc/net/softnet_stat): grow
+ *   net.core.netdev_budget and netdev_budget_usecs; when budget increases
+ *   go together with rising scheduler wait time, shrink them again.
+ * All four sysctls are global (one value for the whole system).
+ */
+import { promises as fs } from 'node:fs';
+import type { ChangeRequest, SysctlValue, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import { BudgetPolicy, hasCpu, parseSoftnetStat, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
+
+const MAX_BACKLOG = 'net.core.netdev_max_backlog';
+const FLOW_LIMIT = 'net.core.flow_limit_cpu_bitmap';
+const BUDGET = 'net.core.netdev_budget';
+const BUDGET_USECS = 'net.core.netdev_budget_usecs';
+
+const SCENARIO_BACKLOG_DROPS = 0;
+const SCENARIO_FLOW_LIMIT = 1;
+const SCENARIO_BUDGET_INCREASE = 2;
+const SCENARIO_BUDGET_DECREASE = 3;
+
+/** Offsets in struct net_buffer_event_data (net_buffer.h); checked against BTF by the test. */
+export const EVENT_DATA_LAYOUT = { cpu: 0, threshold: 4, window_ns: 8 } as const;
+
+/*
+ * Upper bounds: a backlog of 128Ki packets per CPU can pin hundreds of MB;
+ * a softirq running 3000 packets or 20 ms at a stretch starves tasks more
+ * than squeezed polls cost.
+ */
+const MAX_BACKLOG_CAP = 131072;
+const BUDGET_CAP = 3000;
+const BUDGET_USECS_CAP = 20000;
+const SOFTNET_INTERVAL_MS = 10_000;
+
+async function readSoftnet(): Promise<SoftnetTotals> {
+  return parseSoftnetStat(await fs.readFile('/proc/net/softnet_stat', 'utf8'));
+}
+
+function atLeastOneStep(grown: number, current: number): number {
+  return Math.max(current + 1, grown);
+}
+
+class NetBufferTuner {
+  private queue: Promise<void> = Promise.resolve();
+  private readonly policy = new BudgetPolicy();
+  private previous?: { at: number; softnet: SoftnetTotals; waitNs: number | undefined };
+  private waitSource?: WaitSource;
+  /** netdev_budget and _usecs before bpftune grew them: shrinking stops there. */
+  private budgetFloor?: [number, number];
+
+  /**
+   * Value at which a change was declined (an administrator took the sysctl
+   * over, or the write failed), per tunable: not retried until it changes,
+   * so a drop storm does not mean a "Skipping update" line per event.
+   */
+  private readonly declined = new Map<string, string>();
+
+  constructor(private readonly ctx: TunerContext) {}
+
+  private async change(request: ChangeRequest, current: SysctlValue): Promise<boolean> {
+    if (this.declined.get(request.tunable) === String(current)) return false;
+    const changed = await this.ctx.set(request);
+    if (changed) this.declined.delete(request.tunable);
+    else this.declined.set(request.tunable, String(current));
+    return changed;
+  }
+
+  async init(): Promise<void> {
+    for (const source of WAIT_SOURCES) {
+      if ((await source.read().catch(() => undefined)) !== undefined) {
+        this.waitSource = source;
+        break;
+      }
+    }
+    if (!this.waitSource) {
+      this.ctx.log.info('no scheduler wait time (/proc/pressure/cpu, /proc/schedstat): netdev_budget increases will not be checked against it');
+    }
+    await this.syncThreshold();
+    await this.sampleSoftnet();
+  }
+
+  /** One change at a time: backlog events come in bursts and the timer shares the sysctls. */
+  private serialised(task: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(task);
+    // The caller (event dispatch, timer) logs a failure; the chain only has to survive it.
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  event(event: TunerEvent): Promise<void> {
+    return this.serialised(() => this.backlogDrops(event));
+  }
+
+  tick(): Promise<void> {
+    return this.serialised(async () => {
+      await this.syncThreshold();
+      await this.sampleSoftnet();
+    });
+  }
+
+  /** The BPF side compares drops with netdev_max_backlog / 32; keep it current (an administrator may change it). */
+  private async syncThreshold(limit?: number): Promise<void> {
+    const backlog = limit ?? Number((await this.ctx.get(MAX_BACKLOG))[0]);
+    const key = Buffer.alloc(4);
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(backlog >> 5, 0);
+    this.ctx.bpf.map('backlog_threshold').update(key, value);
+  }
+
+  private async backlogDrops(event: TunerEvent): Promise<void> {
+    const cpu = event.data.readUInt32LE(EVENT_DATA_LAYOUT.cpu);
+    const windowMs = Number(event.data.readBigUInt64LE(EVENT_DATA_LAYOUT.window_ns)) / 1e6;
+    const within = windowMs < 1000 ? `${Math.round(windowMs)} ms` : `${(windowMs / 1000).toFixed(1)} s`;
+    const [drops = 0] = event.oldValues;
+    const backlog = Number((await this.ctx.get(MAX_BACKLOG))[0]);
+    // Posted against an older, smaller limit (a burst): the grown one is judged on new drops.
+    if (drops <= backlog >> 5) return;
+    const target = Math.min(MAX_BACKLOG_CAP, atLeastOneStep(this.ctx.learning.grow(backlog), backlog));
+    const why = `${drops} packets dropped at CPU ${cpu}'s full input backlog within ${within} (more than netdev_max_backlog/32 = ${backlog >> 5})`;
+    if (target > backlog) {
+      const changed = await this.change({ tunable: MAX_BACKLOG, scenario: SCENARIO_BACKLOG_DROPS, values: [target], reason: why }, backlog);
+      if (changed) await this.syncThreshold(target);
+    } else {
+      this.ctx.log.debug(`not growing ${MAX_BACKLOG} past ${MAX_BACKLOG_CAP}: ${why}`);
+    }
+    const [mask = '0'] = (await this.ctx.get(FLOW_LIMIT)).map(String);
+    if (!hasCpu(mask, cpu)) {
+      await this.change(
+        {
+          tunable: FLOW_LIMIT,
+          scenario: SCENARIO_FLOW_LIMIT,
+          values: [withCpu(mask, cpu)],
+          reason: `backlog drops on CPU ${cpu}`,
+        },
+        mask,
+      );
+    }
+  }
+
+  private async sampleSoftnet(): Promise<void> {
+    const softnet = await readSoftnet();
+    const waitNs = await this.waitSource?.read().catch(() => undefined);
+    const at = Date.now();
+    const previous = this.previous;
+    this.previous = { at, softnet, waitNs };
+    if (!previous) return;
+    const seconds = (at - previous.at) / 1000;
+    const squeezes = softnet.timeSqueeze - previous.softnet.timeSqueeze;
+    const [budget = 0] = (await this.ctx.get(BUDGET)).map(Number);
+    const [usecs = 0] = (await this.ctx.get(BUDGET_USECS)).map(Number);
+    const decision = this.policy.decide({
+      squeezes,
+      seconds,
+      budget,
+      waitNs: waitNs !== undefined && previous.waitNs !== undefined ? waitNs - previous.waitNs : undefined,
+    });
+    if (decision === 'grow') await this.growBudget(budget, usecs, squeezes, seconds);
+    else if (decision === 'shrink') await this.shrinkBudget(budget, usecs);
+  }
+
+  private async growBudget(budget: number, usecs: number, squeezes: number, seconds: number): Promise<void> {
+    const nextBudget = Math.min(BUDGET_CAP, atLeastOneStep(this.ctx.learning.grow(budget), budget));
+    const nextUsecs = Math.min(BUDGET_USECS_CAP, atLeastOneStep(this.ctx.learning.grow(usecs), usecs));
+    if (nextBudget <= budget && nextUsecs <= usecs) return;
+    this.budgetFloor ??= [budget, usecs];
+    const reason = `${squeezes} squeezed NAPI polls (time_squeeze) in ${seconds.toFixed(0)} s`;
+    if (nextBudget > budget) await this.change({ tunable: BUDGET, scenario: SCENARIO_BUDGET_INCREASE, values: [nextBudget], reason }, budget);
+    if (nextUsecs > usecs) await this.change({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_INCREASE, values: [nextUsecs], reason }, usecs);
+  }
+
+  private async shrinkBudget(budget: number, usecs: number): Promise<void> {
+    const [floorBudget, floorUsecs] = this.budgetFloor ?? [budget, usecs];
+    const nextBudget = Math.max(floorBudget, this.ctx.learning.shrink(budget));
+    const nextUsecs = Math.max(floorUsecs, this.ctx.learning.shrink(usecs));
+    const reason = `scheduler wait time rising with netdev_budget (correlation above 0.7)`;
+    if (nextBudget < budget) await this.change({ tunable: BUDGET, scenario: SCENARIO_BUDGET_DECREASE, values: [nextBudget], reason }, budget);
+    if (nextUsecs < usecs) await this.change({ tunable: BUDGET_USECS, scenario: SCENARIO_BUDGET_DECREASE, values: [nextUsecs], reason }, usecs);
+  }
+}
+
+const tuners = new WeakMap<TunerContext, NetBufferTuner>();
+
+const netBufferTuner: TunerDefinition = {
+  name: 'net_buffer',
+  description: 'Grows the per-CPU input backlog on backlog drops (with flow limits) and the NAPI budget on squeezed polls',
+  tunables: [
+    { name: MAX_BACKLOG, namespaced: false, values: 1 },
+    { name: FLOW_LIMIT, namespaced: false, values: 1, string: true },
+    { name: BUDGET, namespaced: false, values: 1 },
+    { name: BUDGET_USECS, namespaced: false, values: 1 },
+  ],
+  scenarios: [
+    {
+      id: SCENARIO_BACKLOG_DROPS,
+      name: 'need to increase max backlog size',
+      description: "Packets were dropped because a CPU's input backlog was full; grow netdev_max_backlog so bursts are queued rather than dropped",
+    },
+    {
+      id: SCENARIO_FLOW_LIMIT,
+      name: 'need to enable flow limits for a CPU',
+      description: 'A CPU dropped backlog packets; enable flow limits there so one heavy flow cannot fill the backlog for every other flow',
+    },
+    {
+      id: SCENARIO_BUDGET_INCREASE,
+      name: 'need to increase # of packets processed per NAPI poll',
+      description: 'NAPI polls keep running out of budget with packets waiting (time_squeeze); grow netdev_budget and netdev_budget_usecs',
+    },
+    {
+      id: SCENARIO_BUDGET_DECREASE,
+      name: 'need to decrease # of packets processed per NAPI poll',
+      description: 'Scheduler wait time rises with netdev_budget increases: time in softirq delays tasks; shrink netdev_budget and netdev_budget_usecs',
+    },
+  ],
+  async init(ctx) {
+    const tuner = new NetBufferTuner(ctx);
+    tuners.set(ctx, tuner);
+    await tuner.init();
+    ctx.every(SOFTNET_INTERVAL_MS, () => tuner.tick());
+  },
+  async event(event, ctx) {
+    await tuners.get(ctx)?.event(event);
+  },
+  fini(ctx) {
+    tuners.delete(ctx);
+  },
+};
+
+export default netBufferTuner;

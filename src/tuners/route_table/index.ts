@@ -1,0 +1,97 @@
+/**
+ * route_table tuner: when a namespace's IPv6 destination entries near
+ * net.ipv6.route.max_size, grow max_size in that namespace. The count comes
+ * from /proc/net/rt6_stats, read inside each known namespace on a slow
+ * timer: a kernel counter is cheaper than any hook on destination creation
+ * (see README.md for the choice).
+ */
+import { errorText } from '../../core/log';
+import { native } from '../../core/native';
+import type { Namespace, TunerContext, TunerDefinition } from '../../core/tuner';
+import { parseRt6Stats, type Rt6Stats } from './rt6-stats';
+
+const MAX_SIZE = 'net.ipv6.route.max_size';
+const SCENARIO_NEARLY_FULL = 0;
+/** The sysctl is an int. */
+const MAX_SIZE_CAP = 0x7fffffff;
+const CHECK_INTERVAL_MS = 5_000;
+
+/** The smallest max_size above `limit` at which `entries` is no longer nearly full. */
+export function roomyMaxSize(entries: number, limit: number, ctx: Pick<TunerContext, 'learning'>): number {
+  let target = Math.max(1, limit);
+  while (target < MAX_SIZE_CAP && ctx.learning.nearlyFull(entries, target)) {
+    target = Math.min(MAX_SIZE_CAP, Math.max(target + 1, ctx.learning.grow(target)));
+  }
+  return target;
+}
+
+async function readRt6Stats(ns: Namespace): Promise<Rt6Stats> {
+  return parseRt6Stats(await native().readProcNet(ns.global ? null : ns.path, ns.global ? 0 : ns.inum, 'rt6_stats'));
+}
+
+class RouteTableTuner {
+  /** max_size at which a change was declined (administrator took over), per namespace: not retried until it changes. */
+  private readonly declined = new Map<bigint, number>();
+  private running = false;
+
+  constructor(private readonly ctx: TunerContext) {}
+
+  async check(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const namespaces = this.ctx.namespaces.all();
+      const alive = new Set(namespaces.map((ns) => ns.cookie));
+      for (const cookie of this.declined.keys()) if (!alive.has(cookie)) this.declined.delete(cookie);
+      for (const ns of namespaces) await this.checkNamespace(ns);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async checkNamespace(ns: Namespace): Promise<void> {
+    let stats: Rt6Stats;
+    let limit: number;
+    try {
+      stats = await readRt6Stats(ns);
+      [limit = 0] = (await this.ctx.get(MAX_SIZE, ns.cookie)).map(Number);
+    } catch (err) {
+      // Namespaces come and go between the list and the read; IPv6 may be disabled in one.
+      this.ctx.log.debug(`cannot read IPv6 destination count in netns cookie ${ns.cookie}: ${errorText(err)}`);
+      return;
+    }
+    if (!this.ctx.learning.nearlyFull(stats.dstEntries, limit)) return;
+    if (this.declined.get(ns.cookie) === limit) return;
+    const target = roomyMaxSize(stats.dstEntries, limit, this.ctx);
+    if (target <= limit) return;
+    const changed = await this.ctx.set({
+      tunable: MAX_SIZE,
+      scenario: SCENARIO_NEARLY_FULL,
+      netnsCookie: ns.cookie,
+      values: [target],
+      reason: `${stats.dstEntries} IPv6 destination entries (${stats.fibRtCache} cached routes) near max_size ${limit}`,
+    });
+    if (changed) this.declined.delete(ns.cookie);
+    else this.declined.set(ns.cookie, limit);
+  }
+}
+
+const routeTableTuner: TunerDefinition = {
+  name: 'route_table',
+  description: 'Grows net.ipv6.route.max_size in a namespace whose IPv6 destination entries near it',
+  tunables: [{ name: MAX_SIZE, namespaced: true, values: 1 }],
+  scenarios: [
+    {
+      id: SCENARIO_NEARLY_FULL,
+      name: 'IPv6 destination table nearly full',
+      description:
+        'The IPv6 destination entries (cached routes such as PMTU exceptions) are close to net.ipv6.route.max_size, beyond which older kernels refuse new ones; grow max_size',
+    },
+  ],
+  init(ctx) {
+    const tuner = new RouteTableTuner(ctx);
+    ctx.every(CHECK_INTERVAL_MS, () => tuner.check());
+  },
+};
+
+export default routeTableTuner;

@@ -1,0 +1,84 @@
+/**
+ * route_table end to end: in a test namespace with net.ipv6.route.max_size
+ * lowered to 64, PMTU exceptions for 100 destinations (a router namespace
+ * answers 1400-byte pings towards a 1280-MTU link with "packet too big")
+ * make 100 IPv6 destination entries; the daemon grows max_size there, and
+ * only there. Also checks the rt6_stats parser.
+ */
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { parseRt6Stats } from './rt6-stats';
+
+before(removeStaleNamespaces);
+after(async () => {
+  await stopAllDaemons();
+  cleanupNamespaces();
+});
+
+function ip(args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+test('rt6_stats: seven hex fields, the sixth is the destination entry count', () => {
+  assert.deepEqual(parseRt6Stats('0008 0005 006e 0005 0064 0064 0000\n'), {
+    fibNodes: 8,
+    fibRouteNodes: 5,
+    fibRtAlloc: 0x6e,
+    fibRtEntries: 5,
+    fibRtCache: 100,
+    dstEntries: 100,
+    fibDiscardedRoutes: 0,
+  });
+  assert.throws(() => parseRt6Stats('0008 0005'), /expected 7 hex fields/);
+});
+
+/** host --veth-- router --(1280 MTU)--> fd00:7::/64; the host learns a PMTU exception per destination. */
+function pmtuTopology(): { host: string; router: string } {
+  const host = createNamespace();
+  const router = createNamespace();
+  ip(['-n', host, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'vc0', 'netns', router]);
+  ip(['-n', host, 'link', 'set', 'veth0', 'up']);
+  ip(['-n', router, 'link', 'set', 'vc0', 'up']);
+  ip(['-n', host, 'addr', 'add', 'fd00:5::1/64', 'dev', 'veth0', 'nodad']);
+  ip(['-n', router, 'addr', 'add', 'fd00:5::2/64', 'dev', 'vc0', 'nodad']);
+  ip(['-n', router, 'link', 'add', 'veth1', 'type', 'veth', 'peer', 'name', 'vc1']);
+  ip(['-n', router, 'link', 'set', 'veth1', 'mtu', '1280', 'up']);
+  ip(['-n', router, 'link', 'set', 'vc1', 'up']);
+  ip(['-n', router, '-6', 'route', 'add', 'fd00:7::/64', 'dev', 'veth1']);
+  setSysctlIn(router, 'net.ipv6.conf.all.forwarding', '1');
+  ip(['-n', host, '-6', 'route', 'add', 'fd00:7::/64', 'via', 'fd00:5::2']);
+  return { host, router };
+}
+
+test('many IPv6 destinations near max_size grow it in that namespace only', async () => {
+  const globalBefore = sysctlIn(null, 'net.ipv6.route.max_size');
+  const { host, router } = pmtuTopology();
+  setSysctlIn(host, 'net.ipv6.route.max_size', '64');
+  const daemon = new DaemonProcess(['-a', 'route_table', '-R']);
+  await daemon.started();
+  assert.match(daemon.log, /tuner 'route_table' loaded \(no programs\)/);
+
+  for (let i = 1; i <= 100; i++) {
+    spawnSync('ip', ['netns', 'exec', host, 'ping', '-6', '-c1', '-W0.05', '-s', '1400', `fd00:7::${i.toString(16)}`], { stdio: 'ignore' });
+  }
+  const stats = parseRt6Stats(inNamespace(host, 'cat', ['/proc/net/rt6_stats']));
+  assert.ok(stats.dstEntries >= 90, `PMTU exceptions made destination entries (${stats.dstEntries})`);
+
+  const m = await daemon.waitFor(
+    /Due to (\d+) IPv6 destination entries \(\d+ cached routes\) near max_size 64 change net\.ipv6\.route\.max_size from \(64\) -> \((\d+)\)/,
+  );
+  assert.match(daemon.log, /Scenario 'IPv6 destination table nearly full' occurred for tunable 'net\.ipv6\.route\.max_size' in non-global ns\./);
+  const grown = Number(m[2]);
+  // Grown in 25% steps until the count is no longer within a quarter of it.
+  assert.ok(Number(m[1]) + (grown >> 2) < grown, `${m[1]} entries are not nearly full at ${grown}`);
+  assert.equal(sysctlIn(host, 'net.ipv6.route.max_size'), String(grown));
+  assert.equal(sysctlIn(router, 'net.ipv6.route.max_size'), globalBefore);
+  assert.equal(sysctlIn(null, 'net.ipv6.route.max_size'), globalBefore);
+
+  assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, new RegExp(`Rolled back 'net\\.ipv6\\.route\\.max_size' in non-global ns from \\(${grown}\\) -> \\(64\\)`));
+  assert.equal(sysctlIn(host, 'net.ipv6.route.max_size'), '64');
+});

@@ -26,6 +26,9 @@ export interface EffectSpec {
 export const EFFECT_SPECS: EffectSpec[] = [
   { tuner: 'tcp_buffer', scenario: 'long-RTT buffer sizing', file: 'tcp_buffer.js', exportName: 'runTcpBufferEffect', plotted: true },
   { tuner: 'tcp_conn', scenario: 'lossy-path congestion control', file: 'tcp_conn.js', exportName: 'runTcpConnEffect', plotted: false },
+  { tuner: 'net_buffer', scenario: 'backlog drops under a UDP flood', file: 'net_buffer.js', exportName: 'netBufferEffect', plotted: false },
+  { tuner: 'neigh_table', scenario: 'neighbour table filling up', file: 'neigh_table.js', exportName: 'neighTableEffect', plotted: false },
+  { tuner: 'route_table', scenario: 'IPv6 route table poll cost and reaction', file: 'route_table.js', exportName: 'routeTableEffect', plotted: false },
 ];
 
 export type EffectStatus = 'ok' | 'not built yet' | 'failed' | 'timed out';

@@ -64,11 +64,13 @@ lint: all
 test: all lint
 	node --test --test-concurrency=1 $$(find dist -name '*.test.js' | sort)
 
+# The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
+# and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.
 bench: all
-	node dist/bench/core.js
+	node dist/bench/suite.js
 
 bench-quick: all
-	node dist/bench/core.js --idle-seconds 10
+	node dist/bench/suite.js --quick
 
 # tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).
 bench-tcp-buffer: all

@@ -6,9 +6,9 @@
  *   - without bpftune, and with bpftune (-a tcp_buffer), from 131072;
  * and the time until the run with bpftune first reaches 90% of the
  * well-sized throughput. The sender's tcp_wmem[2] is 32 MiB in every run, so
- * only the receive side limits. During the bpftune run kernel.bpf_stats_enabled
- * is on (restored afterwards) and the tuner's programs' run time per call is
- * read with bpftool.
+ * only the receive side limits. During the bpftune run BPF run-time statistics
+ * are on (a BPF_ENABLE_STATS descriptor, bench/bpf-stats.ts) and the daemon's
+ * programs' run time per call is read from its own fds.
  *
  * The traffic is back-to-back 2 s connections, not one 20 s connection: a
  * connection's window scale is fixed at its SYN from max(tcp_rmem[2],
@@ -20,7 +20,7 @@
  * Run standalone: node dist/bench/tcp_buffer.js (prints a table, writes
  * bench/results/tcp_buffer.md).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,11 +31,13 @@ import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/s
 import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
 import { native, type NativeLink, type NativeObject } from '../src/core/native';
+import { daemonPrograms, enableBpfStats, programNames } from './bpf-stats';
 
 const execFileAsync = promisify(execFile);
 
 const RTT_MS = 40;
-const SECONDS = 20;
+const QUICK = process.env.BPFTUNE_BENCH_QUICK === '1';
+const SECONDS = QUICK ? 10 : 20;
 const CONNECTION_SECONDS = 2;
 const LOW_RMEM = '4096 131072 131072';
 // Not 32 MiB: on this path the kernel's own receive-buffer auto-tuning asks for ~100 MiB at full rate.
@@ -86,23 +88,17 @@ async function transfer(rmem: string, perConnection: number, during?: (link: Emu
 }
 
 interface ProgStat {
-  id: number;
   name: string;
   runTimeNs: number;
   runCnt: number;
 }
 
-/** Loaded tcp_buffer programs (any daemon's) with their cumulative run time (bpftool; bpf_stats_enabled on). */
-function programStats(): ProgStat[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as Array<{
-    id: number;
-    name?: string;
-    run_time_ns?: number;
-    run_cnt?: number;
-  }>;
-  return progs
-    .filter((p) => PROGRAMS.includes(p.name ?? ''))
-    .map((p) => ({ id: p.id, name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 }));
+/** The daemon's tcp_buffer programs with their cumulative run time (found through the daemon's own fds). */
+function programStats(daemonPid: number): ProgStat[] {
+  const names = programNames();
+  return daemonPrograms(daemonPid)
+    .map((p) => ({ name: names.get(p.id)?.name ?? '', runTimeNs: p.runTimeNs, runCnt: p.runCnt }))
+    .filter((p) => PROGRAMS.includes(p.name));
 }
 
 const FLOOR_OBJECT = path.join(REPO_ROOT, 'dist', 'test', 'fixtures', 'tp_btf_floor', 'tp_btf_floor.bpf.o');
@@ -150,30 +146,27 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
   const wellSized = await transfer(WELL_SIZED_RMEM, CONNECTION_SECONDS);
   const without = await transfer(LOW_RMEM, CONNECTION_SECONDS);
 
-  const savedStats = execFileSync('sysctl', ['-n', 'kernel.bpf_stats_enabled'], { encoding: 'utf8' }).trim();
   let withTuner: Run;
   let singleConnection: Run;
   let before: ProgStat[] = [];
   let after: ProgStat[] = [];
-  // bpftool here does not name the owning process: ours are the programs that appear with our daemon.
-  const others = new Set(programStats().map((p) => p.id));
-  const ours = () => programStats().filter((p) => !others.has(p.id));
   const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-R']);
   const floor = new MeasurementFloor();
   let floorPerCall = new Map<string, number>();
+  let releaseStats: () => void = () => undefined;
   try {
     await daemon.started();
-    execFileSync('sysctl', ['-q', '-w', 'kernel.bpf_stats_enabled=1']);
+    releaseStats = await enableBpfStats();
     withTuner = await transfer(LOW_RMEM, CONNECTION_SECONDS, async () => {
-      before = ours();
+      before = programStats(daemon.pid);
       floor.mark();
       await Promise.resolve();
     });
-    after = ours();
+    after = programStats(daemon.pid);
     floorPerCall = floor.perCall();
     singleConnection = await transfer(LOW_RMEM, SECONDS);
   } finally {
-    execFileSync('sysctl', ['-q', '-w', `kernel.bpf_stats_enabled=${savedStats}`]);
+    releaseStats();
     floor.close();
     await daemon.stop();
   }
@@ -248,7 +241,7 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
       `Traffic is back-to-back ${CONNECTION_SECONDS} s iperf3 connections: a connection's window scale is fixed at its SYN from max(tcp_rmem[2], net.core.rmem_max), so only connections opened after an increase can use all of it.`,
       'Each run uses a fresh emulated link (TUN forwarder, test/support/link-emulator.ts) and fresh namespaces, so no cached route metrics carry over.',
       "The sender's tcp_wmem[2] is 32 MiB in every run: only the receive side limits.",
-      "BPF run time: kernel.bpf_stats_enabled=1 during the bpftune run only (restored), run_time_ns/run_cnt deltas from bpftool for the daemon's programs. Empty programs attached to the same tracepoints at the same time (test/fixtures/tp_btf_floor) show what the two clock reads of bpf_stats cost per call on this VM; the tuner's own cost is the difference.",
+      "BPF run time: statistics on (BPF_ENABLE_STATS descriptor) during the bpftune run only, run_time_ns/run_cnt deltas of the daemon's programs (its own fds). Empty programs attached to the same tracepoints at the same time (test/fixtures/tp_btf_floor) show what the two clock reads of bpf_stats cost per call on this VM; the tuner's own cost is the difference.",
     ],
   };
 }

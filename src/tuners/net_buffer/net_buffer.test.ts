@@ -78,8 +78,17 @@ function floodPair(prefix: string): { sender: string; receiver: string; port: nu
   port++;
   const server = spawn('ip', ['netns', 'exec', receiver, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
   if (server.pid) servers.push(server.pid);
-  spawnSync('sleep', ['0.3']);
+  waitForListener(receiver, port);
   return { sender, receiver, port };
+}
+
+/** iperf3 needs its control connection: a flood sent before the server listens sends nothing. */
+function waitForListener(ns: string, listenPort: number): void {
+  for (let i = 0; i < 100; i++) {
+    if (inNamespace(ns, 'ss', ['-Htln', `sport = :${listenPort}`]).trim()) return;
+    spawnSync('sleep', ['0.05']);
+  }
+  throw new Error(`iperf3 server in ${ns} is not listening on port ${listenPort} after 5 s`);
 }
 
 /** Small UDP packets as fast as they go, from CPU 0, to the last floodPair's server. */

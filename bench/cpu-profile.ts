@@ -1,0 +1,116 @@
+/**
+ * Where an "idle" daemon's CPU goes: a V8 CPU profile (node --cpu-prof)
+ * restricted to a time window, summed by function and by file (self time).
+ * Used to explain a missed idle-CPU target; the profiled daemon is a
+ * separate run, since sampling itself costs CPU.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BPFTUNE, REPO_ROOT } from '../test/support/daemon';
+import { throwIfAborted, track } from './cleanup';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  /** Microseconds, V8's monotonic clock (CLOCK_MONOTONIC on Linux, like process.hrtime). */
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  /** Sampled time in the window when JavaScript or native code ran (not idle), in us. */
+  busyUs: number;
+  windowUs: number;
+  byFunction: Array<{ name: string; us: number }>;
+  byFile: Array<{ file: string; us: number }>;
+}
+
+function fileOf(url: string): string {
+  if (!url) return '(native or VM)';
+  const p = url.replace(/^file:\/\//, '');
+  return p.startsWith(REPO_ROOT) ? path.relative(REPO_ROOT, p) : p.startsWith('node:') ? p : path.basename(p);
+}
+
+/**
+ * Self time per function and per file for samples taken in [fromUs, toUs].
+ * A sample's time is the delta to the next one (what the profiler spent in
+ * that frame); "(idle)" is left out, "(garbage collector)" and "(program)"
+ * (native code, the addon included) are kept.
+ */
+export function summariseProfile(profile: CpuProfile, fromUs: number, toUs: number): ProfileSummary {
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const byFunction = new Map<string, number>();
+  const byFile = new Map<string, number>();
+  let busyUs = 0;
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i] ?? 0;
+    const spent = profile.timeDeltas[i + 1] ?? 0;
+    if (t < fromUs || t > toUs || spent <= 0) continue;
+    const frame = nodes.get(profile.samples[i])?.callFrame;
+    if (!frame || frame.functionName === '(idle)') continue;
+    busyUs += spent;
+    const file = fileOf(frame.url);
+    const name = `${frame.functionName || '(anonymous)'}${frame.url ? ` ${file}:${frame.lineNumber + 1}` : ''}`;
+    byFunction.set(name, (byFunction.get(name) ?? 0) + spent);
+    byFile.set(file, (byFile.get(file) ?? 0) + spent);
+  }
+  const sorted = <K extends string>(m: Map<string, number>, key: K) =>
+    [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, us]) => ({ [key]: k, us }) as Record<K, string> & { us: number });
+  return { busyUs, windowUs: toUs - fromUs, byFunction: sorted(byFunction, 'name'), byFile: sorted(byFile, 'file') };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a daemon under the V8 profiler, idle for `seconds` after `settleSeconds`, and summarises that window. */
+export async function profileIdleDaemon(seconds: number, settleSeconds: number, daemonArgs: string[]): Promise<ProfileSummary> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-prof-'));
+  const runDir = path.join(dir, 'run');
+  const profDir = path.join(dir, 'profile');
+  // --cpu-prof is refused in NODE_OPTIONS, so node runs bin/bpftune itself.
+  const child = track(
+    spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250', BPFTUNE, '-s', ...daemonArgs], {
+      env: { ...process.env, BPFTUNE_RUNDIR: runDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  try {
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (c: Buffer) => {
+        log += c.toString('utf8');
+        if (/tuners loaded/.test(log)) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`profiled daemon exited (${code}) before "tuners loaded": ${log.slice(-500)}`)));
+    });
+    await sleep(settleSeconds * 1000);
+    throwIfAborted();
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    await sleep(seconds * 1000);
+    const toUs = Number(process.hrtime.bigint() / 1000n);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error('the profiled daemon wrote no .cpuprofile');
+    return summariseProfile(JSON.parse(readFileSync(path.join(profDir, file), 'utf8')) as CpuProfile, fromUs, toUs);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // A daemon killed hard leaves its cgroup2 mount in the run directory: never delete through a mount.
+    const cgroupDir = path.join(runDir, 'cgroupv2');
+    const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${cgroupDir} `);
+    if (mounted()) spawnSync('umount', ['-l', cgroupDir], { stdio: 'ignore' });
+    if (!mounted()) rmSync(dir, { recursive: true, force: true });
+  }
+}

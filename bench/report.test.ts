@@ -1,0 +1,163 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import type { ProgramCost } from './bpf-stats';
+import { EFFECT_SPECS } from './effects';
+import type { OverheadPair } from './overhead';
+import { allRows, renderReport, type SuiteResults } from './report';
+import { ratioSummary } from './stats';
+
+const MB = 1024 * 1024;
+
+function iperf(bps: number) {
+  return { bitsPerSecond: bps, intervalBits: [], retransmits: 0, clientCpuPercent: 90, serverCpuPercent: 80, wallSeconds: 10 };
+}
+
+function program(name: string, perSecond: number, avgNs: number): ProgramCost {
+  return { id: 1, name, type: 'tracing', avgNs, perSecond, invocations: perSecond * 10, corePercent: (avgNs * perSecond) / 1e7, verifiedInsns: 100 };
+}
+
+function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
+  const daemon = { cpuPercent: 0.2, maxRss: 52 * MB, memory: { rss: 51 * MB, peakRss: 63 * MB, anon: 12 * MB, file: 39 * MB }, threads: [], events: 3 };
+  const without = [10e9, 10.2e9, 9.8e9, 10.1e9, 9.9e9];
+  const withD = [9.95e9, 10.15e9, 9.8e9, 10.05e9, 9.9e9];
+  const pairs: OverheadPair[] = without.map((w, i) => ({ without: { iperf: iperf(w), globals: ['x'] }, with: { iperf: iperf(withD[i]), globals: ['x'] }, daemon }));
+  return {
+    kernel: '6.18.0-test',
+    cpus: 2,
+    cpuModel: 'Test CPU',
+    date: '2026-11-25T00:00:00.000Z',
+    quick: false,
+    durationSeconds: 420,
+    tuners: ['netns', 'sysctl', 'tcp_buffer'],
+    start: { daemonMs: [130, 140, 135], internalMs: [60, 70, 65], nodeMs: [50, 55, 52], tuners: ['netns', 'sysctl'] },
+    idle: {
+      seconds: 60,
+      memory: { rss: 51 * MB, peakRss: 60 * MB, anon: 12 * MB, file: 39 * MB },
+      cpuPercent: 0.01,
+      baseRss: 39 * MB,
+      baseCpuPercent: 0,
+      threads: [{ comm: 'node', ns: 5e6 }],
+      mappings: [{ mapping: 'node', bytes: 30 * MB }],
+      tuners: ['netns', 'sysctl'],
+      events: [],
+    },
+    overhead: {
+      seconds: 10,
+      pairs,
+      ratio: ratioSummary(without, withD),
+      ratioOver: 'undisturbed pairs',
+      without: without.map(iperf),
+      with: withD.map(iperf),
+      daemon: pairs.map(() => daemon),
+      tuners: ['netns', 'sysctl', 'tcp_buffer'],
+      usualGlobals: 'net.ipv4.tcp_mem=1 2 3',
+    },
+    hotPath: { seconds: 10, throughput: [10e9, 10e9], programs: [program('tcp_buffer_rcv', 60000, 35), program('sysctl_write', 3, 500)], daemon: [daemon] },
+    reaction: {
+      endToEndNs: Array.from({ length: 200 }, (_, i) => 500_000 + i * 1000),
+      lowerBoundNs: Array.from({ length: 200 }, (_, i) => 400_000 + i * 1000),
+      firstInNamespaceNs: [500_000],
+      laterNs: Array.from({ length: 199 }, (_, i) => 501_000 + i * 1000),
+      pollMs: 0.05,
+      missed: 0,
+      triggers: 200,
+      excludedNamespaces: 0,
+      excludedTriggers: 0,
+      eventToHandlerUs: { p50: 150, p99: 400, samples: 200 },
+      writes: 200,
+      sched: { waitNs: 50e6, slices: 1000 },
+      loadAverage: 4.5,
+      interference: [],
+    },
+    effects: [
+      {
+        spec: EFFECT_SPECS[0],
+        status: 'ok',
+        seconds: 60,
+        result: {
+          scenario: 'long-RTT buffer sizing',
+          rows: [{ metric: 'throughput after 30 s', value: '400 Mbit/s', baseline: '100 Mbit/s', target: '>= 2x without', met: true }],
+          notes: ['rmem grew from 6 MB to 25 MB'],
+        },
+      },
+      { spec: EFFECT_SPECS[1], status: 'not built yet', seconds: 0 },
+    ],
+    errors: [],
+    notes: ['machine shared'],
+    plotFile: 'tcp_buffer.svg',
+    ...overrides,
+  };
+}
+
+function row(r: SuiteResults, metric: RegExp) {
+  const found = allRows(r).find((x) => metric.test(x.metric));
+  assert.ok(found, `no row matching ${metric}`);
+  return found;
+}
+
+test('every figure with a target is met here, and the report says so', () => {
+  const r = results();
+  const rows = allRows(r);
+  assert.ok(rows.filter((x) => x.target).every((x) => x.met !== false), JSON.stringify(rows.filter((x) => x.met === false)));
+  const md = renderReport(r);
+  assert.match(md, /kernel 6\.18\.0-test, 2 CPUs \(Test CPU\), 2026-11-25/);
+  assert.match(md, /Every figure with a target met it\./);
+  assert.doesNotMatch(md, /MISSED/);
+  assert.match(md, /!\[[^\]]*\]\(tcp_buffer\.svg\)/);
+  assert.match(md, /\| effect: tcp_conn \| lossy-path congestion control \| not built yet \|/);
+  assert.match(md, /\| effect: tcp_buffer \| throughput after 30 s \| 400 Mbit\/s \| >= 2x without \| met \| without bpftune: 100 Mbit\/s \|/);
+  assert.equal(row(r, /throughput with/).value, '0.995');
+  assert.match(row(r, /RSS during bulk/).metric, /settled daemon/);
+  assert.equal(row(r, /hottest hooks/).met, true);
+});
+
+test('misses are marked and explained from the breakdown', () => {
+  const r = results();
+  r.idle = {
+    ...r.idle!,
+    memory: { ...r.idle!.memory, rss: 75 * MB },
+    cpuPercent: 0.2,
+    threads: [{ comm: 'node', ns: 100e6 }, { comm: 'V8Worker', ns: 20e6 }],
+    events: [{ tuner: 'netns', count: 50 }, { tuner: 'sysctl', count: 10 }],
+  };
+  r.hotPath = { ...r.hotPath!, programs: [program('tcp_buffer_rcv', 60000, 120)] };
+  r.reaction = {
+    ...r.reaction!,
+    endToEndNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 1e6 : 9e6)),
+    lowerBoundNs: Array.from({ length: 100 }, (_, i) => (i < 95 ? 0.9e6 : 3e6)),
+    firstInNamespaceNs: [9e6, 9e6, 9e6, 9e6, 9e6],
+    laterNs: Array.from({ length: 95 }, () => 1e6),
+    eventToHandlerUs: { p50: 200, p99: 7000, samples: 100 },
+  };
+  r.overhead!.ratio = ratioSummary([10e9, 10e9, 10e9], [9.5e9, 9.6e9, 9.4e9]);
+  r.hotPath.daemon = [{ ...r.hotPath.daemon[0], maxRss: 63 * MB, memory: { rss: 61 * MB, peakRss: 63.2 * MB, anon: 20 * MB, file: 41 * MB } }];
+  const md = renderReport(r);
+  for (const metric of [/idle RSS/, /idle CPU/, /hottest hooks/, /p99/, /throughput with/, /RSS during bulk/]) assert.equal(row(r, metric).met, false, String(metric));
+  assert.match(md, /\*\*RSS during bulk traffic 63\.0 MB\*\*.*at the daemon's lifetime peak \(63\.2 MB/);
+  assert.match(md, /\*\*Idle RSS 75\.0 MB\*\*: a bare Node\.js process .* 39\.0 MB, so the daemon's own share is 36\.0 MB/);
+  assert.match(md, /\*\*Idle CPU 0\.200 %\*\* .* node 100\.0 ms \(83 %\), V8Worker 20\.0 ms \(17 %\)/);
+  assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns x 60000\/s/);
+  assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
+  assert.match(md, /not yet visible at p99 3\.00 ms \(its last unchanged read\), and was by 9\.00 ms/);
+  assert.match(md, /first trigger in each namespace \(5 of 100, 5 % .*median 9\.00 ms against 1\.00 ms for later ones \(p99 1\.00 ms\)/);
+  assert.match(md, /waited 50\.00 ms in all on the run queue over 1000 wake-ups \(50 us on average\), with a load average of 4\.50 on 2 CPUs/);
+  assert.match(md, /handled 60 events in the window \(netns 50, sysctl 10\).*\(2\.00 ms of CPU per event/);
+  assert.match(md, /\*\*Throughput ratio 0\.950\*\*/);
+  assert.equal((md.match(/\*\*MISSED\*\*/g) ?? []).length, 6);
+});
+
+test('no hot hook: the per-run target is not applicable, not met by default', () => {
+  const r = results({ hotPath: { seconds: 10, throughput: [1e9], programs: [program('sysctl_write', 4, 498)], daemon: [] } });
+  const hot = row(r, /hottest hooks/);
+  assert.equal(hot.met, undefined);
+  assert.match(hot.context, /busiest ran 4\/s \(sysctl_write, 498 ns\)/);
+  assert.match(renderReport(r), /\| n\/a \|/);
+});
+
+test('failed sections and quick mode are stated', () => {
+  const r = results({ quick: true, overhead: undefined, errors: [{ section: 'overhead', error: 'iperf3 client failed (1): connection refused' }] });
+  const md = renderReport(r);
+  assert.match(md, /\*\*quick\*\*/);
+  assert.match(md, /## Sections that failed\n\n- \*\*overhead\*\*: iperf3 client failed/);
+  assert.doesNotMatch(md, /throughput with \/ without/);
+});

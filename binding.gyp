@@ -8,6 +8,7 @@
         "native/bpf_object.c",
         "native/bpf_map.c",
         "native/ring_buffer.c",
+        "native/netns_enter.c",
         "native/netns_sysctl.c",
         "native/system.c",
         "native/netns_net.c"

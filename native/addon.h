@@ -95,6 +95,15 @@ void *unwrap_handle(napi_env env, napi_callback_info info, enum handle_kind kind
 bool init_bpf_object(napi_env env, napi_value exports);
 bool init_bpf_map(napi_env env);
 bool init_ring_buffer(napi_env env, napi_value exports);
+/*
+ * Runs op(arg) on this thread inside the network namespace at ns_path (NULL:
+ * the thread's own), then returns the thread to its own namespace. Returns 0
+ * or an errno, with `failed` naming the call that failed. *inum (if given)
+ * receives the namespace's inode; a non-zero expected_inum that differs
+ * fails with ESTALE.
+ */
+int run_in_netns(const char *ns_path, uint64_t expected_inum, uint64_t *inum,
+		 void (*op)(void *arg), void *arg, char *failed, size_t failed_len);
 bool init_netns_sysctl(napi_env env, napi_value exports);
 bool init_system(napi_env env, napi_value exports);
 bool init_netns_net(napi_env env, napi_value exports);

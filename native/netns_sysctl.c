@@ -171,65 +171,21 @@ static void do_op(struct ns_work *w)
 	free(path);
 }
 
+static void run_op(void *arg)
+{
+	do_op(arg);
+}
+
 static void execute(napi_env env, void *data)
 {
 	struct ns_work *w = data;
-	struct stat target_st, own_st;
-	int target = -1, own = -1;
+	char failed[sizeof(w->call)];
+	int err;
 
 	(void)env;
-	if (!w->ns_path) {
-		do_op(w);
-		return;
-	}
-	target = open(w->ns_path, O_RDONLY | O_CLOEXEC);
-	if (target < 0) {
-		fail(w, errno, "open");
-		return;
-	}
-	if (fstat(target, &target_st) < 0) {
-		fail(w, errno, "fstat");
-		goto out;
-	}
-	w->inum = target_st.st_ino;
-	/* A /proc/<pid> path can now belong to a different process and namespace. */
-	if (w->expected_inum && target_st.st_ino != w->expected_inum) {
-		fail(w, ESTALE, "namespace inode is %llu, expected %llu",
-		     (unsigned long long)target_st.st_ino, (unsigned long long)w->expected_inum);
-		goto out;
-	}
-	own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (own < 0) {
-		fail(w, errno, "open /proc/thread-self/ns/net");
-		goto out;
-	}
-	if (fstat(own, &own_st) < 0) {
-		fail(w, errno, "fstat /proc/thread-self/ns/net");
-		goto out;
-	}
-	if (own_st.st_dev == target_st.st_dev && own_st.st_ino == target_st.st_ino) {
-		do_op(w);
-		goto out;
-	}
-	if (setns(target, CLONE_NEWNET) < 0) {
-		fail(w, errno, "setns");
-		goto out;
-	}
-	do_op(w);
-	/*
-	 * A pool thread left in a foreign namespace would silently run every
-	 * later sysctl access (ours and anyone's) there. Nothing can undo
-	 * that, so stop rather than carry on corrupt.
-	 */
-	if (setns(own, CLONE_NEWNET) < 0) {
-		fprintf(stderr, "bpftune: cannot return a worker thread to its network namespace "
-				"after entering %s: %s; aborting\n", w->ns_path, strerror(errno));
-		abort();
-	}
-out:
-	if (own >= 0)
-		close(own);
-	close(target);
+	err = run_in_netns(w->ns_path, w->expected_inum, &w->inum, run_op, w, failed, sizeof(failed));
+	if (err)
+		fail(w, err, "%s", failed);
 }
 
 static void complete(napi_env env, napi_status status, void *data)

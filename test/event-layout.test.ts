@@ -4,31 +4,16 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { EVENT_LAYOUT, EVENT_SIZE, decodeEvent } from '../src/core/event';
+import { btfStruct } from './support/btf';
 
 const OBJECT = path.resolve(__dirname, '..', 'bpf', 'event_layout.bpf.o');
 
-interface BtfMember {
-  name: string;
-  bits_offset: number;
-}
-interface BtfType {
-  kind: string;
-  name: string;
-  size?: number;
-  members?: BtfMember[];
-}
-
 test('struct bpftune_event in BTF matches the TypeScript decoder', () => {
-  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', OBJECT], { encoding: 'utf8' })) as { types: BtfType[] };
-  const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === 'bpftune_event');
-  assert.ok(struct?.members, 'struct bpftune_event is in the BTF');
-  assert.equal(struct.size, EVENT_SIZE);
-  const fromBtf = Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8]));
-  const fromTs = Object.fromEntries(Object.entries(EVENT_LAYOUT).map(([name, f]) => [name, f.offset]));
-  assert.deepEqual(fromTs, fromBtf);
+  const layout = btfStruct(OBJECT, 'bpftune_event');
+  assert.equal(layout.size, EVENT_SIZE);
+  assert.deepEqual(Object.fromEntries(Object.entries(EVENT_LAYOUT).map(([name, f]) => [name, f.offset])), layout.offsets);
 });
 
 test('decodeEvent reads each field at its offset and refuses short samples', () => {

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import {
   AF_INET,
@@ -22,6 +21,7 @@ import {
 } from './rtnetlink';
 import { formatAddress, plausibleNeighbours } from './plausible';
 import { EVENT_DATA_LAYOUT, grownThresholds, shrunkThresholds } from './index';
+import { btfStruct } from '../../../test/support/btf';
 
 /** nlmsghdr + family header + rtattrs, written out by hand. */
 function reply(type: number, header: number[], attrs: Array<[number, Buffer]>): Buffer {
@@ -144,18 +144,8 @@ test('threshold steps: grow by a quarter within the cap; shrink while a quarter 
   assert.deepEqual(shrunkThresholds(floor, floor, 0, shrink), floor);
 });
 
-interface BtfType {
-  kind: string;
-  name: string;
-  size?: number;
-  members?: Array<{ name: string; bits_offset: number }>;
-}
-
 test('struct neigh_table_event_data in BTF matches the offsets index.ts reads', () => {
-  const object = path.resolve(__dirname, 'neigh_table.bpf.o');
-  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
-  const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === 'neigh_table_event_data');
-  assert.ok(struct?.members, 'struct neigh_table_event_data is in the BTF');
-  assert.deepEqual(Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8])), EVENT_DATA_LAYOUT);
-  assert.ok((struct.size ?? 0) <= 128, 'fits in bpftune_event.data');
+  const layout = btfStruct(path.resolve(__dirname, 'neigh_table.bpf.o'), 'neigh_table_event_data');
+  assert.deepEqual(layout.offsets, EVENT_DATA_LAYOUT);
+  assert.ok(layout.size <= 128, 'fits in bpftune_event.data');
 });

@@ -15,6 +15,7 @@ import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces,
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { BudgetPolicy, hasCpu, parsePressureWaitNs, parseSchedstatWaitNs, parseSoftnetStat, withCpu } from './softnet';
 import { EVENT_DATA_LAYOUT } from './index';
+import { btfStruct } from '../../../test/support/btf';
 
 const GLOBALS = ['net.core.netdev_max_backlog', 'net.core.flow_limit_cpu_bitmap', 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
 const saved = new Map<string, string>();
@@ -218,16 +219,6 @@ test('budget policy: grow on squeezes; shrink once budget and scheduler wait ris
   waits.forEach((waitNs, i) => assert.equal(unrelated.decide({ squeezes: 50, seconds: 10, budget: 300 + 10 * i, waitNs: i % 2 ? waitNs : 7e6 - waitNs }), 'grow'));
 });
 
-interface BtfType {
-  kind: string;
-  name: string;
-  members?: Array<{ name: string; bits_offset: number }>;
-}
-
 test('struct net_buffer_event_data in BTF matches the offsets index.ts reads', () => {
-  const object = path.resolve(__dirname, 'net_buffer.bpf.o');
-  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
-  const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === 'net_buffer_event_data');
-  assert.ok(struct?.members);
-  assert.deepEqual(Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8])), EVENT_DATA_LAYOUT);
+  assert.deepEqual(btfStruct(path.resolve(__dirname, 'net_buffer.bpf.o'), 'net_buffer_event_data').offsets, EVENT_DATA_LAYOUT);
 });

@@ -14,6 +14,7 @@ import { TCP_BUFFER_DATA_LAYOUT, TCP_BUFFER_DATA_SIZE } from './event-data';
 import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
+import { btfStruct } from '../../../test/support/btf';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
 const DAEMON_ARGS = ['-a', 'tcp_buffer', '-a', 'netns', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
@@ -55,22 +56,10 @@ function maxOf(triple: string): number {
   return Number(triple.split(' ')[2]);
 }
 
-interface BtfType {
-  kind: string;
-  name: string;
-  size?: number;
-  members?: Array<{ name: string; bits_offset: number }>;
-}
-
 test('struct tcp_buffer_data in the object BTF matches the TypeScript decoder', () => {
-  const object = path.join(__dirname, 'tcp_buffer.bpf.o');
-  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
-  const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === 'tcp_buffer_data');
-  assert.ok(struct?.members, 'struct tcp_buffer_data is in the BTF');
-  assert.equal(struct.size, TCP_BUFFER_DATA_SIZE);
-  const fromBtf = Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8]));
-  const fromTs = Object.fromEntries(Object.entries(TCP_BUFFER_DATA_LAYOUT).map(([name, f]) => [name, f.offset]));
-  assert.deepEqual(fromTs, fromBtf);
+  const layout = btfStruct(path.join(__dirname, 'tcp_buffer.bpf.o'), 'tcp_buffer_data');
+  assert.equal(layout.size, TCP_BUFFER_DATA_SIZE);
+  assert.deepEqual(Object.fromEntries(Object.entries(TCP_BUFFER_DATA_LAYOUT).map(([name, f]) => [name, f.offset])), layout.offsets);
 });
 
 for (const { family, reverse } of [

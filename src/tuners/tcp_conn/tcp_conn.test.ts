@@ -12,13 +12,14 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { EVENT_DATA_LAYOUT, EVENT_DATA_SIZE, REMOTE_LAYOUT, REMOTE_SIZE } from './layout';
+import { btfStruct } from '../../../test/support/btf';
 
 const OBJECT = path.resolve(__dirname, 'tcp_conn.bpf.o');
 const PORT = 5201;
@@ -36,26 +37,9 @@ after(async () => {
   cleanupNamespaces();
 });
 
-interface BtfMember {
-  name: string;
-  bits_offset: number;
-}
-interface BtfType {
-  kind: string;
-  name: string;
-  size?: number;
-  members?: BtfMember[];
-}
-
 test('the event payload and map key in tcp_conn.h match the TypeScript layout', () => {
-  const dump = JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', OBJECT], { encoding: 'utf8' })) as { types: BtfType[] };
-  const offsets = (name: string) => {
-    const struct = dump.types.find((t) => t.kind === 'STRUCT' && t.name === name);
-    assert.ok(struct?.members, `struct ${name} is in the BTF of ${OBJECT}`);
-    return { size: struct.size, offsets: Object.fromEntries(struct.members.map((m) => [m.name, m.bits_offset / 8])) };
-  };
-  assert.deepEqual(offsets('tcp_conn_remote'), { size: REMOTE_SIZE, offsets: REMOTE_LAYOUT });
-  assert.deepEqual(offsets('tcp_conn_event_data'), { size: EVENT_DATA_SIZE, offsets: EVENT_DATA_LAYOUT });
+  assert.deepEqual(btfStruct(OBJECT, 'tcp_conn_remote'), { size: REMOTE_SIZE, offsets: REMOTE_LAYOUT });
+  assert.deepEqual(btfStruct(OBJECT, 'tcp_conn_event_data'), { size: EVENT_DATA_SIZE, offsets: EVENT_DATA_LAYOUT });
 });
 
 /*

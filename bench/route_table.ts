@@ -9,12 +9,12 @@
  *
  * Run as root: node dist/bench/route_table.js
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { native } from '../src/core/native';
 import { DaemonProcess, stopAllDaemons } from '../test/support/daemon';
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import type { EffectResult } from './effect';
 import { printEffect } from './print-effect';
+import { makeDestinations, pmtuTopology } from '../src/tuners/route_table/pmtu-topology';
 
 const CALLS = 2000;
 
@@ -25,32 +25,14 @@ async function meanMicros(call: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / CALLS / 1000;
 }
 
-function ip(args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 /** Seconds from 100 PMTU exceptions existing (max_size 64) to the daemon's change. */
 async function reaction(): Promise<number> {
-  const host = createNamespace();
-  const router = createNamespace();
-  ip(['-n', host, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'vc0', 'netns', router]);
-  ip(['-n', host, 'link', 'set', 'veth0', 'up']);
-  ip(['-n', router, 'link', 'set', 'vc0', 'up']);
-  ip(['-n', host, 'addr', 'add', 'fd00:5::1/64', 'dev', 'veth0', 'nodad']);
-  ip(['-n', router, 'addr', 'add', 'fd00:5::2/64', 'dev', 'vc0', 'nodad']);
-  ip(['-n', router, 'link', 'add', 'veth1', 'type', 'veth', 'peer', 'name', 'vc1']);
-  ip(['-n', router, 'link', 'set', 'veth1', 'mtu', '1280', 'up']);
-  ip(['-n', router, 'link', 'set', 'vc1', 'up']);
-  ip(['-n', router, '-6', 'route', 'add', 'fd00:7::/64', 'dev', 'veth1']);
-  setSysctlIn(router, 'net.ipv6.conf.all.forwarding', '1');
-  ip(['-n', host, '-6', 'route', 'add', 'fd00:7::/64', 'via', 'fd00:5::2']);
+  const { host } = pmtuTopology();
   setSysctlIn(host, 'net.ipv6.route.max_size', '64');
   const daemon = new DaemonProcess(['-a', 'route_table', '-R']);
   try {
     await daemon.started();
-    for (let i = 1; i <= 100; i++) {
-      spawnSync('ip', ['netns', 'exec', host, 'ping', '-6', '-c1', '-W0.05', '-s', '1400', `fd00:7::${i.toString(16)}`], { stdio: 'ignore' });
-    }
+    makeDestinations(host, 100);
     const t0 = Date.now();
     await daemon.waitFor(/change net\.ipv6\.route\.max_size from \(64\)/, 20_000);
     return (Date.now() - t0) / 1000;

@@ -7,20 +7,16 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { parseRt6Stats } from './rt6-stats';
+import { makeDestinations, pmtuTopology } from './pmtu-topology';
 
 before(removeStaleNamespaces);
 after(async () => {
   await stopAllDaemons();
   cleanupNamespaces();
 });
-
-function ip(args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
 test('rt6_stats: seven hex fields, the sixth is the destination entry count', () => {
   assert.deepEqual(parseRt6Stats('0008 0005 006e 0005 0064 0064 0000\n'), {
@@ -35,24 +31,6 @@ test('rt6_stats: seven hex fields, the sixth is the destination entry count', ()
   assert.throws(() => parseRt6Stats('0008 0005'), /expected 7 hex fields/);
 });
 
-/** host --veth-- router --(1280 MTU)--> fd00:7::/64; the host learns a PMTU exception per destination. */
-function pmtuTopology(): { host: string; router: string } {
-  const host = createNamespace();
-  const router = createNamespace();
-  ip(['-n', host, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'vc0', 'netns', router]);
-  ip(['-n', host, 'link', 'set', 'veth0', 'up']);
-  ip(['-n', router, 'link', 'set', 'vc0', 'up']);
-  ip(['-n', host, 'addr', 'add', 'fd00:5::1/64', 'dev', 'veth0', 'nodad']);
-  ip(['-n', router, 'addr', 'add', 'fd00:5::2/64', 'dev', 'vc0', 'nodad']);
-  ip(['-n', router, 'link', 'add', 'veth1', 'type', 'veth', 'peer', 'name', 'vc1']);
-  ip(['-n', router, 'link', 'set', 'veth1', 'mtu', '1280', 'up']);
-  ip(['-n', router, 'link', 'set', 'vc1', 'up']);
-  ip(['-n', router, '-6', 'route', 'add', 'fd00:7::/64', 'dev', 'veth1']);
-  setSysctlIn(router, 'net.ipv6.conf.all.forwarding', '1');
-  ip(['-n', host, '-6', 'route', 'add', 'fd00:7::/64', 'via', 'fd00:5::2']);
-  return { host, router };
-}
-
 test('many IPv6 destinations near max_size grow it in that namespace only', async () => {
   const globalBefore = sysctlIn(null, 'net.ipv6.route.max_size');
   const { host, router } = pmtuTopology();
@@ -61,9 +39,7 @@ test('many IPv6 destinations near max_size grow it in that namespace only', asyn
   await daemon.started();
   assert.match(daemon.log, /tuner 'route_table' loaded \(no programs\)/);
 
-  for (let i = 1; i <= 100; i++) {
-    spawnSync('ip', ['netns', 'exec', host, 'ping', '-6', '-c1', '-W0.05', '-s', '1400', `fd00:7::${i.toString(16)}`], { stdio: 'ignore' });
-  }
+  makeDestinations(host, 100);
   const stats = parseRt6Stats(inNamespace(host, 'cat', ['/proc/net/rt6_stats']));
   assert.ok(stats.dstEntries >= 90, `PMTU exceptions made destination entries (${stats.dstEntries})`);
 

@@ -36,6 +36,8 @@ export class Mounts {
     try {
       this.nativeBinding.mountFilesystem(fstype, dir);
     } catch (err) {
+      // Another process (a second bpftune starting, systemd) mounted it since we looked: use theirs.
+      if (await isMountOf(dir, fstype)) return;
       await removeCreated(dir, firstCreated);
       throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message}; ${hint}`);
     }

@@ -334,7 +334,7 @@ export class TunerHost {
       recordAction: (action) => registry.action(name, action),
       manualNamespaces: () => registry.manualNamespaces(name),
       reportExternalWrite: (write) => {
-        registry.externalWrite(write);
+        for (const disabled of registry.externalWrite(write)) this.tellManual(disabled, write.netnsCookie);
       },
       every: (intervalMs, task) => {
         const timer = setInterval(() => {
@@ -346,6 +346,15 @@ export class TunerHost {
         tuner.timers.push(timer);
       },
     };
+  }
+
+  /** A tuner's definition hears that it stopped tuning in a namespace (an administrator took over). */
+  private tellManual(name: string, cookie: bigint): void {
+    const tuner = this.loaded.get(name);
+    if (!tuner?.definition.manual) return;
+    Promise.resolve()
+      .then(() => tuner.definition.manual?.(cookie, tuner.context))
+      .catch((err) => this.log.error(`tuner '${name}': handling the administrator's takeover of netns cookie ${cookie} failed: ${errorText(err)}`));
   }
 
   private dispatch(samples: Buffer[]): void {

@@ -183,6 +183,12 @@ export interface TunerDefinition {
   init?(ctx: TunerContext): Promise<void> | void;
   event?(event: TunerEvent, ctx: TunerContext): Promise<void> | void;
   fini?(ctx: TunerContext): Promise<void> | void;
+  /**
+   * An administrator wrote one of this tuner's sysctls in that namespace, so
+   * the core no longer makes its changes there. For tuners whose BPF side
+   * acts by itself (per-socket decisions) and must be told to stand down.
+   */
+  manual?(netnsCookie: bigint, ctx: TunerContext): Promise<void> | void;
   /** State worth showing an operator (e.g. what the tuner has learned): `-q report`, and the summary on exit. */
   report?(ctx: TunerContext): TunerReport;
 }

@@ -9,9 +9,8 @@
  *   go together with rising scheduler wait time, shrink them again.
  * All four sysctls are global (one value for the whole system).
  */
-import { promises as fs } from 'node:fs';
 import type { ChangeRequest, SysctlValue, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
-import { BudgetPolicy, hasCpu, parseSoftnetStat, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
+import { BudgetPolicy, hasCpu, parseSoftnetStat, readProcText, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
 
 const MAX_BACKLOG = 'net.core.netdev_max_backlog';
 const FLOW_LIMIT = 'net.core.flow_limit_cpu_bitmap';
@@ -37,7 +36,7 @@ const BUDGET_USECS_CAP = 20000;
 const SOFTNET_INTERVAL_MS = 10_000;
 
 async function readSoftnet(): Promise<SoftnetTotals> {
-  return parseSoftnetStat(await fs.readFile('/proc/net/softnet_stat', 'utf8'));
+  return parseSoftnetStat(await readProcText('/proc/net/softnet_stat'));
 }
 
 function atLeastOneStep(grown: number, current: number): number {

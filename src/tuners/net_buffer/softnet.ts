@@ -9,7 +9,7 @@
  *   waited for a CPU), or the run_delay column of /proc/schedstat (ns) on
  *   kernels without PSI.
  */
-import { promises as fs } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Correlation, CORRELATION_THRESHOLD } from '../../core/correlation';
 
 export interface SoftnetTotals {
@@ -47,14 +47,27 @@ export function parseSchedstatWaitNs(text: string): number | undefined {
   return total;
 }
 
+/**
+ * procfs text the kernel makes from counters, read synchronously: an
+ * asynchronous read is several thread-pool round trips (each a wake-up of the
+ * daemon) for a few hundred bytes. Failures still arrive as rejections.
+ */
+export function readProcText(path: string): Promise<string> {
+  try {
+    return Promise.resolve(readFileSync(path, 'utf8'));
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
 export interface WaitSource {
   name: string;
   read(): Promise<number | undefined>;
 }
 
 export const WAIT_SOURCES: WaitSource[] = [
-  { name: '/proc/pressure/cpu', read: async () => parsePressureWaitNs(await fs.readFile('/proc/pressure/cpu', 'utf8')) },
-  { name: '/proc/schedstat', read: async () => parseSchedstatWaitNs(await fs.readFile('/proc/schedstat', 'utf8')) },
+  { name: '/proc/pressure/cpu', read: async () => parsePressureWaitNs(await readProcText('/proc/pressure/cpu')) },
+  { name: '/proc/schedstat', read: async () => parseSchedstatWaitNs(await readProcText('/proc/schedstat')) },
 ];
 
 export type BudgetDecision = 'grow' | 'shrink' | 'hold';

@@ -6,7 +6,6 @@
  * (see README.md for the choice).
  */
 import { errorText } from '../../core/log';
-import { native } from '../../core/native';
 import type { Namespace, TunerContext, TunerDefinition } from '../../core/tuner';
 import { parseRt6Stats, type Rt6Stats } from './rt6-stats';
 
@@ -23,10 +22,6 @@ export function roomyMaxSize(entries: number, limit: number, ctx: Pick<TunerCont
     target = Math.min(MAX_SIZE_CAP, Math.max(target + 1, ctx.learning.grow(target)));
   }
   return target;
-}
-
-async function readRt6Stats(ns: Namespace): Promise<Rt6Stats> {
-  return parseRt6Stats(await native().readProcNet(ns.global ? null : ns.path, ns.global ? 0 : ns.inum, 'rt6_stats'));
 }
 
 class RouteTableTuner {
@@ -53,7 +48,7 @@ class RouteTableTuner {
     let stats: Rt6Stats;
     let limit: number;
     try {
-      stats = await readRt6Stats(ns);
+      stats = parseRt6Stats(await this.ctx.readProcNet('rt6_stats', ns.global ? undefined : ns.cookie));
       [limit = 0] = (await this.ctx.get(MAX_SIZE, ns.cookie)).map(Number);
     } catch (err) {
       // Namespaces come and go between the list and the read; IPv6 may be disabled in one.

@@ -13,17 +13,30 @@ import { MemoryWatch } from './memory-watch';
 import { SynFloodWatch } from './syn-flood';
 import { SCENARIOS, TUNABLES } from './scenarios';
 
-const MEMORY_CHECK_INTERVAL_MS = 1000;
-/** Two namespace reads per namespace per check would cost ~0.2 ms; SYN floods last longer than this anyway. */
-const SYN_CHECK_INTERVAL_MS = 2000;
-/** How often the BPF side may post the same limit again for the same namespace (see last_posted in tcp_buffer.bpf.c). */
-const REPOST_INTERVAL_MS = 1000;
+/**
+ * One wake-up every 2 s serves all of this tuner's polling, and what runs in
+ * it depends on how busy things are: an idle host costs a timer tick (each
+ * wake-up of the daemon costs ~0.1 ms of CPU on a VM, whatever it does).
+ */
+const TICK_MS = 2000;
+/** Far below tcp_mem[0], sockstat is read every this many ticks; exhaustion still arrives at once (sock_exceed_buf_limit). */
+const CALM_MEMORY_TICKS = 5;
+/**
+ * The BPF side may post the same limit for the same namespace again once
+ * last_posted is cleared (see tcp_buffer.bpf.c): after each tick in which
+ * something was posted, and every 15 ticks regardless, so a ring buffer
+ * sample that never arrived cannot pin an entry.
+ */
+const REPOST_SWEEP_TICKS = 15;
 const LAST_POSTED_ENTRIES = 2;
 
 interface TunerState {
   memory: MemoryWatch;
   buffers: BufferGrowth;
   syn: SynFloodWatch;
+  ticks: number;
+  /** A near-limit event arrived since last_posted was last cleared. */
+  posted: boolean;
 }
 
 /** One state per loaded instance, dropped with it: no module-level mutable state survives a reload. */
@@ -33,7 +46,7 @@ function stateOf(ctx: TunerContext): TunerState {
   let s = states.get(ctx);
   if (!s) {
     const memory = new MemoryWatch(ctx);
-    s = { memory, buffers: new BufferGrowth(ctx, memory), syn: new SynFloodWatch(ctx) };
+    s = { memory, buffers: new BufferGrowth(ctx, memory), syn: new SynFloodWatch(ctx), ticks: 0, posted: false };
     states.set(ctx, s);
   }
   return s;
@@ -47,28 +60,38 @@ const tcpBufferTuner: TunerDefinition = {
   async init(ctx) {
     const s = stateOf(ctx);
     await s.memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
-    ctx.every(MEMORY_CHECK_INTERVAL_MS, () => s.memory.check());
-    ctx.every(SYN_CHECK_INTERVAL_MS, async () => {
-      await s.syn.check();
-      s.buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
-    });
     const lastPosted = ctx.bpf.map('last_posted');
     const empty = Buffer.alloc(lastPosted.valueSize);
-    ctx.every(REPOST_INTERVAL_MS, () => {
+    const clearLastPosted = () => {
       for (let i = 0; i < LAST_POSTED_ENTRIES; i++) {
         const key = Buffer.alloc(4);
         key.writeUInt32LE(i);
         lastPosted.update(key, empty);
       }
+    };
+    ctx.every(TICK_MS, async () => {
+      const tick = ++s.ticks;
+      if (s.posted || tick % REPOST_SWEEP_TICKS === 0) {
+        s.posted = false;
+        clearLastPosted();
+      }
+      if (!s.memory.calm || tick % CALM_MEMORY_TICKS === 0) {
+        await s.memory.check().catch((err) => ctx.log.warn(`TCP memory check failed: ${errorText(err)}`));
+      }
+      // SYN counters every tick: a burst in a new namespace must find its baseline already read.
+      await s.syn.check();
+      s.buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
     });
   },
   async event(event: TunerEvent, ctx) {
     const s = stateOf(ctx);
     switch (event.scenarioId) {
       case EventKind.rmemNearMax:
+        s.posted = true;
         await s.buffers.nearMax('rmem', event, decodeTcpBufferData(event.data));
         break;
       case EventKind.wmemNearMax:
+        s.posted = true;
         await s.buffers.nearMax('wmem', event, decodeTcpBufferData(event.data));
         break;
       case EventKind.memExceeded:

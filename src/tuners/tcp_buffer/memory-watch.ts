@@ -49,8 +49,14 @@ export class MemoryWatch {
     return pressure !== undefined && this.ctx.learning.nearlyFull(this.pagesAllocated, pressure);
   }
 
+  /** Far from any TCP memory threshold, with nothing to undo: polling can slow down. */
+  get calm(): boolean {
+    const [low = 0] = this.tcpMem;
+    return this.retreats.size === 0 && low > 0 && this.pagesAllocated < low / 2;
+  }
+
   async check(): Promise<void> {
-    this.pagesAllocated = await tcpPagesAllocated(this.sockstatPath);
+    this.pagesAllocated = tcpPagesAllocated(this.sockstatPath);
     this.tcpMem = (await this.ctx.get(TCP_MEM)) as number[];
     const [low = 0, pressure = 0] = this.tcpMem;
     if (this.ctx.learning.nearlyFull(this.pagesAllocated, pressure)) await this.raiseTcpMem();

@@ -1,16 +1,22 @@
 /**
  * TCP memory: how much the kernel has allocated to TCP (pages, global) against
- * net.ipv4.tcp_mem. Read from /proc/net/sockstat on a one-second timer: the
- * kernel has no tracepoint for entering memory pressure, the counter is what
- * it compares itself, and reading it once a second costs nothing measurable.
+ * net.ipv4.tcp_mem. Read from /proc/net/sockstat on a slow timer (index.ts):
+ * the kernel has no tracepoint for entering memory pressure, and the counter
+ * is what it compares itself.
  * sock:sock_exceed_buf_limit (BPF) adds the moment an allocation is refused
  * and the namespace of the socket it was refused to.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
-/** TCP's memory use in pages ("TCP: ... mem N" in /proc/net/sockstat). */
-export async function tcpPagesAllocated(sockstatPath = '/proc/net/sockstat'): Promise<number> {
-  return parseSockstatTcpMem(await readFile(sockstatPath, 'utf8'));
+/**
+ * TCP's memory use in pages ("TCP: ... mem N" in /proc/net/sockstat). Read
+ * synchronously: the kernel formats it from counters without blocking, and
+ * an asynchronous read costs several thread-pool round trips (each a wake-up
+ * of the daemon) for a few hundred bytes.
+ */
+export function tcpPagesAllocated(sockstatPath = '/proc/net/sockstat'): number {
+  return parseSockstatTcpMem(readFileSync(sockstatPath, 'utf8'));
 }
 
 export function parseSockstatTcpMem(text: string): number {

@@ -28,12 +28,13 @@
  * is at most 40 events a second per namespace.
  */
 #define TCP_BUFFER_INTERVAL_NS	(25 * 1000 * 1000ULL)
-/* Refused allocations come in bursts; the daemon's memory check runs every second anyway. */
+/* Refused allocations come in bursts; the daemon's memory check polls on a slow timer anyway. */
 #define TCP_BUFFER_MEM_INTERVAL_NS	(1000 * 1000 * 1000ULL)
 
 /*
  * The last limit posted per direction (index: event kind), and where. The
- * daemon clears it every second, so the same limit is posted again then: it
+ * daemon clears it after each 2 s tick in which something was posted, so the
+ * same limit is posted again then: it
  * may have declined it (memory pressure, latency hold) and may now accept.
  * (No clock here: tracing programs may not use the coarse one, and the fine
  * one would cost more than everything else on this path.)

@@ -30,8 +30,11 @@ const ALLOW = 1;
 /** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
 const MAX_REMOTES = 4096;
 const EPERM = 1;
-/** How soon an administrator's takeover of a namespace reaches the BPF side. */
-const MANUAL_SYNC_MS = 1000;
+/**
+ * Takeovers reach the BPF side at once (the manual() hook); this slow sweep
+ * only drops namespaces that are gone, whose cookies are never reused.
+ */
+const MANUAL_SWEEP_MS = 30_000;
 
 interface RemoteEntry {
   remote: Remote;
@@ -231,7 +234,7 @@ const tcpConnTuner: TunerDefinition = {
     };
     states.set(ctx, state);
     syncManual(ctx, state);
-    ctx.every(MANUAL_SYNC_MS, () => syncManual(ctx, state));
+    ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
   },
 
@@ -271,6 +274,11 @@ const tcpConnTuner: TunerDefinition = {
   report(ctx) {
     const state = states.get(ctx);
     return state ? report(state) : { text: '' };
+  },
+
+  manual(_cookie, ctx) {
+    const state = states.get(ctx);
+    if (state) syncManual(ctx, state);
   },
 
   fini(ctx) {

@@ -14,6 +14,7 @@ import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces,
 import { parseSoftnetStat } from '../src/tuners/net_buffer/softnet';
 import type { EffectResult } from './effect';
 import { printEffect } from './print-effect';
+import { median } from './stats';
 
 const FLOOD_SECONDS = 4;
 const LOW_BACKLOG = '16';
@@ -77,12 +78,6 @@ async function oneRun(withBpftune: boolean): Promise<{ first: Flood; second: Flo
 }
 
 const ROUNDS = 5;
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
-}
 
 function spread(values: number[], digits: number): string {
   const finite = values.filter((v) => Number.isFinite(v));

@@ -15,7 +15,7 @@
  *
  * Run as root: node dist/bench/tcp_conn.js (prints a table, writes bench/results/tcp_conn.md).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,6 +23,7 @@ import { DaemonProcess, REPO_ROOT, stopAllDaemons } from '../test/support/daemon
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
 import { TestCgroup } from '../test/support/cgroup';
+import { median } from './stats';
 import type { EffectResult } from './effect';
 
 const RTT_MS = 30;
@@ -33,30 +34,6 @@ const RUNS = 3;
 const RATE_MBIT = 100;
 const PORT = 5201;
 
-const children = new Set<ChildProcess>();
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid]) : ((s[mid - 1]) + (s[mid])) / 2;
-}
-
-function run(cg: TestCgroup, command: string, args: string[]): Promise<string> {
-  const [cmd, argv] = cg.wrap(command, args);
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  return new Promise((resolve, reject) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err}${out}`));
-    }),
-  );
-}
 
 /*
  * Short connections on loopback in a namespace: the common case on a busy
@@ -85,7 +62,7 @@ const server = net.createServer((s) => s.end('x')).listen(0, '127.0.0.1', async 
 
 /** CPU microseconds per short connection. */
 async function shortConnections(cg: TestCgroup, ns: string): Promise<number> {
-  return Number((await run(cg, 'ip', ['netns', 'exec', ns, process.execPath, '-e', CONNECTION_SCRIPT])).trim());
+  return Number((await cg.run('ip', ['netns', 'exec', ns, process.execPath, '-e', CONNECTION_SCRIPT]).done).trim());
 }
 
 interface ProgramRunStats {
@@ -110,11 +87,11 @@ function sockopsPrograms(): ProgramRunStats[] {
 
 /** One transfer with the socket's algorithm forced; returns the receiver's throughput in Mbit/s. */
 async function transfer(cg: TestCgroup, link: EmulatedLink, algorithm: 'cubic' | 'bbr'): Promise<number> {
-  const server = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
+  const server = cg.run('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]).done;
   await new Promise((r) => setTimeout(r, 300));
-  const out = await run(cg, 'ip', [
+  const out = await cg.run('ip', [
     'netns', 'exec', link.client, 'iperf3', '-c', link.serverAddr4, '-p', String(PORT), '-t', String(SECONDS), '-C', algorithm, '-J',
-  ]);
+  ]).done;
   await server;
   const result = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
   return result.end.sum_received.bits_per_second / 1e6;
@@ -153,7 +130,6 @@ export async function runTcpConnEffect(): Promise<EffectResult> {
       switched += daemon.log.match(/Due to loss events for /g)?.length ?? 0;
     }
   } finally {
-    for (const child of children) child.kill('SIGKILL');
     await link.close();
     cg.remove();
   }

@@ -6,7 +6,7 @@
  * moved into it before they exec, so the program sees their sockets only.
  * remove() kills what is left inside and deletes it; so does process exit.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,6 +29,8 @@ export class TestCgroup {
   /** Pass to the daemon as -c: a cgroup2 mount whose root is this cgroup. */
   readonly mountPoint: string;
   private readonly ownRoot: string | undefined;
+  /** Started with run() and not yet exited; killed first by remove(). */
+  private readonly children = new Set<ChildProcess>();
 
   constructor() {
     let root = cgroup2Root();
@@ -52,6 +54,25 @@ export class TestCgroup {
     return ['sh', ['-c', `echo $$ > ${path.join(this.dir, 'cgroup.procs')} && exec "$@"`, 'sh', command, ...args]];
   }
 
+  /** Runs `command` inside this cgroup; `done` resolves with its stdout when it exits 0, else rejects with its output. */
+  run(command: string, args: string[]): { child: ChildProcess; done: Promise<string> } {
+    const [cmd, argv] = this.wrap(command, args);
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const done = new Promise<string>((resolve, reject) =>
+      child.once('exit', (code) => {
+        this.children.delete(child);
+        if (code === 0) resolve(out);
+        else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err}${out}`));
+      }),
+    );
+    return { child, done };
+  }
+
   pids(): number[] {
     try {
       return readFileSync(path.join(this.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
@@ -62,6 +83,7 @@ export class TestCgroup {
 
   remove(): void {
     if (!live.delete(this)) return;
+    for (const child of this.children) child.kill('SIGKILL');
     // Only processes this test started are in here.
     for (let attempt = 0; attempt < 50 && this.pids().length; attempt++) {
       for (const pid of this.pids()) {

@@ -12,7 +12,7 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
@@ -25,13 +25,11 @@ const OBJECT = path.resolve(__dirname, 'tcp_conn.bpf.o');
 const PORT = 5201;
 
 const links: EmulatedLink[] = [];
-const children = new Set<ChildProcess>();
 let cgroup: TestCgroup | undefined;
 
 before(removeStaleNamespaces);
 after(async () => {
   await stopAllDaemons();
-  for (const child of children) child.kill('SIGKILL');
   for (const link of links) await link.close();
   cgroup?.remove();
   cleanupNamespaces();
@@ -58,25 +56,6 @@ function startDaemon(cg: TestCgroup): DaemonProcess {
   return new DaemonProcess(['-d', '-a', 'tcp_conn', '-c', cg.mountPoint]);
 }
 
-/** Runs `command` in the test cgroup and resolves with its stdout when it exits. */
-function run(cg: TestCgroup, command: string, args: string[]): { child: ChildProcess; done: Promise<string> } {
-  const [cmd, argv] = cg.wrap(command, args);
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const done = new Promise<string>((resolve, reject) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err}${out}`));
-    }),
-  );
-  return { child, done };
-}
-
 /** Congestion control of each of the client's connections to the server, as `ss -ti` shows it. */
 function algorithmsOnSockets(link: EmulatedLink, server: string): string[] {
   const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', server.includes(':') ? `[${server}]` : server, 'dport', `= :${PORT}`], { encoding: 'utf8' });
@@ -91,13 +70,13 @@ async function transfer(
   extra: string[] = [],
   server = link.serverAddr4,
 ): Promise<Set<string>> {
-  const listener = run(cg, 'ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
+  const listener = cg.run('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
   for (let i = 0; i < 50; i++) {
     const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
     if (listening?.trim()) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const client = run(cg, 'ip', ['netns', 'exec', link.client, 'iperf3', '-c', server, '-p', String(PORT), '-t', String(seconds), ...extra]);
+  const client = cg.run('ip', ['netns', 'exec', link.client, 'iperf3', '-c', server, '-p', String(PORT), '-t', String(seconds), ...extra]);
   const seen = new Set<string>();
   const poll = setInterval(() => algorithmsOnSockets(link, server).forEach((a) => seen.add(a)), 150);
   try {
@@ -190,7 +169,7 @@ test('an administrator who sets the congestion control in a namespace takes it o
   const link = await lossyLink(5);
   const daemon = new DaemonProcess(['-d', '-a', 'tcp_conn', '-a', 'sysctl', '-c', cgroup.mountPoint]);
   await daemon.started();
-  await run(cgroup, 'ip', ['netns', 'exec', link.client, 'sysctl', '-q', '-w', 'net.ipv4.tcp_congestion_control=reno']).done;
+  await cgroup.run('ip', ['netns', 'exec', link.client, 'sysctl', '-q', '-w', 'net.ipv4.tcp_congestion_control=reno']).done;
   const disabled = await daemon.waitFor(
     /modified sysctl 'ipv4\/tcp_congestion_control' that tuner 'tcp_conn' uses; disabling 'tcp_conn' for namespace cookie (\d+)/,
   );

@@ -337,10 +337,17 @@ export class TunerHost {
         for (const disabled of registry.externalWrite(write)) this.tellManual(disabled, write.netnsCookie);
       },
       every: (intervalMs, task) => {
+        // A slow round (many namespaces to read) skips ticks rather than overlapping itself.
+        let running = false;
         const timer = setInterval(() => {
+          if (running) return;
+          running = true;
           Promise.resolve()
             .then(task)
-            .catch((err) => log.error(`timer task failed: ${errorText(err)}`));
+            .catch((err) => log.error(`timer task failed: ${errorText(err)}`))
+            .finally(() => {
+              running = false;
+            });
         }, intervalMs);
         timer.unref();
         tuner.timers.push(timer);

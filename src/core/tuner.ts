@@ -168,7 +168,10 @@ export interface TunerContext {
   manualNamespaces(): bigint[];
   /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
   reportExternalWrite(write: ExternalWrite): void;
-  /** A timer owned by this tuner: cleared when it is unloaded, never keeps the process alive. */
+  /**
+   * A timer owned by this tuner: cleared when it is unloaded, never keeps the
+   * process alive, and never runs a task again while its last run is unfinished.
+   */
   every(intervalMs: number, task: () => Promise<void> | void): void;
 }
 

@@ -27,21 +27,15 @@ export function roomyMaxSize(entries: number, limit: number, ctx: Pick<TunerCont
 class RouteTableTuner {
   /** max_size at which a change was declined (administrator took over), per namespace: not retried until it changes. */
   private readonly declined = new Map<bigint, number>();
-  private running = false;
 
   constructor(private readonly ctx: TunerContext) {}
 
+  /** Runs on ctx.every(), which never overlaps a slow round with the next. */
   async check(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      const namespaces = this.ctx.namespaces.all();
-      const alive = new Set(namespaces.map((ns) => ns.cookie));
-      for (const cookie of this.declined.keys()) if (!alive.has(cookie)) this.declined.delete(cookie);
-      for (const ns of namespaces) await this.checkNamespace(ns);
-    } finally {
-      this.running = false;
-    }
+    const namespaces = this.ctx.namespaces.all();
+    const alive = new Set(namespaces.map((ns) => ns.cookie));
+    for (const cookie of this.declined.keys()) if (!alive.has(cookie)) this.declined.delete(cookie);
+    for (const ns of namespaces) await this.checkNamespace(ns);
   }
 
   private async checkNamespace(ns: Namespace): Promise<void> {

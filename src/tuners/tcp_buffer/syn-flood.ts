@@ -70,30 +70,23 @@ interface NsSynState {
 
 export class SynFloodWatch {
   private readonly states = new Map<bigint, NsSynState>();
-  private running = false;
 
   constructor(private readonly ctx: TunerContext) {}
 
+  /** Runs on the tuner's ctx.every() tick, which never overlaps a slow round with the next. */
   async check(): Promise<void> {
-    // A slow round (many namespaces) must not overlap the next one.
-    if (this.running) return;
-    this.running = true;
-    try {
-      const namespaces = [this.ctx.namespaces.global, ...this.ctx.namespaces.all().filter((n) => !n.global)];
-      const alive = new Set<bigint>();
-      for (const ns of namespaces) {
-        alive.add(ns.cookie);
-        try {
-          await this.checkNamespace(ns.global ? 0n : ns.cookie);
-        } catch (err) {
-          // A namespace that went away between listing and reading is not worth a warning.
-          this.ctx.log.debug(`SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
-        }
+    const namespaces = [this.ctx.namespaces.global, ...this.ctx.namespaces.all().filter((n) => !n.global)];
+    const alive = new Set<bigint>();
+    for (const ns of namespaces) {
+      alive.add(ns.cookie);
+      try {
+        await this.checkNamespace(ns.global ? 0n : ns.cookie);
+      } catch (err) {
+        // A namespace that went away between listing and reading is not worth a warning.
+        this.ctx.log.debug(`SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
       }
-      for (const cookie of this.states.keys()) if (cookie !== 0n && !alive.has(cookie)) this.states.delete(cookie);
-    } finally {
-      this.running = false;
     }
+    for (const cookie of this.states.keys()) if (cookie !== 0n && !alive.has(cookie)) this.states.delete(cookie);
   }
 
   private async checkNamespace(cookie: bigint): Promise<void> {

@@ -51,7 +51,9 @@ export async function readJsonFile<T>(file: string, validate: (value: unknown) =
     try {
       return { kind: 'ok', value: validate(JSON.parse(text) as unknown) };
     } catch (err) {
-      reason = `${err instanceof SyntaxError ? 'not valid JSON' : 'not a bpftune state file'} (${errorText(err)})`;
+      // The parser quotes the file's bytes: keep the log line one printable line.
+      const detail = errorText(err).replace(/[\x00-\x1f\x7f]+/g, ' ');
+      reason = `${err instanceof SyntaxError ? 'not valid JSON' : 'not a bpftune state file'} (${detail})`;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };

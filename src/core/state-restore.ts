@@ -95,7 +95,7 @@ async function readPrevious(ctx: RestoreContext): Promise<BpftuneState | undefin
       ctx.log.error(
         `state file ${file} is ${result.reason}; ` +
           (result.movedTo ? `moved it to ${result.movedTo}` : `could not move it aside (${result.moveError})`) +
-          '; starting without it, so changes an earlier run left in place are not known (compare with the log, or -q rollback of that run)',
+          '; starting without it: any changes an earlier run left in place are listed there, with their original values, to restore by hand',
       );
       return undefined;
     case 'ok':

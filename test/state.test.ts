@@ -77,8 +77,12 @@ async function raiseSomaxconn(daemon: DaemonProcess, from: number): Promise<numb
   return to;
 }
 
-function stateFile(dir: string): { namespaces: Array<{ key: string; changes: Array<{ tunable: string; original: unknown[] }>; takeovers: unknown[] }> } {
-  return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8'));
+interface StateOnDisk {
+  namespaces: Array<{ key: string; changes: Array<{ tunable: string; original: unknown[] }>; takeovers: unknown[] }>;
+}
+
+function stateFile(dir: string): StateOnDisk {
+  return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as StateOnDisk;
 }
 
 test('SIGKILL of a -R run: the next start restores a named namespace tcp_rmem and the global somaxconn before any tuner loads', async () => {

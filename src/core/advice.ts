@@ -65,7 +65,8 @@ export class AdviceBook {
 
   /** An action (e.g. one connection's congestion control) the tuner would have taken. */
   action(d: Decision): void {
-    this.record(d, `Due to ${d.reason} (advice only: not applied)`, (a) => a.reason !== d.reason);
+    // Its reason carries per-event evidence (an address, a cost): logged once, counted after.
+    this.record(d, `Due to ${d.reason} (advice only: not applied)`, () => false);
   }
 
   list(): Advice[] {

@@ -16,7 +16,8 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
   const handle = await fs.open(temp, 'w', 0o600);
   try {
     await handle.writeFile(text, 'utf8');
-    await handle.sync();
+    // Data only: the rename and the directory fsync below make the metadata durable.
+    await handle.datasync();
   } finally {
     await handle.close();
   }

@@ -412,7 +412,7 @@ export class StateStore {
       const generation = this.generation;
       this.state.updatedAt = this.now().toISOString();
       await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
-      await writeFileAtomic(this.file, `${JSON.stringify(this.state, null, 1)}\n`);
+      await writeFileAtomic(this.file, `${JSON.stringify(this.state)}\n`);
       this.written = generation;
       if (this.lastError !== undefined) this.log.info(`state file ${this.file} written again`);
       this.lastError = undefined;

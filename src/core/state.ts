@@ -411,8 +411,14 @@ export class StateStore {
       if (this.written >= wanted) return;
       const generation = this.generation;
       this.state.updatedAt = this.now().toISOString();
-      await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
-      await writeFileAtomic(this.file, `${JSON.stringify(this.state)}\n`);
+      const text = `${JSON.stringify(this.state)}\n`;
+      await writeFileAtomic(this.file, text).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        // The first write: create the directory (systemd's StateDirectory= does it for the unit). Not recursive:
+        // Node's recursive mkdir can spin on a parent that refuses children (e.g. below /proc).
+        await mkdir(path.dirname(this.file), { mode: 0o755 });
+        await writeFileAtomic(this.file, text);
+      });
       this.written = generation;
       if (this.lastError !== undefined) this.log.info(`state file ${this.file} written again`);
       this.lastError = undefined;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parseArgs, UsageError } from '../../src/cli/args';
+import { parseArgs, usage, UsageError } from '../../src/cli/args';
 
 test('defaults match the reference: learning rate 4, syslog, no rollback', () => {
   const o = parseArgs([]);
@@ -46,4 +46,10 @@ test('missing and unexpected arguments are errors', () => {
   assert.throws(() => parseArgs(['--debug=1']), UsageError);
   assert.throws(() => parseArgs(['stray']), UsageError);
   assert.throws(() => parseArgs(['-p', '70000']), UsageError);
+});
+
+test('--advise is a long-only option, listed in the usage', () => {
+  assert.equal(parseArgs([]).advise, false);
+  assert.equal(parseArgs(['--advise', '-s']).advise, true);
+  assert.match(usage(), /^ +--advise +advisory mode: /m);
 });

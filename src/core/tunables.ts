@@ -205,6 +205,7 @@ export class TunableRegistry {
   /** Drops per-namespace state for a namespace that no longer exists. */
   forgetNamespace(cookie: bigint): void {
     for (const cookies of this.manual.values()) cookies.delete(cookie);
+    for (const cookies of this.inheritedManual.values()) cookies.delete(cookie);
   }
 
   get writeCount(): number {

@@ -13,6 +13,8 @@
  *   and tell user space, at most once per remote host per interval.
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
  *   remote host, for the learner.
+ * In advisory mode (bpftune_advisory, --advise) no connection is switched:
+ * the loss rule only reports the switch it would make.
  */
 #include "bpftune.bpf.h"
 #include <bpf/bpf_endian.h>

@@ -85,27 +85,34 @@ function stateFile(dir: string): StateOnDisk {
   return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as StateOnDisk;
 }
 
-test('SIGKILL of a -R run: the next start restores a named namespace tcp_rmem and the global somaxconn before any tuner loads', async () => {
+/**
+ * A first daemon raises tcp_rmem in a named namespace and the global
+ * somaxconn, and is killed with SIGKILL (so it rolls nothing back).
+ */
+async function changeThenKill(firstArgs: string[]) {
   const pair = createVethPair();
   setSysctlIn(pair.server, TCP_RMEM, LOW_RMEM);
   const somaxconn = Number(sysctlIn(null, SOMAXCONN));
   const dir = stateDir();
-
-  const first = new DaemonProcess(['-R', ...TUNERS], { stateDir: dir });
+  const first = new DaemonProcess(firstArgs, { stateDir: dir });
   await first.started();
   await raiseRmem(first, pair, LOW_RMEM);
   const raisedSomaxconn = await raiseSomaxconn(first, somaxconn);
   const raisedRmem = sysctlIn(pair.server, TCP_RMEM);
   assert.notEqual(raisedRmem, LOW_RMEM);
-  // The originals are on disk before the changes were made.
   const onDisk = stateFile(dir);
-  const named = onDisk.namespaces.find((n) => n.key === `netns ${pair.server}`);
-  assert.deepEqual(named?.changes.find((c) => c.tunable === TCP_RMEM)?.original, [4096, 65536, 131072]);
-  assert.deepEqual(onDisk.namespaces.find((n) => n.key === 'global')?.changes.find((c) => c.tunable === SOMAXCONN)?.original, [somaxconn]);
-
   await first.stop('SIGKILL');
   assert.equal(sysctlIn(pair.server, TCP_RMEM), raisedRmem, 'a killed daemon rolls nothing back');
   assert.equal(Number(sysctlIn(null, SOMAXCONN)), raisedSomaxconn);
+  return { pair, somaxconn, dir, first, raisedSomaxconn, raisedRmem, onDisk };
+}
+
+test('SIGKILL of a -R run: the next start restores a named namespace tcp_rmem and the global somaxconn before any tuner loads', async () => {
+  const { pair, somaxconn, dir, first, raisedSomaxconn, raisedRmem, onDisk } = await changeThenKill(['-R', ...TUNERS]);
+  // The originals were on disk before the changes were made.
+  const named = onDisk.namespaces.find((n) => n.key === `netns ${pair.server}`);
+  assert.deepEqual(named?.changes.find((c) => c.tunable === TCP_RMEM)?.original, [4096, 65536, 131072]);
+  assert.deepEqual(onDisk.namespaces.find((n) => n.key === 'global')?.changes.find((c) => c.tunable === SOMAXCONN)?.original, [somaxconn]);
 
   const second = new DaemonProcess(['-a', 'netns', '-a', 'sysctl'], { stateDir: dir });
   await second.started();
@@ -124,16 +131,7 @@ test('SIGKILL of a -R run: the next start restores a named namespace tcp_rmem an
 });
 
 test("SIGKILL of a -R run with an administrator's write in between: their value stays, the rest is restored", async () => {
-  const pair = createVethPair();
-  setSysctlIn(pair.server, TCP_RMEM, LOW_RMEM);
-  const somaxconn = Number(sysctlIn(null, SOMAXCONN));
-  const dir = stateDir();
-  const first = new DaemonProcess(['-R', ...TUNERS], { stateDir: dir });
-  await first.started();
-  await raiseRmem(first, pair, LOW_RMEM);
-  await raiseSomaxconn(first, somaxconn);
-  await first.stop('SIGKILL');
-
+  const { pair, somaxconn, dir } = await changeThenKill(['-R', ...TUNERS]);
   setSysctlIn(pair.server, TCP_RMEM, '4096 65536 300000');
   const second = new DaemonProcess(['-a', 'netns'], { stateDir: dir });
   await second.started();
@@ -144,16 +142,7 @@ test("SIGKILL of a -R run with an administrator's write in between: their value 
 });
 
 test('SIGKILL without -R, restart, SIGTERM with -R: the true originals come back, not what the first run set', async () => {
-  const pair = createVethPair();
-  setSysctlIn(pair.server, TCP_RMEM, LOW_RMEM);
-  const somaxconn = Number(sysctlIn(null, SOMAXCONN));
-  const dir = stateDir();
-  const first = new DaemonProcess(TUNERS, { stateDir: dir });
-  await first.started();
-  await raiseRmem(first, pair, LOW_RMEM);
-  const firstSomaxconn = await raiseSomaxconn(first, somaxconn);
-  await first.stop('SIGKILL');
-  const leftRmem = sysctlIn(pair.server, TCP_RMEM);
+  const { pair, somaxconn, dir, raisedSomaxconn: firstSomaxconn, raisedRmem: leftRmem } = await changeThenKill(TUNERS);
 
   const second = new DaemonProcess(['-R', ...TUNERS], { stateDir: dir });
   await second.started();

@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import { AdviceBook } from '../../src/core/advice';
 import { exportEntries, sysctlDropIn } from '../../src/core/export';
 import { createLogger } from '../../src/core/log';
-import type { Namespace } from '../../src/core/netns';
+import type { Namespace, NetnsRegistry } from '../../src/core/netns';
 import { StateStore, validateState, type BpftuneState } from '../../src/core/state';
 import { readJsonFile } from '../../src/core/state-file';
+import { openState } from '../../src/core/state-restore';
 import { TunableRegistry } from '../../src/core/tunables';
 
 const GLOBAL: Namespace = { cookie: 1n, inum: 1, path: '/proc/self/ns/net', global: true };
@@ -162,4 +163,87 @@ test('sysctl.d export: global changes as key = value with why; non-sysctl tunabl
   assert.match(text, /^# net\.core\.somaxconn \(tuner t\): changed 2 times, first 2026-01-01T00:00:00\.000Z, last 2026-01-01T01:00:00\.000Z\n# scenario: 'listen backlog truncated' \(2 times\)\n# reason: listen\(\) backlog 1024\n# original value: 128\nnet\.core\.somaxconn = 1024$/m);
   assert.match(text, /^# ip ntable change name arp_cache thresh3 1024$/m);
   assert.doesNotMatch(text, /^arp_cache/m);
+});
+
+/** A previous run's state file for openState(), with the namespaces given. */
+function previousState(file: string, over: Partial<BpftuneState>): void {
+  const base: BpftuneState = {
+    version: 1, bootId: 'boot-a', pid: 4242, startedAt: '', updatedAt: '2026-01-01T00:00:00Z',
+    rollback: true, advisory: false, finished: false, namespaces: [], previousBoots: [],
+  };
+  writeFileSync(file, JSON.stringify({ ...base, ...over }));
+}
+
+function storedChange(tunable: string, original: number[], previousSet: number[], lastSet: number[], commands?: { original: string; lastSet: string }) {
+  return { tuner: 'tcp_buffer', tunable, original, previousSet, lastSet, changes: 2, scenarios: {}, reason: 'r', first: '', last: '', ...(commands ? { commands } : {}) };
+}
+
+async function open(file: string, bootId: string, values: Map<string, string>) {
+  const { lines, log } = logLines();
+  const state = new StateStore(file, { bootId, rollback: false, advisory: false }, log);
+  const sysctl = {
+    read: async (ns: Namespace, p: string) => values.get(`${ns.cookie} ${p}`) ?? '',
+    write: async (ns: Namespace, p: string, v: string) => void values.set(`${ns.cookie} ${p}`, v),
+  };
+  const byCookie = (c: bigint) => [GLOBAL, NAMED].find((n) => n.cookie === c);
+  const namespaces = { global: GLOBAL, byCookie, resolve: async (c: bigint) => byCookie(c) };
+  const registry = new TunableRegistry(sysctl, namespaces, log, { state });
+  await openState({ store: state, registry, namespaces: namespaces as unknown as NetnsRegistry, sysctl, log });
+  return { lines, registry, state };
+}
+
+test('start after a killed -R run: restores what still holds a value bpftune set (also the one before its last change), keeps what others wrote', async () => {
+  const file = tempFile();
+  previousState(file, {
+    namespaces: [{
+      key: 'netns web', global: false, name: 'web', cookie: '9', ephemeral: false, scenarios: [], takeovers: [],
+      changes: [
+        storedChange('net.ipv4.tcp_rmem', [4096, 131072, 131072], [4096, 131072, 163840], [4096, 131072, 204800]),
+        storedChange('net.ipv4.tcp_wmem', [4096, 16384, 65536], [4096, 16384, 65536], [4096, 16384, 81920]),
+        storedChange('net.core.somaxconn', [128], [128], [160]),
+        storedChange('arp_cache', [128, 512, 1024], [128, 512, 1024], [160, 640, 1280], { original: 'ip ntable ... 1024', lastSet: 'ip ntable ... 1280' }),
+      ],
+    }],
+  });
+  // tcp_rmem: killed between writing the state and the sysctl; tcp_wmem: as set; somaxconn: an administrator wrote 200.
+  const values = new Map([['9 net/ipv4/tcp_rmem', '4096 131072 163840'], ['9 net/ipv4/tcp_wmem', '4096 16384 81920'], ['9 net/core/somaxconn', '200']]);
+  const { lines, registry, state } = await open(file, 'boot-a', values);
+  assert.equal(values.get('9 net/ipv4/tcp_rmem'), '4096 131072 131072');
+  assert.equal(values.get('9 net/ipv4/tcp_wmem'), '4096 16384 65536');
+  assert.equal(values.get('9 net/core/somaxconn'), '200');
+  assert.ok(lines.includes("info Restored 'net.ipv4.tcp_rmem' in netns web from (4096 131072 163840) -> (4096 131072 131072): bpftune (pid 4242, run with -R) stopped before it could roll back"));
+  assert.ok(lines.includes("info Not restoring 'net.core.somaxconn' in netns web: it is (200), not the (160) bpftune set, so someone changed it since; their value stays"));
+  // The neighbour thresholds wait for the tuner that knows how to write them.
+  let arp = [160, 640, 1280];
+  registry.register('neigh_table', [{ name: 'arp_cache', namespaced: false, values: 3, access: { read: async () => arp, write: async (_ns, v) => void (arp = [...v] as number[]), command: () => '' } }], []);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(arp, [128, 512, 1024]);
+  assert.deepEqual(registry.changes(), [], 'restored changes are no longer bpftune\'s');
+  assert.equal(onDisk(file).pid, process.pid, 'this run is on disk at once');
+  assert.deepEqual(state.snapshot.namespaces[0].changes, []);
+});
+
+test('start after a run without -R: its originals and takeovers carry over; after another boot they are history only', async () => {
+  const file = tempFile();
+  const web = {
+    key: 'netns web', global: false, name: 'web', cookie: '9', ephemeral: false, scenarios: [],
+    takeovers: [{ tuner: 'listen_backlog', sysctl: 'net/core/somaxconn', pid: 7, command: 'sysctl -w net.core.somaxconn=256', at: 't' }],
+    changes: [storedChange('net.ipv4.tcp_rmem', [4096, 131072, 131072], [4096, 131072, 163840], [4096, 131072, 204800])],
+  };
+  previousState(file, { rollback: false, finished: true, namespaces: [web] });
+  const values = new Map([['9 net/ipv4/tcp_rmem', '4096 131072 204800']]);
+  const { registry } = await open(file, 'boot-a', values);
+  assert.equal(values.get('9 net/ipv4/tcp_rmem'), '4096 131072 204800', 'nothing restored');
+  assert.deepEqual(registry.changes().map((c) => [c.original, c.current, c.inherited]), [[[4096, 131072, 131072], [4096, 131072, 204800], true]]);
+  registry.register('listen_backlog', [{ name: 'net.core.somaxconn', namespaced: true, values: 1 }], []);
+  assert.equal(registry.state('listen_backlog', 9n), 'manual');
+  await registry.rollback();
+  assert.equal(values.get('9 net/ipv4/tcp_rmem'), '4096 131072 131072', '-R restores the true original');
+
+  previousState(file, { rollback: true, finished: false, namespaces: [web] });
+  values.set('9 net/ipv4/tcp_rmem', '4096 131072 204800');
+  const other = await open(file, 'boot-b', values);
+  assert.equal(values.get('9 net/ipv4/tcp_rmem'), '4096 131072 204800', 'another boot: nothing restored');
+  assert.deepEqual(other.registry.changes(), []);
+  assert.deepEqual(other.state.snapshot.previousBoots.map((b) => [b.bootId, b.namespaces[0].key]), [['boot-a', 'netns web']]);
 });

@@ -160,5 +160,6 @@ test('--advise: the tcp_rmem, lossy-path and somaxconn scenarios give bounded ad
   assert.equal(Number(sysctlIn(null, SOMAXCONN)), somaxconn);
 
   assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, new RegExp(`^advice tcp_buffer/net\\.ipv4\\.tcp_rmem/0/netns ${pair.server}: seen \\d+ times`, 'm'), 'the summary on exit lists the advice');
   assert.deepEqual(snapshot(names, namespaces), before, 'still nothing changed after exit');
 });

@@ -10,7 +10,7 @@ import { errorText, type Logger } from './log';
 import { learningShift } from './learning-rate';
 import type { NativeBinding } from './native';
 import { NetnsRegistry, procNamespaceSource } from './netns';
-import { AdviceBook } from './advice';
+import { AdviceBook, adviceText } from './advice';
 import { builtinLibdir, probeObjectPath, runDirectory, stateFilePath } from './paths';
 import { StateStore } from './state';
 import { readBootId } from './state-file';
@@ -112,7 +112,9 @@ export class Daemon {
 
   /** reports: the tuners' own reports, taken before they were unloaded (at exit); default now. */
   summary(reports: NamedReport[] = this.host.reports()): string {
-    return summaryText(this.tunables.scenarios(), this.tunables.changes(), reports);
+    const text = summaryText(this.tunables.scenarios(), this.tunables.changes(), reports);
+    // In advisory mode the advice is what there is to summarise.
+    return this.advice ? text + adviceText(this.advice.list()) : text;
   }
 
   rollbackCommands(): string {

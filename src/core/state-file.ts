@@ -69,7 +69,16 @@ export async function readJsonFile<T>(file: string, validate: (value: unknown) =
   }
 }
 
-/** This boot's id: it changes at every boot, so a state file from an earlier one describes values the kernel no longer has. */
+/**
+ * This boot's id: it changes at every boot, so a state file from an earlier
+ * one describes values the kernel no longer has. Unreadable (a restricted
+ * /proc): "unknown", so every start looks like the same boot, which is safe:
+ * an original is only restored where a tunable still holds what bpftune set.
+ */
 export function readBootId(file = '/proc/sys/kernel/random/boot_id'): string {
-  return readFileSync(file, 'utf8').trim();
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
 }

@@ -77,7 +77,7 @@ export async function profileIdleDaemon(seconds: number, settleSeconds: number, 
   // --cpu-prof is refused in NODE_OPTIONS, so node runs bin/bpftune itself.
   const child = track(
     spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250', BPFTUNE, '-s', ...daemonArgs], {
-      env: { ...process.env, BPFTUNE_RUNDIR: runDir },
+      env: { ...process.env, BPFTUNE_RUNDIR: runDir, BPFTUNE_STATEDIR: path.join(runDir, 'state') },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );

@@ -30,6 +30,11 @@ const volatile __u32 bpftune_tuner_id = 0;
 const volatile __u32 bpftune_learning_shift = 2;
 /* The daemon's tgid, so tuners can ignore the daemon's own actions. */
 const volatile __u32 bpftune_daemon_tgid = 0;
+/*
+ * Advisory mode (--advise): a BPF side that acts on its own (sets a socket
+ * option) must only report what it would do.
+ */
+const volatile __u32 bpftune_advisory = 0;
 
 static __always_inline __u64 bpftune_delta(__u64 limit)
 {

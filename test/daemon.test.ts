@@ -64,7 +64,7 @@ test('every query answers, the summary is printed on SIGTERM, and nothing is lef
 
   const help = daemon.query('help');
   assert.equal(help.code, 0);
-  for (const q of ['help', 'tuners', 'tunables', 'jtunables', 'summary', 'status', 'jstatus', 'rollback']) {
+  for (const q of ['help', 'tuners', 'tunables', 'jtunables', 'summary', 'status', 'jstatus', 'rollback', 'advice', 'jadvice', 'sysctl.d', 'jexport', 'jstate']) {
     assert.match(help.stdout, new RegExp(`^${q} `, 'm'));
     const r = daemon.query(q);
     assert.equal(r.code, 0, `${q}: ${r.stderr}`);

@@ -6,6 +6,7 @@
 import { DEFAULT_LEARNING_RATE } from '../core/learning-rate';
 
 export interface CliOptions {
+  advise: boolean;
   allow: string[];
   cgroup?: string;
   debug: boolean;
@@ -34,7 +35,8 @@ export class UsageError extends Error {
 }
 
 interface OptionSpec {
-  short: string;
+  /** Absent for long-only options (ours, not the reference's). */
+  short?: string;
   long: string;
   arg?: string;
   help: string;
@@ -42,6 +44,11 @@ interface OptionSpec {
 }
 
 const OPTIONS: OptionSpec[] = [
+  {
+    long: 'advise',
+    help: 'advisory mode: tuners run and log what they would change (-q advice, -q sysctl.d); nothing is changed',
+    apply: (o) => (o.advise = true),
+  },
   { short: 'a', long: 'allow', arg: 'TUNER', help: 'load only this tuner (repeatable)', apply: (o, v) => o.allow.push(tunerName(v)) },
   { short: 'c', long: 'cgroup', arg: 'DIR', help: 'cgroup v2 directory for cgroup programs (mounted if needed)', apply: (o, v) => (o.cgroup = v) },
   { short: 'd', long: 'debug', help: 'debug logging', apply: (o) => (o.debug = true) },
@@ -95,7 +102,7 @@ function parsePort(value: string): number {
 
 export function usage(): string {
   const lines = OPTIONS.map((o) => {
-    const flags = `-${o.short}, --${o.long}${o.arg ? ` ${o.arg}` : ''}`;
+    const flags = `${o.short ? `-${o.short},` : '   '} --${o.long}${o.arg ? ` ${o.arg}` : ''}`;
     return `  ${flags.padEnd(30)} ${o.help}`;
   });
   return `Usage: bpftune [OPTIONS]\n${lines.join('\n')}\n`;
@@ -103,6 +110,7 @@ export function usage(): string {
 
 export function parseArgs(argv: readonly string[]): CliOptions {
   const options: CliOptions = {
+    advise: false,
     allow: [],
     debug: false,
     daemon: false,

@@ -31,6 +31,7 @@ async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
     libdir: options.libdir ?? DEFAULT_LOCAL_LIBDIR,
     port: options.port ?? 0,
     rollback: options.rollback,
+    advisory: options.advise,
   });
 
   // A daemon must not die on one bad event or plugin: log and carry on.

@@ -10,7 +10,11 @@ import { errorText, type Logger } from './log';
 import { learningShift } from './learning-rate';
 import type { NativeBinding } from './native';
 import { NetnsRegistry, procNamespaceSource } from './netns';
-import { builtinLibdir, probeObjectPath, runDirectory } from './paths';
+import { AdviceBook, adviceText } from './advice';
+import { builtinLibdir, probeObjectPath, runDirectory, stateFilePath } from './paths';
+import { StateStore } from './state';
+import { readBootId } from './state-file';
+import { openState } from './state-restore';
 import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
@@ -28,12 +32,17 @@ export interface DaemonOptions {
   /** TCP port for queries; 0 picks a free one. */
   port: number;
   rollback: boolean;
+  /** --advise: tuners run, and every change becomes advice; nothing is written. */
+  advisory?: boolean;
 }
 
 export class Daemon {
   readonly namespaces: NetnsRegistry;
   readonly tunables: TunableRegistry;
   readonly host: TunerHost;
+  readonly state: StateStore;
+  /** Set in advisory mode. */
+  readonly advice: AdviceBook | undefined;
   readonly startedAt = Date.now();
   private server: QueryServer | undefined;
   private readonly mounts: Mounts;
@@ -47,9 +56,16 @@ export class Daemon {
   ) {
     this.mounts = new Mounts(nativeBinding);
     this.namespaces = new NetnsRegistry(procNamespaceSource((p) => nativeBinding.netnsId(p)), log);
-    this.tunables = new TunableRegistry(nativeSysctlAccess(nativeBinding, this.namespaces), this.namespaces, log);
+    this.state = new StateStore(stateFilePath(), { bootId: readBootId(), rollback: options.rollback, advisory: options.advisory === true }, log);
+    this.advice = options.advisory ? new AdviceBook(log) : undefined;
+    this.tunables = new TunableRegistry(nativeSysctlAccess(nativeBinding, this.namespaces), this.namespaces, log, {
+      state: this.state,
+      advice: this.advice,
+    });
     this.namespaces.onChange((ns, change) => {
-      if (change === 'removed') this.tunables.forgetNamespace(ns.cookie);
+      if (change !== 'removed') return;
+      this.tunables.forgetNamespace(ns.cookie);
+      this.state.forgetNamespace(ns.cookie);
     });
     this.host = new TunerHost(nativeBinding, this.tunables, this.namespaces, log, {
       learningRate: options.learningRate,
@@ -59,6 +75,7 @@ export class Daemon {
       allow: options.allow,
       builtinDir: builtinLibdir(),
       probeKinds: () => this.attachKinds(),
+      advisory: options.advisory,
     });
   }
 
@@ -77,6 +94,14 @@ export class Daemon {
     await this.mounts.ensure('cgroup2', this.options.cgroupPath, 'pass an existing cgroup v2 mount with -c DIR');
     await this.mounts.ensure('tracefs', TRACEFS_DIR, 'tracepoint programs cannot attach without it');
     await this.namespaces.init();
+    await openState({
+      store: this.state,
+      registry: this.tunables,
+      namespaces: this.namespaces,
+      sysctl: nativeSysctlAccess(this.nativeBinding, this.namespaces),
+      log: this.log,
+    });
+    if (this.advice) this.log.info('bpftune: advisory mode (--advise): tuners run, nothing is changed; see -q advice');
     this.host.start();
     await this.host.loadDirectories(this.libdirs());
     this.checkAllowList();
@@ -105,7 +130,9 @@ export class Daemon {
 
   /** reports: the tuners' own reports, taken before they were unloaded (at exit); default now. */
   summary(reports: NamedReport[] = this.host.reports()): string {
-    return summaryText(this.tunables.scenarios(), this.tunables.changes(), reports);
+    const text = summaryText(this.tunables.scenarios(), this.tunables.changes(), reports);
+    // In advisory mode the advice is what there is to summarise.
+    return this.advice ? text + adviceText(this.advice.list()) : text;
   }
 
   rollbackCommands(): string {
@@ -126,6 +153,7 @@ export class Daemon {
     if (this.options.rollback) {
       await this.tunables.rollback();
     }
+    await this.state.finish();
     for (const line of this.summary(reports).trimEnd().split('\n')) this.log.info(line);
     if (this.options.rollback) {
       for (const line of this.rollbackCommands().trimEnd().split('\n')) this.log.info(line);

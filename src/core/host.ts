@@ -33,6 +33,8 @@ export interface HostOptions {
   builtinDir: string;
   /** Lazily probes which attach kinds the kernel accepts (needed only for alternatives). */
   probeKinds: () => KindProbe[];
+  /** --advise: BPF sides must not act on their own (bpftune_advisory). */
+  advisory?: boolean;
 }
 
 export interface LoadedTuner {
@@ -305,6 +307,7 @@ export class TunerHost {
       ['bpftune_tuner_id', id],
       ['bpftune_learning_shift', this.options.learningShift],
       ['bpftune_daemon_tgid', process.pid],
+      ['bpftune_advisory', this.options.advisory ? 1 : 0],
     ];
     for (const [name, value] of constants) {
       try {
@@ -376,8 +379,8 @@ export class TunerHost {
     };
   }
 
-  /** A tuner's definition hears that it stopped tuning in a namespace (an administrator took over). */
-  private tellManual(name: string, cookie: bigint): void {
+  /** A tuner's definition hears that its namespaces changed: an administrator took one over, or handed it back. */
+  tellManual(name: string, cookie: bigint): void {
     const tuner = this.loaded.get(name);
     if (!tuner?.definition.manual) return;
     Promise.resolve()

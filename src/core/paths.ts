@@ -1,4 +1,7 @@
-/** Where bpftune keeps things (shared/compat.md); BPFTUNE_RUNDIR moves the run directory for tests. */
+/**
+ * Where bpftune keeps things (shared/compat.md); BPFTUNE_RUNDIR moves the run
+ * directory and BPFTUNE_STATEDIR the state directory, for tests.
+ */
 import * as path from 'node:path';
 
 export const DEFAULT_LOCAL_LIBDIR = '/usr/local/lib64/bpftune';
@@ -9,6 +12,15 @@ export function runDirectory(): string {
 
 export function defaultCgroupDirectory(): string {
   return path.join(runDirectory(), 'cgroupv2');
+}
+
+/** Survives restarts (unlike the run directory, a tmpfs): systemd's StateDirectory=bpftune. */
+export function stateDirectory(): string {
+  return process.env.BPFTUNE_STATEDIR ?? '/var/lib/bpftune';
+}
+
+export function stateFilePath(): string {
+  return path.join(stateDirectory(), 'state.json');
 }
 
 export function serverPortFile(): string {

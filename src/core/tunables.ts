@@ -17,6 +17,8 @@ import {
   type SysctlValue,
 } from './sysctl-values';
 import type { ActionRecord, ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
+import type { StateStore, StoredChange } from './state';
+import type { AdviceBook } from './advice';
 
 /** Reads a declared tunable: its own access for non-sysctl tunables, else /proc/sys. */
 async function readTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace): Promise<SysctlValue[]> {
@@ -51,6 +53,24 @@ export interface ChangeRecord {
   changes: number;
   /** Set for tunables that are not sysctls: the command that sets given values. */
   command?: (values: readonly SysctlValue[]) => string;
+  /** The last change's reason, and how many changes each scenario caused (for the sysctl.d export). */
+  reason: string;
+  scenarios: Record<string, number>;
+  /** Times of the first and last change, ms since the epoch. */
+  first: number;
+  last: number;
+  /** Made by an earlier run of this boot (from the state file): someone may have written it while no bpftune watched. */
+  inherited?: boolean;
+}
+
+/**
+ * Optional parts of the write path: the state file every change is recorded
+ * in before it is applied, and, in advisory mode, the advice that replaces
+ * every change.
+ */
+export interface RegistryExtensions {
+  state?: Pick<StateStore, 'beforeChange' | 'changeFailed' | 'scenarioOccurred' | 'takeover'>;
+  advice?: AdviceBook;
 }
 
 export interface ScenarioRecord {
@@ -67,6 +87,11 @@ interface RegisteredTuner {
   scenarios: Map<number, ScenarioDeclaration>;
 }
 
+/** A changed sysctl whose tuner is not loaded (unloaded, or the change is inherited from an earlier run). */
+function sysctlDeclaration(rec: ChangeRecord): TunableDeclaration {
+  return { name: rec.tunable, namespaced: !rec.ns.global, values: rec.original.length, string: typeof rec.original[0] === 'string' };
+}
+
 export class TunableRegistry {
   private readonly tuners = new Map<string, RegisteredTuner>();
   /** tuner -> namespace cookies where an administrator took over. */
@@ -78,11 +103,16 @@ export class TunableRegistry {
   /** Serialises read-modify-write of one tunable in one namespace. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private writes = 0;
+  /** Takeovers from an earlier run of this boot, re-applied whenever their tuner registers. */
+  private readonly inheritedManual = new Map<string, Set<bigint>>();
+  /** Restores of non-sysctl tunables an earlier run left behind, run once a tuner declares how to write them. */
+  private readonly pendingRestores = new Map<string, Array<(decl: TunableDeclaration) => Promise<void>>>();
 
   constructor(
     private readonly sysctl: SysctlAccess,
     private readonly namespaces: NamespaceLookup,
     private readonly log: Logger,
+    private readonly ext: RegistryExtensions = {},
   ) {}
 
   register(tuner: string, tunables: TunableDeclaration[], scenarios: ScenarioDeclaration[]): void {
@@ -91,6 +121,66 @@ export class TunableRegistry {
       tunables: new Map(tunables.map((t) => [t.name, t])),
       scenarios: new Map(scenarios.map((s) => [s.id, s])),
     });
+    const inherited = this.inheritedManual.get(tuner);
+    if (inherited) this.manual.set(tuner, new Set([...(this.manual.get(tuner) ?? []), ...inherited]));
+    for (const decl of tunables) {
+      if (!decl.access) continue;
+      for (const [key, rec] of this.changeRecords) {
+        if (rec.tunable === decl.name && !this.accessors.has(key)) this.accessors.set(key, decl);
+      }
+      for (const restore of this.pendingRestores.get(decl.name) ?? []) {
+        // Under the tunable's lock, so the tuner's own first change waits for it.
+        void this.withLock(`${decl.name}@restore`, () => restore(decl));
+      }
+      this.pendingRestores.delete(decl.name);
+    }
+  }
+
+  /** A change an earlier run of this boot made and left in place: the summary, rollback and export carry on from it. */
+  inherit(ns: Namespace, stored: StoredChange): void {
+    const commands = stored.commands;
+    this.changeRecords.set(`${stored.tunable}@${ns.cookie}`, {
+      tuner: stored.tuner,
+      tunable: stored.tunable,
+      ns,
+      original: [...stored.original],
+      current: [...stored.lastSet],
+      changes: stored.changes,
+      command: commands ? (values) => (sameValues(values, stored.original) ? commands.original : commands.lastSet) : undefined,
+      reason: stored.reason,
+      scenarios: { ...stored.scenarios },
+      first: Date.parse(stored.first),
+      last: Date.parse(stored.last),
+      inherited: true,
+    });
+  }
+
+  /** An administrator took this over in an earlier run of this boot: the tuner stays away from it. */
+  inheritTakeover(tuner: string, cookie: bigint): void {
+    const cookies = this.inheritedManual.get(tuner) ?? new Set<bigint>();
+    cookies.add(cookie);
+    this.inheritedManual.set(tuner, cookies);
+    this.manual.get(tuner)?.add(cookie);
+  }
+
+  /** Runs restore once a tuner declares the non-sysctl tunable (it knows how to write it). */
+  restoreWhenDeclared(tunable: string, restore: (decl: TunableDeclaration) => Promise<void>): void {
+    const list = this.pendingRestores.get(tunable) ?? [];
+    list.push(restore);
+    this.pendingRestores.set(tunable, list);
+  }
+
+  /**
+   * An administrator hands tunables back: the tuners that manage `tunable`
+   * (or the tuner of that name) tune in that namespace again. Returns their names.
+   */
+  release(tunerOrTunable: string, cookie: bigint): string[] {
+    const released: string[] = [];
+    for (const [tuner, cookies] of [...this.manual, ...this.inheritedManual]) {
+      const manages = tuner === tunerOrTunable || this.tuners.get(tuner)?.tunables.has(tunerOrTunable);
+      if (manages && cookies.delete(cookie) && !released.includes(tuner)) released.push(tuner);
+    }
+    return released;
   }
 
   /** Forgets a tuner's declarations; its change records stay for the summary and rollback. */
@@ -115,6 +205,7 @@ export class TunableRegistry {
   /** Drops per-namespace state for a namespace that no longer exists. */
   forgetNamespace(cookie: bigint): void {
     for (const cookies of this.manual.values()) cookies.delete(cookie);
+    for (const cookies of this.inheritedManual.values()) cookies.delete(cookie);
   }
 
   get writeCount(): number {
@@ -183,8 +274,12 @@ export class TunableRegistry {
       this.log.debug(`tuner '${tuner}': not recording '${action.reason}': namespace cookie ${action.netnsCookie} is gone`);
       return false;
     }
-    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
-    this.log.info(`Due to ${action.reason}`);
+    if (this.ext.advice) {
+      this.ext.advice.action({ tuner, decl, scenario, ns, reason: action.reason });
+    } else {
+      this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
+      this.log.info(`Due to ${action.reason}`);
+    }
     this.countScenario(tuner, decl, scenario, ns);
     return true;
   }
@@ -204,9 +299,31 @@ export class TunableRegistry {
       return false;
     }
     if (sameValues(old, change.values)) return false;
+    if (this.ext.advice) {
+      // Advisory mode: the current value is left alone, so advice is always relative to what the kernel really has.
+      this.ext.advice.change({ tuner, decl, scenario, ns, reason: change.reason, from: old, to: change.values });
+      this.countScenario(tuner, decl, scenario, ns);
+      return false;
+    }
+    try {
+      await this.ext.state?.beforeChange({
+        ns,
+        tuner,
+        tunable: decl.name,
+        scenario,
+        reason: change.reason,
+        old,
+        values: change.values,
+        command: decl.access?.command.bind(decl.access),
+      });
+    } catch (err) {
+      this.log.error(`tuner '${tuner}': not changing '${decl.name}' in ${nsDescription(ns)}: ${errorText(err)}`);
+      return false;
+    }
     try {
       await writeTunable(this.sysctl, decl, ns, change.values);
     } catch (err) {
+      this.ext.state?.changeFailed(ns, decl.name);
       this.log.error(
         `tuner '${tuner}': failed to change '${decl.name}' from (${formatSysctlValues(old)}) to ` +
           `(${formatSysctlValues(change.values)}) in ${nsDescription(ns)} (cookie ${ns.cookie}): ${errorText(err)}; ` +
@@ -220,7 +337,7 @@ export class TunableRegistry {
     this.log.info(
       `Due to ${change.reason} change ${decl.name}${labels} from (${formatSysctlValues(old)}) -> (${formatSysctlValues(change.values)})`,
     );
-    this.record(tuner, decl, scenario, ns, old, change.values);
+    this.record(tuner, decl, scenario, ns, old, change.values, change.reason);
     return true;
   }
 
@@ -231,17 +348,30 @@ export class TunableRegistry {
     ns: Namespace,
     old: SysctlValue[],
     values: SysctlValue[],
+    reason: string,
   ): void {
     const changeKey = `${decl.name}@${ns.cookie}`;
-    const existing = this.changeRecords.get(changeKey);
-    if (existing) {
-      existing.current = [...values];
-      existing.changes++;
-    } else {
-      const command = decl.access?.command.bind(decl.access);
-      this.changeRecords.set(changeKey, { tuner, tunable: decl.name, ns, original: old, current: [...values], changes: 1, command });
-      this.accessors.set(changeKey, decl);
-    }
+    const now = Date.now();
+    const rec = this.changeRecords.get(changeKey) ?? {
+      tuner,
+      tunable: decl.name,
+      ns,
+      original: old,
+      current: [],
+      changes: 0,
+      command: decl.access?.command.bind(decl.access),
+      reason,
+      scenarios: {},
+      first: now,
+      last: now,
+    };
+    rec.current = [...values];
+    rec.changes++;
+    rec.reason = reason;
+    rec.last = now;
+    rec.scenarios[scenario.name] = (rec.scenarios[scenario.name] ?? 0) + 1;
+    this.changeRecords.set(changeKey, rec);
+    this.accessors.set(changeKey, decl);
     this.countScenario(tuner, decl, scenario, ns);
   }
 
@@ -250,6 +380,7 @@ export class TunableRegistry {
     const counted = this.scenarioRecords.get(scenarioKey);
     if (counted) counted.count++;
     else this.scenarioRecords.set(scenarioKey, { tuner, tunable: decl.name, scenario, global: ns.global, count: 1 });
+    this.ext.state?.scenarioOccurred(ns, tuner, decl.name, scenario);
   }
 
   /**
@@ -266,6 +397,12 @@ export class TunableRegistry {
       cookies.add(write.netnsCookie);
       this.manual.set(t.name, cookies);
       disabled.push(t.name);
+      const state = this.ext.state;
+      if (state) {
+        const takeover = { tuner: t.name, sysctl: write.sysctl, pid: write.pid, command: write.command, at: new Date().toISOString() };
+        // Written at once (a restart must not override the administrator); a failure is logged by the store.
+        void this.namespaces.resolve(write.netnsCookie).then((ns) => (ns ? state.takeover(ns, takeover) : undefined));
+      }
       const shown = write.sysctl.startsWith('net/') ? write.sysctl.slice('net/'.length) : dotted;
       this.log.info(
         `pid ${write.pid}, cmd '${write.command}' modified sysctl '${shown}' that tuner '${t.name}' uses; ` +
@@ -287,10 +424,14 @@ export class TunableRegistry {
         this.log.info(`Not rolling back '${rec.tunable}': namespace cookie ${rec.ns.cookie} no longer exists`);
         continue;
       }
-      const decl = this.accessors.get(`${rec.tunable}@${rec.ns.cookie}`);
+      const decl = this.accessors.get(`${rec.tunable}@${rec.ns.cookie}`) ?? (rec.command ? undefined : sysctlDeclaration(rec));
+      if (!decl) {
+        this.log.info(`Not rolling back '${rec.tunable}': no loaded tuner knows how to write it; restore it by hand: ${rec.command?.(rec.original)}`);
+        continue;
+      }
       try {
-        if (decl) {
-          // Nothing reports writes to a non-sysctl tunable (e.g. `ip ntable change`), so look.
+        if (decl.access || rec.inherited) {
+          // Nothing reports writes to a non-sysctl tunable (e.g. `ip ntable change`), nor writes made while no bpftune ran, so look.
           const now = await readTunable(this.sysctl, decl, ns);
           if (!sameValues(now, rec.current)) {
             this.log.info(
@@ -300,7 +441,7 @@ export class TunableRegistry {
             continue;
           }
         }
-        await writeTunable(this.sysctl, decl ?? { name: rec.tunable, namespaced: true, values: rec.original.length }, ns, rec.original);
+        await writeTunable(this.sysctl, decl, ns, rec.original);
         this.log.info(
           `Rolled back '${rec.tunable}' in ${nsDescription(ns)} from (${formatSysctlValues(rec.current)}) -> (${formatSysctlValues(rec.original)})`,
         );

@@ -7,11 +7,17 @@ import type { Daemon } from '../core/daemon';
 import { errorText } from '../core/log';
 import { formatSysctlValues } from '../core/sysctl-values';
 import { VERSION } from '../core/paths';
+import { stateQueries } from './state-queries';
+
+export interface QueryCaller {
+  /** Asked over the root-only Unix socket: may change the daemon's state. */
+  privileged: boolean;
+}
 
 export interface Query {
   description: string;
   /** args: the words after the query's name ("report tcp_conn" -> ["tcp_conn"]). */
-  run(args?: string[]): Promise<string>;
+  run(args?: string[], caller?: QueryCaller): Promise<string>;
 }
 
 export type QueryTable = Map<string, Query>;
@@ -126,5 +132,6 @@ export function createQueries(daemon: Daemon): QueryTable {
     JSON.stringify(Object.fromEntries(reports(args).map((r) => [r.tuner, r.report.json ?? r.report.text]))) + '\n',
   );
   add('rollback', 'the commands that would roll back every change made so far', () => daemon.rollbackCommands());
+  for (const [name, q] of stateQueries(daemon)) table.set(name, q);
   return table;
 }

@@ -24,12 +24,12 @@ export class QueryServer {
   ) {}
 
   async listen(port: number): Promise<void> {
-    this.tcp = await this.open(port === 0 ? { host: '127.0.0.1', port: 0 } : { host: '127.0.0.1', port }, `127.0.0.1:${port}`, '-p PORT');
+    this.tcp = await this.open(port === 0 ? { host: '127.0.0.1', port: 0 } : { host: '127.0.0.1', port }, `127.0.0.1:${port}`, '-p PORT', false);
     const address = this.tcp.address() as net.AddressInfo;
     await fs.writeFile(serverPortFile(), `${address.port}\n`, { mode: 0o644 });
     const socketPath = querySocketPath();
     await fs.rm(socketPath, { force: true });
-    this.unix = await this.open({ path: socketPath }, socketPath, 'the run directory');
+    this.unix = await this.open({ path: socketPath }, socketPath, 'the run directory', true);
     await fs.chmod(socketPath, 0o600);
     this.log.debug(`queries: listening on 127.0.0.1:${address.port} and ${socketPath}`);
   }
@@ -38,9 +38,10 @@ export class QueryServer {
     return (this.tcp?.address() as net.AddressInfo | null)?.port;
   }
 
-  private open(options: net.ListenOptions, where: string, hint: string): Promise<net.Server> {
+  /** privileged: only root can connect (the Unix socket), so queries that change something are allowed. */
+  private open(options: net.ListenOptions, where: string, hint: string, privileged: boolean): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((socket) => this.serve(socket));
+      const server = net.createServer((socket) => this.serve(socket, privileged));
       server.once('error', (err) => reject(new Error(`cannot listen for queries on ${where}: ${errorText(err)}; check ${hint}`)));
       server.listen(options, () => {
         server.removeAllListeners('error');
@@ -50,7 +51,7 @@ export class QueryServer {
     });
   }
 
-  private serve(socket: net.Socket): void {
+  private serve(socket: net.Socket, privileged: boolean): void {
     let request = '';
     let answered = false;
     socket.setTimeout(CONNECTION_TIMEOUT_MS, () => socket.destroy());
@@ -58,7 +59,7 @@ export class QueryServer {
     const answer = (line: string) => {
       if (answered) return;
       answered = true;
-      this.answer(line.trim())
+      this.answer(line.trim(), privileged)
         .then((reply) => socket.end(truncate(reply)))
         .catch((err) => socket.end(`error: query failed: ${errorText(err)}\n`));
     };
@@ -71,13 +72,13 @@ export class QueryServer {
     socket.on('end', () => answer(request));
   }
 
-  async answer(line: string): Promise<string> {
+  async answer(line: string, privileged = false): Promise<string> {
     const [name = '', ...args] = line.split(/\s+/);
     const query = this.queries.get(name);
     if (!query) {
       return `error: unknown query '${name}'; known queries: ${[...this.queries.keys()].join(', ')}\n`;
     }
-    return query.run(args);
+    return query.run(args, { privileged });
   }
 
   async close(): Promise<void> {

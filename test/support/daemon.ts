@@ -1,5 +1,6 @@
 /**
- * Runs bin/bpftune -s as a child process with its own run directory, collects
+ * Runs bin/bpftune -s as a child process with its own run directory and state
+ * directory (a test daemon must never read or write /var/lib/bpftune), collects
  * what it logs, and waits for lines. stop() sends SIGTERM and waits for exit;
  * cleanup paths kill it regardless, so no daemon outlives a failed test.
  */
@@ -32,18 +33,28 @@ export function runBpftune(args: string[], runDir?: string): RunResult {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+export interface DaemonProcessOptions {
+  /**
+   * State directory (BPFTUNE_STATEDIR) to share between runs; it is not
+   * removed by stop(). Default: a directory of this daemon's own, removed with it.
+   */
+  stateDir?: string;
+}
+
 export class DaemonProcess {
   readonly runDir: string;
+  readonly stateDir: string;
   private readonly child: ChildProcess;
   private output = '';
   private exitCode: number | null | undefined;
   private readonly exited: Promise<number | null>;
   private waiters: Array<() => void> = [];
 
-  constructor(args: string[]) {
+  constructor(args: string[], options: DaemonProcessOptions = {}) {
     this.runDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-run-'));
+    this.stateDir = options.stateDir ?? path.join(this.runDir, 'state');
     this.child = spawn(BPFTUNE, ['-s', ...args], {
-      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir },
+      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir, BPFTUNE_STATEDIR: this.stateDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this);

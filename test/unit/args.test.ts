@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { parseArgs, UsageError } from '../../src/cli/args';
+import { parseArgs, usage, UsageError } from '../../src/cli/args';
 
 test('defaults match the reference: learning rate 4, syslog, no rollback', () => {
   const o = parseArgs([]);
@@ -58,4 +58,10 @@ test('-l must be an absolute path without . or .. components', () => {
   for (const bad of ['lib', './lib', '/usr/../tmp', '/usr/./lib']) {
     assert.throws(() => parseArgs(['-l', bad]), (e: unknown) => e instanceof UsageError && /plugin directory/.test(e.message), bad);
   }
+});
+
+test('--advise is a long-only option, listed in the usage', () => {
+  assert.equal(parseArgs([]).advise, false);
+  assert.equal(parseArgs(['--advise', '-s']).advise, true);
+  assert.match(usage(), /^ +--advise +advisory mode: /m);
 });

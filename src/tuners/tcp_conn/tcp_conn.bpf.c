@@ -13,6 +13,8 @@
  *   and tell user space, at most once per remote host per interval.
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
  *   remote host, for the learner.
+ * In advisory mode (bpftune_advisory, --advise) no connection is switched:
+ * the loss rule only reports the switch it would make.
  */
 #include "bpftune.bpf.h"
 #include <bpf/bpf_endian.h>
@@ -225,7 +227,8 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	if (!state)
 		return;
 	remote_of(skops, tp, &data.remote, data.peer);
-	choice = bpf_map_lookup_elem(&tcp_conn_choices, &data.remote);
+	/* Advisory mode: the learner still learns, but no connection is steered. */
+	choice = bpftune_advisory ? NULL : bpf_map_lookup_elem(&tcp_conn_choices, &data.remote);
 	if (choice) {
 		data.setsockopt_err = set_alg(skops, choice->alg);
 		if (data.setsockopt_err == 0) {
@@ -260,7 +263,8 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	data.initial_alg = current_alg(skops);
 	if (data.initial_alg == TCP_CONN_ALG_BBR)
 		goto done;
-	data.setsockopt_err = set_alg(skops, TCP_CONN_ALG_BBR);
+	/* Advisory mode: report the switch it would make, and leave the connection as it is. */
+	data.setsockopt_err = bpftune_advisory ? 0 : set_alg(skops, TCP_CONN_ALG_BBR);
 	data.alg = TCP_CONN_ALG_BBR;
 	data.total_retrans = skops->total_retrans;
 	data.segs_out = skops->segs_out;

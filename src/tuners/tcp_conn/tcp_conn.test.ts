@@ -12,7 +12,6 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
@@ -20,9 +19,9 @@ import { createEmulatedLink, type EmulatedLink } from '../../../test/support/lin
 import { TestCgroup } from '../../../test/support/cgroup';
 import { EVENT_DATA_LAYOUT, EVENT_DATA_SIZE, REMOTE_LAYOUT, REMOTE_SIZE } from './layout';
 import { btfStruct } from '../../../test/support/btf';
+import { transfer } from './test-traffic';
 
 const OBJECT = path.resolve(__dirname, 'tcp_conn.bpf.o');
-const PORT = 5201;
 
 const links: EmulatedLink[] = [];
 let cgroup: TestCgroup | undefined;
@@ -54,38 +53,6 @@ async function lossyLink(lossPercent: number): Promise<EmulatedLink> {
 
 function startDaemon(cg: TestCgroup): DaemonProcess {
   return new DaemonProcess(['-d', '-a', 'tcp_conn', '-c', cg.mountPoint]);
-}
-
-/** Congestion control of each of the client's connections to the server, as `ss -ti` shows it. */
-function algorithmsOnSockets(link: EmulatedLink, server: string): string[] {
-  const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'dst', server.includes(':') ? `[${server}]` : server, 'dport', `= :${PORT}`], { encoding: 'utf8' });
-  return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
-}
-
-/** One iperf3 transfer from client to server; returns every algorithm seen on its sockets while it ran. */
-async function transfer(
-  cg: TestCgroup,
-  link: EmulatedLink,
-  seconds: number,
-  extra: string[] = [],
-  server = link.serverAddr4,
-): Promise<Set<string>> {
-  const listener = cg.run('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
-  for (let i = 0; i < 50; i++) {
-    const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
-    if (listening?.trim()) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const client = cg.run('ip', ['netns', 'exec', link.client, 'iperf3', '-c', server, '-p', String(PORT), '-t', String(seconds), ...extra]);
-  const seen = new Set<string>();
-  const poll = setInterval(() => algorithmsOnSockets(link, server).forEach((a) => seen.add(a)), 150);
-  try {
-    await client.done;
-    await listener.done;
-  } finally {
-    clearInterval(poll);
-  }
-  return seen;
 }
 
 interface ReportRow {

@@ -1,0 +1,84 @@
+/**
+ * The state file on disk: written atomically (a temporary file in the same
+ * directory, fsync, rename over the old one, fsync of the directory), so a
+ * crash at any point leaves either the old or the new file, never a torn one.
+ * Reading checks the shape; a file that is unreadable or not a state file is
+ * moved aside (state.json.corrupt-<time>) so the daemon can start afresh and
+ * an operator can still look at it.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { errorText } from './log';
+
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const handle = await fs.open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(text, 'utf8');
+    // Data only: the rename and the directory fsync below make the metadata durable.
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(temp, file);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+  // The rename is durable only once the directory entry is.
+  const dirHandle = await fs.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+export type ReadResult<T> =
+  | { kind: 'none' }
+  | { kind: 'ok'; value: T }
+  | { kind: 'corrupt'; reason: string; movedTo?: string; moveError?: string };
+
+/**
+ * Reads and validates a JSON file. A missing file is 'none'; anything else
+ * that fails (I/O error, bad JSON, wrong shape) is moved aside and reported.
+ */
+export async function readJsonFile<T>(file: string, validate: (value: unknown) => T, now: Date = new Date()): Promise<ReadResult<T>> {
+  let reason: string;
+  try {
+    const text = await fs.readFile(file, 'utf8');
+    try {
+      return { kind: 'ok', value: validate(JSON.parse(text) as unknown) };
+    } catch (err) {
+      // The parser quotes the file's bytes: keep the log line one printable line.
+      const detail = errorText(err).replace(/[\x00-\x1f\x7f]+/g, ' ');
+      reason = `${err instanceof SyntaxError ? 'not valid JSON' : 'not a bpftune state file'} (${detail})`;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
+    reason = `unreadable (${errorText(err)})`;
+  }
+  const movedTo = `${file}.corrupt-${now.toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    await fs.rename(file, movedTo);
+    return { kind: 'corrupt', reason, movedTo };
+  } catch (err) {
+    return { kind: 'corrupt', reason, moveError: errorText(err) };
+  }
+}
+
+/**
+ * This boot's id: it changes at every boot, so a state file from an earlier
+ * one describes values the kernel no longer has. Unreadable (a restricted
+ * /proc): "unknown", so every start looks like the same boot, which is safe:
+ * an original is only restored where a tunable still holds what bpftune set.
+ */
+export function readBootId(file = '/proc/sys/kernel/random/boot_id'): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}

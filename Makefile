@@ -23,15 +23,30 @@ TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsco
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
+# Debian's own Node.js (18.20 on Debian 12) and npm when there is no node or
+# npm at all, and the Node-API headers (libnode-dev) for the addon when the
+# node found came without them. A node from elsewhere (e.g. nodesource, which
+# provides npm itself) is used as it is: installing Debian's npm beside it
+# would make apt remove it.
+NODE_PACKAGES := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
+	$(if $(wildcard /usr/include/node/node_api.h),,libnode-dev)
+NODE_MIN_MAJOR := 18
+
 # Installs only what is missing, so a machine that has everything is untouched.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEB_PACKAGES) $(NODE_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \
+	fi
+	@v=$$(node -p process.versions.node) || exit 1; \
+	if [ "$${v%%.*}" -lt $(NODE_MIN_MAJOR) ]; then \
+		echo "error: node $$v ($$(command -v node)) is too old: bpftune needs Node.js >= $(NODE_MIN_MAJOR);" \
+			"install Debian's (apt-get install nodejs npm) or put a newer node first on PATH" >&2; \
+		exit 1; \
 	fi
 
 node_modules/.installed: package.json package-lock.json
@@ -60,9 +75,10 @@ run: all
 lint: all
 	npx eslint .
 
-# Tests share the root cgroup's BPF attachments, so they run one file at a time.
+# Tests share the root cgroup's BPF attachments, so they run one file at a time
+# (test/run-tests.ts: Node 18 has no --test-concurrency).
 test: all lint
-	node --test --test-concurrency=1 $$(find dist -name '*.test.js' | sort)
+	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
 # and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.

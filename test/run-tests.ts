@@ -6,6 +6,7 @@
  * the files behind each other on both, and node's own reporter prints the
  * usual closing lines (tests/pass/fail).
  */
+import type { Readable } from 'node:stream';
 import { run } from 'node:test';
 import { spec, tap } from 'node:test/reporters';
 
@@ -19,4 +20,4 @@ stream.on('test:fail', () => {
   process.exitCode = 1;
 });
 // node --test's own choice: spec on a terminal, TAP otherwise (CI reads either).
-stream.compose(process.stdout.isTTY ? new spec() : tap).pipe(process.stdout);
+stream.compose<Readable>(process.stdout.isTTY ? new spec() : tap).pipe(process.stdout);

@@ -38,10 +38,12 @@ export class DaemonProcess {
   private readonly exited: Promise<number | null>;
   private waiters: Array<() => void> = [];
 
-  constructor(args: string[]) {
+  /** command: what runs bpftune (default bin/bpftune), e.g. a packaged one under another node. */
+  constructor(args: string[], options: { command?: string[]; env?: NodeJS.ProcessEnv } = {}) {
     this.runDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-run-'));
-    this.child = spawn(BPFTUNE, ['-s', ...args], {
-      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir },
+    const [command, ...commandArgs] = options.command ?? [BPFTUNE];
+    this.child = spawn(command, [...commandArgs, '-s', ...args], {
+      env: { ...process.env, ...options.env, BPFTUNE_RUNDIR: this.runDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this);

@@ -4,6 +4,7 @@
  * ('@name' for an abstract one) and prints each datagram it receives.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { OutputWaiters } from './waiters';
 
 const RECEIVER = `
 import base64, socket, sys
@@ -21,7 +22,7 @@ export class DatagramReceiver {
   private readonly child: ChildProcess;
   private readonly ready: Promise<void>;
   private pending = '';
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new OutputWaiters();
 
   constructor(readonly address: string) {
     this.child = spawn('python3', ['-c', RECEIVER, address], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -35,7 +36,7 @@ export class DatagramReceiver {
           if (line === 'ready') resolve();
           else this.datagrams.push(Buffer.from(line, 'base64'));
         }
-        for (const w of this.waiters) w();
+        this.waiters.poke();
       });
     });
   }
@@ -47,25 +48,11 @@ export class DatagramReceiver {
 
   /** Resolves with the first datagram for which match() is true. */
   waitFor(match: (d: Buffer) => boolean, timeoutMs = 15_000): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.datagrams.find(match);
-        if (found) {
-          done();
-          resolve(found);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no matching datagram on ${this.address} within ${timeoutMs} ms; got ${this.datagrams.length}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-      };
-      this.waiters.push(check);
-      check();
-    });
+    return this.waiters.wait(
+      () => this.datagrams.find(match),
+      timeoutMs,
+      () => new Error(`no matching datagram on ${this.address} within ${timeoutMs} ms; got ${this.datagrams.length}`),
+    );
   }
 
   close(): void {

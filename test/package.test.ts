@@ -89,6 +89,28 @@ test("the package holds the files README's Install section lists, and no test or
   assert.match(depends, /libbpf1/, 'the addon\'s libraries, resolved by dpkg-shlibdeps');
 });
 
+test('make install puts the same files under DESTDIR, and make uninstall removes them all', () => {
+  const destdir = path.join(work, 'destdir');
+  const make = (target: string) => {
+    const r = spawnSync('make', [target, `DESTDIR=${destdir}`, 'PREFIX=/usr'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, `make ${target}: ${r.stderr}`);
+  };
+  const filesUnder = (dir: string) =>
+    execFileSync('find', [dir, '!', '-type', 'd'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.slice(dir.length))
+      .sort();
+  make('install');
+  // The package adds what debhelper makes (docs, the lintian override) and compresses man pages.
+  const packaged = filesUnder(root)
+    .filter((f) => !f.startsWith('/usr/share/doc/') && !f.startsWith('/usr/share/lintian/'))
+    .map((f) => f.replace(/\.gz$/, ''));
+  assert.deepEqual(filesUnder(destdir), packaged);
+  make('uninstall');
+  assert.deepEqual(filesUnder(destdir), [], 'make uninstall leaves no file');
+});
+
 test('the unit verifies clean; its security exposure is printed and at most 5.0', (t) => {
   const packaged = readFileSync(path.join(root, 'lib/systemd/system/bpftune.service'), 'utf8');
   assert.match(packaged, /^ExecStart=\/usr\/sbin\/bpftune$/m);

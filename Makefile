@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	iproute2 iperf3 iptables iputils-ping make g++ python3 procps
+	iproute2 iperf3 iptables iputils-ping make g++ python3 procps acl
 CLANG ?= clang
 LLVM_STRIP ?= llvm-strip
 BPFTOOL ?= bpftool

@@ -8,10 +8,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { OutputWaiters } from './waiters';
+import { trustedCopy } from './trusted-dir';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
-export const SAMPLES_LIBDIR = path.join(REPO_ROOT, 'dist', 'samples');
+/** The sample plugins, copied where the daemon's plugin path checks accept them (see trusted-dir). */
+export const SAMPLES_LIBDIR = trustedCopy(path.join(REPO_ROOT, 'dist', 'samples'), 'samples');
 
 const running = new Set<DaemonProcess>();
 

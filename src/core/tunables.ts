@@ -7,6 +7,7 @@
  */
 import type { Logger } from './log';
 import { errorText } from './log';
+import { changeFields } from './journal';
 import type { Namespace } from './netns';
 import { nsDescription } from './netns';
 import {
@@ -277,8 +278,9 @@ export class TunableRegistry {
     if (this.ext.advice) {
       this.ext.advice.action({ tuner, decl, scenario, ns, reason: action.reason });
     } else {
-      this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
-      this.log.info(`Due to ${action.reason}`);
+      const fields = changeFields({ tuner, tunable: decl.name, scenario: scenario.name, netnsCookie: ns.cookie });
+      this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`, fields);
+      this.log.info(`Due to ${action.reason}`, fields);
     }
     this.countScenario(tuner, decl, scenario, ns);
     return true;
@@ -333,9 +335,18 @@ export class TunableRegistry {
     }
     this.writes++;
     const labels = decl.labels ? `(${decl.labels.join(' ')})` : '';
-    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
+    const fields = changeFields({
+      tuner,
+      tunable: decl.name,
+      scenario: scenario.name,
+      netnsCookie: ns.cookie,
+      old: formatSysctlValues(old),
+      new: formatSysctlValues(change.values),
+    });
+    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`, fields);
     this.log.info(
       `Due to ${change.reason} change ${decl.name}${labels} from (${formatSysctlValues(old)}) -> (${formatSysctlValues(change.values)})`,
+      fields,
     );
     this.record(tuner, decl, scenario, ns, old, change.values, change.reason);
     return true;

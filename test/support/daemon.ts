@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { OutputWaiters } from './waiters';
 import { trustedCopy } from './trusted-dir';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -39,6 +40,9 @@ export interface DaemonProcessOptions {
    * removed by stop(). Default: a directory of this daemon's own, removed with it.
    */
   stateDir?: string;
+  /** What runs bpftune (default bin/bpftune), e.g. a packaged one under another node. */
+  command?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 export class DaemonProcess {
@@ -48,19 +52,20 @@ export class DaemonProcess {
   private output = '';
   private exitCode: number | null | undefined;
   private readonly exited: Promise<number | null>;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new OutputWaiters();
 
   constructor(args: string[], options: DaemonProcessOptions = {}) {
     this.runDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-run-'));
     this.stateDir = options.stateDir ?? path.join(this.runDir, 'state');
-    this.child = spawn(BPFTUNE, ['-s', ...args], {
-      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir, BPFTUNE_STATEDIR: this.stateDir },
+    const [command, ...commandArgs] = options.command ?? [BPFTUNE];
+    this.child = spawn(command, [...commandArgs, '-s', ...args], {
+      env: { ...process.env, ...options.env, BPFTUNE_RUNDIR: this.runDir, BPFTUNE_STATEDIR: this.stateDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this);
     const collect = (chunk: Buffer) => {
       this.output += chunk.toString('utf8');
-      for (const w of this.waiters) w();
+      this.waiters.poke();
     };
     this.child.stdout?.on('data', collect);
     this.child.stderr?.on('data', collect);
@@ -68,7 +73,7 @@ export class DaemonProcess {
       this.child.on('exit', (code) => {
         this.exitCode = code;
         running.delete(this);
-        for (const w of this.waiters) w();
+        this.waiters.poke();
         resolve(code);
       }),
     );
@@ -84,28 +89,12 @@ export class DaemonProcess {
 
   /** Resolves with the first match of `pattern` in the log (searching from `from`). */
   waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = pattern.exec(this.output.slice(from));
-        if (m) {
-          done();
-          resolve(m);
-        } else if (this.exitCode !== undefined) {
-          done();
-          reject(new Error(`bpftune exited (${this.exitCode}) before logging ${pattern}; log:\n${this.output}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${this.output}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-      };
-      this.waiters.push(check);
-      check();
-    });
+    return this.waiters.wait(
+      () => pattern.exec(this.output.slice(from)) ?? undefined,
+      timeoutMs,
+      () => new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${this.output}`),
+      () => (this.exitCode !== undefined ? new Error(`bpftune exited (${this.exitCode}) before logging ${pattern}; log:\n${this.output}`) : undefined),
+    );
   }
 
   started(): Promise<RegExpExecArray> {

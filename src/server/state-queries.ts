@@ -53,7 +53,7 @@ export function stateQueries(daemon: Daemon): Map<string, Query> {
   add('jexport', 'the sysctl.d export as JSON', () =>
     `${JSON.stringify({ host: os.hostname(), exportedAt: new Date().toISOString(), namespace: 'global', advisory: daemon.advice !== undefined, entries: entries() })}\n`,
   );
-  add('jstate', `the state kept across restarts (${daemon.state.file}) as JSON`, () => `${JSON.stringify(daemon.state.snapshot)}\n`);
+  add('jstate', 'the state kept across restarts (state.json in the state directory) as JSON', () => `${JSON.stringify(daemon.state.snapshot)}\n`);
   add('release', "hand a tunable an administrator took over back to bpftune: 'release TUNABLE|TUNER [global|NETNS|COOKIE]' (root)", (args, caller) =>
     release(daemon, args, caller),
   );

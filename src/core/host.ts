@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { selectPrograms, type SelectedProgram } from './program-selection';
+import { attachTargetExists, kernelTargetSources } from './attach-targets';
 import { decodeEvent, type TunerEvent } from './event';
 import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject, NativeRingBuffer } from './native';
@@ -56,6 +57,7 @@ export class TunerHost {
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly watchTimers = new Map<string, NodeJS.Timeout>();
   private nextId = 1;
+  private readonly targets = kernelTargetSources();
   private ring: NativeRingBuffer | undefined;
   private stopping = false;
   private syncing: Promise<void> = Promise.resolve();
@@ -228,7 +230,7 @@ export class TunerHost {
       this.byId.set(id, tuner);
       step = 'init';
       await definition.init?.(tuner.context);
-      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})`);
+      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'}${programs.length ? `: ${programs.map((p) => p.section).join(', ')}` : ''})`);
       return true;
     } catch (err) {
       this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);
@@ -274,7 +276,13 @@ export class TunerHost {
 
   private choosePrograms(definition: TunerDefinition, object: NativeObject): SelectedProgram[] {
     const supported = () => new Set(this.options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
-    const { selected, disabled } = selectPrograms(object.programs(), definition.programAlternatives ?? [], supported, this.options.legacy);
+    const exists = (section: string) => attachTargetExists(section, this.targets);
+    const { selected, disabled, missing } = selectPrograms(object.programs(), definition.programAlternatives ?? [], supported, this.options.legacy, exists);
+    for (const p of missing) {
+      this.log.warn(
+        `tuner '${definition.name}': this kernel has no target for program '${p.name}' (${p.section}) and the tuner declares no fallback for it; running without it`,
+      );
+    }
     for (const name of disabled) object.setAutoload(name, false);
     return selected;
   }

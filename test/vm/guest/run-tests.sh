@@ -1,0 +1,58 @@
+#!/bin/bash
+# Runs inside the VM (systemd unit bpftune-vm-test.service) from the read-only payload disk:
+# `bpftune -S`, every test file with the VM's node, one file at a time (node 18 has no
+# --test-concurrency), then the service test when a .deb is in the payload. Results go to the
+# second serial port, which the host reads; the unit powers the VM off when this returns.
+set -u
+PAYLOAD=/payload
+exec 3>/dev/ttyS1
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+say() { printf '%s\n' "$*" >&3; }
+indent() { sed 's/^/  | /' >&3; }
+
+say "VM-BOOTED $(cut -d' ' -f1 /proc/uptime)"
+say "KERNEL $(uname -r)"
+say "NODE $(node --version)"
+say "BTF $([ -r /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
+# The tests write next to themselves (state files, temporary objects): a writable copy.
+cp -a "$PAYLOAD/bpftune" /opt/bpftune
+cd /opt/bpftune
+
+bin/bpftune -S > /tmp/support.txt 2>&1
+say "SUPPORT-RC $?"
+sed 's/^/SUPPORT /' /tmp/support.txt >&3
+
+total_pass=0 total_fail=0 total_skip=0 files_failed=0
+suite_t0=$(date +%s)
+for f in $(find dist -name '*.test.js' | sort); do
+  t0=$(date +%s)
+  timeout --kill-after=10 900 node --test "$f" > /tmp/test.out 2>&1
+  rc=$?
+  # node 18's TAP reporter ends with "# pass N", "# fail N", "# skipped N" (node 20's spec reporter
+  # prints "ℹ pass N"): accept both so the parser does not depend on the node version.
+  count() { grep -E "^(# |ℹ )$1 [0-9]+" /tmp/test.out | tail -1 | grep -oE '[0-9]+$' || echo 0; }
+  pass=$(count pass); fail=$(count fail); skip=$(count skipped)
+  cancelled=$(count cancelled)
+  fail=$((fail + cancelled))
+  [ "$rc" = 0 ] || [ "$fail" != 0 ] || fail=1 # a crash or timeout before the report is a failure
+  say "TEST $f rc=$rc pass=$pass fail=$fail skip=$skip seconds=$(( $(date +%s) - t0 ))"
+  if [ "$rc" != 0 ]; then files_failed=$((files_failed + 1)); indent < /tmp/test.out; fi
+  grep -E '^ *# SKIP|# SKIP ' /tmp/test.out | sed 's/^ */  skipped: /' >&3
+  total_pass=$((total_pass + pass)); total_fail=$((total_fail + fail)); total_skip=$((total_skip + skip))
+done
+suite_seconds=$(( $(date +%s) - suite_t0 ))
+
+service="not run (no .deb in the payload)"
+if ls "$PAYLOAD"/bpftune_*.deb >/dev/null 2>&1; then
+  t0=$(date +%s)
+  if bash "$PAYLOAD/bpftune/test/vm/service-test.sh" "$(ls "$PAYLOAD"/bpftune_*.deb | head -1)" > /tmp/service.out 2>&1; then
+    service="passed"
+  else
+    service="FAILED"
+  fi
+  say "SERVICE $service seconds=$(( $(date +%s) - t0 ))"
+  indent < /tmp/service.out
+fi
+
+say "SUMMARY kernel=$(uname -r) node=$(node --version) pass=$total_pass fail=$total_fail skip=$total_skip files_failed=$files_failed suite_seconds=$suite_seconds service=\"$service\""
+say "VM-DONE $(cut -d' ' -f1 /proc/uptime)"

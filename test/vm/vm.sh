@@ -5,6 +5,7 @@
 #   test/vm/vm.sh run KERNEL      KERNEL: 6.1 | 6.12 | a linux-image-* package | a version (6.1.0-47)
 #   test/vm/vm.sh matrix          6.1 then 6.12, one VM at a time; writes test/vm/results/
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
+#   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
 #
 # The image comes from Debian's archive only (mmdebstrap) and is cached in $VM_CACHE/<key>/, where
 # key hashes every input of the image; the VM boots it with -snapshot so it is never modified.
@@ -54,7 +55,7 @@ image_key() {
   local kpkg=$1 versions
   versions=$(apt-cache policy "$kpkg" "${GUEST_PACKAGES[@]}" 2>/dev/null | awk '/^[^ ]/{p=$1} /Candidate:/{print p, $2}')
   { echo "$VM_SCRIPT_VERSION $MIRROR $SECURITY_MIRROR $kpkg"; echo "${GUEST_PACKAGES[*]}"; echo "$versions"
-    sed -n '/^# image recipe start/,/^# image recipe end/p' "$0"; } | sha256sum | cut -c1-16
+    sed -n '/^# image recipe start/,/^# image recipe end/p' "$0"; cat "$HERE/guest/bpftune-vm-test.service"; } | sha256sum | cut -c1-16
 }
 
 # image recipe start
@@ -93,7 +94,7 @@ ensure_image() {
   kpkg=$(kernel_package "$1")
   key=$(image_key "$kpkg")
   dir="$VM_CACHE/$key"
-  IMAGE_DIR=$dir
+  IMAGE_DIR=$dir IMAGE_BUILT=
   if [ -f "$dir/root.img" ]; then log "image $dir (cached)"; return; fi
   mkdir -p "$VM_CACHE"
   exec 8>"$VM_CACHE/.build.lock"
@@ -107,6 +108,7 @@ ensure_image() {
     echo "$(( $(date +%s) - t0 ))" > "$tmp/build-seconds"
     echo "$kpkg" > "$tmp/kernel-package"
     mv -T "$tmp" "$dir"
+    IMAGE_BUILT=1
     log "image built in $(cat "$dir/build-seconds") s"
   fi
   exec 8>&-
@@ -152,6 +154,7 @@ run_vm() {
   out="${OUT_DIR:-$REPO/test/vm/results/raw}/$kernel"
   mkdir -p "$out"
   rm -f "$out"/console.log "$out"/results.log
+  echo "$(cat "$dir/kernel-package") from Debian's archive, key $(basename "$dir"); cold build $(cat "$dir/build-seconds") s; ${IMAGE_BUILT:+built by this run}${IMAGE_BUILT:-cached for this run}" > "$out/image"
   build_payload "$work/payload.img" "$work/stage"
   if kvm_usable; then
     accel=(-accel kvm -cpu host); timeout=${VM_TIMEOUT:-900}; echo kvm > "$out/accel"
@@ -195,10 +198,16 @@ run_vm() {
 
 main() {
   local cmd=${1:-} kernel=${2:-}
+  if [ "$cmd" = kvm-usable ]; then kvm_usable; return; fi
   need_host_tools
   case "$cmd" in
     image) [ -n "$kernel" ] || die "usage: $0 image KERNEL"; ensure_image "$kernel"; echo "$IMAGE_DIR" ;;
-    run) [ -n "$kernel" ] || die "usage: $0 run KERNEL"; run_vm "$kernel" ;;
+    run)
+      [ -n "$kernel" ] || die "usage: $0 run KERNEL"
+      local rc=0
+      run_vm "$kernel" || rc=$?
+      node "$REPO/dist/test/vm/report.js" "$REPO/test/vm/results" >/dev/null || true
+      return "$rc" ;;
     matrix)
       local rc=0 k
       for k in 6.1 6.12; do run_vm "$k" || rc=1; done
@@ -207,4 +216,4 @@ main() {
     *) die "usage: $0 run KERNEL | matrix | image KERNEL" ;;
   esac
 }
-main "$@"
+main "$@"; exit $? # exit here: an edit to this file during a run must not be read

@@ -24,6 +24,16 @@
 #define IPPROTO_TCP		6
 
 /*
+ * sk_userlocks is a plain u8 since 6.2 but a 4-bit bitfield before (6.1:
+ * "u8 sk_userlocks:4" after four 1-bit flags): a plain load, even relocated,
+ * would read the byte holding it and test sk_gso_disabled instead. The
+ * bitfield macros relocate offset, size and shifts, so they read it right on
+ * both layouts. _PROBED for the kprobe variant, whose sk is not BTF-typed.
+ */
+#define SK_USERLOCKS(sk)	((__u8)BPF_CORE_READ_BITFIELD(sk, sk_userlocks))
+#define SK_USERLOCKS_PROBED(sk)	((__u8)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks))
+
+/*
  * One event per namespace and direction per interval. Short, so that growth
  * can follow a connection step by step (each step needs the kernel to grow
  * the socket up to the new limit first, about one RTT), yet a flood of calls
@@ -124,7 +134,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	if (!bpftune_nearly_full(rcvbuf, rmem_max))
 		return 0;
 	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
-	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
+	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
 		return 0;
 	if (already_posted(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max))
 		return 0;
@@ -162,7 +172,7 @@ static __always_inline void snd_check(const struct sock *sk)
 	int wmem_max = net->ipv4.sysctl_tcp_wmem[2];
 
 	if (bpftune_nearly_full(sndbuf, wmem_max))
-		snd_near_max(sk, net, sndbuf, wmem_max, sk->sk_userlocks);
+		snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS(sk));
 }
 
 SEC("tp_btf/tcp_sendmsg_locked")
@@ -189,7 +199,7 @@ int BPF_KPROBE(tcp_buffer_snd_kprobe, struct sock *sk)
 	int wmem_max = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[2]);
 
 	if (bpftune_nearly_full(sndbuf, wmem_max))
-		snd_near_max(sk, net, sndbuf, wmem_max, BPF_CORE_READ(sk, sk_userlocks));
+		snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS_PROBED(sk));
 	return 0;
 }
 

@@ -230,7 +230,8 @@ export class TunerHost {
       this.byId.set(id, tuner);
       step = 'init';
       await definition.init?.(tuner.context);
-      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'}${programs.length ? `: ${programs.map((p) => p.section).join(', ')}` : ''})`);
+      const sections = programs.length ? ` with ${programs.map((p) => p.section).join(', ')}` : '';
+      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})${sections}`);
       return true;
     } catch (err) {
       this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);

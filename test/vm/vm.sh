@@ -109,6 +109,11 @@ ensure_image() {
     echo "$kpkg" > "$tmp/kernel-package"
     mv -T "$tmp" "$dir"
     IMAGE_BUILT=1
+    # Images of the same kernel package from older inputs are never used again.
+    local old
+    for old in "$VM_CACHE"/*/kernel-package; do
+      [ "$(dirname "$old")" != "$dir" ] && [ "$(cat "$old")" = "$kpkg" ] && { log "removing stale image $(dirname "$old")"; rm -rf "$(dirname "$old")"; }
+    done
     log "image built in $(cat "$dir/build-seconds") s"
   fi
   exec 8>&-

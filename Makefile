@@ -8,6 +8,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	iproute2 iperf3 iptables iputils-ping make g++ python3 procps
 CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
 BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
@@ -19,19 +20,60 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps run test lint bench bench-quick bench-tcp-buffer test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer test-vm test-vm-matrix clean distclean
+
+VERSION = $(shell node -p "require('./package.json').version")
+
+# make install: the command, the runtime (compiled JS without tests, BPF
+# objects, native addon; no npm packages: it has no runtime dependencies),
+# man pages and the systemd unit. The unit's RuntimeDirectory= and
+# StateDirectory= make systemd create /run/bpftune and /var/lib/bpftune.
+PREFIX ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+RUNTIME_DIR ?= $(PREFIX)/lib/bpftune
+MANDIR ?= $(PREFIX)/share/man
+SYSTEMD_UNIT_DIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+# The interpreter the installed command names (the package: Debian's /usr/bin/node).
+NODE_BIN ?= $(shell command -v node)
+
+MAN_SOURCES := $(wildcard man/*.8.md)
+MAN_PAGES := $(patsubst man/%.md,dist/man/%,$(MAN_SOURCES))
+# Only for man pages and the package, so `make run` needs none of them.
+PKG_DEB_PACKAGES := pandoc debhelper lintian dpkg-dev fakeroot man-db
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_FILE = dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).deb
+DEB_BUILD_LEFTOVERS = debian/bpftune debian/.debhelper debian/files debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
+# Debian's own Node.js (18.20 on Debian 12) and npm when there is no node or
+# npm at all, and the Node-API headers (libnode-dev) for the addon when the
+# node found came without them. A node from elsewhere (e.g. nodesource, which
+# provides npm itself) is used as it is: installing Debian's npm beside it
+# would make apt remove it.
+NODE_PACKAGES := $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
+	$(if $(wildcard /usr/include/node/node_api.h),,libnode-dev)
+NODE_MIN_MAJOR := 18
+
 # Installs only what is missing, so a machine that has everything is untouched.
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+define apt_install_missing
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install_missing,$(DEB_PACKAGES) $(NODE_PACKAGES))
+	@v=$$(node -p process.versions.node) || exit 1; \
+	if [ "$${v%%.*}" -lt $(NODE_MIN_MAJOR) ]; then \
+		echo "error: node $$v ($$(command -v node)) is too old: bpftune needs Node.js >= $(NODE_MIN_MAJOR);" \
+			"install Debian's (apt-get install nodejs npm) or put a newer node first on PATH" >&2; \
+		exit 1; \
 	fi
 
 node_modules/.installed: package.json package-lock.json
@@ -54,15 +96,67 @@ dist/.tsc: $(TS_SOURCES) node_modules/.installed
 	npx tsc -p tsconfig.json
 	@touch $@
 
+pkg-deps:
+	$(call apt_install_missing,$(PKG_DEB_PACKAGES))
+
+# Man pages: one Markdown source each in man/, rendered with Debian's pandoc.
+man: pkg-deps $(MAN_PAGES)
+
+dist/man/%: man/%.md package.json
+	@mkdir -p $(dir $@)
+	pandoc -s -f markdown -t man -M footer="bpftune $(VERSION)" $< -o $@
+
+# Test-only code under src/ (it imports test/support) is left out; BPF
+# objects lose their DWARF (-g) but keep the BTF that CO-RE needs.
+install: all man
+	@set -e; rt="$(DESTDIR)$(RUNTIME_DIR)"; \
+	install -d "$$rt/bin" "$$rt/build/Release"; \
+	sed '1s|^#!.*|#!$(NODE_BIN)|' bin/bpftune > "$$rt/bin/bpftune"; chmod 755 "$$rt/bin/bpftune"; \
+	install -m 644 package.json "$$rt/"; \
+	install -m 644 $(NATIVE_ADDON) "$$rt/build/Release/"; \
+	for f in bpf/probe.bpf.o $$(cd dist && find src \( -name '*.js' ! -name '*.test.js' \) -o -name '*.bpf.o' | sort); do \
+		install -d "$$(dirname "$$rt/dist/$$f")"; \
+		case $$f in \
+		*.js) if ! grep -q '/test/support/' "dist/$$f"; then install -m 644 "dist/$$f" "$$rt/dist/$$f"; fi;; \
+		*.bpf.o) $(LLVM_STRIP) -g -o "$$rt/dist/$$f" "dist/$$f"; chmod 644 "$$rt/dist/$$f";; \
+		esac; \
+	done; \
+	install -d "$(DESTDIR)$(SBINDIR)"; \
+	ln -sfn "$$(realpath -m --relative-to=$(SBINDIR) $(RUNTIME_DIR)/bin/bpftune)" "$(DESTDIR)$(SBINDIR)/bpftune"; \
+	install -d "$(DESTDIR)$(MANDIR)/man8"; \
+	install -m 644 $(MAN_PAGES) "$(DESTDIR)$(MANDIR)/man8/"; \
+	install -d "$(DESTDIR)$(SYSTEMD_UNIT_DIR)"; \
+	sed 's|@SBINDIR@|$(SBINDIR)|' systemd/bpftune.service > "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/bpftune.service"; \
+	chmod 644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/bpftune.service"
+
+uninstall:
+	rm -rf "$(DESTDIR)$(RUNTIME_DIR)"
+	rm -f "$(DESTDIR)$(SBINDIR)/bpftune" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/bpftune.service"
+	rm -f $(patsubst dist/man/%,"$(DESTDIR)$(MANDIR)/man8/%",$(MAN_PAGES))
+
+# The Debian package, built with Debian's tooling (debian/): dist/deb/bpftune_<version>_<arch>.deb.
+deb: pkg-deps all
+	rm -rf dist/deb && mkdir -p dist/deb
+	dpkg-buildpackage -b -us -uc \
+		--buildinfo-option=-u$(CURDIR)/dist/deb --buildinfo-option=-O$(CURDIR)/dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).buildinfo \
+		--changes-option=-u$(CURDIR)/dist/deb --changes-option=-O$(CURDIR)/dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).changes
+	rm -rf $(DEB_BUILD_LEFTOVERS)
+	lintian --tag-display-limit 0 $(DEB_FILE) || true
+	@echo "built $(DEB_FILE)"
+
+# oracle/bpftune's name for "build this system's package".
+pkg: deb
+
 run: all
 	bin/bpftune -s
 
 lint: all
 	npx eslint .
 
-# Tests share the root cgroup's BPF attachments, so they run one file at a time.
+# Tests share the root cgroup's BPF attachments, so they run one file at a time
+# (test/run-tests.ts: Node 18 has no --test-concurrency).
 test: all lint
-	node --test --test-concurrency=1 $$(find dist -name '*.test.js' | sort)
+	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
 # and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.
@@ -87,7 +181,7 @@ test-vm-matrix: all
 	test/vm/vm.sh matrix
 
 clean:
-	rm -rf dist build
+	rm -rf dist build $(DEB_BUILD_LEFTOVERS)
 
 distclean: clean
 	rm -rf node_modules

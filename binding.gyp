@@ -11,7 +11,8 @@
         "native/netns_enter.c",
         "native/netns_sysctl.c",
         "native/system.c",
-        "native/netns_net.c"
+        "native/netns_net.c",
+        "native/unix_datagram.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": [

@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bench/results/**', 'debian/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

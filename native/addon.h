@@ -107,6 +107,7 @@ int run_in_netns(const char *ns_path, uint64_t expected_inum, uint64_t *inum,
 bool init_netns_sysctl(napi_env env, napi_value exports);
 bool init_system(napi_env env, napi_value exports);
 bool init_netns_net(napi_env env, napi_value exports);
+bool init_unix_datagram(napi_env env, napi_value exports);
 bool export_function(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
 /* libbpf output capture (libbpf_log.c). */

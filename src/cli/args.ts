@@ -76,7 +76,7 @@ export function usage(): string {
     const flags = `-${o.short}, --${o.long}${o.arg ? ` ${o.arg}` : ''}`;
     return `  ${flags.padEnd(30)} ${o.help}`;
   });
-  return `Usage: bpftune [OPTIONS]\n${lines.join('\n')}\n`;
+  return `Usage: bpftune [OPTIONS]\n${lines.join('\n')}\nQueries, logging, files, signals and examples: man bpftune\n`;
 }
 
 export function parseArgs(argv: readonly string[]): CliOptions {

@@ -7,14 +7,16 @@ import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { keptCapabilities } from '../core/capabilities';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
-import { createLogger, errorText, stderrSink, syslogSink, type Logger } from '../core/log';
+import { createLogger, errorText, type Logger } from '../core/log';
+import { daemonLogSink } from '../core/log-sink';
 import { native } from '../core/native';
 import { builtinLibdir, DEFAULT_LOCAL_LIBDIR, defaultCgroupDirectory, VERSION } from '../core/paths';
 import { parseArgs, usage, UsageError, type CliOptions } from './args';
 import { NoDaemonError, query } from './query-client';
+import { ServiceStatus } from './service';
 import { supportReport } from './support';
 
-async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
+async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus): Promise<number> {
   const nativeBinding = native();
   try {
     const running = await query('status');
@@ -40,6 +42,7 @@ async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.debug(`received ${signal}; stopping`);
+      service.stopping();
       daemon.stop().then(
         () => resolve(0),
         (err) => {
@@ -64,6 +67,7 @@ async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
   } catch (err) {
     log.warn(`could not drop unneeded capabilities: ${errorText(err)}`);
   }
+  service.ready(daemon);
   return stopped;
 }
 
@@ -131,10 +135,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (options.daemon) return daemonize(argv);
   const nativeBinding = native();
-  if (!options.stderr) nativeBinding.openlog('bpftune');
-  const log = createLogger(options.stderr ? stderrSink() : syslogSink((p, m) => nativeBinding.syslog(p, m)), options.debug);
+  const send = (socketPath: string, data: Buffer) => nativeBinding.sendUnixDatagram(socketPath, data);
+  const service = ServiceStatus.fromEnvironment(send, (message) => log.warn(message));
+  const log = createLogger(service.watch(daemonLogSink(nativeBinding, options.stderr)), options.debug);
   nativeBinding.setLibbpfDebug(options.debug);
-  return runDaemon(options, log);
+  return runDaemon(options, log, service);
 }
 
 if (require.main === module) {

@@ -6,17 +6,24 @@
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 /** syslog(3) priorities. */
-const SYSLOG_PRIORITY: Record<LogLevel, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+export const SYSLOG_PRIORITY: Record<LogLevel, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+/**
+ * Structured fields of a line (a change's tuner, tunable, values...), sent
+ * as journal fields where the journal receives the log; other sinks print
+ * the message alone.
+ */
+export type LogFields = Readonly<Record<string, string>>;
 
 export interface Logger {
   error(message: string): void;
   warn(message: string): void;
-  info(message: string): void;
+  info(message: string, fields?: LogFields): void;
   debug(message: string): void;
   readonly debugEnabled: boolean;
 }
 
-export type LogSink = (level: LogLevel, message: string) => void;
+export type LogSink = (level: LogLevel, message: string, fields?: LogFields) => void;
 
 export function stderrSink(): LogSink {
   return (_level, message) => {
@@ -33,7 +40,7 @@ export function createLogger(sink: LogSink, debugEnabled: boolean): Logger {
     debugEnabled,
     error: (m) => sink('error', m),
     warn: (m) => sink('warn', m),
-    info: (m) => sink('info', m),
+    info: (m, fields) => sink('info', m, fields),
     debug: (m) => {
       if (debugEnabled) sink('debug', m);
     },

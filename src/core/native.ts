@@ -132,6 +132,11 @@ export interface NativeBinding {
   mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string): void;
   /** umount2(dir, MNT_DETACH). */
   unmount(dir: string): void;
+  /**
+   * Sends data as one datagram to the unix socket at path ('@name': abstract),
+   * for sd_notify and the journal; throws with the errno's code on failure.
+   */
+  sendUnixDatagram(path: string, data: Buffer): void;
 }
 
 export const BPF_ANY = 0;

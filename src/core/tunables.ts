@@ -7,6 +7,7 @@
  */
 import type { Logger } from './log';
 import { errorText } from './log';
+import { changeFields } from './journal';
 import type { Namespace } from './netns';
 import { nsDescription } from './netns';
 import {
@@ -183,8 +184,9 @@ export class TunableRegistry {
       this.log.debug(`tuner '${tuner}': not recording '${action.reason}': namespace cookie ${action.netnsCookie} is gone`);
       return false;
     }
-    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
-    this.log.info(`Due to ${action.reason}`);
+    const fields = changeFields({ tuner, tunable: decl.name, scenario: scenario.name, netnsCookie: ns.cookie });
+    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`, fields);
+    this.log.info(`Due to ${action.reason}`, fields);
     this.countScenario(tuner, decl, scenario, ns);
     return true;
   }
@@ -216,9 +218,18 @@ export class TunableRegistry {
     }
     this.writes++;
     const labels = decl.labels ? `(${decl.labels.join(' ')})` : '';
-    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
+    const fields = changeFields({
+      tuner,
+      tunable: decl.name,
+      scenario: scenario.name,
+      netnsCookie: ns.cookie,
+      old: formatSysctlValues(old),
+      new: formatSysctlValues(change.values),
+    });
+    this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`, fields);
     this.log.info(
       `Due to ${change.reason} change ${decl.name}${labels} from (${formatSysctlValues(old)}) -> (${formatSysctlValues(change.values)})`,
+      fields,
     );
     this.record(tuner, decl, scenario, ns, old, change.values);
     return true;

@@ -6,6 +6,8 @@
 #   test/vm/vm.sh matrix          6.1 then 6.12, one VM at a time; writes test/vm/results/
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
 #   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
+# VM_PARTS="support tests service" (default: all three) chooses what runs inside, VM_TESTS=REGEX
+# which test files (default: all); VM_TIMEOUT=seconds.
 #
 # The image comes from Debian's archive only (mmdebstrap) and is cached in $VM_CACHE/<key>/, where
 # key hashes every input of the image; the VM boots it with -snapshot so it is never modified.
@@ -128,6 +130,8 @@ build_payload() {
   cp -a "$REPO/build/Release/bpftune_native.node" "$stage/bpftune/build/Release/"
   cp -a "$REPO/test/support" "$stage/bpftune/test/" # link-forwarder.py is run from the source tree
   cp -a "$HERE/guest/run-tests.sh" "$HERE/guest/service-test.sh" "$stage/bpftune/test/vm/"
+  echo "${VM_PARTS:-support tests service}" > "$stage/bpftune/test/vm/parts"
+  echo "${VM_TESTS:-.}" > "$stage/bpftune/test/vm/tests-pattern"
   local deb
   deb=$(ls -t "$REPO"/dist/deb/bpftune_*.deb 2>/dev/null | head -1 || true)
   if [ -n "$deb" ]; then cp "$deb" "$stage/"; log "payload includes $(basename "$deb")"; fi

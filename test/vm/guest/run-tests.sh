@@ -11,6 +11,9 @@ say() { printf '%s\n' "$*" >&3; }
 indent() { sed 's/^/  | /' >&3; }
 
 say "VM-BOOTED $(cut -d' ' -f1 /proc/uptime)"
+parts=$(cat "$PAYLOAD/bpftune/test/vm/parts" 2>/dev/null || echo support tests service)
+part() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
+say "PARTS $parts"
 say "KERNEL $(uname -r)"
 say "NODE $(node --version)"
 say "BTF $([ -r /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
@@ -30,13 +33,18 @@ left_out() { case "$1" in dist/bench/*) return 0 ;; esac; return 1; }
 cp -a "$PAYLOAD/bpftune" /opt/bpftune
 cd /opt/bpftune
 
-bin/bpftune -S > /tmp/support.txt 2>&1
-say "SUPPORT-RC $?"
-sed 's/^/SUPPORT /' /tmp/support.txt >&3
+if part support; then
+  bin/bpftune -S > /tmp/support.txt 2>&1
+  say "SUPPORT-RC $?"
+  sed 's/^/SUPPORT /' /tmp/support.txt >&3
+fi
 
 total_pass=0 total_fail=0 total_skip=0 files_failed=0
 suite_t0=$(date +%s)
-for f in $(find dist -name '*.test.js' | sort); do
+part tests || say "TESTS not run (VM_PARTS=$parts)"
+pattern=$(cat "$PAYLOAD/bpftune/test/vm/tests-pattern" 2>/dev/null || echo .)
+[ "$pattern" = . ] || say "TESTS only files matching /$pattern/ (VM_TESTS)"
+for f in $(part tests && find dist -name '*.test.js' | sort | grep -E "$pattern"); do
   if left_out "$f"; then say "LEFT-OUT $f"; continue; fi
   t0=$(date +%s)
   timeout --kill-after=10 $((600 * scale)) node --test "$f" > /tmp/test.out 2>&1
@@ -56,7 +64,7 @@ done
 suite_seconds=$(( $(date +%s) - suite_t0 ))
 
 service="not run (no .deb in the payload)"
-if ls "$PAYLOAD"/bpftune_*.deb >/dev/null 2>&1; then
+if part service && ls "$PAYLOAD"/bpftune_*.deb >/dev/null 2>&1; then
   t0=$(date +%s)
   if bash "$PAYLOAD/bpftune/test/vm/service-test.sh" "$(ls "$PAYLOAD"/bpftune_*.deb | head -1)" > /tmp/service.out 2>&1; then
     service="passed"

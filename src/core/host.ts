@@ -75,6 +75,12 @@ export class TunerHost {
 
   start(): void {
     this.ring = this.nativeBinding.createRingBuffer(RING_BUFFER_BYTES, (samples) => this.dispatch(samples));
+    if (!this.targets.btf()) {
+      this.log.warn(
+        'this kernel has no BTF (/sys/kernel/btf/vmlinux): tuners whose programs are tp_btf, fentry or iterators, or read kernel ' +
+          'structs through CO-RE, cannot load and are named below; the others run. A kernel built with CONFIG_DEBUG_INFO_BTF=y runs them all',
+      );
+    }
   }
 
   tuners(): LoadedTuner[] {

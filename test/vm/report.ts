@@ -25,6 +25,7 @@ interface KernelRun {
   totalSeconds: string;
   suiteSeconds: string;
   support: string[];
+  legacy: string[];
   tests: TestFile[];
   service: string[];
   done: boolean;
@@ -64,6 +65,7 @@ export function parseRun(dir: string, name: string): KernelRun {
     totalSeconds: total,
     suiteSeconds: field(lines.find((l) => l.startsWith('SUMMARY ')) ?? '', 'suite_seconds') || '?',
     support: lines.filter((l) => l.startsWith('SUPPORT ')).map((l) => l.slice('SUPPORT '.length)),
+    legacy: lines.filter((l) => l.startsWith('LEGACY')),
     tests,
     service,
     done: lines.some((l) => l.startsWith('VM-DONE')),
@@ -119,6 +121,10 @@ export function kernelReport(run: KernelRun): string {
     '```',
     ...run.support.filter((l) => !l.startsWith('tuner ')),
     '```',
+    '',
+    '## The daemon with -L (tcp_buffer only): loads the kprobe fallback',
+    '',
+    ...(run.legacy.length ? ['```', ...run.legacy, '```'] : ['Not run in this VM run.']),
     '',
     '## Test files',
     '',

@@ -41,6 +41,17 @@ fi
 
 total_pass=0 total_fail=0 total_skip=0 files_failed=0
 suite_t0=$(date +%s)
+# -L prefers the variants that need no BTF, so the daemon loads tcp_buffer's kprobe fallback: proof
+# that it passes this kernel's verifier, which the tests (tp_btf/fentry here) do not give.
+if part support; then
+  bin/bpftune -s -L -a tcp_buffer > /tmp/legacy.out 2>&1 &
+  pid=$!
+  for _ in $(seq $((60 * scale))); do grep -q 'tuners loaded' /tmp/legacy.out && break; kill -0 $pid 2>/dev/null || break; sleep 1; done
+  kill -TERM $pid 2>/dev/null; wait $pid
+  say "LEGACY-RC $?"
+  grep -E "loaded|failed|error" /tmp/legacy.out | sed 's/^/LEGACY /' >&3
+fi
+
 part tests || say "TESTS not run (VM_PARTS=$parts)"
 pattern=$(cat "$PAYLOAD/bpftune/test/vm/tests-pattern" 2>/dev/null || echo .)
 [ "$pattern" = . ] || say "TESTS only files matching /$pattern/ (VM_TESTS)"

@@ -7,7 +7,8 @@
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
 #   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
 # VM_PARTS="support tests service" (default: all three) chooses what runs inside, VM_TESTS=REGEX
-# which test files (default: all); VM_TIMEOUT=seconds.
+# which test files (default: all); VM_TIMEOUT=seconds; VM_RUN_LABEL=x keeps the results apart
+# (results/raw/<kernel>-x), e.g. for a partial rerun after a fix.
 #
 # The image comes from Debian's archive only (mmdebstrap) and is cached in $VM_CACHE/<key>/, where
 # key hashes every input of the image; the VM boots it with -snapshot so it is never modified.
@@ -160,7 +161,7 @@ run_vm() {
   ensure_image "$kernel"; dir=$IMAGE_DIR
   work=$(mktemp -d /tmp/bpftune-vm.XXXXXX)
   CLEANUP_DIRS+=("$work")
-  out="${OUT_DIR:-$REPO/test/vm/results/raw}/$kernel"
+  out="${OUT_DIR:-$REPO/test/vm/results/raw}/$kernel${VM_RUN_LABEL:+-$VM_RUN_LABEL}"
   mkdir -p "$out"
   rm -f "$out"/console.log "$out"/results.log
   echo "$(cat "$dir/kernel-package") from Debian's archive, key $(basename "$dir"); cold build $(cat "$dir/build-seconds") s; ${IMAGE_BUILT:+built by this run}${IMAGE_BUILT:-cached for this run}" > "$out/image"

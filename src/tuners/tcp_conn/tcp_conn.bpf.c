@@ -14,6 +14,8 @@
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
  *   remote host, for the learner.
  */
+/* sock_ops: 6.1 does not offer it bpf_get_current_pid_tgid (see bpftune.bpf.h). */
+#define BPFTUNE_EVENT_NO_PID
 #include "bpftune.bpf.h"
 #include <bpf/bpf_endian.h>
 #include "tcp_conn.h"

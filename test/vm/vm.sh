@@ -157,7 +157,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # Boots KERNEL's image with the payload and collects the results in $OUT_DIR/<kernel>/.
 run_vm() {
-  local kernel=$1 dir work out accel timeout t0 t_boot rc=0 elapsed
+  local kernel=$1 dir work out accel timeout t0 t_boot t_done= rc=0 elapsed
   ensure_image "$kernel"; dir=$IMAGE_DIR
   work=$(mktemp -d /tmp/bpftune-vm.XXXXXX)
   CLEANUP_DIRS+=("$work")
@@ -188,6 +188,12 @@ run_vm() {
     if [ -z "$t_boot" ] && grep -q '^VM-BOOTED' "$out/results.log" 2>/dev/null; then
       t_boot=$elapsed; log "booted in ${t_boot}s; running tests"
     fi
+    # The guest powers off after VM-DONE; if it lingers (seen under TCG), the results are complete anyway.
+    if [ -z "${t_done:-}" ] && grep -q '^VM-DONE' "$out/results.log" 2>/dev/null; then t_done=$elapsed; fi
+    if [ -n "${t_done:-}" ] && [ $((elapsed - t_done)) -ge 30 ]; then
+      log "the guest finished but did not power off within 30 s: stopping it"
+      break
+    fi
     if [ "$elapsed" -ge "$timeout" ]; then
       log "timeout after ${timeout}s: killing the VM; console tail:"
       tail -n 40 "$out/console.log" >&2 || true
@@ -195,7 +201,7 @@ run_vm() {
     fi
     sleep 2
   done
-  if [ "$rc" = 0 ]; then wait "$QEMU_PID" || rc=$?; QEMU_PID=; fi
+  if [ "$rc" = 0 ] && [ -z "$t_done" ]; then wait "$QEMU_PID" || rc=$?; QEMU_PID=; fi
   cleanup
   echo "${t_boot:-?} $(( $(date +%s) - t0 ))" > "$out/times"
   grep -q '^VM-DONE' "$out/results.log" 2>/dev/null || {

@@ -93,3 +93,7 @@ fi
 
 say "SUMMARY kernel=$(uname -r) node=$(node --version) pass=$total_pass fail=$total_fail skip=$total_skip files_failed=$files_failed suite_seconds=$suite_seconds service=\"$service\""
 say "VM-DONE $(cut -d' ' -f1 /proc/uptime)"
+exec 3>&-
+sync
+# The unit's SuccessAction powers off too; this does not wait for a clean stop of every service.
+systemctl poweroff --force

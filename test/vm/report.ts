@@ -8,6 +8,8 @@ import * as path from 'node:path';
 
 interface TestFile {
   file: string;
+  /** "not ok" lines of the file's output (the guest sends the output of failed files only). */
+  failures: string[];
   rc: number;
   pass: number;
   fail: number;
@@ -44,9 +46,14 @@ export function parseRun(dir: string, name: string): KernelRun {
   const value = (prefix: string) => lines.find((l) => l.startsWith(prefix + ' '))?.slice(prefix.length + 1) ?? '?';
   const [boot = '?', total = '?'] = read(path.join(dir, 'times')).trim().split(' ');
   const tests = lines
-    .filter((l) => l.startsWith('TEST '))
-    .map((l) => ({
+    .map((l, i) => ({ l, i }))
+    .filter(({ l }) => l.startsWith('TEST '))
+    .map(({ l, i }) => ({
       file: l.split(' ')[1] ?? '?',
+      failures: lines
+        .slice(i + 1, lines.findIndex((x, j) => j > i && !x.startsWith('  ')) >>> 0)
+        .filter((x) => /^ {2}\| not ok \d+ - /.test(x))
+        .map((x) => x.replace(/^ {2}\| not ok \d+ - /, '')),
       rc: Number(field(l, 'rc')),
       pass: Number(field(l, 'pass')),
       fail: Number(field(l, 'fail')),
@@ -114,6 +121,8 @@ export function kernelReport(run: KernelRun): string {
     '',
     '## Tuners (`bpftune -S`)',
     '',
+    '`-S` predicts from the attach-kind probes and each hook\'s target on this kernel; it does not run the verifier on every tuner. The test files below load them.',
+    '',
     '| tuner | attach modes | programs |',
     '|---|---|---|',
     ...tunerRows(run.support),
@@ -131,6 +140,8 @@ export function kernelReport(run: KernelRun): string {
     '| file | passed | failed | skipped | seconds |',
     '|---|---|---|---|---|',
     ...run.tests.map((f) => `| ${f.file.replace(/^dist\//, '')} | ${f.pass} | ${f.fail ? `**${f.fail}**` : 0} | ${f.skip} | ${f.seconds} |`),
+    '',
+    ...run.tests.flatMap((f) => f.failures.map((name) => `- failed in ${f.file.replace(/^dist\//, '')}: ${name}`)),
     '',
     '## Service test',
     '',

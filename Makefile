@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	iproute2 iperf3 iptables iputils-ping make g++ python3 procps
+	iproute2 iperf3 iptables iputils-ping make g++ python3 procps acl
 CLANG ?= clang
 LLVM_STRIP ?= llvm-strip
 BPFTOOL ?= bpftool
@@ -39,10 +39,10 @@ NODE_BIN ?= $(shell command -v node)
 MAN_SOURCES := $(wildcard man/*.8.md)
 MAN_PAGES := $(patsubst man/%.md,dist/man/%,$(MAN_SOURCES))
 # Only for man pages and the package, so `make run` needs none of them.
-PKG_DEB_PACKAGES := pandoc debhelper lintian dpkg-dev fakeroot man-db
+PKG_DEB_PACKAGES := pandoc debhelper lintian dpkg-dev fakeroot man-db systemd
 DEB_ARCH = $(shell dpkg --print-architecture)
 DEB_FILE = dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).deb
-DEB_BUILD_LEFTOVERS = debian/bpftune debian/.debhelper debian/files debian/*.substvars debian/*.debhelper.log debian/debhelper-build-stamp
+DEB_BUILD_LEFTOVERS = debian/bpftune debian/.debhelper debian/files debian/*.substvars debian/*.debhelper debian/*.debhelper.log debian/debhelper-build-stamp
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
@@ -154,8 +154,9 @@ lint: all
 	npx eslint .
 
 # Tests share the root cgroup's BPF attachments, so they run one file at a time
-# (test/run-tests.ts: Node 18 has no --test-concurrency).
-test: all lint
+# (test/run-tests.ts: Node 18 has no --test-concurrency). test/package.test.ts
+# runs `make deb` and the packaged daemon on Debian's Node.js 18.
+test: all man lint
 	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md

@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
 import { attachTargetExists, kernelTargetSources } from '../core/attach-targets';
+import { supportLevel } from '../core/support-level';
 import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
-import { probeObjectPath } from '../core/paths';
+import { builtinLibdir, probeObjectPath } from '../core/paths';
 import { scanTunerDirectory } from '../core/plugin-dir';
 import { selectPrograms } from '../core/program-selection';
 import type { TunerDefinition } from '../core/tuner';
@@ -24,32 +25,12 @@ export async function supportReport(
   libdirs: string[],
   legacy: boolean,
 ): Promise<SupportReport> {
-  const lines: string[] = [];
   const probes = probeAttachKinds(nativeBinding, probeObjectPath(), cgroupPath);
   const supported = new Set<AttachKind>(probes.filter((p) => p.supported).map((p) => p.kind));
-  let ringBuffer = true;
-  try {
-    nativeBinding.createRingBuffer(4096, () => undefined).close();
-  } catch {
-    ringBuffer = false;
-  }
-  const btf = existsSync('/sys/kernel/btf/vmlinux');
-  const tracing = supported.has('tp_btf') || supported.has('tracepoint') || supported.has('raw_tp');
-  const full = btf && ringBuffer && tracing && supported.has('cgroup') && !legacy;
-  const legacyOnly = ringBuffer && (supported.has('tracepoint') || supported.has('kprobe'));
-  if (full) lines.push('bpftune works fully');
-  else if (legacyOnly) lines.push('bpftune works in legacy mode');
-  else lines.push('bpftune is not supported');
+  const level = await supportLevel(nativeBinding, probes, legacy);
+  const lines = [...level.lines];
 
-  let perNetns = false;
-  try {
-    perNetns = (await nativeBinding.netnsId('/proc/self/ns/net')).cookie !== 0n;
-  } catch {
-    perNetns = false;
-  }
-  lines.push(`bpftune ${perNetns ? 'supports' : 'does not support'} per-netns policy (via netns cookie)`);
-
-  if (!btf) {
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
     lines.push(
       'no kernel BTF (/sys/kernel/btf/vmlinux): tp_btf, fentry and iterator programs and CO-RE reads of kernel structs cannot run; ' +
         'tuners that need them are left out and the others run (a kernel built with CONFIG_DEBUG_INFO_BTF=y runs them all)',
@@ -60,7 +41,10 @@ export async function supportReport(
   }
   const targets = kernelTargetSources();
   for (const dir of libdirs) {
-    const { modules } = await scanTunerDirectory(dir);
+    const { modules } = await scanTunerDirectory(dir, {
+      checkAncestors: dir !== builtinLibdir(),
+      xattrExists: (file, name) => nativeBinding.xattrExists(file, name),
+    });
     for (const m of modules) {
       try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -86,5 +70,5 @@ export async function supportReport(
       }
     }
   }
-  return { lines, supported: full || legacyOnly };
+  return { lines, supported: level.supported };
 }

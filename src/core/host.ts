@@ -30,6 +30,8 @@ export interface HostOptions {
   legacy: boolean;
   /** Only these tuners when non-empty (-a). */
   allow: string[];
+  /** The built-in tuners' directory: installed with the daemon, so the directories above it are not checked. */
+  builtinDir: string;
   /** Lazily probes which attach kinds the kernel accepts (needed only for alternatives). */
   probeKinds: () => KindProbe[];
 }
@@ -54,6 +56,8 @@ export class TunerHost {
   private readonly byId = new Map<number, LoadedTuner>();
   /** Signature of the last failed attempt per module path, so a broken plugin is retried only once it changes. */
   private readonly failed = new Map<string, string>();
+  /** Every tuner name found in the directories, loaded or not (to check -a against). */
+  private readonly discovered = new Set<string>();
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly watchTimers = new Map<string, NodeJS.Timeout>();
   private nextId = 1;
@@ -85,6 +89,11 @@ export class TunerHost {
 
   tuners(): LoadedTuner[] {
     return [...this.loaded.values()];
+  }
+
+  /** Names of every tuner found so far, including those -a left out. */
+  discoveredNames(): string[] {
+    return [...this.discovered].sort();
   }
 
   /** Each loaded tuner's report, for those that make one; a failing report is logged and left out. */
@@ -146,11 +155,22 @@ export class TunerHost {
 
   private async syncDirectory(dir: string): Promise<void> {
     if (this.stopping) return;
-    const { modules, rejected } = await scanTunerDirectory(dir);
+    const { modules, rejected, ignored } = await scanTunerDirectory(dir, {
+      checkAncestors: dir !== this.options.builtinDir,
+      xattrExists: (file, name) => this.nativeBinding.xattrExists(file, name),
+    });
     for (const r of rejected) {
       if (this.failed.get(r.path) === r.reason) continue;
       this.failed.set(r.path, r.reason);
-      this.log.error(`not loading ${r.path}: ${r.reason}; make it root-owned and not group/other-writable`);
+      this.log.error(
+        `refusing untrusted plugin '${r.path}': ${r.reason}; bpftune loads only what no one but root can change ` +
+          '(root-owned, not group/other-writable, no ACL, no symbolic link, in such directories all the way from /)',
+      );
+    }
+    for (const r of ignored) {
+      if (this.failed.get(r.path) === r.reason) continue;
+      this.failed.set(r.path, r.reason);
+      this.log.info(`ignoring ${r.path} in the plugin directory: ${r.reason}`);
     }
     const present = new Set(modules.map((m) => m.modulePath));
     for (const t of [...this.loaded.values()]) {
@@ -186,6 +206,7 @@ export class TunerHost {
       return false;
     }
     const name = definition.name;
+    this.discovered.add(name);
     if (this.options.allow.length && !this.options.allow.includes(name)) {
       this.log.debug(`tuner '${name}' not in the allow list (-a); skipping it`);
       return true;

@@ -137,6 +137,8 @@ export interface NativeBinding {
    * for sd_notify and the journal; throws with the errno's code on failure.
    */
   sendUnixDatagram(path: string, data: Buffer): void;
+  /** lgetxattr(path, name) found the attribute; false where the filesystem has no xattrs. */
+  xattrExists(path: string, name: string): boolean;
 }
 
 export const BPF_ANY = 0;

@@ -7,10 +7,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { OutputWaiters } from './waiters';
+import { trustedCopy } from './trusted-dir';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
-export const SAMPLES_LIBDIR = path.join(REPO_ROOT, 'dist', 'samples');
+/** The sample plugins, copied where the daemon's plugin path checks accept them (see trusted-dir). */
+export const SAMPLES_LIBDIR = trustedCopy(path.join(REPO_ROOT, 'dist', 'samples'), 'samples');
 
 /*
  * How much longer than here waits may take: the VM matrix sets it under TCG (test/vm), where
@@ -42,18 +45,20 @@ export class DaemonProcess {
   private output = '';
   private exitCode: number | null | undefined;
   private readonly exited: Promise<number | null>;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new OutputWaiters();
 
-  constructor(args: string[]) {
+  /** command: what runs bpftune (default bin/bpftune), e.g. a packaged one under another node. */
+  constructor(args: string[], options: { command?: string[]; env?: NodeJS.ProcessEnv } = {}) {
     this.runDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-run-'));
-    this.child = spawn(BPFTUNE, ['-s', ...args], {
-      env: { ...process.env, BPFTUNE_RUNDIR: this.runDir },
+    const [command, ...commandArgs] = options.command ?? [BPFTUNE];
+    this.child = spawn(command, [...commandArgs, '-s', ...args], {
+      env: { ...process.env, ...options.env, BPFTUNE_RUNDIR: this.runDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this);
     const collect = (chunk: Buffer) => {
       this.output += chunk.toString('utf8');
-      for (const w of this.waiters) w();
+      this.waiters.poke();
     };
     this.child.stdout?.on('data', collect);
     this.child.stderr?.on('data', collect);
@@ -61,7 +66,7 @@ export class DaemonProcess {
       this.child.on('exit', (code) => {
         this.exitCode = code;
         running.delete(this);
-        for (const w of this.waiters) w();
+        this.waiters.poke();
         resolve(code);
       }),
     );
@@ -78,28 +83,12 @@ export class DaemonProcess {
   /** Resolves with the first match of `pattern` in the log (searching from `from`). */
   waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpExecArray> {
     timeoutMs *= TIME_SCALE;
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = pattern.exec(this.output.slice(from));
-        if (m) {
-          done();
-          resolve(m);
-        } else if (this.exitCode !== undefined) {
-          done();
-          reject(new Error(`bpftune exited (${this.exitCode}) before logging ${pattern}; log:\n${this.output}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${this.output}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-      };
-      this.waiters.push(check);
-      check();
-    });
+    return this.waiters.wait(
+      () => pattern.exec(this.output.slice(from)) ?? undefined,
+      timeoutMs,
+      () => new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${this.output}`),
+      () => (this.exitCode !== undefined ? new Error(`bpftune exited (${this.exitCode}) before logging ${pattern}; log:\n${this.output}`) : undefined),
+    );
   }
 
   started(): Promise<RegExpExecArray> {

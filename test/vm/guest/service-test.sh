@@ -20,7 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 # No network in the VM: every dependency of the package must already be in the image.
-check "apt install ./$(basename "$DEB")" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download "$DEB"
+# (No --no-download: with it apt rejects a local .deb, "Pathname to install is not absolute".)
+check "apt install ./$(basename "$DEB")" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$DEB"
 dpkg -L bpftune > /tmp/bpftune.files 2>/dev/null
 check "systemctl is-active bpftune" wait_for 60 systemctl is-active --quiet bpftune
 status_line() { systemctl status bpftune --no-pager | grep -E '^ *Status: "'; }

@@ -162,8 +162,8 @@ function main(resultsDir: string): number {
     '',
     'One row per kernel; details in `<kernel>.md`. Produced by `make test-vm-matrix`.',
     '',
-    '| kernel | accelerator | boot s | suite s | VM run s | passed | failed | skipped | service test |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| run | kernel | accelerator | boot s | suite s | VM run s | passed | failed | skipped | service test |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   let failed = 0;
   for (const run of runs) {
@@ -171,7 +171,7 @@ function main(resultsDir: string): number {
     const t = totals(run.tests);
     if (t.fail || !run.done) failed++;
     const service = run.service[0]?.replace(/^SERVICE /, '').replace(/ seconds=.*/, '') ?? 'not run';
-    matrix.push(`| ${run.release} | ${run.accel} | ${run.bootSeconds} | ${run.suiteSeconds} | ${run.totalSeconds} | ${t.pass} | ${t.fail} | ${t.skip} | ${service} |`);
+    matrix.push(`| [${run.name}](${run.name}.md) | ${run.release} | ${run.accel} | ${run.bootSeconds} | ${run.suiteSeconds} | ${run.totalSeconds} | ${t.pass} | ${t.fail} | ${t.skip} | ${service} |`);
   }
   writeFileSync(path.join(resultsDir, 'vm-matrix.md'), matrix.join('\n') + '\n');
   process.stdout.write(matrix.join('\n') + '\n');

@@ -27,6 +27,9 @@ check "systemctl is-active bpftune" wait_for 60 systemctl is-active --quiet bpft
 status_line() { systemctl status bpftune --no-pager | grep -E '^ *Status: "'; }
 check "systemctl status shows a STATUS line" wait_for 30 status_line
 systemctl status bpftune --no-pager | head -12 | sed 's/^/    /'
+echo "    what the service logged at warning or worse, and which tuners loaded:"
+journalctl -u bpftune -p warning -o cat --no-pager | head -20 | cut -c1-400 | sed 's/^/    /'
+journalctl -u bpftune -o cat --no-pager | grep -E "tuners? .*loaded" | head -10 | cut -c1-300 | sed 's/^/    /'
 
 # A namespace with a small tcp_rmem max receives bulk traffic over veth: the service, which watches
 # every namespace, must grow tcp_rmem there and say so in the journal.
@@ -53,9 +56,15 @@ check "the summary is in the journal after stop" summary
 journalctl -u bpftune --since "$since" -o cat | grep -A1 '^# Summary' | head -6 | sed 's/^/    /'
 
 check "apt purge bpftune" env DEBIAN_FRONTEND=noninteractive apt-get purge -y bpftune
-no_files() { local f left=0; while read -r f; do [ -f "$f" ] || [ -L "$f" ] && { echo "left: $f"; left=1; }; done < /tmp/bpftune.files; return $left; }
+# Directories (and /lib, a symlink to usr/lib on Debian 12) are shared with other packages.
+no_files() { local f left=0; while read -r f; do [ -d "$f" ] && continue; [ -e "$f" ] || [ -L "$f" ] && { echo "left: $f"; left=1; }; done < /tmp/bpftune.files; return $left; }
 check "purge leaves no packaged file" no_files
-no_unit() { ! systemctl cat bpftune.service >/dev/null 2>&1 && [ -z "$(systemctl list-unit-files 'bpftune*' --no-legend)" ]; }
+no_unit() {
+  local files; files=$(systemctl list-unit-files 'bpftune*' --no-legend)
+  systemctl cat bpftune.service 2>&1 | head -3
+  echo "unit files: ${files:-none}"
+  ! systemctl cat bpftune.service >/dev/null 2>&1 && [ -z "$files" ]
+}
 check "purge leaves no unit" no_unit
 # The daemon's main pid is gone, and no process runs the packaged command.
 no_process() {

@@ -60,7 +60,7 @@ check "apt purge bpftune" env DEBIAN_FRONTEND=noninteractive apt-get purge -y bp
 no_files() { local f left=0; while read -r f; do [ -d "$f" ] && continue; [ -e "$f" ] || [ -L "$f" ] && { echo "left: $f"; left=1; }; done < /tmp/bpftune.files; return $left; }
 check "purge leaves no packaged file" no_files
 no_unit() {
-  local files; files=$(systemctl list-unit-files 'bpftune*' --no-legend)
+  local files; files=$(systemctl list-unit-files bpftune.service --no-legend)
   systemctl cat bpftune.service 2>&1 | head -3
   echo "unit files: ${files:-none}"
   ! systemctl cat bpftune.service >/dev/null 2>&1 && [ -z "$files" ]

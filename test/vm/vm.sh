@@ -133,6 +133,8 @@ build_payload() {
   cp -a "$HERE/guest/run-tests.sh" "$HERE/guest/service-test.sh" "$stage/bpftune/test/vm/"
   echo "${VM_PARTS:-support tests service}" > "$stage/bpftune/test/vm/parts"
   echo "${VM_TESTS:-.}" > "$stage/bpftune/test/vm/tests-pattern"
+  # VM_SERVICE_DROPIN: unit lines the service test adds as a drop-in (to try a change to the unit).
+  [ -z "${VM_SERVICE_DROPIN:-}" ] || printf '%s\n' "$VM_SERVICE_DROPIN" > "$stage/bpftune/test/vm/service-dropin.conf"
   local deb
   deb=$(ls -t "$REPO"/dist/deb/bpftune_*.deb 2>/dev/null | head -1 || true)
   if [ -n "$deb" ]; then cp "$deb" "$stage/"; log "payload includes $(basename "$deb")"; fi

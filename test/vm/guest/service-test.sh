@@ -19,6 +19,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+DROPIN=$(dirname "$0")/service-dropin.conf
+if [ -f "$DROPIN" ]; then
+  mkdir -p /etc/systemd/system/bpftune.service.d && cp "$DROPIN" /etc/systemd/system/bpftune.service.d/vm-test.conf
+  echo "    with drop-in: $(tr '\n' ' ' < "$DROPIN")"
+fi
 # No network in the VM: every dependency of the package must already be in the image.
 # (No --no-download: with it apt rejects a local .deb, "Pathname to install is not absolute".)
 check "apt install ./$(basename "$DEB")" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$DEB"
@@ -55,6 +60,7 @@ summary() { journalctl -u bpftune --since "$since" -o cat | grep -q '^# Summary'
 check "the summary is in the journal after stop" summary
 journalctl -u bpftune --since "$since" -o cat | grep -A1 '^# Summary' | head -6 | sed 's/^/    /'
 
+rm -rf /etc/systemd/system/bpftune.service.d
 check "apt purge bpftune" env DEBIAN_FRONTEND=noninteractive apt-get purge -y bpftune
 # Directories (and /lib, a symlink to usr/lib on Debian 12) are shared with other packages.
 no_files() { local f left=0; while read -r f; do [ -d "$f" ] && continue; [ -e "$f" ] || [ -L "$f" ] && { echo "left: $f"; left=1; }; done < /tmp/bpftune.files; return $left; }

@@ -20,7 +20,7 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps pkg-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer clean distclean
+.PHONY: all deps pkg-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -170,6 +170,16 @@ bench-quick: all
 # tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).
 bench-tcp-buffer: all
 	node dist/bench/tcp_buffer.js
+
+# The built tree on a Debian 12 VM (test/vm/README.md): KERNEL=6.1, 6.12, a linux-image-* package
+# or a version. Builds and caches the image in /var/cache/bpftune-vm on first use (root).
+KERNEL ?= 6.1
+test-vm: all
+	test/vm/vm.sh run $(KERNEL)
+
+# 6.1 and 6.12, one VM after the other; results in test/vm/results/.
+test-vm-matrix: all
+	test/vm/vm.sh matrix
 
 clean:
 	rm -rf dist build $(DEB_BUILD_LEFTOVERS)

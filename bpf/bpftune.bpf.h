@@ -66,6 +66,12 @@ static __always_inline __u32 bpftune_net_inum(struct net *net)
 	return BPF_CORE_READ(net, ns.inum);
 }
 
+/*
+ * An object whose programs may not call bpf_get_current_pid_tgid defines
+ * BPFTUNE_EVENT_NO_PID before including this header: sock_ops programs, which
+ * 6.1's verifier refuses it ("unknown func"), and which mostly run in softirq
+ * where the current task is not the socket's anyway.
+ */
 static __always_inline void bpftune_event_init(struct bpftune_event *event,
 					       __u32 scenario_id, struct net *net)
 {
@@ -73,7 +79,11 @@ static __always_inline void bpftune_event_init(struct bpftune_event *event,
 	event->scenario_id = scenario_id;
 	event->netns_cookie = bpftune_net_cookie(net);
 	event->netns_inum = bpftune_net_inum(net);
+#ifdef BPFTUNE_EVENT_NO_PID
+	event->pid = 0;
+#else
 	event->pid = bpf_get_current_pid_tgid() >> 32;
+#endif
 	event->ktime_ns = bpf_ktime_get_ns();
 }
 

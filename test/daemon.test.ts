@@ -25,7 +25,8 @@ test('-S reports full support and per-netns policy on this kernel, and each tune
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^bpftune works fully$/m);
   assert.match(r.stdout, /^bpftune supports per-netns policy \(via netns cookie\)$/m);
-  assert.match(r.stdout, /^attach kind fentry: not supported/m);
+  // Refused on this machine's 6.18; supported on 6.1 and 6.12 (the VM matrix).
+  assert.match(r.stdout, /^attach kind fentry: (supported|not supported \(.+\))$/m);
   assert.match(r.stdout, /^tuner 'sysctl': would use cgroup \(cgroup\/sysctl\)$/m);
   assert.match(r.stdout, /^tuner 'netns': would use tp_btf, tracepoint/m);
   assert.match(r.stdout, /^tuner 'listen_backlog': would use tracepoint \(tracepoint\/syscalls\/sys_enter_listen\)$/m);

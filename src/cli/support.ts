@@ -2,8 +2,10 @@
  * `bpftune -S`: what this kernel supports, in the reference's words, and per
  * tuner which attach mode it would run in.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
+import { attachTargetExists, kernelTargetSources } from '../core/attach-targets';
 import { supportLevel } from '../core/support-level';
 import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
@@ -28,9 +30,16 @@ export async function supportReport(
   const level = await supportLevel(nativeBinding, probes, legacy);
   const lines = [...level.lines];
 
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
+    lines.push(
+      'no kernel BTF (/sys/kernel/btf/vmlinux): tp_btf, fentry and iterator programs and CO-RE reads of kernel structs cannot run; ' +
+        'tuners that need them are left out and the others run (a kernel built with CONFIG_DEBUG_INFO_BTF=y runs them all)',
+    );
+  }
   for (const p of probes) {
     lines.push(`attach kind ${p.kind}: ${p.supported ? 'supported' : `not supported (${p.reason ?? 'unknown'})`}`);
   }
+  const targets = kernelTargetSources();
   for (const dir of libdirs) {
     const { modules } = await scanTunerDirectory(dir, {
       checkAncestors: dir !== builtinLibdir(),
@@ -43,13 +52,15 @@ export async function supportReport(
         const def = exported.default ?? (exported as unknown as TunerDefinition);
         const object = nativeBinding.openObject(path.join(m.dir, def.bpfObject ?? `${def.name}.bpf.o`));
         try {
-          const { selected } = selectPrograms(object.programs(), def.programAlternatives ?? [], () => supported, legacy);
+          const exists = (section: string) => attachTargetExists(section, targets);
+          const { selected, missing } = selectPrograms(object.programs(), def.programAlternatives ?? [], () => supported, legacy, exists);
+          const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
           lines.push(
             selected.length === 0
               ? `tuner '${def.name}': would use no BPF programs (reads kernel counters)`
-              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})`,
+              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}`,
           );
         } finally {
           object.close();

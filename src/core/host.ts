@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { selectPrograms, type SelectedProgram } from './program-selection';
+import { attachTargetExists, kernelTargetSources } from './attach-targets';
 import { decodeEvent, type TunerEvent } from './event';
 import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject, NativeRingBuffer } from './native';
@@ -62,6 +63,7 @@ export class TunerHost {
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly watchTimers = new Map<string, NodeJS.Timeout>();
   private nextId = 1;
+  private readonly targets = kernelTargetSources();
   private ring: NativeRingBuffer | undefined;
   private stopping = false;
   private syncing: Promise<void> = Promise.resolve();
@@ -79,6 +81,12 @@ export class TunerHost {
 
   start(): void {
     this.ring = this.nativeBinding.createRingBuffer(RING_BUFFER_BYTES, (samples) => this.dispatch(samples));
+    if (!this.targets.btf()) {
+      this.log.warn(
+        'this kernel has no BTF (/sys/kernel/btf/vmlinux): tuners whose programs are tp_btf, fentry or iterators, or read kernel ' +
+          'structs through CO-RE, cannot load and are named below; the others run. A kernel built with CONFIG_DEBUG_INFO_BTF=y runs them all',
+      );
+    }
   }
 
   tuners(): LoadedTuner[] {
@@ -251,7 +259,8 @@ export class TunerHost {
       this.byId.set(id, tuner);
       step = 'init';
       await definition.init?.(tuner.context);
-      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})`);
+      const sections = programs.length ? ` with ${programs.map((p) => p.section).join(', ')}` : '';
+      this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})${sections}`);
       return true;
     } catch (err) {
       this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);
@@ -297,7 +306,13 @@ export class TunerHost {
 
   private choosePrograms(definition: TunerDefinition, object: NativeObject): SelectedProgram[] {
     const supported = () => new Set(this.options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
-    const { selected, disabled } = selectPrograms(object.programs(), definition.programAlternatives ?? [], supported, this.options.legacy);
+    const exists = (section: string) => attachTargetExists(section, this.targets);
+    const { selected, disabled, missing } = selectPrograms(object.programs(), definition.programAlternatives ?? [], supported, this.options.legacy, exists);
+    for (const p of missing) {
+      this.log.warn(
+        `tuner '${definition.name}': this kernel has no target for program '${p.name}' (${p.section}) and the tuner declares no fallback for it; running without it`,
+      );
+    }
     for (const name of disabled) object.setAutoload(name, false);
     return selected;
   }

@@ -16,6 +16,12 @@ export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
 /** The sample plugins, copied where the daemon's plugin path checks accept them (see trusted-dir). */
 export const SAMPLES_LIBDIR = trustedCopy(path.join(REPO_ROOT, 'dist', 'samples'), 'samples');
 
+/*
+ * How much longer than here waits may take: the VM matrix sets it under TCG (test/vm), where
+ * loading and verifying every tuner's BPF takes tens of seconds. Only widens timeouts.
+ */
+export const TIME_SCALE = Math.max(1, Number(process.env.BPFTUNE_TEST_TIME_SCALE) || 1);
+
 const running = new Set<DaemonProcess>();
 
 export interface RunResult {
@@ -28,7 +34,7 @@ export interface RunResult {
 export function runBpftune(args: string[], runDir?: string): RunResult {
   const r = spawnSync(BPFTUNE, args, {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 60_000 * TIME_SCALE,
     env: { ...process.env, ...(runDir ? { BPFTUNE_RUNDIR: runDir } : {}) },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -89,6 +95,7 @@ export class DaemonProcess {
 
   /** Resolves with the first match of `pattern` in the log (searching from `from`). */
   waitFor(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpExecArray> {
+    timeoutMs *= TIME_SCALE;
     return this.waiters.wait(
       () => pattern.exec(this.output.slice(from)) ?? undefined,
       timeoutMs,
@@ -107,7 +114,7 @@ export class DaemonProcess {
 
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<number | null> {
     if (this.exitCode === undefined) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs * TIME_SCALE);
     const code = await this.exited;
     clearTimeout(timer);
     this.removeRunDir();

@@ -14,11 +14,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT } from './daemon';
+import { REPO_ROOT, TIME_SCALE } from './daemon';
 import { createNamespace, deleteNamespace, inNamespace } from './netns';
 
 const FORWARDER = path.join(REPO_ROOT, 'test', 'support', 'link-forwarder.py');
-const READY_TIMEOUT_MS = 10_000;
+const READY_TIMEOUT_MS = 10_000 * TIME_SCALE;
 const STOP_TIMEOUT_MS = 5_000;
 const CLIENT_DEV = 'emu0';
 const SERVER_DEV = 'emu1';

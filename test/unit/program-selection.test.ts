@@ -33,3 +33,26 @@ test('a hook with no usable variant is an error naming the hook', () => {
   assert.throws(() => selectPrograms(programs, alternatives, kinds('cgroup'), false), /no variant of hook 'rcv'/);
   assert.throws(() => selectPrograms(programs, [{ hook: 'x', variants: ['nope'] }], kinds('cgroup'), false), /'nope'.*not a program/);
 });
+
+test('a variant whose target this kernel lacks is passed over for the next one', () => {
+  const noTracepoint = (section: string) => (section.startsWith('tp_btf/') ? false : undefined);
+  const { selected, disabled } = selectPrograms(programs, alternatives, kinds('tp_btf', 'fentry', 'kprobe', 'cgroup'), false, noTracepoint);
+  assert.deepEqual(selected.map((s) => `${s.name}:${s.kind}`), ['rcv_fentry:fentry', 'ops:cgroup']);
+  assert.deepEqual(disabled.sort(), ['rcv_kprobe', 'rcv_tp']);
+});
+
+test('a program without alternatives whose target is missing is left out and named; the rest load', () => {
+  const extra: ProgramInfo[] = [...programs, { name: 'snd_tp', section: 'tp_btf/tcp_sendmsg_locked', type: 26, autoload: true }];
+  const exists = (section: string) => section !== 'tp_btf/tcp_sendmsg_locked';
+  const { selected, disabled, missing } = selectPrograms(extra, alternatives, kinds('tp_btf', 'cgroup'), false, exists);
+  assert.deepEqual(selected.map((s) => s.name), ['rcv_tp', 'ops']);
+  assert.deepEqual(missing.map((m) => m.section), ['tp_btf/tcp_sendmsg_locked']);
+  assert.ok(disabled.includes('snd_tp'));
+});
+
+test('no usable variant: the error says per variant whether the kind or the target is missing', () => {
+  assert.throws(
+    () => selectPrograms(programs, alternatives, kinds('tp_btf', 'cgroup'), false, (s) => !s.startsWith('tp_btf/')),
+    /tp_btf\/tcp_rcv_space_adjust: no such target here; fentry\/tcp_rcv_space_adjust: fentry not supported/,
+  );
+});

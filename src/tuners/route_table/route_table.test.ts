@@ -50,11 +50,16 @@ test('many IPv6 destinations near max_size grow it in that namespace only', asyn
   const grown = Number(m[2]);
   // Grown in 25% steps until the count is no longer within a quarter of it.
   assert.ok(Number(m[1]) + (grown >> 2) < grown, `${m[1]} entries are not nearly full at ${grown}`);
-  assert.equal(sysctlIn(host, 'net.ipv6.route.max_size'), String(grown));
+  // Before 6.3 max_size also refuses entries, so entries held back at 64 arrive once it grows and
+  // it may grow again (6.1 in the VM matrix): the namespace holds the daemon's latest value.
+  const now = sysctlIn(host, 'net.ipv6.route.max_size');
+  assert.ok(Number(now) >= grown, `max_size ${now} in the namespace, grown to ${grown} first`);
+  await daemon.waitFor(new RegExp(`change net\\.ipv6\\.route\\.max_size from \\(\\d+\\) -> \\(${now}\\)`));
   assert.equal(sysctlIn(router, 'net.ipv6.route.max_size'), globalBefore);
   assert.equal(sysctlIn(null, 'net.ipv6.route.max_size'), globalBefore);
 
   assert.equal(await daemon.stop(), 0);
-  assert.match(daemon.log, new RegExp(`Rolled back 'net\\.ipv6\\.route\\.max_size' in non-global ns from \\(${grown}\\) -> \\(64\\)`));
+  const last = [...daemon.log.matchAll(/change net\.ipv6\.route\.max_size from \(\d+\) -> \((\d+)\)/g)].pop()?.[1];
+  assert.match(daemon.log, new RegExp(`Rolled back 'net\\.ipv6\\.route\\.max_size' in non-global ns from \\(${last}\\) -> \\(64\\)`));
   assert.equal(sysctlIn(host, 'net.ipv6.route.max_size'), '64');
 });

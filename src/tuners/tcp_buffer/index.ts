@@ -57,6 +57,8 @@ const tcpBufferTuner: TunerDefinition = {
   description: 'Grows TCP buffer limits that block throughput; backs off under memory pressure or rising latency; sizes the SYN backlog',
   tunables: TUNABLES,
   scenarios: SCENARIOS,
+  // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
+  programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
   async init(ctx) {
     const s = stateOf(ctx);
     await s.memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));

@@ -4,7 +4,9 @@
  *  - tcp:tcp_rcv_space_adjust (every read from a TCP socket): sk_rcvbuf has
  *    grown to within one learning step of tcp_rmem[2] in its namespace;
  *  - tcp:tcp_sendmsg_locked (every send): sk_sndbuf likewise against
- *    tcp_wmem[2];
+ *    tcp_wmem[2]. That tracepoint is new (not in 6.1 or 6.12): there the
+ *    daemon loads the fentry variant on the function itself, or the kprobe
+ *    one where trampolines are refused (index.ts declares the order);
  *  - sock:sock_exceed_buf_limit (an allocation refused for memory): how much
  *    TCP holds against tcp_mem.
  * The first two fire up to ~100k times a second under bulk traffic, so they
@@ -20,6 +22,16 @@
 #define SOCK_SNDBUF_LOCK	1
 #define SOCK_RCVBUF_LOCK	2
 #define IPPROTO_TCP		6
+
+/*
+ * sk_userlocks is a plain u8 since 6.2 but a 4-bit bitfield before (6.1:
+ * "u8 sk_userlocks:4" after four 1-bit flags): a plain load, even relocated,
+ * would read the byte holding it and test sk_gso_disabled instead. The
+ * bitfield macros relocate offset, size and shifts, so they read it right on
+ * both layouts. _PROBED for the kprobe variant, whose sk is not BTF-typed.
+ */
+#define SK_USERLOCKS(sk)	((__u8)BPF_CORE_READ_BITFIELD(sk, sk_userlocks))
+#define SK_USERLOCKS_PROBED(sk)	((__u8)BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks))
 
 /*
  * One event per namespace and direction per interval. Short, so that growth
@@ -99,8 +111,9 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	event.new_values[2] = bpftune_grow(limits[2]);
 	data->rtt_us = socket_rtt_us(sk, kind == TCP_BUFFER_EVENT_RMEM_NEAR_MAX);
 	data->sk_buf = sk_buf;
-	data->family = sk->__sk_common.skc_family;
-	data->tcp_moderate_rcvbuf = net->ipv4.sysctl_tcp_moderate_rcvbuf;
+	/* Read with CO-RE helpers: the kprobe variant's pointers are not BTF-typed. */
+	data->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	data->tcp_moderate_rcvbuf = BPF_CORE_READ(net, ipv4.sysctl_tcp_moderate_rcvbuf);
 	bpftune_post(&event);
 }
 
@@ -121,7 +134,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	if (!bpftune_nearly_full(rcvbuf, rmem_max))
 		return 0;
 	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
-	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
+	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
 		return 0;
 	if (already_posted(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max))
 		return 0;
@@ -132,24 +145,61 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(tcp_buffer_snd, const struct sock *sk)
+/*
+ * The sender check after the cheap test passed: the caller read the hot
+ * fields its own way (direct loads where the pointer is BTF-typed).
+ */
+static __always_inline void snd_near_max(const struct sock *sk, struct net *net, int sndbuf, int wmem_max,
+					 __u8 userlocks)
+{
+	int wmem[3];
+
+	if (userlocks & SOCK_SNDBUF_LOCK)
+		return;
+	if (already_posted(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max))
+		return;
+	wmem[0] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[0]);
+	wmem[1] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[1]);
+	wmem[2] = wmem_max;
+	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf);
+}
+
+/* The cheap test with direct loads, for the variants whose sk is BTF-typed (tp_btf, fentry). */
+static __always_inline void snd_check(const struct sock *sk)
 {
 	struct net *net = sk->__sk_common.skc_net.net;
 	int sndbuf = sk->sk_sndbuf;
 	int wmem_max = net->ipv4.sysctl_tcp_wmem[2];
-	int wmem[3];
 
-	if (!bpftune_nearly_full(sndbuf, wmem_max))
-		return 0;
-	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
-		return 0;
-	if (already_posted(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max))
-		return 0;
-	wmem[0] = net->ipv4.sysctl_tcp_wmem[0];
-	wmem[1] = net->ipv4.sysctl_tcp_wmem[1];
-	wmem[2] = wmem_max;
-	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf);
+	if (bpftune_nearly_full(sndbuf, wmem_max))
+		snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS(sk));
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tcp_buffer_snd, const struct sock *sk)
+{
+	snd_check(sk);
+	return 0;
+}
+
+/* The function the tracepoint sits in, for kernels without the tracepoint (6.1, 6.12). */
+SEC("fentry/tcp_sendmsg_locked")
+int BPF_PROG(tcp_buffer_snd_fentry, struct sock *sk)
+{
+	snd_check(sk);
+	return 0;
+}
+
+/* Last resort (no trampolines): every read goes through bpf_probe_read_kernel. */
+SEC("kprobe/tcp_sendmsg_locked")
+int BPF_KPROBE(tcp_buffer_snd_kprobe, struct sock *sk)
+{
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	int sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+	int wmem_max = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[2]);
+
+	if (bpftune_nearly_full(sndbuf, wmem_max))
+		snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS_PROBED(sk));
 	return 0;
 }
 

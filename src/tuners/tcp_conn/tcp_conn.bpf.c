@@ -16,6 +16,8 @@
  * In advisory mode (bpftune_advisory, --advise) no connection is switched:
  * the loss rule only reports the switch it would make.
  */
+/* sock_ops: 6.1 does not offer it bpf_get_current_pid_tgid (see bpftune.bpf.h). */
+#define BPFTUNE_EVENT_NO_PID
 #include "bpftune.bpf.h"
 #include <bpf/bpf_endian.h>
 #include "tcp_conn.h"

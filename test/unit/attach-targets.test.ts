@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { attachTargetExists, parseBtfNames, type TargetSources } from '../../src/core/attach-targets';
+
+/** A BTF blob with the given types (each: kind, name, extra bytes after the 12-byte header). */
+function btfBlob(types: Array<{ kind: number; name: string; vlen?: number; extra?: number }>): Buffer {
+  const strings = ['', ...types.map((t) => t.name)];
+  const strBuf = Buffer.from(strings.join('\0') + '\0', 'latin1');
+  const offsets: number[] = [];
+  let off = 0;
+  for (const s of strings) {
+    offsets.push(off);
+    off += Buffer.byteLength(s, 'latin1') + 1;
+  }
+  const typeBufs = types.map((t, i) => {
+    const b = Buffer.alloc(12 + (t.extra ?? 0));
+    b.writeUInt32LE(offsets[i + 1] ?? 0, 0);
+    b.writeUInt32LE(((t.kind & 0x1f) << 24) | (t.vlen ?? 0), 4);
+    return b;
+  });
+  const typeSec = Buffer.concat(typeBufs);
+  const hdr = Buffer.alloc(24);
+  hdr.writeUInt16LE(0xeb9f, 0);
+  hdr.writeUInt8(1, 2);
+  hdr.writeUInt32LE(24, 4);
+  hdr.writeUInt32LE(0, 8);
+  hdr.writeUInt32LE(typeSec.length, 12);
+  hdr.writeUInt32LE(typeSec.length, 16);
+  hdr.writeUInt32LE(strBuf.length, 20);
+  return Buffer.concat([hdr, typeSec, strBuf]);
+}
+
+test('parseBtfNames walks every kind size and keeps functions and btf_trace_ typedefs', () => {
+  const blob = btfBlob([
+    { kind: 4, name: 'sock', vlen: 2, extra: 24 }, // struct with two members
+    { kind: 6, name: 'skb_drop_reason', vlen: 3, extra: 24 }, // enum with three values
+    { kind: 13, name: '', vlen: 2, extra: 16 }, // func proto with two params
+    { kind: 8, name: 'btf_trace_tcp_rcv_space_adjust' },
+    { kind: 8, name: 'u32' },
+    { kind: 12, name: 'tcp_sendmsg_locked' },
+    { kind: 1, name: 'int', extra: 4 },
+    { kind: 12, name: 'tcp_rcv_space_adjust' },
+  ]);
+  const names = parseBtfNames(blob);
+  assert.deepEqual([...names.tracepoints], ['tcp_rcv_space_adjust']);
+  assert.deepEqual([...names.functions].sort(), ['tcp_rcv_space_adjust', 'tcp_sendmsg_locked']);
+  assert.throws(() => parseBtfNames(Buffer.alloc(24)), /not a little-endian BTF blob/);
+});
+
+test('attachTargetExists answers from the right source per section kind, and "unknown" without one', () => {
+  const sources: TargetSources = {
+    btf: () => ({ tracepoints: new Set(['kfree_skb']), functions: new Set(['tcp_sendmsg_locked']) }),
+    kallsyms: () => new Set(['tcp_sendmsg_locked']),
+    tracefsEvent: (c, n) => c === 'syscalls' && n === 'sys_enter_unshare',
+  };
+  assert.equal(attachTargetExists('tp_btf/kfree_skb', sources), true);
+  assert.equal(attachTargetExists('tp_btf/tcp_sendmsg_locked', sources), false);
+  assert.equal(attachTargetExists('fentry/tcp_sendmsg_locked', sources), true);
+  assert.equal(attachTargetExists('kprobe/tcp_sendmsg_locked', sources), true);
+  assert.equal(attachTargetExists('kprobe/tcp_sndbuf_expand', sources), false);
+  assert.equal(attachTargetExists('tracepoint/syscalls/sys_enter_unshare', sources), true);
+  assert.equal(attachTargetExists('sockops', sources), undefined);
+  const none: TargetSources = { btf: () => undefined, kallsyms: () => undefined, tracefsEvent: () => undefined };
+  assert.equal(attachTargetExists('tp_btf/kfree_skb', none), undefined);
+});
+
+test('this kernel: the vmlinux BTF names the tracepoints and functions the tuners hook', { skip: !existsSync('/sys/kernel/btf/vmlinux') }, () => {
+  const names = parseBtfNames(readFileSync('/sys/kernel/btf/vmlinux'));
+  for (const tp of ['tcp_rcv_space_adjust', 'kfree_skb', 'sock_exceed_buf_limit']) assert.ok(names.tracepoints.has(tp), tp);
+  assert.ok(names.functions.has('tcp_sendmsg_locked'));
+  assert.ok(names.functions.size > 10000, `${names.functions.size} functions`);
+});

@@ -24,6 +24,15 @@ if [ -f "$DROPIN" ]; then
   mkdir -p /etc/systemd/system/bpftune.service.d && cp "$DROPIN" /etc/systemd/system/bpftune.service.d/vm-test.conf
   echo "    with drop-in: $(tr '\n' ' ' < "$DROPIN")"
 fi
+# The namespace with a small tcp_rmem max is made before the service starts: a write to a
+# tunable while it runs is an administrator's takeover, and tcp_buffer would rightly stand down
+# in that namespace (the sysctl tuner logs "disabling 'tcp_buffer' for namespace cookie ...").
+ip netns add vmsvc-a && ip netns add vmsvc-b
+ip -n vmsvc-a link add veth0 type veth peer name veth1 netns vmsvc-b
+ip -n vmsvc-a addr add 198.18.0.1/24 dev veth0 && ip -n vmsvc-a link set veth0 up && ip -n vmsvc-a link set lo up
+ip -n vmsvc-b addr add 198.18.0.2/24 dev veth1 && ip -n vmsvc-b link set veth1 up && ip -n vmsvc-b link set lo up
+ip netns exec vmsvc-b sysctl -q -w net.ipv4.tcp_rmem="4096 65536 131072"
+
 # No network in the VM: every dependency of the package must already be in the image.
 # (No --no-download: with it apt rejects a local .deb, "Pathname to install is not absolute".)
 check "apt install ./$(basename "$DEB")" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$DEB"
@@ -39,11 +48,6 @@ journalctl -u bpftune -o cat --no-pager | grep -E "tuners? .*loaded" | head -10 
 # A namespace with a small tcp_rmem max receives bulk traffic over veth: the service, which watches
 # every namespace, must grow tcp_rmem there and say so in the journal.
 since=$(date '+%Y-%m-%d %H:%M:%S')
-ip netns add vmsvc-a && ip netns add vmsvc-b
-ip -n vmsvc-a link add veth0 type veth peer name veth1 netns vmsvc-b
-ip -n vmsvc-a addr add 198.18.0.1/24 dev veth0 && ip -n vmsvc-a link set veth0 up && ip -n vmsvc-a link set lo up
-ip -n vmsvc-b addr add 198.18.0.2/24 dev veth1 && ip -n vmsvc-b link set veth1 up && ip -n vmsvc-b link set lo up
-ip netns exec vmsvc-b sysctl -q -w net.ipv4.tcp_rmem="4096 65536 131072"
 ip netns exec vmsvc-b iperf3 -s -1 -D -p 5201
 sleep 1
 ip netns exec vmsvc-a iperf3 -c 198.18.0.2 -p 5201 -t 20 > /tmp/iperf.out 2>&1 &

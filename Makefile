@@ -7,6 +7,10 @@ SHELL := /bin/bash
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	iproute2 iperf3 iptables iputils-ping make g++ python3 procps
+# Needed by tests only: the metrics test runs its own Prometheus and node_exporter on loopback.
+# Debian's packages start and enable servers listening on every address: they are
+# installed without recommends, with service starts refused, and their services left disabled.
+SERVICE_PACKAGES := prometheus prometheus-node-exporter
 CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -31,7 +35,15 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 $$missing >/dev/null; \
+	fi
+	@missing=""; for p in $(SERVICE_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (services neither started nor enabled):$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
+		bash test/support/install-without-service.sh $$missing; \
 	fi
 
 node_modules/.installed: package.json package-lock.json

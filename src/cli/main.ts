@@ -31,6 +31,10 @@ async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
     libdir: options.libdir ?? DEFAULT_LOCAL_LIBDIR,
     port: options.port ?? 0,
     rollback: options.rollback,
+    metrics:
+      options.metrics || options.metricsTextfile !== undefined
+        ? { listen: options.metrics, textfileDir: options.metricsTextfile && path.resolve(options.metricsTextfile) }
+        : undefined,
   });
 
   // A daemon must not die on one bad event or plugin: log and carry on.

@@ -16,6 +16,7 @@ import { rollbackText, summaryText, type NamedReport } from './summary';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
+import type { MetricsExposition, MetricsOptions } from '../metrics/exposition';
 
 export interface DaemonOptions {
   learningRate: number;
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   /** TCP port for queries; 0 picks a free one. */
   port: number;
   rollback: boolean;
+  /** --metrics / --metrics-textfile; absent (the default) loads nothing for metrics. */
+  metrics?: MetricsOptions;
 }
 
 export class Daemon {
@@ -35,6 +38,7 @@ export class Daemon {
   readonly host: TunerHost;
   readonly startedAt = Date.now();
   private server: QueryServer | undefined;
+  private metrics: MetricsExposition | undefined;
   private readonly mounts: Mounts;
   private kindProbes: KindProbe[] | undefined;
   private stopped: Promise<void> | undefined;
@@ -80,6 +84,12 @@ export class Daemon {
     this.host.watch(this.libdirs());
     this.server = new QueryServer(createQueries(this), this.log);
     await this.server.listen(this.options.port);
+    if (this.options.metrics) {
+      // Loaded only when asked for: prom-client costs memory a daemon without metrics should not pay.
+      const { startMetrics } = await import('../metrics/exposition');
+      const { daemonMetricsSource } = await import('../metrics/source');
+      this.metrics = await startMetrics(daemonMetricsSource(this), this.options.metrics, this.log);
+    }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const names = this.host.tuners().map((t) => t.definition.name);
     this.log.info(`bpftune: ${names.length} tuners loaded (${names.join(', ')}) in ${ms.toFixed(0)} ms`);
@@ -102,6 +112,7 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     await this.server?.close().catch((err) => this.log.error(`closing query server: ${errorText(err)}`));
+    await this.metrics?.close().catch((err) => this.log.error(`closing metrics: ${errorText(err)}`));
     // Tuners' reports come from their state, which unloading them drops.
     const reports = this.host.reports();
     await this.host.stop();

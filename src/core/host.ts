@@ -48,11 +48,21 @@ export interface LoadedTuner {
   latency: LatencyWindow;
 }
 
+/** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */
+export interface FailedTuner {
+  tuner: string;
+  dir: string;
+  reason: string;
+}
+
 export class TunerHost {
   private readonly loaded = new Map<string, LoadedTuner>();
   private readonly byId = new Map<number, LoadedTuner>();
   /** Signature of the last failed attempt per module path, so a broken plugin is retried only once it changes. */
   private readonly failed = new Map<string, string>();
+  /** By module path, until the module loads or is removed. */
+  private readonly failedTuners = new Map<string, FailedTuner>();
+  private readonly handledListeners: Array<(tuner: string, seconds: number) => void> = [];
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly watchTimers = new Map<string, NodeJS.Timeout>();
   private nextId = 1;
@@ -77,6 +87,15 @@ export class TunerHost {
 
   tuners(): LoadedTuner[] {
     return [...this.loaded.values()];
+  }
+
+  failures(): FailedTuner[] {
+    return [...this.failedTuners.values()];
+  }
+
+  /** Hears each event whose handler finished without error: seconds from BPF posting it to the handler done. */
+  onEventHandled(listener: (tuner: string, seconds: number) => void): void {
+    this.handledListeners.push(listener);
   }
 
   /** Each loaded tuner's report, for those that make one; a failing report is logged and left out. */
@@ -145,6 +164,9 @@ export class TunerHost {
       this.log.error(`not loading ${r.path}: ${r.reason}; make it root-owned and not group/other-writable`);
     }
     const present = new Set(modules.map((m) => m.modulePath));
+    for (const [modulePath, f] of this.failedTuners) {
+      if (path.dirname(f.dir) === dir && !present.has(modulePath)) this.failedTuners.delete(modulePath);
+    }
     for (const t of [...this.loaded.values()]) {
       if (path.dirname(t.module.dir) === dir && !present.has(t.module.modulePath)) {
         this.log.info(`tuner '${t.definition.name}' was removed from ${dir}; unloading it`);
@@ -175,6 +197,7 @@ export class TunerHost {
       definition = requireDefinition(module.modulePath);
     } catch (err) {
       this.log.error(`tuner in ${module.dir}: cannot load ${module.modulePath}: ${errorText(err)}; other tuners are unaffected`);
+      this.failedTuners.set(module.modulePath, { tuner: path.basename(module.dir), dir: module.dir, reason: errorText(err) });
       return false;
     }
     const name = definition.name;
@@ -229,9 +252,11 @@ export class TunerHost {
       step = 'init';
       await definition.init?.(tuner.context);
       this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})`);
+      this.failedTuners.delete(module.modulePath);
       return true;
     } catch (err) {
       this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);
+      this.failedTuners.set(module.modulePath, { tuner: name, dir: module.dir, reason: `${step} failed: ${errorText(err)}` });
       const partial = this.loaded.get(name);
       if (partial) {
         for (const t of partial.timers) clearInterval(t);
@@ -379,15 +404,24 @@ export class TunerHost {
       tuner.events++;
       tuner.latency.add(Number(received - event.ktimeNs));
       const t = tuner;
+      const ktimeNs = event.ktimeNs;
+      const handled = this.handledListeners.length ? () => this.eventHandled(t, ktimeNs) : undefined;
       try {
         const result = t.definition.event?.(event, t.context);
         if (result instanceof Promise) {
-          result.catch((err) => this.handlerFailed(t, err));
+          result.then(handled, (err) => this.handlerFailed(t, err));
+        } else {
+          handled?.();
         }
       } catch (err) {
         this.handlerFailed(t, err);
       }
     }
+  }
+
+  private eventHandled(tuner: LoadedTuner, ktimeNs: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - ktimeNs) / 1e9;
+    for (const listener of this.handledListeners) listener(tuner.definition.name, seconds);
   }
 
   private handlerFailed(tuner: LoadedTuner, err: unknown): void {

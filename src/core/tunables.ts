@@ -53,6 +53,15 @@ export interface ChangeRecord {
   command?: (values: readonly SysctlValue[]) => string;
 }
 
+/** One change written or action recorded, as it happens (for metrics). */
+export interface RecordedEvent {
+  kind: 'change' | 'action';
+  tuner: string;
+  tunable: string;
+  scenario: ScenarioDeclaration;
+  ns: Namespace;
+}
+
 export interface ScenarioRecord {
   tuner: string;
   tunable: string;
@@ -78,6 +87,7 @@ export class TunableRegistry {
   /** Serialises read-modify-write of one tunable in one namespace. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private writes = 0;
+  private readonly recordListeners: Array<(event: RecordedEvent) => void> = [];
 
   constructor(
     private readonly sysctl: SysctlAccess,
@@ -115,6 +125,11 @@ export class TunableRegistry {
   /** Drops per-namespace state for a namespace that no longer exists. */
   forgetNamespace(cookie: bigint): void {
     for (const cookies of this.manual.values()) cookies.delete(cookie);
+  }
+
+  /** Hears every change written and action recorded, after it is logged. */
+  onRecord(listener: (event: RecordedEvent) => void): void {
+    this.recordListeners.push(listener);
   }
 
   get writeCount(): number {
@@ -186,6 +201,7 @@ export class TunableRegistry {
     this.log.info(`Scenario '${scenario.name}' occurred for tunable '${decl.name}' in ${nsDescription(ns)}. ${scenario.description}`);
     this.log.info(`Due to ${action.reason}`);
     this.countScenario(tuner, decl, scenario, ns);
+    this.notify({ kind: 'action', tuner, tunable: decl.name, scenario, ns });
     return true;
   }
 
@@ -243,6 +259,17 @@ export class TunableRegistry {
       this.accessors.set(changeKey, decl);
     }
     this.countScenario(tuner, decl, scenario, ns);
+    this.notify({ kind: 'change', tuner, tunable: decl.name, scenario, ns });
+  }
+
+  private notify(event: RecordedEvent): void {
+    for (const listener of this.recordListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error(`record listener failed: ${errorText(err)}; the change itself is made and logged`);
+      }
+    }
   }
 
   private countScenario(tuner: string, decl: TunableDeclaration, scenario: ScenarioDeclaration, ns: Namespace): void {

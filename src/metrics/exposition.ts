@@ -19,7 +19,6 @@ export const TEXTFILE_NAME = 'bpftune.prom';
 export const TEXTFILE_INTERVAL_MS = 15_000;
 /** Prometheus scrapes one at a time per target; a few more allow a second scraper and a curl. */
 const MAX_CONNECTIONS = 16;
-const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface MetricsOptions {
   listen?: ListenAddress;
@@ -87,8 +86,6 @@ function serve(metrics: BpftuneMetrics, listen: ListenAddress, log: Logger): Pro
     );
   });
   server.maxConnections = MAX_CONNECTIONS;
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = REQUEST_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     server.once('error', (err) =>
       reject(new Error(`cannot serve metrics on ${formatListenAddress(listen)}: ${errorText(err)}; pick another address or port for --metrics`)),

@@ -87,13 +87,20 @@ export function daemonMetricsSource(daemon: Daemon): MetricsSource {
         ns: namespaces.global,
         labels: d.tunable.labels,
       }));
+      const readings: TunableReading[] = [];
       for (const rec of tunables.changes()) {
         const d = byName.get(rec.tunable);
         // Dead namespaces are left out: their series must disappear.
         if (!d || rec.ns.global || !d.tunable.namespaced || !namespaces.byCookie(rec.ns.cookie)) continue;
-        wanted.push({ tuner: d.tuner, tunable: rec.tunable, ns: rec.ns, labels: d.tunable.labels });
+        /*
+         * Where the tuner is still active nobody else has written the value
+         * (the sysctl tuner would have seen it), so it is what bpftune set:
+         * no setns per namespace per scrape. Where an administrator took
+         * over, it is read.
+         */
+        if (tunables.state(d.tuner, rec.ns.cookie) === 'active') readings.push({ tunable: rec.tunable, ns: rec.ns, values: rec.current, labels: d.tunable.labels });
+        else wanted.push({ tuner: d.tuner, tunable: rec.tunable, ns: rec.ns, labels: d.tunable.labels });
       }
-      const readings: TunableReading[] = [];
       await Promise.all(
         wanted.map(async (w) => {
           const values = await read(w.tuner, w.tunable, w.ns);

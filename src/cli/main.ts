@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { keptCapabilities } from '../core/capabilities';
+import { keepHeapSmall } from '../core/heap';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, stderrSink, syslogSink, type Logger } from '../core/log';
 import { native } from '../core/native';
@@ -15,6 +16,7 @@ import { NoDaemonError, query } from './query-client';
 import { supportReport } from './support';
 
 async function runDaemon(options: CliOptions, log: Logger): Promise<number> {
+  keepHeapSmall();
   const nativeBinding = native();
   try {
     const running = await query('status');

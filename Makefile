@@ -23,7 +23,7 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps run test lint bench bench-quick bench-tcp-buffer clean distclean
+.PHONY: all deps run test lint bench bench-quick bench-tcp-buffer bench-query-load clean distclean
 
 all: deps node_modules/.installed $(NATIVE_ADDON) $(BPF_OBJECTS) dist/.tsc
 
@@ -87,6 +87,10 @@ bench-quick: all
 # tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).
 bench-tcp-buffer: all
 	node dist/bench/tcp_buffer.js
+
+# RSS under 10 scrapes + 10 queries a second for 10 minutes, then 40,000 queries (about 11 minutes).
+bench-query-load: all
+	node dist/bench/query-load.js
 
 clean:
 	rm -rf dist build

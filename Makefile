@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	iproute2 iperf3 iptables iputils-ping make g++ python3 procps
+	iproute2 iperf3 iptables iputils-ping make g++ python3 procps acl
 # Needed by tests only: the metrics test runs its own Prometheus and node_exporter on loopback.
 # Debian's packages start and enable servers listening on every address: they are
 # installed without recommends, with service starts refused, and their services left disabled.

@@ -8,10 +8,10 @@
  * Standalone: node dist/bench/core.js [--idle-seconds N] (as root).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DaemonProcess, SAMPLES_LIBDIR } from '../test/support/daemon';
+import { trustedTempDir } from '../test/support/trusted-dir';
 import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import { cleanupAll, installSignalHandlers, throwIfAborted, track } from './cleanup';
 import { memoryStatus, processSmaps, schedWait, threadCpu, threadCpuDelta, type MemoryStatus, type SchedWait } from './proc';
@@ -28,11 +28,8 @@ let emptyLibdir: string | undefined;
  * when it stops, so no run leaves a global sysctl changed.
  */
 export function builtinDaemonArgs(): string[] {
-  if (!emptyLibdir) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-plugins-'));
-    emptyLibdir = dir;
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  // Under /run, not /tmp: the daemon refuses a plugin directory below a world-writable one.
+  emptyLibdir ??= trustedTempDir('bench-plugins');
   return ['-R', '-l', emptyLibdir];
 }
 

@@ -8,6 +8,7 @@
 #include <syslog.h>
 #include <unistd.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include "addon.h"
@@ -160,6 +161,39 @@ static napi_value unmount_dir(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/*
+ * Whether a path (not followed if a symlink) carries an extended attribute;
+ * plugin checks use it to refuse POSIX ACLs. A filesystem without xattr
+ * support has none.
+ */
+static napi_value xattr_exists(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2] = { NULL, NULL };
+	char *file, *name;
+	ssize_t size;
+	int err;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+	if (!arg_string(env, argv[0], "path", &file))
+		return NULL;
+	if (!arg_string(env, argv[1], "name", &name)) {
+		free(file);
+		return NULL;
+	}
+	size = lgetxattr(file, name, NULL, 0);
+	err = errno;
+	if (size < 0 && err != ENODATA && err != ENOTSUP && err != EOPNOTSUPP) {
+		throw_errno(env, err, "%s: lgetxattr %s", file, name);
+		free(file);
+		free(name);
+		return NULL;
+	}
+	free(file);
+	free(name);
+	return make_bool(env, size >= 0);
+}
+
 bool init_system(napi_env env, napi_value exports)
 {
 	return export_function(env, exports, "openlog", js_openlog) &&
@@ -167,5 +201,6 @@ bool init_system(napi_env env, napi_value exports)
 	       export_function(env, exports, "getCapabilities", get_capabilities) &&
 	       export_function(env, exports, "setCapabilities", set_capabilities) &&
 	       export_function(env, exports, "mountFilesystem", mount_filesystem) &&
-	       export_function(env, exports, "unmount", unmount_dir);
+	       export_function(env, exports, "unmount", unmount_dir) &&
+	       export_function(env, exports, "xattrExists", xattr_exists);
 }

@@ -5,26 +5,19 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { chmodSync, cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, runBpftune, stopAllDaemons } from './support/daemon';
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { listenWithBacklog } from './support/listen';
+import { trustedTempDir } from './support/trusted-dir';
 
-const tempDirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-test-lib-'));
-  chmodSync(dir, 0o755);
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = () => trustedTempDir('lib');
 
 before(removeStaleNamespaces);
 after(async () => {
   await stopAllDaemons();
   cleanupNamespaces();
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
 test('-S reports full support and per-netns policy on this kernel, and each tuner\'s attach mode', () => {
@@ -122,7 +115,7 @@ test('broken plugins are logged and skipped; the others keep working', async () 
   assert.match(daemon.log, /syntax_error: cannot load .*index\.js: Unexpected token/);
   assert.match(daemon.log, /bad_shape: cannot load .*not a valid tuner definition: name must be a lowercase identifier/);
   assert.match(daemon.log, /tuner 'corrupt_object': open BPF object failed: .*corrupt_object\.bpf\.o[\s\S]*?bpftune carries on without it/);
-  assert.match(daemon.log, /not loading .*writable: tuner directory .* is writable by group or others \(mode 777\)/);
+  assert.match(daemon.log, /refusing untrusted plugin '.*writable': tuner directory .* is writable by group or others \(mode 777\)/);
   // Every built-in tuner, then of the plugins only the good one (built-ins are added as they are written).
   const builtins = readdirSync(path.join(REPO_ROOT, 'dist', 'src', 'tuners')).sort();
   const loaded = /\d+ tuners loaded \(([^)]*)\)/.exec(daemon.log)?.[1]?.split(', ') ?? [];

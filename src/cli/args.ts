@@ -46,12 +46,12 @@ interface OptionSpec {
 }
 
 const OPTIONS: OptionSpec[] = [
-  { short: 'a', long: 'allow', arg: 'TUNER', help: 'load only this tuner (repeatable)', apply: (o, v) => o.allow.push(v) },
+  { short: 'a', long: 'allow', arg: 'TUNER', help: 'load only this tuner (repeatable)', apply: (o, v) => o.allow.push(tunerName(v)) },
   { short: 'c', long: 'cgroup', arg: 'DIR', help: 'cgroup v2 directory for cgroup programs (mounted if needed)', apply: (o, v) => (o.cgroup = v) },
   { short: 'd', long: 'debug', help: 'debug logging', apply: (o) => (o.debug = true) },
   { short: 'D', long: 'daemon', help: 'run in the background', apply: (o) => (o.daemon = true) },
   { short: 'h', long: 'help', help: 'this help', apply: (o) => (o.help = true) },
-  { short: 'l', long: 'libdir', arg: 'DIR', help: 'plugin directory (default /usr/local/lib64/bpftune)', apply: (o, v) => (o.libdir = v) },
+  { short: 'l', long: 'libdir', arg: 'DIR', help: 'plugin directory (default /usr/local/lib64/bpftune)', apply: (o, v) => (o.libdir = parseLibdir(v)) },
   { short: 'L', long: 'legacy', help: 'prefer programs that need no BTF (tracepoints, kprobes)', apply: (o) => (o.legacy = true) },
   { long: 'metrics', arg: 'ADDR:PORT', help: 'serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)', apply: (o, v) => (o.metrics = parseMetricsAddress(v)) },
   { long: 'metrics-textfile', arg: 'DIR', help: "write DIR/bpftune.prom every 15 s for node_exporter's textfile collector", apply: (o, v) => (o.metricsTextfile = v) },
@@ -64,6 +64,28 @@ const OPTIONS: OptionSpec[] = [
   { short: 'S', long: 'support', help: 'report what this system supports and exit', apply: (o) => (o.support = true) },
   { short: 'V', long: 'version', help: 'print the version and exit', apply: (o) => (o.version = true) },
 ];
+
+/**
+ * Scripts written for the reference name tuners by their shared object
+ * ("tcp_buffer_tuner.so", or a path to it) or without the extension
+ * ("tcp_buffer_tuner"); both mean our "tcp_buffer".
+ */
+export function tunerName(spelling: string): string {
+  return spelling.replace(/^.*\//, '').replace(/\.so$/, '').replace(/_tuner$/, '');
+}
+
+/**
+ * Plugins run as root, so their directory is named exactly: a relative path
+ * would depend on where the daemon was started, and "." or ".." components
+ * defeat the ownership checks made on each directory of the path.
+ */
+function parseLibdir(value: string): string {
+  if (!value.startsWith('/')) throw new UsageError(`plugin directory '${value}' must be an absolute path`, false);
+  if (value.split('/').some((c) => c === '.' || c === '..')) {
+    throw new UsageError(`plugin directory '${value}' must not contain '.' or '..' components`, false);
+  }
+  return value.length > 1 ? value.replace(/\/+$/, '') : value;
+}
 
 function parseLearningRate(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;

@@ -93,8 +93,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  // Plugins are require()d, which resolves relative paths against this file, not the caller.
-  if (options.libdir !== undefined) options.libdir = path.resolve(options.libdir);
   if (options.cgroup !== undefined) options.cgroup = path.resolve(options.cgroup);
   if (options.help) {
     process.stdout.write(usage());

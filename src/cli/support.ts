@@ -2,12 +2,12 @@
  * `bpftune -S`: what this kernel supports, in the reference's words, and per
  * tuner which attach mode it would run in.
  */
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
+import { supportLevel } from '../core/support-level';
 import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
-import { probeObjectPath } from '../core/paths';
+import { builtinLibdir, probeObjectPath } from '../core/paths';
 import { scanTunerDirectory } from '../core/plugin-dir';
 import { selectPrograms } from '../core/program-selection';
 import type { TunerDefinition } from '../core/tuner';
@@ -23,36 +23,19 @@ export async function supportReport(
   libdirs: string[],
   legacy: boolean,
 ): Promise<SupportReport> {
-  const lines: string[] = [];
   const probes = probeAttachKinds(nativeBinding, probeObjectPath(), cgroupPath);
   const supported = new Set<AttachKind>(probes.filter((p) => p.supported).map((p) => p.kind));
-  let ringBuffer = true;
-  try {
-    nativeBinding.createRingBuffer(4096, () => undefined).close();
-  } catch {
-    ringBuffer = false;
-  }
-  const btf = existsSync('/sys/kernel/btf/vmlinux');
-  const tracing = supported.has('tp_btf') || supported.has('tracepoint') || supported.has('raw_tp');
-  const full = btf && ringBuffer && tracing && supported.has('cgroup') && !legacy;
-  const legacyOnly = ringBuffer && (supported.has('tracepoint') || supported.has('kprobe'));
-  if (full) lines.push('bpftune works fully');
-  else if (legacyOnly) lines.push('bpftune works in legacy mode');
-  else lines.push('bpftune is not supported');
-
-  let perNetns = false;
-  try {
-    perNetns = (await nativeBinding.netnsId('/proc/self/ns/net')).cookie !== 0n;
-  } catch {
-    perNetns = false;
-  }
-  lines.push(`bpftune ${perNetns ? 'supports' : 'does not support'} per-netns policy (via netns cookie)`);
+  const level = await supportLevel(nativeBinding, probes, legacy);
+  const lines = [...level.lines];
 
   for (const p of probes) {
     lines.push(`attach kind ${p.kind}: ${p.supported ? 'supported' : `not supported (${p.reason ?? 'unknown'})`}`);
   }
   for (const dir of libdirs) {
-    const { modules } = await scanTunerDirectory(dir);
+    const { modules } = await scanTunerDirectory(dir, {
+      checkAncestors: dir !== builtinLibdir(),
+      xattrExists: (file, name) => nativeBinding.xattrExists(file, name),
+    });
     for (const m of modules) {
       try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -76,5 +59,5 @@ export async function supportReport(
       }
     }
   }
-  return { lines, supported: full || legacyOnly };
+  return { lines, supported: level.supported };
 }

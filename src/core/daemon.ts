@@ -13,6 +13,7 @@ import { NetnsRegistry, procNamespaceSource } from './netns';
 import { builtinLibdir, probeObjectPath, runDirectory } from './paths';
 import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
+import { supportLevel } from './support-level';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
@@ -60,6 +61,7 @@ export class Daemon {
       cgroupPath: options.cgroupPath,
       legacy: options.legacy,
       allow: options.allow,
+      builtinDir: builtinLibdir(),
       probeKinds: () => this.attachKinds(),
     });
   }
@@ -81,6 +83,8 @@ export class Daemon {
     await this.namespaces.init();
     this.host.start();
     await this.host.loadDirectories(this.libdirs());
+    this.checkAllowList();
+    for (const line of (await supportLevel(this.nativeBinding, this.attachKinds(), this.options.legacy)).lines) this.log.info(line);
     this.host.watch(this.libdirs());
     this.server = new QueryServer(createQueries(this), this.log);
     await this.server.listen(this.options.port);
@@ -93,6 +97,20 @@ export class Daemon {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const names = this.host.tuners().map((t) => t.definition.name);
     this.log.info(`bpftune: ${names.length} tuners loaded (${names.join(', ')}) in ${ms.toFixed(0)} ms`);
+  }
+
+  /**
+   * An -a naming no tuner used to load nothing and run on, silently tuning
+   * nothing: a script written for another tuner set must fail loudly.
+   */
+  private checkAllowList(): void {
+    const known = this.host.discoveredNames();
+    const unknown = this.options.allow.filter((name) => !known.includes(name));
+    if (unknown.length) {
+      throw new Error(
+        `no tuner named ${unknown.map((n) => `'${n}'`).join(', ')} (-a); known tuners: ${known.join(', ')}`,
+      );
+    }
   }
 
   /** reports: the tuners' own reports, taken before they were unloaded (at exit); default now. */

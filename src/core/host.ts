@@ -29,6 +29,8 @@ export interface HostOptions {
   legacy: boolean;
   /** Only these tuners when non-empty (-a). */
   allow: string[];
+  /** The built-in tuners' directory: installed with the daemon, so the directories above it are not checked. */
+  builtinDir: string;
   /** Lazily probes which attach kinds the kernel accepts (needed only for alternatives). */
   probeKinds: () => KindProbe[];
 }
@@ -63,6 +65,8 @@ export class TunerHost {
   /** By module path, until the module loads or is removed. */
   private readonly failedTuners = new Map<string, FailedTuner>();
   private readonly handledListeners: Array<(tuner: string, seconds: number) => void> = [];
+  /** Every tuner name found in the directories, loaded or not (to check -a against). */
+  private readonly discovered = new Set<string>();
   private readonly watchers: fs.FSWatcher[] = [];
   private readonly watchTimers = new Map<string, NodeJS.Timeout>();
   private nextId = 1;
@@ -96,6 +100,11 @@ export class TunerHost {
   /** Hears each event whose handler finished without error: seconds from BPF posting it to the handler done. */
   onEventHandled(listener: (tuner: string, seconds: number) => void): void {
     this.handledListeners.push(listener);
+  }
+
+  /** Names of every tuner found so far, including those -a left out. */
+  discoveredNames(): string[] {
+    return [...this.discovered].sort();
   }
 
   /** Each loaded tuner's report, for those that make one; a failing report is logged and left out. */
@@ -157,11 +166,22 @@ export class TunerHost {
 
   private async syncDirectory(dir: string): Promise<void> {
     if (this.stopping) return;
-    const { modules, rejected } = await scanTunerDirectory(dir);
+    const { modules, rejected, ignored } = await scanTunerDirectory(dir, {
+      checkAncestors: dir !== this.options.builtinDir,
+      xattrExists: (file, name) => this.nativeBinding.xattrExists(file, name),
+    });
     for (const r of rejected) {
       if (this.failed.get(r.path) === r.reason) continue;
       this.failed.set(r.path, r.reason);
-      this.log.error(`not loading ${r.path}: ${r.reason}; make it root-owned and not group/other-writable`);
+      this.log.error(
+        `refusing untrusted plugin '${r.path}': ${r.reason}; bpftune loads only what no one but root can change ` +
+          '(root-owned, not group/other-writable, no ACL, no symbolic link, in such directories all the way from /)',
+      );
+    }
+    for (const r of ignored) {
+      if (this.failed.get(r.path) === r.reason) continue;
+      this.failed.set(r.path, r.reason);
+      this.log.info(`ignoring ${r.path} in the plugin directory: ${r.reason}`);
     }
     const present = new Set(modules.map((m) => m.modulePath));
     for (const [modulePath, f] of this.failedTuners) {
@@ -201,6 +221,7 @@ export class TunerHost {
       return false;
     }
     const name = definition.name;
+    this.discovered.add(name);
     if (this.options.allow.length && !this.options.allow.includes(name)) {
       this.log.debug(`tuner '${name}' not in the allow list (-a); skipping it`);
       return true;

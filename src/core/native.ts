@@ -132,6 +132,8 @@ export interface NativeBinding {
   mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string): void;
   /** umount2(dir, MNT_DETACH). */
   unmount(dir: string): void;
+  /** lgetxattr(path, name) found the attribute; false where the filesystem has no xattrs. */
+  xattrExists(path: string, name: string): boolean;
 }
 
 export const BPF_ANY = 0;

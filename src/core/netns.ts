@@ -210,6 +210,8 @@ export class NetnsRegistry {
     this.byInum.delete(ns.inum);
     this.byCookieMap.delete(ns.cookie);
     this.log.debug(`netns: namespace cookie ${ns.cookie} is gone`);
+    // The reference's wording, which its users grep debug logs for.
+    this.log.debug(`netns destroyed (cookie ${ns.cookie})`);
     for (const listener of this.listeners) listener(ns, 'removed');
   }
 }

@@ -7,10 +7,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { trustedCopy } from './trusted-dir';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BPFTUNE = path.join(REPO_ROOT, 'bin', 'bpftune');
-export const SAMPLES_LIBDIR = path.join(REPO_ROOT, 'dist', 'samples');
+/** The sample plugins, copied where the daemon's plugin path checks accept them (see trusted-dir). */
+export const SAMPLES_LIBDIR = trustedCopy(path.join(REPO_ROOT, 'dist', 'samples'), 'samples');
 
 const running = new Set<DaemonProcess>();
 

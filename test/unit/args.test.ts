@@ -47,3 +47,15 @@ test('missing and unexpected arguments are errors', () => {
   assert.throws(() => parseArgs(['stray']), UsageError);
   assert.throws(() => parseArgs(['-p', '70000']), UsageError);
 });
+
+test("-a accepts the reference's spellings of a tuner's name", () => {
+  const o = parseArgs(['-a', 'tcp_buffer_tuner.so', '-a', '/usr/lib64/bpftune/neigh_table_tuner.so', '-a', 'tcp_conn_tuner', '-a', 'netns']);
+  assert.deepEqual(o.allow, ['tcp_buffer', 'neigh_table', 'tcp_conn', 'netns']);
+});
+
+test('-l must be an absolute path without . or .. components', () => {
+  assert.equal(parseArgs(['-l', '/usr/local/lib64/bpftune/']).libdir, '/usr/local/lib64/bpftune');
+  for (const bad of ['lib', './lib', '/usr/../tmp', '/usr/./lib']) {
+    assert.throws(() => parseArgs(['-l', bad]), (e: unknown) => e instanceof UsageError && /plugin directory/.test(e.message), bad);
+  }
+});

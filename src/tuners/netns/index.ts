@@ -14,7 +14,8 @@ const netnsTuner: TunerDefinition = {
   name: 'netns',
   description: 'Follows network namespaces being created and destroyed',
   tunables: [],
-  scenarios: [{ id: 0, name: 'network namespace created', description: 'A task created a network namespace' }],
+  // The reference's scenario name and description.
+  scenarios: [{ id: 0, name: 'netns created', description: 'network namespace creation' }],
   init(ctx) {
     ctx.every(VERIFY_INTERVAL_MS, () => ctx.namespaces.verify());
   },
@@ -22,6 +23,7 @@ const netnsTuner: TunerDefinition = {
     if (ctx.namespaces.byCookie(event.netnsCookie)) return;
     const ns = await ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
     ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);
+    ctx.log.debug(`netns created (cookie ${event.netnsCookie})`);
   },
 };
 

@@ -33,7 +33,8 @@ test('namespaces created after start are mapped, and dropped when deleted', asyn
   const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-d', '-R']);
   await daemon.started();
   const ns = createNamespace();
-  await daemon.waitFor(/netns: pid \d+ created netns cookie \d+/);
+  const created = await daemon.waitFor(/netns: pid \d+ created netns cookie (\d+)/);
+  await daemon.waitFor(new RegExp(`netns created \\(cookie ${created[1]}\\)`));
   assert.ok(await eventually(() => knownPaths(daemon).includes(`/var/run/netns/${ns}`), 8000), `the named path is found: ${knownPaths(daemon).join(' ')}`);
 
   // Writing somaxconn here now would (rightly) hand the namespace to the administrator,
@@ -45,5 +46,6 @@ test('namespaces created after start are mapped, and dropped when deleted', asyn
 
   deleteNamespace(ns);
   assert.ok(await eventually(() => !knownPaths(daemon).includes(`/var/run/netns/${ns}`), 8000), 'the deleted namespace is dropped');
+  await daemon.waitFor(new RegExp(`netns destroyed \\(cookie ${created[1]}\\)`));
   assert.equal(await daemon.stop(), 0);
 });

@@ -7,6 +7,10 @@ SHELL := /bin/bash
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	iproute2 iperf3 iptables iputils-ping make g++ python3 procps acl
+# Needed by tests only: the metrics test runs its own Prometheus and node_exporter on loopback.
+# Debian's packages start and enable servers listening on every address: they are
+# installed without recommends, with service starts refused, and their services left disabled.
+SERVICE_PACKAGES := prometheus prometheus-node-exporter
 CLANG ?= clang
 LLVM_STRIP ?= llvm-strip
 BPFTOOL ?= bpftool
@@ -20,12 +24,13 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps pkg-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
 # make install: the command, the runtime (compiled JS without tests, BPF
-# objects, native addon; no npm packages: it has no runtime dependencies),
+# objects, native addon, and package.json's "dependencies" only: prom-client
+# for --metrics, never the build-only packages),
 # man pages and the systemd unit. The unit's RuntimeDirectory= and
 # StateDirectory= make systemd create /run/bpftune and /var/lib/bpftune.
 PREFIX ?= /usr
@@ -108,9 +113,19 @@ dist/man/%: man/%.md package.json
 
 # Test-only code under src/ (it imports test/support) is left out; BPF
 # objects lose their DWARF (-g) but keep the BTF that CO-RE needs.
-install: all man
+# The runtime npm packages, installed on their own so no build-only package reaches the install.
+RUNTIME_MODULES := dist/runtime/.installed
+$(RUNTIME_MODULES): package.json package-lock.json
+	rm -rf dist/runtime && mkdir -p dist/runtime
+	cp package.json package-lock.json dist/runtime/
+	cd dist/runtime && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: all man $(RUNTIME_MODULES)
 	@set -e; rt="$(DESTDIR)$(RUNTIME_DIR)"; \
 	install -d "$$rt/bin" "$$rt/build/Release"; \
+	rm -rf "$$rt/node_modules"; cp -r dist/runtime/node_modules "$$rt/node_modules"; \
+	rm -f "$$rt/node_modules/.package-lock.json"; chmod -R u=rwX,go=rX "$$rt/node_modules"; \
 	sed '1s|^#!.*|#!$(NODE_BIN)|' bin/bpftune > "$$rt/bin/bpftune"; chmod 755 "$$rt/bin/bpftune"; \
 	install -m 644 package.json "$$rt/"; \
 	install -m 644 $(NATIVE_ADDON) "$$rt/build/Release/"; \
@@ -156,7 +171,19 @@ lint: all
 # Tests share the root cgroup's BPF attachments, so they run one file at a time
 # (test/run-tests.ts: Node 18 has no --test-concurrency). test/package.test.ts
 # runs `make deb` and the packaged daemon on Debian's Node.js 18.
-test: all man lint
+# The metrics test runs its own Prometheus and node_exporter: Debian's packages,
+# installed without their services started or enabled.
+test-deps:
+	@missing=""; for p in $(SERVICE_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (services neither started nor enabled):$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "error: run as root to install:$$missing" >&2; exit 1; fi; \
+		bash test/support/install-without-service.sh $$missing; \
+	fi
+
+test: all man lint test-deps
 	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
@@ -180,6 +207,10 @@ test-vm: all
 # 6.1 and 6.12, one VM after the other; results in test/vm/results/.
 test-vm-matrix: all
 	test/vm/vm.sh matrix
+
+# RSS under 10 scrapes + 10 queries a second for 10 minutes, then 40,000 queries (about 11 minutes).
+bench-query-load: all
+	node dist/bench/query-load.js
 
 clean:
 	rm -rf dist build $(DEB_BUILD_LEFTOVERS)

@@ -11,7 +11,7 @@
  *   sections: start, idle, overhead, hotpath, reaction, effects
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
@@ -149,6 +149,12 @@ async function main(): Promise<void> {
     if (results.idle.cpuPercent > TARGETS.idleCpuPercent) {
       progress('idle CPU above target: profiling a separate idle run to say where it goes...');
       results.idleProfile = await profileIdleDaemon(q ? 5 : 20, q ? 3 : 10, builtinDaemonArgs());
+    }
+    const textfileDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-textfile-'));
+    try {
+      results.idleMetrics = await idleFootprint(q ? 10 : 60, [...builtinDaemonArgs(), '--metrics', '127.0.0.1:0', '--metrics-textfile', textfileDir], q ? 3 : 10);
+    } finally {
+      rmSync(textfileDir, { recursive: true, force: true });
     }
   });
 

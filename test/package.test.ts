@@ -78,7 +78,12 @@ test("the package holds the files README's Install section lists, and no test or
   const covers = (entry: string, file: string) => (entry.endsWith('/') ? file.startsWith(entry) : file === entry);
   for (const file of files) assert.ok(listed.some((entry) => covers(entry, file)), `${file} is in the package but not in README`);
   for (const entry of listed) assert.ok(files.some((file) => covers(entry, file)), `README lists ${entry}, the package has no such file`);
-  assert.deepEqual(files.filter((f) => /\.test\.js$|\.ts$|node_modules|\.map$|\/test\//.test(f)), [], 'no tests, sources or npm packages');
+  const ownFiles = files.filter((f) => !f.startsWith('/usr/lib/bpftune/node_modules/'));
+  assert.deepEqual(ownFiles.filter((f) => /\.test\.js$|\.ts$|\.map$|\/test\//.test(f)), [], 'no tests or sources');
+  // npm packages: the runtime dependencies only (prom-client for --metrics), none of the build-only ones.
+  assert.ok(files.includes('/usr/lib/bpftune/node_modules/prom-client/package.json'), 'prom-client is shipped');
+  const devDependencies = Object.keys((JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: object }).devDependencies);
+  for (const dev of devDependencies) assert.ok(!files.some((f) => f.startsWith(`/usr/lib/bpftune/node_modules/${dev}/`)), `${dev} is build-only`);
   for (const tuner of readdirSync(path.join(REPO_ROOT, 'dist', 'src', 'tuners'))) {
     for (const file of [`/usr/lib/bpftune/dist/src/tuners/${tuner}/index.js`, `/usr/lib/bpftune/dist/src/tuners/${tuner}/${tuner}.bpf.o`, `/usr/share/man/man8/bpftune-${tuner}.8.gz`]) {
       assert.ok(files.includes(file), `${file} for tuner ${tuner}`);

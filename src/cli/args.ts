@@ -4,6 +4,7 @@
  * -r 4); long ones take --opt=value or --opt value.
  */
 import { DEFAULT_LEARNING_RATE } from '../core/learning-rate';
+import { parseListenAddress, type ListenAddress } from '../metrics/address';
 
 export interface CliOptions {
   advise: boolean;
@@ -14,6 +15,8 @@ export interface CliOptions {
   help: boolean;
   libdir?: string;
   legacy: boolean;
+  metrics?: ListenAddress;
+  metricsTextfile?: string;
   port?: number;
   printLibdir: boolean;
   query?: string;
@@ -56,6 +59,8 @@ const OPTIONS: OptionSpec[] = [
   { short: 'h', long: 'help', help: 'this help', apply: (o) => (o.help = true) },
   { short: 'l', long: 'libdir', arg: 'DIR', help: 'plugin directory (default /usr/local/lib64/bpftune)', apply: (o, v) => (o.libdir = parseLibdir(v)) },
   { short: 'L', long: 'legacy', help: 'prefer programs that need no BTF (tracepoints, kprobes)', apply: (o) => (o.legacy = true) },
+  { long: 'metrics', arg: 'ADDR:PORT', help: 'serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)', apply: (o, v) => (o.metrics = parseMetricsAddress(v)) },
+  { long: 'metrics-textfile', arg: 'DIR', help: "write DIR/bpftune.prom every 15 s for node_exporter's textfile collector", apply: (o, v) => (o.metricsTextfile = v) },
   { short: 'p', long: 'port', arg: 'PORT', help: 'TCP port for queries on localhost', apply: (o, v) => (o.port = parsePort(v)) },
   { short: 'P', long: 'print-libdir', help: 'print the built-in tuner directory and exit', apply: (o) => (o.printLibdir = true) },
   { short: 'q', long: 'query', arg: 'QUERY', help: 'ask the running daemon (-q help lists queries)', apply: (o, v) => (o.query = v) },
@@ -92,6 +97,14 @@ function parseLearningRate(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!(n >= 0 && n <= 4)) throw new UsageError('values 0-4 are supported', false);
   return n;
+}
+
+function parseMetricsAddress(value: string): ListenAddress {
+  try {
+    return parseListenAddress(value);
+  } catch (err) {
+    throw new UsageError(`--metrics: ${err instanceof Error ? err.message : String(err)}`, false);
+  }
 }
 
 function parsePort(value: string): number {

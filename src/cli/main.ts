@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { keptCapabilities } from '../core/capabilities';
+import { keepHeapSmall } from '../core/heap';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, type Logger } from '../core/log';
 import { daemonLogSink } from '../core/log-sink';
@@ -17,6 +18,7 @@ import { ServiceStatus } from './service';
 import { supportReport } from './support';
 
 async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus): Promise<number> {
+  keepHeapSmall();
   const nativeBinding = native();
   try {
     const running = await query('status');
@@ -34,6 +36,10 @@ async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatu
     port: options.port ?? 0,
     rollback: options.rollback,
     advisory: options.advise,
+    metrics:
+      options.metrics || options.metricsTextfile !== undefined
+        ? { listen: options.metrics, textfileDir: options.metricsTextfile && path.resolve(options.metricsTextfile) }
+        : undefined,
   });
 
   // A daemon must not die on one bad event or plugin: log and carry on.

@@ -21,6 +21,7 @@ import { supportLevel } from './support-level';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
+import type { MetricsExposition, MetricsOptions } from '../metrics/exposition';
 
 export interface DaemonOptions {
   learningRate: number;
@@ -34,6 +35,8 @@ export interface DaemonOptions {
   rollback: boolean;
   /** --advise: tuners run, and every change becomes advice; nothing is written. */
   advisory?: boolean;
+  /** --metrics / --metrics-textfile; absent (the default) loads nothing for metrics. */
+  metrics?: MetricsOptions;
 }
 
 export class Daemon {
@@ -45,6 +48,7 @@ export class Daemon {
   readonly advice: AdviceBook | undefined;
   readonly startedAt = Date.now();
   private server: QueryServer | undefined;
+  private metrics: MetricsExposition | undefined;
   private readonly mounts: Mounts;
   private kindProbes: KindProbe[] | undefined;
   private stopped: Promise<void> | undefined;
@@ -109,6 +113,12 @@ export class Daemon {
     this.host.watch(this.libdirs());
     this.server = new QueryServer(createQueries(this), this.log);
     await this.server.listen(this.options.port);
+    if (this.options.metrics) {
+      // Loaded only when asked for: prom-client costs memory a daemon without metrics should not pay.
+      const { startMetrics } = await import('../metrics/exposition');
+      const { daemonMetricsSource } = await import('../metrics/source');
+      this.metrics = await startMetrics(daemonMetricsSource(this), this.options.metrics, this.log);
+    }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const names = this.host.tuners().map((t) => t.definition.name);
     this.log.info(`bpftune: ${names.length} tuners loaded (${names.join(', ')}) in ${ms.toFixed(0)} ms`);
@@ -147,6 +157,7 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     await this.server?.close().catch((err) => this.log.error(`closing query server: ${errorText(err)}`));
+    await this.metrics?.close().catch((err) => this.log.error(`closing metrics: ${errorText(err)}`));
     // Tuners' reports come from their state, which unloading them drops.
     const reports = this.host.reports();
     await this.host.stop();

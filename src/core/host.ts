@@ -53,11 +53,21 @@ export interface LoadedTuner {
   latency: LatencyWindow;
 }
 
+/** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */
+export interface FailedTuner {
+  tuner: string;
+  dir: string;
+  reason: string;
+}
+
 export class TunerHost {
   private readonly loaded = new Map<string, LoadedTuner>();
   private readonly byId = new Map<number, LoadedTuner>();
   /** Signature of the last failed attempt per module path, so a broken plugin is retried only once it changes. */
   private readonly failed = new Map<string, string>();
+  /** By module path, until the module loads or is removed. */
+  private readonly failedTuners = new Map<string, FailedTuner>();
+  private readonly handledListeners: Array<(tuner: string, seconds: number) => void> = [];
   /** Every tuner name found in the directories, loaded or not (to check -a against). */
   private readonly discovered = new Set<string>();
   private readonly watchers: fs.FSWatcher[] = [];
@@ -91,6 +101,15 @@ export class TunerHost {
 
   tuners(): LoadedTuner[] {
     return [...this.loaded.values()];
+  }
+
+  failures(): FailedTuner[] {
+    return [...this.failedTuners.values()];
+  }
+
+  /** Hears each event whose handler finished without error: seconds from BPF posting it to the handler done. */
+  onEventHandled(listener: (tuner: string, seconds: number) => void): void {
+    this.handledListeners.push(listener);
   }
 
   /** Names of every tuner found so far, including those -a left out. */
@@ -175,6 +194,9 @@ export class TunerHost {
       this.log.info(`ignoring ${r.path} in the plugin directory: ${r.reason}`);
     }
     const present = new Set(modules.map((m) => m.modulePath));
+    for (const [modulePath, f] of this.failedTuners) {
+      if (path.dirname(f.dir) === dir && !present.has(modulePath)) this.failedTuners.delete(modulePath);
+    }
     for (const t of [...this.loaded.values()]) {
       if (path.dirname(t.module.dir) === dir && !present.has(t.module.modulePath)) {
         this.log.info(`tuner '${t.definition.name}' was removed from ${dir}; unloading it`);
@@ -205,6 +227,7 @@ export class TunerHost {
       definition = requireDefinition(module.modulePath);
     } catch (err) {
       this.log.error(`tuner in ${module.dir}: cannot load ${module.modulePath}: ${errorText(err)}; other tuners are unaffected`);
+      this.failedTuners.set(module.modulePath, { tuner: path.basename(module.dir), dir: module.dir, reason: errorText(err) });
       return false;
     }
     const name = definition.name;
@@ -261,9 +284,11 @@ export class TunerHost {
       await definition.init?.(tuner.context);
       const sections = programs.length ? ` with ${programs.map((p) => p.section).join(', ')}` : '';
       this.log.info(`tuner '${name}' loaded (${tuner.attachModes.join(', ') || 'no programs'})${sections}`);
+      this.failedTuners.delete(module.modulePath);
       return true;
     } catch (err) {
       this.log.error(`tuner '${name}': ${step} failed: ${errorText(err)}; bpftune carries on without it`);
+      this.failedTuners.set(module.modulePath, { tuner: name, dir: module.dir, reason: `${step} failed: ${errorText(err)}` });
       const partial = this.loaded.get(name);
       if (partial) {
         for (const t of partial.timers) clearInterval(t);
@@ -418,15 +443,24 @@ export class TunerHost {
       tuner.events++;
       tuner.latency.add(Number(received - event.ktimeNs));
       const t = tuner;
+      const ktimeNs = event.ktimeNs;
+      const handled = this.handledListeners.length ? () => this.eventHandled(t, ktimeNs) : undefined;
       try {
         const result = t.definition.event?.(event, t.context);
         if (result instanceof Promise) {
-          result.catch((err) => this.handlerFailed(t, err));
+          result.then(handled, (err) => this.handlerFailed(t, err));
+        } else {
+          handled?.();
         }
       } catch (err) {
         this.handlerFailed(t, err);
       }
     }
+  }
+
+  private eventHandled(tuner: LoadedTuner, ktimeNs: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - ktimeNs) / 1e9;
+    for (const listener of this.handledListeners) listener(tuner.definition.name, seconds);
   }
 
   private handlerFailed(tuner: LoadedTuner, err: unknown): void {

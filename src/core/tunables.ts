@@ -74,6 +74,15 @@ export interface RegistryExtensions {
   advice?: AdviceBook;
 }
 
+/** One change written or action recorded, as it happens (for metrics). */
+export interface RecordedEvent {
+  kind: 'change' | 'action';
+  tuner: string;
+  tunable: string;
+  scenario: ScenarioDeclaration;
+  ns: Namespace;
+}
+
 export interface ScenarioRecord {
   tuner: string;
   tunable: string;
@@ -108,6 +117,7 @@ export class TunableRegistry {
   private readonly inheritedManual = new Map<string, Set<bigint>>();
   /** Restores of non-sysctl tunables an earlier run left behind, run once a tuner declares how to write them. */
   private readonly pendingRestores = new Map<string, Array<(decl: TunableDeclaration) => Promise<void>>>();
+  private readonly recordListeners: Array<(event: RecordedEvent) => void> = [];
 
   constructor(
     private readonly sysctl: SysctlAccess,
@@ -209,6 +219,11 @@ export class TunableRegistry {
     for (const cookies of this.inheritedManual.values()) cookies.delete(cookie);
   }
 
+  /** Hears every change written and action recorded, after it is logged. */
+  onRecord(listener: (event: RecordedEvent) => void): void {
+    this.recordListeners.push(listener);
+  }
+
   get writeCount(): number {
     return this.writes;
   }
@@ -283,6 +298,7 @@ export class TunableRegistry {
       this.log.info(`Due to ${action.reason}`, fields);
     }
     this.countScenario(tuner, decl, scenario, ns);
+    this.notify({ kind: 'action', tuner, tunable: decl.name, scenario, ns });
     return true;
   }
 
@@ -384,6 +400,17 @@ export class TunableRegistry {
     this.changeRecords.set(changeKey, rec);
     this.accessors.set(changeKey, decl);
     this.countScenario(tuner, decl, scenario, ns);
+    this.notify({ kind: 'change', tuner, tunable: decl.name, scenario, ns });
+  }
+
+  private notify(event: RecordedEvent): void {
+    for (const listener of this.recordListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error(`record listener failed: ${errorText(err)}; the change itself is made and logged`);
+      }
+    }
   }
 
   private countScenario(tuner: string, decl: TunableDeclaration, scenario: ScenarioDeclaration, ns: Namespace): void {

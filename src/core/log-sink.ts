@@ -13,15 +13,16 @@ import type { NativeBinding } from './native';
 
 export function daemonLogSink(nativeBinding: NativeBinding, stderr: boolean, env: NodeJS.ProcessEnv = process.env): LogSink {
   const send = (path: string, data: Buffer) => nativeBinding.sendUnixDatagram(path, data);
-  const plain = (): LogSink => {
-    if (stderr) return stderrSink();
+  const syslog = (): LogSink => {
     nativeBinding.openlog('bpftune');
     return syslogSink((p, m) => nativeBinding.syslog(p, m));
   };
+  // With -s, lines go on to syslog should stderr's reader go away.
+  const plain = (): LogSink => (stderr ? stderrSink(syslog) : syslog());
   const socket = journalSocketPath();
   if (!existsSync(socket)) return plain();
   if (!stderr || stderrIsJournal(env)) return journalSink(send, plain(), socket);
-  const toStderr = stderrSink();
+  const toStderr = stderrSink(syslog);
   const changes = journalSink(send, () => undefined, socket);
   return (level, message, fields) => {
     toStderr(level, message);

@@ -25,8 +25,23 @@ export interface Logger {
 
 export type LogSink = (level: LogLevel, message: string, fields?: LogFields) => void;
 
-export function stderrSink(): LogSink {
-  return (_level, message) => {
+/**
+ * stderr, until it breaks (the reader went away: EPIPE). Then the lines go to
+ * `fallback` (syslog in the daemon): without an error listener the failed
+ * write became an uncaught exception, whose own log line failed again, and a
+ * daemon whose terminal or pipe was gone spun on that loop and missed SIGTERM.
+ */
+export function stderrSink(fallback: () => LogSink = () => () => undefined): LogSink {
+  let broken: LogSink | undefined;
+  let listening = false;
+  return (level, message, fields) => {
+    if (broken) return broken(level, message, fields);
+    if (!listening) {
+      listening = true;
+      process.stderr.on('error', () => {
+        broken ??= fallback();
+      });
+    }
     process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
   };
 }

@@ -5,7 +5,8 @@
  * and it is removed when the test process exits; directories left by a
  * test process that died are removed by the next one.
  */
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 
 const TRUSTED_ROOT = '/run/bpftune-test';
@@ -20,10 +21,20 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Removes a directory, first detaching what a daemon killed hard left mounted in it (its cgroup2). */
+export function removeWithMounts(dir: string): void {
+  const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`));
+  for (const mountPoint of mounted) spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
+}
+
 function removeLeftovers(): void {
   for (const entry of readdirSync(TRUSTED_ROOT)) {
     const pid = Number(/-(\d+)-[^-]+$/.exec(entry)?.[1]);
-    if (pid && pid !== process.pid && !alive(pid)) rmSync(path.join(TRUSTED_ROOT, entry), { recursive: true, force: true });
+    if (pid && pid !== process.pid && !alive(pid)) removeWithMounts(path.join(TRUSTED_ROOT, entry));
   }
 }
 
@@ -49,7 +60,7 @@ export function removeTrustedDir(dir: string): void {
 }
 
 process.on('exit', () => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  for (const dir of made) removeWithMounts(dir);
   try {
     rmSync(TRUSTED_ROOT, { recursive: false });
   } catch {

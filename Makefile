@@ -125,7 +125,7 @@ install: all man $(RUNTIME_MODULES)
 	@set -e; rt="$(DESTDIR)$(RUNTIME_DIR)"; \
 	install -d "$$rt/bin" "$$rt/build/Release"; \
 	rm -rf "$$rt/node_modules"; cp -r dist/runtime/node_modules "$$rt/node_modules"; \
-	rm -f "$$rt/node_modules/.package-lock.json"; chmod -R u=rwX,go=rX "$$rt/node_modules"; \
+	find "$$rt/node_modules" -name '.*' -prune -exec rm -rf {} +; chmod -R u=rwX,go=rX "$$rt/node_modules"; \
 	sed '1s|^#!.*|#!$(NODE_BIN)|' bin/bpftune > "$$rt/bin/bpftune"; chmod 755 "$$rt/bin/bpftune"; \
 	install -m 644 package.json "$$rt/"; \
 	install -m 644 $(NATIVE_ADDON) "$$rt/build/Release/"; \

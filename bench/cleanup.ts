@@ -82,3 +82,14 @@ export function installSignalHandlers(): void {
     runRestorers();
   });
 }
+
+/** A benchmark's entry point: signal handlers, the run, its failure reported, and cleanup whatever happens. */
+export function runBenchmark(main: () => Promise<void>): void {
+  installSignalHandlers();
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanupAll());
+}

@@ -12,8 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DaemonProcess, SAMPLES_LIBDIR } from '../test/support/daemon';
 import { trustedTempDir } from '../test/support/trusted-dir';
-import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
-import { cleanupAll, installSignalHandlers, throwIfAborted, track } from './cleanup';
+import { createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
+import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { memoryStatus, processSmaps, schedWait, threadCpu, threadCpuDelta, type MemoryStatus, type SchedWait } from './proc';
 import { median, percentile } from './stats';
 
@@ -347,15 +347,4 @@ async function main(): Promise<void> {
   process.stdout.write(`kernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}\n\n${table}\n`);
 }
 
-if (require.main === module) {
-  installSignalHandlers();
-  main()
-    .catch((err: unknown) => {
-      process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 1;
-    })
-    .finally(async () => {
-      await cleanupAll();
-      cleanupNamespaces();
-    });
-}
+if (require.main === module) runBenchmark(main);

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DaemonProcess, REPO_ROOT } from '../test/support/daemon';
 import { builtinDaemonArgs, stopDaemon } from './core';
-import { cleanupAll, installSignalHandlers, throwIfAborted } from './cleanup';
+import { runBenchmark, throwIfAborted } from './cleanup';
 import { memoryStatus } from './proc';
 import { median } from './stats';
 
@@ -162,12 +162,4 @@ async function main(): Promise<void> {
   process.stdout.write(text);
 }
 
-if (require.main === module) {
-  installSignalHandlers();
-  main()
-    .catch((err: unknown) => {
-      process.stderr.write(`benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 1;
-    })
-    .finally(() => cleanupAll());
-}
+if (require.main === module) runBenchmark(main);

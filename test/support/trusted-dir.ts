@@ -6,7 +6,7 @@
  * test process that died are removed by the next one.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 
 const TRUSTED_ROOT = '/run/bpftune-test';
@@ -62,7 +62,7 @@ export function removeTrustedDir(dir: string): void {
 process.on('exit', () => {
   for (const dir of made) removeWithMounts(dir);
   try {
-    rmSync(TRUSTED_ROOT, { recursive: false });
+    rmdirSync(TRUSTED_ROOT);
   } catch {
     // Another test process still has directories there.
   }

@@ -47,7 +47,7 @@ class ServerProcess {
     return this.output;
   }
 
-  /** Waits until GET path answers 200. */
+  /** Waits until GET path answers 200; a server that never does is stopped. */
   async ready(readyPath: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -57,7 +57,11 @@ class ServerProcess {
         () => false,
       );
       if (ok) return;
-      if (Date.now() > deadline) throw new Error(`${this.name} not ready after ${timeoutMs} ms:\n${this.output}`);
+      if (Date.now() > deadline) {
+        // A server that never became ready is stopped here, so no caller leaves it running.
+        await this.stop();
+        throw new Error(`${this.name} not ready after ${timeoutMs} ms:\n${this.output}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -114,12 +118,7 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
     },
     port,
   );
-  try {
-    await server.ready('/-/ready');
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await server.ready('/-/ready');
   const query = async (expr: string) => {
     const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(expr)}`);
     const body = (await r.json()) as { status: string; error?: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
@@ -154,12 +153,7 @@ export async function startNodeExporter(textfileDir: string): Promise<{ port: nu
     () => ['--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${textfileDir}`, `--web.listen-address=127.0.0.1:${port}`],
     port,
   );
-  try {
-    await server.ready('/metrics');
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await server.ready('/metrics');
   return { port, stop: () => server.stop() };
 }
 

@@ -50,6 +50,8 @@ export class Daemon {
   private server: QueryServer | undefined;
   private metrics: MetricsExposition | undefined;
   private readonly mounts: Mounts;
+  /** sysctls in any namespace: the registry's writes and the start-up restore share it. */
+  private readonly sysctl: ReturnType<typeof nativeSysctlAccess>;
   private kindProbes: KindProbe[] | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -62,7 +64,8 @@ export class Daemon {
     this.namespaces = new NetnsRegistry(procNamespaceSource((p) => nativeBinding.netnsId(p)), log);
     this.state = new StateStore(stateFilePath(), { bootId: readBootId(), rollback: options.rollback, advisory: options.advisory === true }, log);
     this.advice = options.advisory ? new AdviceBook(log) : undefined;
-    this.tunables = new TunableRegistry(nativeSysctlAccess(nativeBinding, this.namespaces), this.namespaces, log, {
+    this.sysctl = nativeSysctlAccess(nativeBinding, this.namespaces);
+    this.tunables = new TunableRegistry(this.sysctl, this.namespaces, log, {
       state: this.state,
       advice: this.advice,
     });
@@ -102,7 +105,7 @@ export class Daemon {
       store: this.state,
       registry: this.tunables,
       namespaces: this.namespaces,
-      sysctl: nativeSysctlAccess(this.nativeBinding, this.namespaces),
+      sysctl: this.sysctl,
       log: this.log,
     });
     if (this.advice) this.log.info('bpftune: advisory mode (--advise): tuners run, nothing is changed; see -q advice');

@@ -17,12 +17,18 @@ BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 VMLINUX_H := dist/include/vmlinux.h
-BPF_HEADERS := $(wildcard bpf/*.h)
+BPF_HEADERS := $(wildcard bpf/*.h src/tuners/*/*.h samples/*/*.h)
 BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c bpf/*.bpf.c test/fixtures/*/*.bpf.c)
 BPF_OBJECTS := $(patsubst %.bpf.c,dist/%.bpf.o,$(BPF_SOURCES))
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
-TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
+TS_SOURCES := $(shell find src test bench samples -name '*.ts' ! -name '*.contract.ts' 2>/dev/null) tsconfig.json
+# The kernel/user contract: each tuner's <name>.contract.ts, generated next to
+# its sources from its object's BTF and its header (sdk/README.md), and the
+# core's decoder of struct bpftune_event. Not in git: derived, like the objects.
+CONTRACT_GEN := sdk/bin/bpftune-contract sdk/lib/contract.js
+TUNER_BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c)
+CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES)) src/core/bpftune_event.contract.ts
 
 .PHONY: all deps pkg-deps test-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
@@ -97,7 +103,16 @@ dist/%.bpf.o: %.bpf.c $(BPF_HEADERS) $(VMLINUX_H)
 	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
 		-I$(dir $(VMLINUX_H)) -Ibpf -I$(dir $<) -c $< -o $@
 
-dist/.tsc: $(TS_SOURCES) node_modules/.installed
+# A tuner's contract: its header (if any) and .bpf.c name the structs and enums, the object's BTF lays them out.
+.SECONDEXPANSION:
+TUNER_CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES))
+$(TUNER_CONTRACTS): %.contract.ts: dist/%.bpf.o %.bpf.c $$(wildcard $$*.h) $(CONTRACT_GEN)
+	BPFTOOL=$(BPFTOOL) sdk/bin/bpftune-contract $< $@ $(filter %.h %.bpf.c,$(filter-out $<,$^))
+
+src/core/bpftune_event.contract.ts: dist/bpf/event_layout.bpf.o bpf/bpftune_event.h $(CONTRACT_GEN)
+	BPFTOOL=$(BPFTOOL) sdk/bin/bpftune-contract $< $@ bpf/bpftune_event.h
+
+dist/.tsc: $(TS_SOURCES) $(CONTRACTS) node_modules/.installed
 	npx tsc -p tsconfig.json
 	@touch $@
 
@@ -213,7 +228,7 @@ bench-query-load: all
 	node dist/bench/query-load.js
 
 clean:
-	rm -rf dist build $(DEB_BUILD_LEFTOVERS)
+	rm -rf dist build $(DEB_BUILD_LEFTOVERS) $(CONTRACTS)
 
 distclean: clean
 	rm -rf node_modules

@@ -101,7 +101,7 @@ test('broken plugins are logged and skipped; the others keep working', async () 
   mkdirSync(path.join(libdir, 'corrupt_object'));
   writeFileSync(
     path.join(libdir, 'corrupt_object', 'index.js'),
-    "module.exports = { name: 'corrupt_object', description: 'fixture', tunables: [], scenarios: [] };\n",
+    "module.exports = { name: 'corrupt_object', description: 'fixture', tunables: [], scenarios: [], create: () => ({}) };\n",
   );
   writeFileSync(path.join(libdir, 'corrupt_object', 'corrupt_object.bpf.o'), 'not an ELF file');
   mkdirSync(path.join(libdir, 'writable'));

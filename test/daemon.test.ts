@@ -58,7 +58,7 @@ test('-V, -h and -P answer without a daemon', () => {
 test('every query answers, the summary is printed on SIGTERM, and nothing is left behind', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'sysctl', '-a', 'netns', '-a', 'listen_backlog']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'listen_backlog']);
   await daemon.started();
   listenWithBacklog(ns, 200);
   await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(200\)/);

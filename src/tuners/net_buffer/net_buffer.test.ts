@@ -169,7 +169,7 @@ test('after an administrator writes netdev_max_backlog, backlog drops change not
     return;
   }
   const { sender } = floodPair('198.18.13');
-  const daemon = new DaemonProcess(['-a', 'net_buffer', '-a', 'sysctl', '-R']);
+  const daemon = new DaemonProcess(['-a', 'net_buffer', '-R']);
   try {
     await daemon.started();
     setGlobal('net.core.netdev_max_backlog', '16');

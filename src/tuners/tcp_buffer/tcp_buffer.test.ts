@@ -14,7 +14,7 @@ import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
-const DAEMON_ARGS = ['-a', 'tcp_buffer', '-a', 'netns', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
+const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
 
@@ -185,7 +185,7 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 6291456');
   setSysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save', '0');
   // Not -R here: rollback would put back the artificially low tcp_mem it saw first.
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns']);
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer']);
   const server = startIperfServer(pair.server);
   servers.push(server);
   try {

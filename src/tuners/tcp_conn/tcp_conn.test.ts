@@ -125,7 +125,7 @@ test('repeated connections to one lossy remote: the learner converges on bbr and
 test('an administrator who sets the congestion control in a namespace takes it over: its lossy connections are left alone', async () => {
   cgroup = new TestCgroup();
   const link = await lossyLink(5);
-  const daemon = new DaemonProcess(['-d', '-a', 'tcp_conn', '-a', 'sysctl', '-c', cgroup.mountPoint]);
+  const daemon = new DaemonProcess(['-d', '-a', 'tcp_conn', '-c', cgroup.mountPoint]);
   await daemon.started();
   await cgroup.run('ip', ['netns', 'exec', link.client, 'sysctl', '-q', '-w', 'net.ipv4.tcp_congestion_control=reno']).done;
   const disabled = await daemon.waitFor(

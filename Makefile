@@ -30,7 +30,7 @@ CONTRACT_GEN := sdk/bin/bpftune-contract sdk/lib/contract.js
 TUNER_BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c)
 CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES)) src/core/bpftune_event.contract.ts
 
-.PHONY: all deps pkg-deps test-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -116,6 +116,17 @@ dist/.tsc: $(TS_SOURCES) $(CONTRACTS) node_modules/.installed
 	npx tsc -p tsconfig.json
 	@touch $@
 
+# The plugin SDK (sdk/README.md), assembled in dist/sdk: its build helper and contract
+# generator, the BPF headers a plugin includes (with this kernel's vmlinux.h) and the
+# declarations of the tuner interface.
+SDK_TYPES := tuner typed-map native log sysctl-values event netns
+sdk: all
+	rm -rf dist/sdk && mkdir -p dist/sdk/include dist/sdk/types
+	cp -r sdk/bin sdk/lib sdk/package.json sdk/README.md dist/sdk/
+	cp bpf/bpftune.bpf.h bpf/bpftune_event.h $(VMLINUX_H) dist/sdk/include/
+	for t in $(SDK_TYPES); do cp dist/src/core/$$t.d.ts dist/sdk/types/; done
+	echo "export * from './tuner';" > dist/sdk/types/index.d.ts
+
 pkg-deps:
 	$(call apt_install_missing,$(PKG_DEB_PACKAGES))
 
@@ -198,7 +209,7 @@ test-deps:
 		bash test/support/install-without-service.sh $$missing; \
 	fi
 
-test: all man lint test-deps
+test: all man sdk lint test-deps
 	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md

@@ -5,17 +5,17 @@
  * namespace, raise somaxconn there so its next listen() gets the queue it
  * asked for.
  */
-// Types only: a plugin gets everything it uses at run time from its context.
-import type { TunerDefinition } from '../../src/core/tuner';
+// Types only (the SDK's; in this repository src/core/tuner.ts): a plugin gets everything it uses at run time from its context.
+import type { TunableDeclaration, TunerDefinition } from 'bpftune-plugin-sdk';
 import { ListenBacklogScenario } from './listen_backlog.contract';
 
-const SOMAXCONN = 'net.core.somaxconn';
+const SOMAXCONN = { name: 'net.core.somaxconn', namespaced: true, values: 1 } satisfies TunableDeclaration;
 const SOMAXCONN_CAP = 65535;
 
 const listenBacklogTuner: TunerDefinition = {
   name: 'listen_backlog',
   description: 'Raises net.core.somaxconn when listen() asks for a longer backlog',
-  tunables: [{ name: SOMAXCONN, namespaced: true, values: 1 }],
+  tunables: [SOMAXCONN],
   scenarios: [
     {
       id: ListenBacklogScenario.TRUNCATED,
@@ -30,7 +30,7 @@ const listenBacklogTuner: TunerDefinition = {
       // At least one learning-rate step, so a series of slightly longer backlogs does not mean a write each.
       const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, ctx.learning.grow(somaxconn)));
       await ctx.set({
-        tunable: SOMAXCONN,
+        tunable: SOMAXCONN.name,
         scenario: ListenBacklogScenario.TRUNCATED,
         netnsCookie: event.netnsCookie,
         values: [target],

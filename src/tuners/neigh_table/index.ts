@@ -139,6 +139,15 @@ class NeighTableTuner {
     for (const spec of TABLES) this.state.set(spec.family, { handsOff: false });
   }
 
+  private stateOf(spec: TableSpec): TableState {
+    let state = this.state.get(spec.family);
+    if (!state) {
+      state = { handsOff: false };
+      this.state.set(spec.family, state);
+    }
+    return state;
+  }
+
   handle(event: TunerEvent): Promise<void> {
     const data = NeighTableEventData.decode(event.data);
     const spec = TABLES.find((t) => t.family === data.family);
@@ -157,7 +166,7 @@ class NeighTableTuner {
    */
   async recheck(): Promise<void> {
     for (const spec of TABLES) {
-      const state = this.state.get(spec.family) as TableState;
+      const state = this.stateOf(spec);
       if (!state.floor || !state.lastSet || state.handsOff || same(state.lastSet, state.floor)) continue;
       await this.serialised(spec, async (current, table) => {
         if (table.entries <= table.thresh3 >> 2) await this.shrink(spec, current, table, table.entries, 'entries');
@@ -169,7 +178,7 @@ class NeighTableTuner {
   private serialised(spec: TableSpec, decide: (state: TableState, table: NeighTableInfo) => Promise<void>): Promise<void> {
     const previous = this.queue.get(spec.family) ?? Promise.resolve();
     const next = previous.then(async () => {
-      const state = this.state.get(spec.family) as TableState;
+      const state = this.stateOf(spec);
       if (state.handsOff) return;
       const table = await readTable(spec, this.ctx.netlink, this.ctx.namespaces.global);
       if (state.lastSet && !same(state.lastSet, table)) {

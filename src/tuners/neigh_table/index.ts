@@ -135,10 +135,9 @@ class NeighTableTuner {
   /** One decision at a time per table: events arrive in bursts. */
   private queue = new Map<number, Promise<void>>();
 
-  constructor(private readonly ctx: Context) {
-    for (const spec of TABLES) this.state.set(spec.family, { handsOff: false });
-  }
+  constructor(private readonly ctx: Context) {}
 
+  /** A table's state, made on first use. */
   private stateOf(spec: TableSpec): TableState {
     let state = this.state.get(spec.family);
     if (!state) {

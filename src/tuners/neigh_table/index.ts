@@ -66,6 +66,17 @@ const TABLES: TableSpec[] = [
   { family: AF_INET6, name: 'ndisc_cache', slot: 1 },
 ];
 
+/**
+ * The same thresholds as sysctls (initial namespace only), the usual way
+ * administrators set them. bpftune never writes these (it uses netlink); it
+ * declares them so that the sysctl tuner reports a write to one as a
+ * takeover, and this tuner stands down before it could overwrite the
+ * administrator's thresholds. (IPv6 ones are missing when IPv6 is disabled.)
+ */
+const THRESHOLD_SYSCTLS = ['ipv4', 'ipv6'].flatMap((family) =>
+  [1, 2, 3].map((n) => `net.${family}.neigh.default.gc_thresh${n}`),
+);
+
 export type NetlinkRequest = (nsPath: string | null, expectedInum: number, message: Buffer) => Promise<Buffer[]>;
 
 const netlink: NetlinkRequest = (nsPath, inum, message) => native().netlinkRequest(nsPath, inum, NETLINK_ROUTE, message);
@@ -314,13 +325,16 @@ const tuners = new WeakMap<TunerContext, NeighTableTuner>();
 const neighTableTuner: TunerDefinition = {
   name: 'neigh_table',
   description: 'Grows a neighbour table (arp_cache, ndisc_cache) near gc_thresh3, within what the device prefixes make plausible',
-  tunables: TABLES.map((spec) => ({
-    name: spec.name,
-    namespaced: false,
-    values: 3,
-    labels: ['thresh1', 'thresh2', 'thresh3'],
-    access: tableAccess(spec),
-  })),
+  tunables: [
+    ...TABLES.map((spec) => ({
+      name: spec.name,
+      namespaced: false,
+      values: 3,
+      labels: ['thresh1', 'thresh2', 'thresh3'],
+      access: tableAccess(spec),
+    })),
+    ...THRESHOLD_SYSCTLS.map((name) => ({ name, namespaced: false, values: 1, optional: name.startsWith('net.ipv6.') })),
+  ],
   scenarios: [
     {
       id: SCENARIO_NEARLY_FULL,

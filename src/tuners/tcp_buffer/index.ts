@@ -61,6 +61,7 @@ const tcpBufferTuner: TunerDefinition = {
   programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
   async init(ctx) {
     const s = stateOf(ctx);
+    await s.memory.enableHighOrderAllocations().catch((err) => ctx.log.warn(`enabling high-order allocations failed: ${errorText(err)}`));
     await s.memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     const lastPosted = ctx.bpf.map('last_posted');
     const empty = Buffer.alloc(lastPosted.valueSize);

@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
 import { parseProcNetCounters, passiveOpens, synCounters } from './syn-flood';
 import { decodeTcpBufferData, TCP_BUFFER_DATA_LAYOUT } from './event-data';
+import { releaseAtLeast } from './memory-watch';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -53,4 +54,13 @@ test('tcp_buffer_data decodes each field at its offset', () => {
   data.writeUInt16LE(10, TCP_BUFFER_DATA_LAYOUT.family.offset);
   data.writeUInt32LE(1, TCP_BUFFER_DATA_LAYOUT.tcp_moderate_rcvbuf.offset);
   assert.deepEqual(decodeTcpBufferData(data), { rttUs: 40123, skBuf: 131072, family: 10, tcpModerateRcvbuf: 1 });
+});
+
+test('kernel release comparison for the high-order allocation rule (>= 5.14)', () => {
+  assert.equal(releaseAtLeast('6.18.0-1-cloud-amd64', [5, 14]), true);
+  assert.equal(releaseAtLeast('5.14.0', [5, 14]), true);
+  assert.equal(releaseAtLeast('5.13.19-generic', [5, 14]), false);
+  assert.equal(releaseAtLeast('4.19.0', [5, 14]), false);
+  assert.equal(releaseAtLeast('5.4.0', [5, 14]), false, 'minor compared as a number, not as text');
+  assert.equal(releaseAtLeast('not a release', [5, 14]), false);
 });

@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import type { NativeMap } from '../../core/native';
 import type { ActionRecord, ChangeRequest, TunerContext, TunerEvent } from '../../core/tuner';
 import tcpConnTuner from './index';
-import { ALGORITHM_IDS, AF_INET, EVENT_DATA_LAYOUT, EVENT_DATA_SIZE, SCENARIO_LOSS, SCENARIO_SAMPLE, SCENARIO_SET_FAILED, decodeRemote } from './layout';
+import { ALGORITHM_IDS, AF_INET, COUNT_THIN_LTO, EVENT_DATA_LAYOUT, EVENT_DATA_SIZE, SCENARIO_LOSS, SCENARIO_SAMPLE, SCENARIO_SET_FAILED, decodeRemote } from './layout';
 
 class FakeMap {
   readonly entries = new Map<string, Buffer>();
@@ -18,10 +18,29 @@ class FakeMap {
   delete(key: Buffer): boolean {
     return this.entries.delete(key.toString('hex'));
   }
+  lookup(key: Buffer): Buffer | null {
+    return this.entries.get(key.toString('hex')) ?? null;
+  }
+  keys(): Buffer[] {
+    return [...this.entries.keys()].map((k) => Buffer.from(k, 'hex'));
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+function u64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
 }
 
 function fakeContext(allowed: string) {
-  const maps = { tcp_conn_choices: new FakeMap(), tcp_conn_manual: new FakeMap() };
+  const maps = { tcp_conn_choices: new FakeMap(), tcp_conn_manual: new FakeMap(), tcp_conn_counts: new FakeMap(), tcp_conn_thin_lto: new FakeMap() };
+  const timers: Array<() => Promise<void> | void> = [];
   const actions: ActionRecord[] = [];
   const changes: ChangeRequest[] = [];
   const ctx = {
@@ -39,9 +58,9 @@ function fakeContext(allowed: string) {
       return true;
     },
     manualNamespaces: () => [],
-    every: () => undefined,
+    every: (_ms: number, task: () => Promise<void> | void) => timers.push(task),
   } as unknown as TunerContext;
-  return { ctx, maps, actions, changes };
+  return { ctx, maps, actions, changes, timers };
 }
 
 interface Payload {
@@ -124,4 +143,43 @@ test('measurements steer a remote host once it has been seen three times, throug
   await tcpConnTuner.event?.(event({ scenario: SCENARIO_SAMPLE, alg: 0, minRttUs: 1, bytesAcked: 1n, durationUs: 1n }), ctx);
   await tcpConnTuner.event?.(event({ scenario: SCENARIO_SAMPLE, alg: ALGORITHM_IDS.bbr, minRttUs: 1, bytesAcked: 1n, durationUs: 0n }), ctx);
   assert.match(tcpConnTuner.report?.(ctx).text ?? '', /bbr\s+0\.\d{3}\s+0\s+0\s+3\s/);
+});
+
+test('thin linear timeouts set by the BPF side are logged per namespace as they grow, and totalled in the reference summary lines', async () => {
+  const { ctx, maps, actions, timers } = await loaded();
+  const runTimers = async () => {
+    for (const task of timers) await task();
+  };
+  maps.tcp_conn_thin_lto.update(u64(4097n), u64(3n));
+  await runTimers();
+  assert.deepEqual(actions, [
+    {
+      tunable: 'net.ipv4.tcp_thin_linear_timeouts',
+      scenario: 2,
+      netnsCookie: 4097n,
+      reason:
+        'retransmissions on 3 connection(s), set TCP_THIN_LINEAR_TIMEOUTS on them, so that while they are thin their retransmission timeouts stay linear instead of doubling',
+    },
+  ]);
+  await runTimers();
+  assert.equal(actions.length, 1, 'nothing new, nothing logged');
+  maps.tcp_conn_thin_lto.update(u64(4097n), u64(5n));
+  await tcpConnTuner.fini?.(ctx);
+  assert.match(actions.at(-1)?.reason ?? '', /^retransmissions on 2 connection\(s\)/, 'fini logs what grew since');
+});
+
+test('the report starts with the reference summary lines: thin linear timeouts and the CongAlg/Count table', async () => {
+  const { ctx, maps } = await loaded();
+  assert.equal(
+    tcpConnTuner.report?.(ctx).text.split('\n')[0],
+    '             CongAlg                Count',
+    'no thin linear timeouts line while there are none',
+  );
+  maps.tcp_conn_counts.update(u32(COUNT_THIN_LTO), u64(7n));
+  maps.tcp_conn_counts.update(u32(ALGORITHM_IDS.bbr), u64(12n));
+  const lines = tcpConnTuner.report?.(ctx).text.split('\n') ?? [];
+  assert.equal(lines[0], "set 'net.ipv4.tcp_thin_linear_timeouts' for 7 connections to improve responsiveness of thin flows durning retransmission");
+  assert.equal(lines[1], '             CongAlg                Count');
+  assert.ok(lines.includes('                 bbr                   12'), lines.join('\n'));
+  assert.ok(lines.includes('                reno                    0'), lines.join('\n'));
 });

@@ -6,10 +6,13 @@
  * next algorithm into the map the BPF side reads at connection setup.
  */
 import { promises as fs } from 'node:fs';
+import { errorText } from '../../core/log';
 import type { NativeMap } from '../../core/native';
 import type { TunerContext, TunerDefinition, TunerReport } from '../../core/tuner';
 import { ALGORITHMS, COST_SCALE, RemoteLearner, type Algorithm } from './learner';
 import {
+  ALGORITHM_IDS,
+  COUNT_THIN_LTO,
   SCENARIO_LOSS,
   SCENARIO_SAMPLE,
   SCENARIO_SET_FAILED,
@@ -24,9 +27,11 @@ import {
 
 const CONGESTION_CONTROL = 'net.ipv4.tcp_congestion_control';
 const ALLOWED = 'net.ipv4.tcp_allowed_congestion_control';
+const THIN_LINEAR_TIMEOUTS = 'net.ipv4.tcp_thin_linear_timeouts';
 const AVAILABLE_PATH = '/proc/sys/net/ipv4/tcp_available_congestion_control';
 const SPECIFY = 0;
 const ALLOW = 1;
+const THIN = 2;
 /** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
 const MAX_REMOTES = 4096;
 const EPERM = 1;
@@ -35,6 +40,8 @@ const EPERM = 1;
  * only drops namespaces that are gone, whose cookies are never reused.
  */
 const MANUAL_SWEEP_MS = 30_000;
+/** Connections given thin linear timeouts are logged per namespace this often, however many there were. */
+const THIN_LTO_LOG_MS = 5_000;
 
 interface RemoteEntry {
   remote: Remote;
@@ -52,6 +59,10 @@ interface TcpConnState {
   manualCookies: Set<bigint>;
   /** Insertion order is recency order: a measured host is moved to the end. */
   remotes: Map<string, RemoteEntry>;
+  counts: NativeMap;
+  thinLto: NativeMap;
+  /** Per namespace cookie, the tcp_conn_thin_lto count already logged. */
+  thinLtoLogged: Map<bigint, bigint>;
 }
 
 /** Per loaded instance, so a reloaded plugin starts afresh and nothing is module-global. */
@@ -148,6 +159,61 @@ function syncManual(ctx: TunerContext, state: TcpConnState): void {
   }
 }
 
+/**
+ * The BPF side sets TCP_THIN_LINEAR_TIMEOUTS on connections by itself and
+ * counts them per namespace; each namespace whose count grew gets one line.
+ */
+async function logThinLinearTimeouts(ctx: TunerContext, state: TcpConnState): Promise<void> {
+  const seen = new Set<bigint>();
+  for (const key of state.thinLto.keys()) {
+    const cookie = key.readBigUInt64LE(0);
+    const value = state.thinLto.lookup(key);
+    if (!value) continue;
+    seen.add(cookie);
+    const total = value.readBigUInt64LE(0);
+    const grown = total - (state.thinLtoLogged.get(cookie) ?? 0n);
+    if (grown <= 0n) continue;
+    state.thinLtoLogged.set(cookie, total);
+    await ctx.recordAction({
+      tunable: THIN_LINEAR_TIMEOUTS,
+      scenario: THIN,
+      netnsCookie: cookie,
+      reason:
+        `retransmissions on ${grown} connection(s), set TCP_THIN_LINEAR_TIMEOUTS on them, ` +
+        'so that while they are thin their retransmission timeouts stay linear instead of doubling',
+    });
+  }
+  // Entries the LRU map evicted (namespaces long quiet or gone) start again from 0.
+  for (const cookie of state.thinLtoLogged.keys()) if (!seen.has(cookie)) state.thinLtoLogged.delete(cookie);
+}
+
+/** A tcp_conn_counts slot (enum tcp_conn_count); 0 if it cannot be read. */
+function countOf(counts: NativeMap, slot: number): bigint {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(slot);
+  return counts.lookup(key)?.readBigUInt64LE(0) ?? 0n;
+}
+
+/**
+ * The reference's summary lines, in its format: the thin linear timeouts
+ * line (its words, typo included, so greps match) and the CongAlg/Count
+ * table ("%20s %20s"), here with the algorithms this kernel offers.
+ */
+function referenceLines(state: TcpConnState): string[] {
+  const lines: string[] = [];
+  const thin = countOf(state.counts, COUNT_THIN_LTO);
+  if (thin > 0n) {
+    lines.push(
+      `set '${THIN_LINEAR_TIMEOUTS}' for ${thin} connections to improve responsiveness of thin flows durning retransmission`,
+    );
+  }
+  lines.push(`${'CongAlg'.padStart(20)} ${'Count'.padStart(20)}`);
+  for (const algorithm of state.algorithms) {
+    lines.push(`${algorithm.padStart(20)} ${String(countOf(state.counts, ALGORITHM_IDS[algorithm])).padStart(20)}`);
+  }
+  return lines;
+}
+
 function forgetOldest(state: TcpConnState): void {
   const [oldestKey, oldest] = state.remotes.entries().next().value ?? [];
   if (oldestKey === undefined || !oldest) return;
@@ -180,7 +246,8 @@ function report(state: TcpConnState): TunerReport {
       ].join(' '),
     })),
   );
-  if (!rows.length) return { text: '', json: [] };
+  const reference = referenceLines(state);
+  if (!rows.length) return { text: reference.join('\n'), json: [] };
   const header = [
     'remote host'.padEnd(26),
     'netns cookie'.padEnd(12),
@@ -193,7 +260,7 @@ function report(state: TcpConnState): TunerReport {
     'max delivery rate'.padStart(18),
   ].join(' ');
   return {
-    text: [header, ...rows.map((r) => r.text)].join('\n'),
+    text: [...reference, header, ...rows.map((r) => r.text)].join('\n'),
     json: rows.map(({ text: _text, ...row }) => row),
   };
 }
@@ -205,6 +272,8 @@ const tcpConnTuner: TunerDefinition = {
     // Named in the log line for a per-connection choice; bpftune never writes the namespace default.
     { name: CONGESTION_CONTROL, namespaced: true, values: 1, string: true },
     { name: ALLOWED, namespaced: false, values: 1, string: true },
+    // Set per connection, never written; declared (as the reference does) so an administrator's write to it is a takeover.
+    { name: THIN_LINEAR_TIMEOUTS, namespaced: true, values: 1 },
   ],
   scenarios: [
     {
@@ -216,6 +285,12 @@ const tcpConnTuner: TunerDefinition = {
       id: ALLOW,
       name: 'allow TCP congestion control algorithm',
       description: 'The kernel refused to set a congestion control algorithm on connections because it is not in the allowed list',
+    },
+    {
+      id: THIN,
+      name: 'set TCP thin linear timeouts',
+      description:
+        'Connections are retransmitting; while one is thin (too few packets in flight for fast retransmit) linear retransmission timeouts recover its losses sooner than doubling ones',
     },
   ],
 
@@ -231,10 +306,14 @@ const tcpConnTuner: TunerDefinition = {
       manual: ctx.bpf.map('tcp_conn_manual'),
       manualCookies: new Set(),
       remotes: new Map(),
+      counts: ctx.bpf.map('tcp_conn_counts'),
+      thinLto: ctx.bpf.map('tcp_conn_thin_lto'),
+      thinLtoLogged: new Map(),
     };
     states.set(ctx, state);
     syncManual(ctx, state);
     ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));
+    ctx.every(THIN_LTO_LOG_MS, () => logThinLinearTimeouts(ctx, state));
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
   },
 
@@ -281,8 +360,11 @@ const tcpConnTuner: TunerDefinition = {
     if (state) syncManual(ctx, state);
   },
 
-  fini(ctx) {
+  async fini(ctx) {
+    const state = states.get(ctx);
     states.delete(ctx);
+    // What the last few seconds set is logged before the maps go.
+    if (state) await logThinLinearTimeouts(ctx, state).catch((err) => ctx.log.warn(`logging thin linear timeouts failed: ${errorText(err)}`));
   },
 };
 

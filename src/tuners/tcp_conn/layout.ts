@@ -16,6 +16,10 @@ export function algorithmOf(id: number): Algorithm | undefined {
   return (Object.keys(ALGORITHM_IDS) as Algorithm[]).find((a) => ALGORITHM_IDS[a] === id);
 }
 
+/** Slots of the tcp_conn_counts array (enum tcp_conn_count): one per algorithm id, then thin linear timeouts. */
+export const COUNT_THIN_LTO = 4;
+export const COUNTS = 5;
+
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 

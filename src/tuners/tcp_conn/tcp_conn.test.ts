@@ -173,8 +173,8 @@ test('retransmitting thin flows get TCP_THIN_LINEAR_TIMEOUTS per connection, cou
   // The reference's summary lines: the connection count, and the CongAlg/Count table (the loss rule also set bbr).
   const summary = /# Summary: tcp_conn_tuner: set 'net\.ipv4\.tcp_thin_linear_timeouts' for (\d+) connections to improve responsiveness of thin flows durning retransmission/.exec(daemon.log);
   assert.ok(summary && Number(summary[1]) >= 1, 'the summary counts the connections');
-  assert.match(daemon.log, /# Summary: tcp_conn_tuner: {13}CongAlg {16}Count\n/);
-  const bbr = /# Summary: tcp_conn_tuner: {17}bbr +(\d+)\n/.exec(daemon.log);
+  assert.match(daemon.log, /# Summary: tcp_conn_tuner: {14}CongAlg {16}Count\n/);
+  const bbr = /# Summary: tcp_conn_tuner: {18}bbr +(\d+)\n/.exec(daemon.log);
   assert.ok(bbr && Number(bbr[1]) >= 1, 'bbr was set on the lossy connection');
   cgroup.remove();
 });

@@ -206,26 +206,6 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info)
 	return make_bool(env, malloc_trim(0) != 0);
 }
 
-/*
- * mallopt(M_ARENA_MAX, n): glibc gives each thread that allocates its own
- * arena (up to 8 per core), each keeping its freed memory; the worker
- * threads (libuv's pool, V8's) need no more than a couple between them.
- * Applies to arenas created from now on.
- */
-static napi_value js_limit_malloc_arenas(napi_env env, napi_callback_info info)
-{
-	size_t argc = 1;
-	napi_value argv[1] = { NULL };
-	int32_t n = 0;
-
-	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-	if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1) {
-		throw_type(env, "limitMallocArenas: expected a count >= 1");
-		return NULL;
-	}
-	return make_bool(env, mallopt(M_ARENA_MAX, n) == 1);
-}
-
 bool init_system(napi_env env, napi_value exports)
 {
 	return export_function(env, exports, "openlog", js_openlog) &&
@@ -235,6 +215,5 @@ bool init_system(napi_env env, napi_value exports)
 	       export_function(env, exports, "mountFilesystem", mount_filesystem) &&
 	       export_function(env, exports, "unmount", unmount_dir) &&
 	       export_function(env, exports, "xattrExists", xattr_exists) &&
-	       export_function(env, exports, "mallocTrim", js_malloc_trim) &&
-	       export_function(env, exports, "limitMallocArenas", js_limit_malloc_arenas);
+	       export_function(env, exports, "mallocTrim", js_malloc_trim);
 }

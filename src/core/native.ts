@@ -141,8 +141,6 @@ export interface NativeBinding {
   xattrExists(path: string, name: string): boolean;
   /** malloc_trim(0): freed malloc memory back to the kernel; true when some was. */
   mallocTrim(): boolean;
-  /** mallopt(M_ARENA_MAX, n) for arenas created from now on. */
-  limitMallocArenas(n: number): boolean;
 }
 
 export const BPF_ANY = 0;

@@ -38,8 +38,8 @@ SBINDIR ?= $(PREFIX)/sbin
 RUNTIME_DIR ?= $(PREFIX)/lib/bpftune
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMD_UNIT_DIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
-# The interpreter the installed command names (the package: Debian's /usr/bin/node), through
-# env -S to keep bin/bpftune's MALLOC_ARENA_MAX=2 (src/core/heap.ts says why).
+# The interpreter the installed command names (the package: Debian's /usr/bin/node). Not through
+# env -S like bin/bpftune (lintian: unusual-interpreter): the unit sets MALLOC_ARENA_MAX instead.
 NODE_BIN ?= $(shell command -v node)
 
 MAN_SOURCES := $(wildcard man/*.8.md)
@@ -127,7 +127,7 @@ install: all man $(RUNTIME_MODULES)
 	install -d "$$rt/bin" "$$rt/build/Release"; \
 	rm -rf "$$rt/node_modules"; cp -r dist/runtime/node_modules "$$rt/node_modules"; \
 	find "$$rt/node_modules" -name '.*' -prune -exec rm -rf {} +; chmod -R u=rwX,go=rX "$$rt/node_modules"; \
-	sed '1s|^#!.*|#!/usr/bin/env -S MALLOC_ARENA_MAX=2 $(NODE_BIN)|' bin/bpftune > "$$rt/bin/bpftune"; chmod 755 "$$rt/bin/bpftune"; \
+	sed '1s|^#!.*|#!$(NODE_BIN)|' bin/bpftune > "$$rt/bin/bpftune"; chmod 755 "$$rt/bin/bpftune"; \
 	install -m 644 package.json "$$rt/"; \
 	install -m 644 $(NATIVE_ADDON) "$$rt/build/Release/"; \
 	for f in bpf/probe.bpf.o $$(cd dist && find src \( -name '*.js' ! -name '*.test.js' \) -o -name '*.bpf.o' | sort); do \

@@ -21,8 +21,8 @@
  * - Each worker thread that allocated got a glibc arena of its own (7 MiB
  *   of arenas under load, 1.8 MiB with two). glibc fixes the arena limit
  *   when the first thread arena is made, before any JavaScript runs, so
- *   mallopt() from here is too late: MALLOC_ARENA_MAX=2 is set in the
- *   environment by bin/bpftune's #! line and the systemd unit.
+ *   mallopt() from here is too late (measured): MALLOC_ARENA_MAX=2 is set
+ *   in the environment by bin/bpftune's #! line and by the systemd unit.
  *
  * The V8 flags are set at run time, not as node command-line flags, so they
  * hold however the daemon is started (bin/bpftune, the packaged link, a

@@ -8,7 +8,9 @@
  * failure and Ctrl-C.
  *
  * Usage (root): node dist/bench/suite.js [--quick] [--only SECTION,...]
- *   sections: start, idle, overhead, hotpath, reaction, effects
+ *   sections: start, idle, overhead, hotpath, reaction, effects; a run of
+ *   some sections writes report-only-<sections>.md (e.g. report-only-idle.md)
+ *   beside report.md, which stays the full run's.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -205,7 +207,10 @@ async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   const plotted = results.effects.find((o) => o.spec.plotted);
   const plotSpec = EFFECT_SPECS.find((s) => s.plotted);
-  if (plotSpec) {
+  // A run of some sections only (--only) leaves the full run's plot and report alone.
+  const partial = options.sections.size < SECTIONS.length;
+  const reportFile = partial ? `report-only-${SECTIONS.filter((x) => options.sections.has(x)).join('-')}.md` : 'report.md';
+  if (plotSpec && options.sections.has('effects')) {
     const why = !plotted ? 'effect scenarios not run' : plotted.status === 'ok' ? 'the scenario returned no series' : `${plotSpec.tuner} effect benchmark: ${plotted.status}`;
     writeFileSync(path.join(resultsDir, `${plotSpec.tuner}.svg`), renderEffectPlot(plotted?.result, why));
     results.plotFile = `${plotSpec.tuner}.svg`;
@@ -228,9 +233,9 @@ async function main(): Promise<void> {
     );
   }
   const report = renderReport(results);
-  writeFileSync(path.join(resultsDir, 'report.md'), report);
+  writeFileSync(path.join(resultsDir, reportFile), report);
   process.stdout.write(report);
-  progress(`report written to ${path.relative(process.cwd(), path.join(resultsDir, 'report.md'))}`);
+  progress(`report written to ${path.relative(process.cwd(), path.join(resultsDir, reportFile))}`);
 }
 
 main()

@@ -4,6 +4,7 @@
  * calls, so the daemon needs neither libcap nor a syslog module.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -194,6 +195,17 @@ static napi_value xattr_exists(napi_env env, napi_callback_info info)
 	return make_bool(env, size >= 0);
 }
 
+/*
+ * malloc_trim(0): glibc keeps freed memory of its heap and arenas mapped for
+ * reuse; this returns the free pages to the kernel (MADV_DONTNEED), also
+ * those below the top of the heap. True when something was released.
+ */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	return make_bool(env, malloc_trim(0) != 0);
+}
+
 bool init_system(napi_env env, napi_value exports)
 {
 	return export_function(env, exports, "openlog", js_openlog) &&
@@ -202,5 +214,6 @@ bool init_system(napi_env env, napi_value exports)
 	       export_function(env, exports, "setCapabilities", set_capabilities) &&
 	       export_function(env, exports, "mountFilesystem", mount_filesystem) &&
 	       export_function(env, exports, "unmount", unmount_dir) &&
-	       export_function(env, exports, "xattrExists", xattr_exists);
+	       export_function(env, exports, "xattrExists", xattr_exists) &&
+	       export_function(env, exports, "mallocTrim", js_malloc_trim);
 }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { keptCapabilities } from '../core/capabilities';
-import { keepHeapSmall } from '../core/heap';
+import { keepHeapSmall, releaseStartupMemory } from '../core/heap';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, type Logger } from '../core/log';
 import { daemonLogSink } from '../core/log-sink';
@@ -18,8 +18,8 @@ import { ServiceStatus } from './service';
 import { supportReport } from './support';
 
 async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus): Promise<number> {
-  keepHeapSmall();
   const nativeBinding = native();
+  keepHeapSmall(nativeBinding);
   try {
     const running = await query('status');
     log.error(`bpftune is already running:\n${running.trimEnd()}\nstop it first, or query it with 'bpftune -q'`);
@@ -75,6 +75,7 @@ async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatu
     log.warn(`could not drop unneeded capabilities: ${errorText(err)}`);
   }
   service.ready(daemon);
+  releaseStartupMemory();
   return stopped;
 }
 

@@ -139,6 +139,8 @@ export interface NativeBinding {
   sendUnixDatagram(path: string, data: Buffer): void;
   /** lgetxattr(path, name) found the attribute; false where the filesystem has no xattrs. */
   xattrExists(path: string, name: string): boolean;
+  /** malloc_trim(0): freed malloc memory back to the kernel; true when some was. */
+  mallocTrim(): boolean;
 }
 
 export const BPF_ANY = 0;

@@ -9,7 +9,7 @@ import { ratioSummary } from './stats';
 const MB = 1024 * 1024;
 
 function iperf(bps: number) {
-  return { bitsPerSecond: bps, intervalBits: [], retransmits: 0, clientCpuPercent: 90, serverCpuPercent: 80, wallSeconds: 10 };
+  return { bitsPerSecond: bps, bytes: bps * 1.25, intervalBits: [], retransmits: 0, clientCpuPercent: 90, serverCpuPercent: 80, wallSeconds: 10 };
 }
 
 function program(name: string, perSecond: number, avgNs: number): ProgramCost {

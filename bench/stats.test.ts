@@ -93,7 +93,7 @@ test('threadCpuDelta sums threads of one name and ignores threads gone since', (
 });
 
 function run(bps: number, globals: string[]): { iperf: IperfResult; globals: string[] } {
-  return { iperf: { bitsPerSecond: bps, intervalBits: [], retransmits: 0, clientCpuPercent: 50, serverCpuPercent: 50, wallSeconds: 10 }, globals };
+  return { iperf: { bitsPerSecond: bps, bytes: bps * 1.25, intervalBits: [], retransmits: 0, clientCpuPercent: 50, serverCpuPercent: 50, wallSeconds: 10 }, globals };
 }
 
 test('pairs during which a global setting moved are marked and left out of the ratio', () => {

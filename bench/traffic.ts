@@ -183,6 +183,8 @@ async function idleConnections(addr: string, port: number, seconds: number, coun
   };
   await Promise.all(Array.from({ length: 200 }, opener));
   const setupSeconds = (nowUs() - setupStart) / 1e6;
+  // The caller starts its measured window on this line.
+  process.stderr.write(`connected ${sockets.length} in ${setupSeconds.toFixed(2)} s\n`);
   const payload = Buffer.alloc(size, 0x63);
   const lat = new Latencies();
   let transactions = 0;

@@ -21,13 +21,11 @@ import { runBenchmark, throwIfAborted } from './cleanup';
 import { builtinDaemonArgs, loadedTuners, stopDaemon } from './core';
 import { createVethPair, type VethPair } from './iperf';
 import { cpuNs } from './proc';
-import { pairedRatio, verdict, type PairedRatio, type Verdict } from './paired-ratio';
-import { runWorkload, WORKLOADS, type WorkloadName, type WorkloadRun } from './workloads';
+import type { PairedRatio } from './paired-ratio';
+import { blockOrder, summariseWorkload, WORKLOADS, type Condition, type OverheadCpuResult, type WorkloadName, type WorkloadRun } from './overhead-summary';
+import { runWorkload } from './workloads';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export const CONDITIONS = ['none', 'control', 'daemon'] as const;
-export type Condition = (typeof CONDITIONS)[number];
 
 export interface OverheadCpuOptions {
   pairs: number;
@@ -36,64 +34,6 @@ export interface OverheadCpuOptions {
   settleSeconds: number;
   daemonArgs: string[];
   progress: (line: string) => void;
-}
-
-export interface RatioPair {
-  /** daemon / none */
-  effect: PairedRatio;
-  /** control / none */
-  control: PairedRatio;
-  verdict: Verdict;
-}
-
-export interface WorkloadOverhead {
-  workload: WorkloadName;
-  runs: Record<Condition, WorkloadRun[]>;
-  throughput: RatioPair;
-  /** Work per CPU-second of the workload's processes (plus the daemon's, with it). */
-  efficiency: RatioPair;
-  /** Work per busy second of the whole machine (everyone's load included: the noisiest view). */
-  machineEfficiency: RatioPair;
-}
-
-export interface OverheadCpuResult {
-  seconds: number;
-  pairs: number;
-  workloads: WorkloadOverhead[];
-  /** Daemon CPU over each daemon block, % of a core. */
-  daemonCpuPercent: number[];
-  tuners: string[];
-  orders: Condition[][];
-}
-
-/** All six orders of the three conditions, so each condition runs first, second and last equally often. */
-export function blockOrder(block: number): Condition[] {
-  const perms: Condition[][] = [
-    ['none', 'control', 'daemon'],
-    ['daemon', 'control', 'none'],
-    ['control', 'daemon', 'none'],
-    ['none', 'daemon', 'control'],
-    ['daemon', 'none', 'control'],
-    ['control', 'none', 'daemon'],
-  ];
-  return perms[block % perms.length];
-}
-
-function ratios(runs: Record<Condition, WorkloadRun[]>, measure: (r: WorkloadRun) => number, seed: number): RatioPair {
-  const base = runs.none.map(measure);
-  const effect = pairedRatio(base, runs.daemon.map(measure), { seed });
-  const control = pairedRatio(base, runs.control.map(measure), { seed });
-  return { effect, control, verdict: verdict(effect, control) };
-}
-
-export function summariseWorkload(workload: WorkloadName, runs: Record<Condition, WorkloadRun[]>): WorkloadOverhead {
-  return {
-    workload,
-    runs,
-    throughput: ratios(runs, (r) => r.work / r.seconds, 1),
-    efficiency: ratios(runs, (r) => r.work / r.cpuNs, 2),
-    machineEfficiency: ratios(runs, (r) => r.work / r.machineNs, 3),
-  };
 }
 
 export async function measureOverheadCpu(options: OverheadCpuOptions, existingPair?: VethPair): Promise<OverheadCpuResult> {

@@ -19,29 +19,10 @@ import type { TestCgroup } from '../test/support/cgroup';
 import { track } from './cleanup';
 import { runIperf, type VethPair } from './iperf';
 import { cpuNs } from './proc';
-
-export const WORKLOADS = ['bulk', 'sock', 'rr'] as const;
-export type WorkloadName = (typeof WORKLOADS)[number];
-
-export const WORKLOAD_UNITS: Record<WorkloadName, { unit: string; what: string }> = {
-  bulk: { unit: 'byte', what: 'iperf3 bulk TCP over veth' },
-  sock: { unit: 'bogo op', what: 'stress-ng --sock 1' },
-  rr: { unit: 'transaction', what: '64-byte TCP request/response over veth' },
-};
+import type { WorkloadName, WorkloadRun } from './overhead-summary';
 
 export const TRAFFIC_SCRIPT = path.join(__dirname, 'traffic.js');
 const RR_PORT = 5301;
-
-export interface WorkloadRun {
-  work: number;
-  /** CPU time of the workload's processes (cgroup cpu.stat), ns. */
-  cpuNs: number;
-  /** Busy time of the whole machine over the run (/proc/stat, all CPUs), ns. */
-  machineNs: number;
-  seconds: number;
-  /** TCP segments retransmitted in the client namespace during the run. */
-  retransmits: number;
-}
 
 /** The whole machine's non-idle time so far, in ns (USER_HZ ticks). */
 export function machineBusyNs(): number {

@@ -25,10 +25,10 @@ import { DaemonProcess } from '../test/support/daemon';
 import { createEmulatedLink } from '../test/support/link-emulator';
 import { setSysctlIn } from '../test/support/netns';
 import { runBenchmark, throwIfAborted, track } from './cleanup';
-import { builtinDaemonArgs, stopDaemon } from './core';
+import { builtinDaemonArgs, runToEnd, stopDaemon } from './core';
 import { HARM_CONDITIONS, parseChanges, parseSockstatTcpMemory, parseSoftnet, renderHarmTable, type HarmCondition, type HarmRun, type HarmScenarioResult } from './harm-report';
 import { createVethPair, runIperf, type VethPair } from './iperf';
-import { runToEnd, startEchoServer, tcpCounters, TRAFFIC_SCRIPT } from './workloads';
+import { startEchoServer, tcpCounters, TRAFFIC_SCRIPT } from './workloads';
 import type { TrafficResult } from './traffic';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +71,7 @@ async function bulk(path: Path, seconds: number) {
 
 /** bench/traffic.js in the client namespace, to completion; its JSON result. */
 async function trafficClient(path: Path, args: string[], timeoutMs: number): Promise<TrafficResult> {
-  const { stdout } = await runToEnd('ip', ['netns', 'exec', path.client, process.execPath, TRAFFIC_SCRIPT, ...args], timeoutMs);
+  const { stdout } = await runToEnd('ip', ['netns', 'exec', path.client, process.execPath, TRAFFIC_SCRIPT, ...args], timeoutMs, `traffic ${args[0]} in ${path.client}`);
   return JSON.parse(stdout) as TrafficResult;
 }
 

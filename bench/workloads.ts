@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { inNamespace } from '../test/support/netns';
 import type { TestCgroup } from '../test/support/cgroup';
 import { track } from './cleanup';
+import { runToEnd } from './core';
 import { runIperf, type VethPair } from './iperf';
 import { cpuNs } from './proc';
 import type { WorkloadName, WorkloadRun } from './overhead-summary';
@@ -45,23 +46,6 @@ export function tcpCounters(ns: string): Record<string, number> {
   const names = lines[0].split(/\s+/).slice(1);
   const values = lines[1].split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(names.map((n, i) => [n, values[i]]));
-}
-
-/** Runs a client to completion and returns what it printed; rejects with its stderr. */
-export function runToEnd(command: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve({ stdout: out, stderr: err });
-      else reject(new Error(`${args.slice(3, 5).join(' ') || command} failed (${code ?? signal}): ${err.trim() || out.trim().slice(0, 300)}`));
-    });
-  });
 }
 
 /** Starts bench/traffic.js's echo server in `ns` (through `wrap`), resolved once it listens; the caller kills it. */
@@ -113,7 +97,7 @@ export async function runWorkload(name: WorkloadName, pair: VethPair, cgroup: Te
   if (name === 'sock') {
     const before = read();
     // stress-ng prints its metrics on stderr.
-    const { stderr } = await runToEnd(...wrap('ip', ['netns', 'exec', pair.client, 'stress-ng', '--sock', '1', '-t', `${seconds}s`, '--metrics-brief']), (seconds + 30) * 1000);
+    const { stderr } = await runToEnd(...wrap('ip', ['netns', 'exec', pair.client, 'stress-ng', '--sock', '1', '-t', `${seconds}s`, '--metrics-brief']), (seconds + 30) * 1000, 'stress-ng --sock');
     const after = read();
     const m = /metrc:.*\bsock\s+(\d+)\s/.exec(stderr);
     if (!m) throw new Error(`stress-ng printed no bogo ops for sock: ${stderr.slice(-400)}`);
@@ -123,7 +107,7 @@ export async function runWorkload(name: WorkloadName, pair: VethPair, cgroup: Te
   try {
     await server.ready;
     const before = read();
-    const { stdout } = await runToEnd(...wrap('ip', ['netns', 'exec', pair.client, process.execPath, TRAFFIC_SCRIPT, 'rr', pair.serverAddr, String(RR_PORT), String(seconds), '64', '0']), (seconds + 30) * 1000);
+    const { stdout } = await runToEnd(...wrap('ip', ['netns', 'exec', pair.client, process.execPath, TRAFFIC_SCRIPT, 'rr', pair.serverAddr, String(RR_PORT), String(seconds), '64', '0']), (seconds + 30) * 1000, 'request/response client');
     const after = read();
     return delta(before, after, (JSON.parse(stdout) as { transactions: number }).transactions);
   } finally {

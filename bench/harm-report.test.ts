@@ -7,13 +7,16 @@ function run(throughput: number, retransmits: number, p99Us: number, extra: Reco
 }
 
 test('compare: worse only beyond the control spread, in the harmful direction', () => {
-  // The control moved 10 %: a 5 % loss is within it, a 20 % loss is not.
-  assert.equal(compare('throughput', 100, 90, 95, 'higher is better').worse, false);
-  assert.equal(compare('throughput', 100, 90, 80, 'higher is better').worse, true);
-  assert.equal(compare('throughput', 100, 90, 150, 'higher is better').worse, false);
+  // The control moved 20 %: a 15 % loss is within it, a 30 % loss is not.
+  assert.equal(compare('throughput', 100, 80, 85, 'higher is better').worse, false);
+  assert.equal(compare('throughput', 100, 80, 70, 'higher is better').worse, true);
+  assert.equal(compare('throughput', 100, 80, 150, 'higher is better').worse, false);
   const rtt = compare('p99 RTT', 1000, 1050, 1200, 'lower is better');
   assert.equal(rtt.worse, true);
   assert.ok(Math.abs(rtt.controlSpread - 0.05) < 1e-12);
+  // A control that did not move at all still leaves 10 % for noise.
+  assert.equal(compare('throughput', 100, 100, 95, 'higher is better').worse, false);
+  assert.equal(compare('p99 RTT', 1000, 1000, 1080, 'lower is better').worse, false);
   // Counts are smoothed: 0 -> 3 is x4, not infinite.
   const rx = compare('retransmits', 0, 0, 3, 'lower is better', 1);
   assert.equal(rx.ratio, 4);

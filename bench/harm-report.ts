@@ -31,7 +31,7 @@ export interface HarmRun {
   p50Us: number | null;
   p99Us: number | null;
   probeTransactions: number;
-  /** Highest TCP memory seen during the run (sockstat's mem, all namespaces), bytes. */
+  /** Highest TCP memory seen during the run above its value at the start (sockstat's mem, all namespaces), bytes. */
   tcpMemBytes: number;
   /** What bpftune changed during the run (empty for the other conditions). */
   changes: TunableChange[];
@@ -82,6 +82,9 @@ function combined(s: HarmScenarioResult, c: HarmCondition): HarmRun | undefined 
 
 export type Direction = 'higher is better' | 'lower is better';
 
+/** The smallest difference counted as worse, whatever the control showed (a p99 from a few hundred probes moves by this much alone). */
+export const MIN_SPREAD = 0.1;
+
 export interface Comparison {
   metric: string;
   ratio: number;
@@ -99,7 +102,9 @@ export function compare(metric: string, baseline: number, control: number, value
   const b = baseline + smoothing;
   const ratio = (value + smoothing) / b;
   const controlSpread = Math.abs((control + smoothing) / b - 1);
-  const worse = direction === 'higher is better' ? ratio < 1 - controlSpread : ratio > 1 + controlSpread;
+  // Two runs a condition can show no spread by chance: below MIN_SPREAD nothing counts as worse.
+  const spread = Math.max(controlSpread, MIN_SPREAD);
+  const worse = direction === 'higher is better' ? ratio < 1 - spread : ratio > 1 + spread;
   return { metric, ratio, controlSpread, worse };
 }
 
@@ -139,7 +144,7 @@ function escape(cell: string): string {
 
 /** One table for the whole matrix: a row per scenario and condition (means over its runs, each run in brackets). */
 export function renderHarmTable(scenarios: HarmScenarioResult[]): string {
-  const header = ['scenario', 'condition', 'throughput', 'retransmits', 'probe RTT p50', 'probe RTT p99', 'TCP memory (max)', 'verdict vs no daemon', 'changes made', 'other'];
+  const header = ['scenario', 'condition', 'throughput', 'retransmits', 'probe RTT p50', 'probe RTT p99', 'TCP memory added (max)', 'verdict vs no daemon', 'changes made', 'other'];
   const rows: string[][] = [];
   for (const s of scenarios) {
     if (s.error) rows.push([s.title, '-', 'failed', '', '', '', '', '', '', s.error]);

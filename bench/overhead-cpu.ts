@@ -30,7 +30,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface OverheadCpuOptions {
   pairs: number;
   seconds: number;
-  /** Pause before each condition's runs (after the daemon logs "tuners loaded"), the same for all three. */
+  /** Pause after the daemon logs "tuners loaded", so its start-up work (V8 compiling, first polls) is not counted. */
   settleSeconds: number;
   daemonArgs: string[];
   progress: (line: string) => void;
@@ -59,7 +59,6 @@ export async function measureOverheadCpu(options: OverheadCpuOptions, existingPa
       options.progress(`overhead block ${block + 1}/${options.pairs}: ${order.join(', ')}`);
       for (const condition of order) {
         if (condition !== 'daemon') {
-          await sleep(options.settleSeconds * 1000);
           await runAll(condition);
           continue;
         }
@@ -104,7 +103,7 @@ if (require.main === module) {
   runBenchmark(async () => {
     const [pairs, seconds] = process.argv.slice(2).map(Number);
     const progress = (line: string) => process.stderr.write(`${line}\n`);
-    const r = await measureOverheadCpu({ pairs: pairs || 3, seconds: seconds || 2, settleSeconds: 1, daemonArgs: builtinDaemonArgs(), progress });
+    const r = await measureOverheadCpu({ pairs: pairs || 3, seconds: seconds || 2, settleSeconds: 2, daemonArgs: builtinDaemonArgs(), progress });
     const fmt = (p: PairedRatio) => `${p.ratio.toFixed(4)} [${p.low.toFixed(4)}, ${p.high.toFixed(4)}]`;
     for (const w of r.workloads) {
       process.stdout.write(`${w.workload}: throughput ${fmt(w.throughput.effect)} control ${fmt(w.throughput.control)}; per CPU ${fmt(w.efficiency.effect)} control ${fmt(w.efficiency.control)} (${w.efficiency.verdict}); machine ${fmt(w.machineEfficiency.effect)} control ${fmt(w.machineEfficiency.control)}\n`);

@@ -467,8 +467,8 @@ export function renderReport(r: SuiteResults): string {
     const findings = harmFindings(r.harm);
     parts.push(
       '## Harm matrix\n\n' +
-        'Each scenario in fresh namespaces, without bpftune, with it (every built-in tuner), under tuned\'s network-throughput profile, and without it again (the control), in alternating order; a paced 64-byte request/response probe (one every 10 ms) shares the path for RTT under load. ' +
-        'Retransmits are both namespaces\' TCP RetransSegs; TCP memory is the highest sockstat figure during the run (global). "Worse" means further from the first no-daemon figure than the control, in the harmful direction.\n\n' +
+        'Each scenario in fresh namespaces, without bpftune, with it (every built-in tuner), under tuned\'s network-throughput profile, and without it again (the control), in alternating rounds (the profile in the first only); a paced 64-byte request/response probe (one every 10 ms) shares the path for RTT under load. ' +
+        'Retransmits are both namespaces\' TCP RetransSegs; TCP memory is the highest sockstat figure during the run less its value at the start (the counter is global: sockets of other namespaces count too). "Worse" means further from the no-daemon figure than the control is, and by more than 10 %, in the harmful direction; figures are means over the runs (each run in brackets).\n\n' +
         renderHarmTable(r.harm) +
         `\n\n${findings.length ? findings.map((f) => `- ${f}`).join('\n') : 'With bpftune no scenario was worse than without it beyond the control\'s spread.'}`,
     );

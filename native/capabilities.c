@@ -39,6 +39,8 @@
 	(SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |                \
 	 SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED)
 
+#define NOROOT_LOCKED (SECBIT_NOROOT | SECBIT_NOROOT_LOCKED)
+
 struct cap_sets {
 	uint64_t effective, permitted, inheritable;
 };
@@ -134,10 +136,15 @@ static void narrow(uint64_t keep)
 	struct cap_sets c = { 0, 0, 0 };
 	int bits, cap, err;
 
+	/*
+	 * Needs CAP_SETPCAP, which systemd's unit does not give: there its
+	 * SecureBits= set NOROOT (and AmbientCapabilities= carry the kept set
+	 * through the execs), which is the bit that matters.
+	 */
 	bits = prctl(PR_GET_SECUREBITS);
-	/* Needs CAP_SETPCAP; under systemd the unit's SecureBits= set them already. */
 	if (bits < 0 || ((bits & LOCKED_SECUREBITS) != LOCKED_SECUREBITS &&
-			 prctl(PR_SET_SECUREBITS, bits | LOCKED_SECUREBITS) < 0))
+			 prctl(PR_SET_SECUREBITS, bits | LOCKED_SECUREBITS) < 0 &&
+			 (bits & NOROOT_LOCKED) != NOROOT_LOCKED))
 		narrow_failed(errno, "prctl PR_SET_SECUREBITS");
 	for (cap = 0; cap < 64; cap++) {
 		if (keep & (1ULL << cap))

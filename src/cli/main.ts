@@ -20,7 +20,7 @@ import { supportReport } from './support';
 async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus, capabilities: { ok: boolean; message: string }): Promise<number> {
   keepHeapSmall();
   const nativeBinding = native();
-  if (capabilities.ok) log.debug(capabilities.message);
+  if (capabilities.ok) log.info(capabilities.message);
   else log.warn(capabilities.message);
   try {
     const running = await query('status');

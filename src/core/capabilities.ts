@@ -65,7 +65,7 @@ export interface Relaunch {
 /**
  * The execve that narrows: the same node and script and arguments, with the
  * addon preloaded (its constructor runs before node starts a thread) and the
- * set to keep in the environment. Undefined, with why, when it cannot be done.
+ * set to keep in the environment; or why it cannot be done.
  */
 export function relaunchCommand(
   addonPath: string,

@@ -30,7 +30,7 @@ CONTRACT_GEN := sdk/bin/bpftune-contract sdk/lib/contract.js
 TUNER_BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c)
 CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES)) src/core/bpftune_event.contract.ts
 
-.PHONY: all deps pkg-deps test-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps bench-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -44,7 +44,8 @@ SBINDIR ?= $(PREFIX)/sbin
 RUNTIME_DIR ?= $(PREFIX)/lib/bpftune
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMD_UNIT_DIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
-# The interpreter the installed command names (the package: Debian's /usr/bin/node).
+# The interpreter the installed command names (the package: Debian's /usr/bin/node). Not through
+# env -S like bin/bpftune (lintian: unusual-interpreter): the unit sets MALLOC_ARENA_MAX instead.
 NODE_BIN ?= $(shell command -v node)
 
 MAN_SOURCES := $(wildcard man/*.8.md)
@@ -214,10 +215,15 @@ test: all man sdk lint test-deps
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
 # and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.
-bench: all
+# Needed by the benchmarks only: stress-ng for the overhead section's socket workload.
+BENCH_PACKAGES := stress-ng
+bench-deps:
+	$(call apt_install_missing,$(BENCH_PACKAGES))
+
+bench: all bench-deps
 	node dist/bench/suite.js
 
-bench-quick: all
+bench-quick: all bench-deps
 	node dist/bench/suite.js --quick
 
 # tcp_buffer's effect: throughput on a 40 ms path with and without bpftune (about 2 minutes).

@@ -12,7 +12,8 @@
         "native/netns_sysctl.c",
         "native/system.c",
         "native/netns_net.c",
-        "native/unix_datagram.c"
+        "native/unix_datagram.c",
+        "native/capabilities.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": [

@@ -62,10 +62,10 @@ export function loadedTuners(daemon: DaemonProcess): string[] {
   return m ? m[1].split(', ').filter(Boolean) : [];
 }
 
-/** Runs a command inside a namespace without blocking the event loop (so Ctrl-C still works). */
-export function execInNamespace(ns: string, command: string, args: string[], timeoutMs = 120_000): Promise<string> {
+/** Runs a command to completion without blocking the event loop (so Ctrl-C still works); rejects with `what` and its stderr. */
+export function runToEnd(command: string, args: string[], timeoutMs: number, what = command): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = track(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -73,10 +73,15 @@ export function execInNamespace(ns: string, command: string, args: string[], tim
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} in ${ns} failed (${code ?? signal}): ${err}`));
+      if (code === 0) resolve({ stdout: out, stderr: err });
+      else reject(new Error(`${what} failed (${code ?? signal}): ${err.trim() || out.trim().slice(0, 300)}`));
     });
   });
+}
+
+/** Runs a command inside a namespace; resolves with its stdout. */
+export async function execInNamespace(ns: string, command: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  return (await runToEnd('ip', ['netns', 'exec', ns, command, ...args], timeoutMs, `${command} in ${ns}`)).stdout;
 }
 
 export interface StartTimes {

@@ -51,6 +51,8 @@ export function createVethPair(): VethPair {
 
 export interface IperfResult {
   bitsPerSecond: number;
+  /** Bytes the receiver got. */
+  bytes: number;
   /** Per-second receiver throughput, for spotting a disturbed second. */
   intervalBits: number[];
   retransmits: number;
@@ -64,7 +66,7 @@ interface IperfJson {
   error?: string;
   intervals?: Array<{ sum?: { bits_per_second?: number } }>;
   end?: {
-    sum_received?: { bits_per_second?: number };
+    sum_received?: { bits_per_second?: number; bytes?: number };
     sum_sent?: { retransmits?: number };
     cpu_utilization_percent?: { host_total?: number; remote_total?: number };
   };
@@ -90,17 +92,27 @@ function waitForOutput(child: ReturnType<typeof spawn>, pattern: RegExp, timeout
   });
 }
 
-export async function runIperf(pair: VethPair, seconds: number): Promise<IperfResult> {
+/** How a command is started: as it is, or wrapped (e.g. to run it in a cgroup whose CPU time is counted). */
+export type CommandWrapper = (command: string, args: string[]) => [string, string[]];
+const asIs: CommandWrapper = (command, args) => [command, args];
+
+/**
+ * One iperf3 transfer from the client namespace to the server's; `onStart`
+ * runs once the server listens, just before the client starts (where a
+ * caller takes its "before" readings).
+ */
+export async function runIperf(pair: VethPair, seconds: number, wrap: CommandWrapper = asIs, onStart?: () => void): Promise<IperfResult> {
   const server = track(
-    spawn('ip', ['netns', 'exec', pair.server, 'iperf3', '-s', '-1', '--forceflush', '-B', pair.serverAddr, '-p', PORT], {
+    spawn(...wrap('ip', ['netns', 'exec', pair.server, 'iperf3', '-s', '-1', '--forceflush', '-B', pair.serverAddr, '-p', PORT]), {
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
   try {
     await waitForOutput(server, /Server listening/, 5000, 'iperf3 server');
+    onStart?.();
     const started = process.hrtime.bigint();
     const client = track(
-      spawn('ip', ['netns', 'exec', pair.client, 'iperf3', '-c', pair.serverAddr, '-p', PORT, '-t', String(seconds), '-J'], {
+      spawn(...wrap('ip', ['netns', 'exec', pair.client, 'iperf3', '-c', pair.serverAddr, '-p', PORT, '-t', String(seconds), '-J']), {
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
@@ -121,6 +133,7 @@ export async function runIperf(pair: VethPair, seconds: number): Promise<IperfRe
     if (!bits) throw new Error('iperf3 reported no received throughput');
     return {
       bitsPerSecond: bits,
+      bytes: json.end?.sum_received?.bytes ?? (bits * seconds) / 8,
       intervalBits: (json.intervals ?? []).map((i) => i.sum?.bits_per_second ?? NaN),
       retransmits: json.end?.sum_sent?.retransmits ?? 0,
       clientCpuPercent: json.end?.cpu_utilization_percent?.host_total ?? NaN,

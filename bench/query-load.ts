@@ -4,7 +4,8 @@
  * keep-alive) and a status/jstatus query (Unix socket, a connection each)
  * ten times a second each, for ten minutes; RSS is sampled every second.
  * Then the burst from the issue: 40,000 status/jstatus queries in a row.
- * Target: RSS <= 60 MB throughout.
+ * Target: RSS <= 60 MB throughout (the suite's footprint target, TARGETS.rssBytes;
+ * MB here is 2^20 bytes, as in bench/results/report.md).
  *
  * Usage (root): node dist/bench/query-load.js [--seconds 600] [--burst 40000] [--quick]
  * --quick: 60 s and 10,000 queries, written to bench/results/quick/.
@@ -17,11 +18,14 @@ import * as path from 'node:path';
 import { DaemonProcess, REPO_ROOT } from '../test/support/daemon';
 import { builtinDaemonArgs, stopDaemon } from './core';
 import { runBenchmark, throwIfAborted } from './cleanup';
-import { memoryStatus } from './proc';
-import { median } from './stats';
+import { cpuNs, memoryStatus, processSmaps } from './proc';
+import { TARGETS } from './report';
+import { formatBytes, median } from './stats';
 
 const RATE_PER_SECOND = 10;
-const TARGET_RSS = 60 * 1e6;
+const TARGET_RSS = TARGETS.rssBytes;
+/** Where the resident memory is, by mapping ([heap] is glibc's main heap, [anon] mostly V8's). */
+type Mappings = Array<{ mapping: string; bytes: number }>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function ask(socketPath: string, query: string): Promise<string> {
@@ -57,7 +61,11 @@ interface LoadResult {
   queries: number;
   failures: number;
   scrapeBytes: number;
-  burst: { queries: number; seconds: number; rssBefore: number; maxRss: number; rssAfter: number };
+  /** Daemon CPU over the load, % of a core. */
+  cpuPercent: number;
+  settledMappings: Mappings;
+  endMappings: Mappings;
+  burst: { queries: number; seconds: number; rssBefore: number; maxRss: number; rssAfter: number; mappings: Mappings };
 }
 
 async function run(seconds: number, burst: number): Promise<LoadResult> {
@@ -69,6 +77,8 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
     const socketPath = path.join(daemon.runDir, 'bpftune.sock');
     await sleep(10_000); // settled, as the idle footprint is measured
     const startRss = memoryStatus(daemon.pid).rss;
+    const settledMappings = processSmaps(daemon.pid);
+    const cpu0 = cpuNs(daemon.pid);
     const samples: number[] = [];
     let scrapes = 0;
     let queries = 0;
@@ -93,7 +103,9 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
       next += 1000 / RATE_PER_SECOND;
       await sleep(Math.max(0, next - Date.now()));
     }
+    const cpuPercent = ((cpuNs(daemon.pid) - cpu0) / 1e9 / ((Date.now() - started) / 1000)) * 100;
     const endRss = memoryStatus(daemon.pid).rss;
+    const endMappings = processSmaps(daemon.pid);
     samples.push(endRss);
 
     const rssBefore = endRss;
@@ -106,6 +118,7 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
     }
     const burstSeconds = (Date.now() - burstStart) / 1000;
     const rssAfter = memoryStatus(daemon.pid).rss;
+    const burstMappings = processSmaps(daemon.pid);
     return {
       seconds,
       startRss,
@@ -116,7 +129,10 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
       queries,
       failures,
       scrapeBytes,
-      burst: { queries: burst, seconds: burstSeconds, rssBefore, maxRss: Math.max(burstMax, rssAfter), rssAfter },
+      cpuPercent,
+      settledMappings,
+      endMappings,
+      burst: { queries: burst, seconds: burstSeconds, rssBefore, maxRss: Math.max(burstMax, rssAfter), rssAfter, mappings: burstMappings },
     };
   } finally {
     agent.destroy();
@@ -125,22 +141,30 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
 }
 
 function report(r: LoadResult): string {
-  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  const mb = formatBytes;
+  const top = (m: Mappings) => m.slice(0, 6).map((x) => `${x.mapping} ${mb(x.bytes)}`).join(', ');
   const status = (b: number) => (b <= TARGET_RSS ? 'met' : '**MISSED**');
   const rows = [
     [`RSS, highest 1 s sample over ${r.seconds} s of ${RATE_PER_SECOND} scrapes + ${RATE_PER_SECOND} queries/s`, mb(r.maxRss), '<= 60.0 MB', status(r.maxRss), `settled before the load ${mb(r.startRss)}; median ${mb(r.medianRss)}; at the end ${mb(r.endRss)}`],
     ['scrapes / queries answered', `${r.scrapes} / ${r.queries}`, '', '', `${r.failures} failed; a scrape is ${(r.scrapeBytes / 1024).toFixed(1)} KiB`],
+    ['daemon CPU during the load', `${r.cpuPercent.toFixed(2)} % of a core`, '', '', 'collections included'],
     [`RSS, ${r.burst.queries} status/jstatus queries in a row`, mb(r.burst.maxRss), '<= 60.0 MB', status(r.burst.maxRss), `before ${mb(r.burst.rssBefore)}, after ${mb(r.burst.rssAfter)}; ${(r.burst.queries / r.burst.seconds).toFixed(0)} queries/s`],
   ];
   return [
     '# bpftune memory under query and scrape load',
     '',
     `- kernel ${os.release()}, ${os.cpus().length} CPUs, Node.js ${process.version}, ${new Date().toISOString()}`,
-    '- daemon: every built-in tuner, -R, --metrics 127.0.0.1:0; RSS is VmRSS from /proc (MB = 10^6 bytes)',
+    '- daemon: every built-in tuner, -R, --metrics 127.0.0.1:0; RSS is VmRSS from /proc (MB = 2^20 bytes, as in report.md)',
     '',
     '| metric | value | target | status | context |',
     '|---|---|---|---|---|',
     ...rows.map((row) => `| ${row.join(' | ')} |`),
+    '',
+    'Largest resident mappings (/proc/PID/smaps; [heap] is glibc\'s main heap, [anon] mostly the V8 heap, node the binary\'s pages):',
+    '',
+    `- settled, before the load: ${top(r.settledMappings)}`,
+    `- at the end of the load: ${top(r.endMappings)}`,
+    `- after the burst: ${top(r.burst.mappings)}`,
     '',
   ].join('\n');
 }

@@ -3,10 +3,8 @@ import * as assert from 'node:assert/strict';
 import { mergeCosts, parseProgFdinfo, type ProgramCost } from './bpf-stats';
 import { summariseProfile, type CpuProfile } from './cpu-profile';
 import { REPO_ROOT } from '../test/support/daemon';
-import { markDisturbed, summarisePairs, type OverheadPair } from './overhead';
 import { smapsBreakdown, threadCpuDelta } from './proc';
-import { median, percentile, quantile, ratioSummary } from './stats';
-import type { IperfResult } from './iperf';
+import { median, percentile, quantile } from './stats';
 
 test('median, quantiles and nearest-rank percentiles', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -19,20 +17,6 @@ test('median, quantiles and nearest-rank percentiles', () => {
   assert.equal(percentile(hundred, 50), 50);
   assert.equal(percentile([5], 99), 5);
   assert.equal(median([1, NaN, 3]), 2);
-});
-
-test('ratioSummary: ratio of medians, pairwise spread, baseline spread', () => {
-  const r = ratioSummary([100, 110, 90, 100, 105], [99, 108, 91, 97, 104]);
-  assert.equal(r.median, 99 / 100);
-  assert.equal(r.ofMedians, 99 / 100);
-  // Each pair is compared with itself: the headline follows the typical pair, not the typical run.
-  const mixed = ratioSummary([100, 50, 80], [99, 60, 40]);
-  assert.equal(mixed.median, 0.99);
-  assert.equal(mixed.ofMedians, 60 / 80);
-  assert.deepEqual(r.pairs.map((x) => Number(x.toFixed(3))), [0.99, 0.982, 1.011, 0.97, 0.99]);
-  assert.equal(Number(r.min.toFixed(3)), 0.97);
-  assert.equal(Number(r.max.toFixed(3)), 1.011);
-  assert.equal(r.baselineSpread, 0.2);
 });
 
 test('parseProgFdinfo reads program fds and skips links', () => {
@@ -90,34 +74,6 @@ test('threadCpuDelta sums threads of one name and ignores threads gone since', (
     { comm: 'V8Worker', ns: 30 },
     { comm: 'libuv-worker', ns: 5 },
   ]);
-});
-
-function run(bps: number, globals: string[]): { iperf: IperfResult; globals: string[] } {
-  return { iperf: { bitsPerSecond: bps, intervalBits: [], retransmits: 0, clientCpuPercent: 50, serverCpuPercent: 50, wallSeconds: 10 }, globals };
-}
-
-test('pairs during which a global setting moved are marked and left out of the ratio', () => {
-  const usual = 'net.ipv4.tcp_mem=287898 383867 575796';
-  const odd = 'net.ipv4.tcp_mem=16 32 48';
-  const daemon = { cpuPercent: 0.1, maxRss: 0, memory: { rss: 0, peakRss: 0, anon: 0, file: 0 }, threads: [], events: 0 };
-  const pairs: OverheadPair[] = [
-    { without: run(10e9, [usual]), with: run(9.9e9, [usual]), daemon },
-    { without: run(10e9, [usual]), with: run(1e9, [usual, odd]), daemon },
-    { without: run(11e9, [usual]), with: run(11e9, [usual]), daemon },
-    { without: run(9e9, [usual]), with: run(9e9, [usual]), daemon },
-  ];
-  assert.equal(markDisturbed(pairs), usual);
-  assert.deepEqual(pairs.map((p) => Boolean(p.disturbed)), [false, true, false, false]);
-  assert.equal(pairs[1].disturbed, 'net.ipv4.tcp_mem=16 32 48');
-  const s = summarisePairs(pairs);
-  assert.equal(s.ratioOver, 'undisturbed pairs');
-  assert.equal(s.ratio.pairs.length, 3);
-  assert.equal(s.ratio.median, 1, 'median of 0.99, 1, 1');
-  assert.equal(s.ratio.ofMedians, 9.9e9 / 10e9);
-  // With fewer than 3 clean pairs, all pairs count (and the report says so).
-  pairs[0].with.globals.push(odd);
-  markDisturbed(pairs);
-  assert.equal(summarisePairs(pairs).ratioOver, 'all pairs');
 });
 
 test('summariseProfile: self time per function and file inside the window, idle left out', () => {

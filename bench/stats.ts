@@ -26,44 +26,6 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank];
 }
 
-export interface RatioSummary {
-  /** Median of the pairwise ratios: the headline, since each pair saw the same background load. */
-  median: number;
-  /** Ratio of the medians (with / without), for comparison. */
-  ofMedians: number;
-  /** Pairwise ratios of interleaved runs (run i with / run i without). */
-  pairs: number[];
-  min: number;
-  max: number;
-  q1: number;
-  q3: number;
-  /** How much the baseline varies by itself: (max - min) / median of the runs without. */
-  baselineSpread: number;
-}
-
-/**
- * Throughput with vs without the daemon. Runs were interleaved, so run i of
- * each condition saw the same background load as nearly as this machine
- * allows: the median of the pairwise ratios is the headline (a drift in load
- * between pairs cancels out, one disturbed pair does not move it), their
- * min/max and IQR the spread.
- */
-export function ratioSummary(without: readonly number[], withDaemon: readonly number[]): RatioSummary {
-  const n = Math.min(without.length, withDaemon.length);
-  const pairs = Array.from({ length: n }, (_, i) => withDaemon[i] / without[i]).filter((r) => Number.isFinite(r));
-  const baseMedian = median(without);
-  return {
-    median: median(pairs),
-    ofMedians: median(withDaemon) / baseMedian,
-    pairs,
-    min: Math.min(...pairs),
-    max: Math.max(...pairs),
-    q1: quantile(pairs, 0.25),
-    q3: quantile(pairs, 0.75),
-    baselineSpread: (Math.max(...without) - Math.min(...without)) / baseMedian,
-  };
-}
-
 export function formatBytes(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`;
 }

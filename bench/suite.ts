@@ -8,7 +8,9 @@
  * failure and Ctrl-C.
  *
  * Usage (root): node dist/bench/suite.js [--quick] [--only SECTION,...]
- *   sections: start, idle, overhead, hotpath, reaction, effects
+ *   sections: start, idle, overhead, hotpath, reaction, harm, effects; a run of
+ *   some sections writes report-only-<sections>.md (e.g. report-only-idle.md)
+ *   beside report.md, which stays the full run's.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,16 +22,18 @@ import { cleanupAll, installSignalHandlers, wasAborted } from './cleanup';
 import { builtinDaemonArgs, daemonProblems, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
 import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
-import { measureHotPath, measureOverhead, type OverheadOptions } from './overhead';
+import { measureHarm, harmSettings } from './harm';
+import { measureHotPath, type HotPathOptions } from './hot-path';
+import { measureOverheadCpu } from './overhead-cpu';
 import { renderEffectPlot } from './plot';
 import { renderReport, TARGETS, type SuiteResults } from './report';
 import { profileIdleDaemon } from './cpu-profile';
 
-const SECTIONS = ['start', 'idle', 'overhead', 'hotpath', 'reaction', 'effects'] as const;
+const SECTIONS = ['start', 'idle', 'overhead', 'hotpath', 'reaction', 'harm', 'effects'] as const;
 type Section = (typeof SECTIONS)[number];
 
-/** The whole run must stay under 15 minutes; the effect scenarios get what is left of this. */
-const BUDGET_MS = 14 * 60_000;
+/** The whole run must stay under 15 minutes; the effect scenarios (last) get what is left of this. */
+const BUDGET_MS = 14.5 * 60_000;
 const EFFECT_MAX_MS = 5 * 60_000;
 
 interface SuiteOptions {
@@ -48,7 +52,7 @@ function parseArgs(argv: string[]): SuiteOptions {
       if (unknown.length || !wanted.length) throw new Error(`--only takes a comma-separated list of: ${SECTIONS.join(', ')} (got '${wanted.join(',')}')`);
       options.sections = new Set(wanted as Section[]);
     } else if (arg === '-h' || arg === '--help') {
-      process.stdout.write('usage: node dist/bench/suite.js [--quick] [--only start,idle,overhead,hotpath,reaction,effects]\n');
+      process.stdout.write('usage: node dist/bench/suite.js [--quick] [--only start,idle,overhead,hotpath,reaction,harm,effects]\n');
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
@@ -61,11 +65,11 @@ function progress(line: string): void {
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark loads BPF programs and creates namespaces: run it as root');
-  for (const [tool, args] of [['iperf3', ['--version']], ['bpftool', ['version']], ['ip', ['-V']]] as const) {
+  for (const [tool, args] of [['iperf3', ['--version']], ['bpftool', ['version']], ['ip', ['-V']], ['stress-ng', ['--version']]] as const) {
     try {
       execFileSync(tool, [...args], { stdio: 'ignore' });
     } catch {
-      throw new Error(`${tool} is missing: run 'make deps' (as root) to install the Debian packages the benchmark needs`);
+      throw new Error(`${tool} is missing: run 'make deps bench-deps' (as root) to install the Debian packages the benchmark needs`);
     }
   }
 }
@@ -158,24 +162,16 @@ async function main(): Promise<void> {
     }
   });
 
-  const bulk: OverheadOptions = {
-    seconds: q ? 3 : 10,
-    repetitions: q ? 3 : 5,
-    settleSeconds: q ? 1 : 2,
-    hotPathRuns: q ? 1 : 2,
-    hotPathSettleSeconds: q ? 3 : 10,
-    daemonArgs: builtinDaemonArgs(),
-    progress,
-  };
+  const hotPath: HotPathOptions = { seconds: q ? 3 : 10, runs: q ? 1 : 2, settleSeconds: q ? 3 : 10, daemonArgs: builtinDaemonArgs(), progress };
   let pair: VethPair | undefined;
   try {
     if (options.sections.has('overhead') || options.sections.has('hotpath')) pair = createVethPair();
-    await run('overhead', 'overhead (iperf3 without vs with daemon)', async () => {
-      results.overhead = await measureOverhead(bulk, pair);
+    await run('overhead', 'overhead (CPU per unit of work: bulk, stress-ng --sock, request/response; daemon vs none vs none)', async () => {
+      results.overhead = await measureOverheadCpu({ pairs: q ? 3 : 10, seconds: q ? 1 : 2, settleSeconds: q ? 1 : 2, daemonArgs: builtinDaemonArgs(), progress }, pair);
       results.tuners = results.overhead.tuners;
     });
     await run('hotpath', 'hot-path cost (BPF run-time statistics)', async () => {
-      results.hotPath = await measureHotPath(bulk, pair);
+      results.hotPath = await measureHotPath(hotPath, pair);
     });
   } finally {
     pair?.close();
@@ -183,6 +179,10 @@ async function main(): Promise<void> {
 
   await run('reaction', 'reaction time (sample tuner listen_backlog)', async () => {
     results.reaction = await reaction(q ? 4 : 10, 20, withSampleDaemonArgs());
+  });
+
+  await run('harm', 'harm matrix (no daemon, bpftune, tuned profile, control)', async () => {
+    results.harm = await measureHarm({ ...harmSettings(q), quick: q, daemonArgs: builtinDaemonArgs(), progress });
   });
 
   await run('effects', 'effect scenarios', async () => {
@@ -205,7 +205,10 @@ async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
   const plotted = results.effects.find((o) => o.spec.plotted);
   const plotSpec = EFFECT_SPECS.find((s) => s.plotted);
-  if (plotSpec) {
+  // A run of some sections only (--only) leaves the full run's plot and report alone.
+  const partial = options.sections.size < SECTIONS.length;
+  const reportFile = partial ? `report-only-${SECTIONS.filter((x) => options.sections.has(x)).join('-')}.md` : 'report.md';
+  if (plotSpec && options.sections.has('effects')) {
     const why = !plotted ? 'effect scenarios not run' : plotted.status === 'ok' ? 'the scenario returned no series' : `${plotSpec.tuner} effect benchmark: ${plotted.status}`;
     writeFileSync(path.join(resultsDir, `${plotSpec.tuner}.svg`), renderEffectPlot(plotted?.result, why));
     results.plotFile = `${plotSpec.tuner}.svg`;
@@ -228,9 +231,9 @@ async function main(): Promise<void> {
     );
   }
   const report = renderReport(results);
-  writeFileSync(path.join(resultsDir, 'report.md'), report);
+  writeFileSync(path.join(resultsDir, reportFile), report);
   process.stdout.write(report);
-  progress(`report written to ${path.relative(process.cwd(), path.join(resultsDir, 'report.md'))}`);
+  progress(`report written to ${path.relative(process.cwd(), path.join(resultsDir, reportFile))}`);
 }
 
 main()

@@ -461,7 +461,8 @@ static napi_value init(napi_env env, napi_value exports)
 	if (!init_bpf_object(env, exports) || !init_bpf_map(env) ||
 	    !init_ring_buffer(env, exports) || !init_netns_sysctl(env, exports) ||
 	    !init_system(env, exports) || !init_netns_net(env, exports) ||
-	    !init_unix_datagram(env, exports))
+	    !init_unix_datagram(env, exports) || !init_capabilities(env, exports) ||
+	    !init_netns_enter(env, exports))
 		return NULL;
 	return exports;
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/capability.h>
 #include <node_api.h>
 
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -100,10 +101,23 @@ bool init_ring_buffer(napi_env env, napi_value exports);
  * the thread's own), then returns the thread to its own namespace. Returns 0
  * or an errno, with `failed` naming the call that failed. *inum (if given)
  * receives the namespace's inode; a non-zero expected_inum that differs
- * fails with ESTALE.
+ * fails with ESTALE. op_caps (CAP_BIT()s) are raised around op only.
  */
 int run_in_netns(const char *ns_path, uint64_t expected_inum, uint64_t *inum,
-		 void (*op)(void *arg), void *arg, char *failed, size_t failed_len);
+		 void (*op)(void *arg), void *arg, uint64_t op_caps, char *failed,
+		 size_t failed_len);
+
+/*
+ * Capabilities (capabilities.c). The effective set is empty at rest on every
+ * thread; caps_raise() adds the permitted ones of `want` to the calling
+ * thread's effective set and returns what caps_restore() needs to undo it.
+ * Keep the raise around the one call that needs it.
+ */
+#define CAP_BIT(cap) (1ULL << (cap))
+uint64_t caps_raise(uint64_t want);
+void caps_restore(uint64_t previous);
+bool init_capabilities(napi_env env, napi_value exports);
+bool init_netns_enter(napi_env env, napi_value exports);
 bool init_netns_sysctl(napi_env env, napi_value exports);
 bool init_system(napi_env env, napi_value exports);
 bool init_netns_net(napi_env env, napi_value exports);

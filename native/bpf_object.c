@@ -15,6 +15,17 @@
 #include <bpf/libbpf.h>
 #include "bpf_object.h"
 
+/*
+ * Capabilities raised (on the JS thread) around each libbpf call that makes a
+ * privileged bpf() or perf_event_open(); measured on Linux 6.18, see
+ * src/core/capabilities.ts. CAP_SYS_RESOURCE only where permitted: libbpf
+ * raises RLIMIT_MEMLOCK on kernels that still charge BPF memory to it.
+ */
+#define LOAD_CAPS                                                                              \
+	(CAP_BIT(CAP_BPF) | CAP_BIT(CAP_PERFMON) | CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_SYS_RESOURCE))
+#define CGROUP_ATTACH_CAPS (CAP_BIT(CAP_BPF) | CAP_BIT(CAP_NET_ADMIN))
+#define ATTACH_CAPS (CAP_BIT(CAP_BPF) | CAP_BIT(CAP_PERFMON))
+
 struct link_handle {
 	struct bpf_link *link; /* NULL once closed */
 	char *name;	       /* "<object>: prog '<program>'", for messages */
@@ -429,12 +440,15 @@ static napi_value object_load(napi_env env, napi_callback_info info)
 {
 	struct obj_state *st = open_state(env, info, 0, NULL);
 	char *log, *prog = NULL;
+	uint64_t raised;
 	int err;
 
 	if (!st || !require_phase(env, st, OBJ_OPENED, "load"))
 		return NULL;
 	libbpf_log_reset();
+	raised = caps_raise(LOAD_CAPS);
 	err = bpf_object__load(st->obj);
+	caps_restore(raised);
 	if (!err) {
 		st->phase = OBJ_LOADED;
 		return NULL;
@@ -472,6 +486,7 @@ static napi_value object_attach(napi_env env, napi_callback_info info)
 	struct bpf_link *link;
 	struct link_handle *lh;
 	char *name = NULL, *cgroup = NULL, *subject = NULL, *log = NULL;
+	uint64_t raised;
 	int fd, err;
 
 	if (!st || !arg_string(env, argv[0], "program", &name))
@@ -497,8 +512,10 @@ static napi_value object_attach(napi_env env, napi_callback_info info)
 			goto out;
 		}
 		libbpf_log_reset();
+		raised = caps_raise(CGROUP_ATTACH_CAPS);
 		link = bpf_program__attach_cgroup(prog, fd);
 		err = errno;
+		caps_restore(raised);
 		/* The kernel holds the cgroup for the link; our fd is not needed. */
 		close(fd);
 		if (!link) {
@@ -509,10 +526,12 @@ static napi_value object_attach(napi_env env, napi_callback_info info)
 		}
 	} else {
 		libbpf_log_reset();
+		raised = caps_raise(ATTACH_CAPS);
 		link = bpf_program__attach(prog);
+		err = errno;
+		caps_restore(raised);
 		if (!link) {
 			/* libbpf says what it could not find (e.g. a tracefs event id). */
-			err = errno;
 			log = libbpf_log_take();
 			throw_errno_detail(env, err, log, "%s: bpf_program__attach", subject);
 			goto out;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -244,6 +245,21 @@ static void run_op(void *arg)
 	do_op(arg);
 }
 
+/*
+ * A netlink request that changes something (rtnetlink: anything but a GET or
+ * a dump) needs CAP_NET_ADMIN, checked against the socket's opener and the
+ * sender: both are inside the raise. Reads need nothing.
+ */
+static bool changes(const struct net_work *w)
+{
+	const struct nlmsghdr *req = w->request;
+
+	if (w->op != OP_NETLINK || (req->nlmsg_flags & NLM_F_DUMP))
+		return false;
+	return !(w->protocol == NETLINK_ROUTE && req->nlmsg_type >= RTM_BASE &&
+		 (req->nlmsg_type - RTM_BASE) % 4 == 2);
+}
+
 static void execute(napi_env env, void *data)
 {
 	struct net_work *w = data;
@@ -251,7 +267,8 @@ static void execute(napi_env env, void *data)
 	int err;
 
 	(void)env;
-	err = run_in_netns(w->ns_path, w->expected_inum, NULL, run_op, w, failed, sizeof(failed));
+	err = run_in_netns(w->ns_path, w->expected_inum, NULL, run_op, w,
+			   changes(w) ? CAP_BIT(CAP_NET_ADMIN) : 0, failed, sizeof(failed));
 	if (err)
 		fail(w, err, "%s", failed);
 }

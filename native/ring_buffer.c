@@ -236,6 +236,7 @@ static napi_value create_ring_buffer(napi_env env, napi_callback_info info)
 	napi_value argv[2] = { NULL, NULL }, handle, name;
 	struct uv_loop_s *loop;
 	struct rb_handle *h;
+	uint64_t raised;
 	int64_t size;
 	int err;
 
@@ -254,7 +255,9 @@ static napi_value create_ring_buffer(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	h->env = env;
+	raised = caps_raise(CAP_BIT(CAP_BPF));
 	h->map_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "ring_buffer", 0, 0, (uint32_t)size, NULL);
+	caps_restore(raised);
 	if (h->map_fd < 0) {
 		err = h->map_fd;
 		free(h);

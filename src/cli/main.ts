@@ -5,21 +5,23 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
-import { keptCapabilities } from '../core/capabilities';
-import { keepHeapSmall } from '../core/heap';
+import { narrowCapabilities } from '../core/capabilities';
+import { keepHeapSmall, releaseStartupMemory } from '../core/heap';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, type Logger } from '../core/log';
 import { daemonLogSink } from '../core/log-sink';
-import { native } from '../core/native';
+import { ADDON_PATH, native } from '../core/native';
 import { builtinLibdir, DEFAULT_LOCAL_LIBDIR, defaultCgroupDirectory, VERSION } from '../core/paths';
 import { parseArgs, usage, UsageError, type CliOptions } from './args';
 import { NoDaemonError, query } from './query-client';
 import { ServiceStatus } from './service';
 import { supportReport } from './support';
 
-async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus): Promise<number> {
-  keepHeapSmall();
+async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatus, capabilities: { ok: boolean; message: string }): Promise<number> {
   const nativeBinding = native();
+  keepHeapSmall(nativeBinding);
+  if (capabilities.ok) log.info(capabilities.message);
+  else log.warn(capabilities.message);
   try {
     const running = await query('status');
     log.error(`bpftune is already running:\n${running.trimEnd()}\nstop it first, or query it with 'bpftune -q'`);
@@ -69,12 +71,8 @@ async function runDaemon(options: CliOptions, log: Logger, service: ServiceStatu
     await daemon.stop().catch(() => undefined);
     return 1;
   }
-  try {
-    nativeBinding.setCapabilities(keptCapabilities(nativeBinding.getCapabilities()));
-  } catch (err) {
-    log.warn(`could not drop unneeded capabilities: ${errorText(err)}`);
-  }
   service.ready(daemon);
+  releaseStartupMemory();
   return stopped;
 }
 
@@ -140,11 +138,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (options.daemon) return daemonize(argv);
   const nativeBinding = native();
+  // First, before the environment is consumed (NOTIFY_SOCKET): may execve and not return.
+  const capabilities = narrowCapabilities(nativeBinding, ADDON_PATH, [...process.execArgv, process.argv[1], ...argv]);
   const send = (socketPath: string, data: Buffer) => nativeBinding.sendUnixDatagram(socketPath, data);
   const service = ServiceStatus.fromEnvironment(send, (message) => log.warn(message));
   const log = createLogger(service.watch(daemonLogSink(nativeBinding, options.stderr)), options.debug);
   nativeBinding.setLibbpfDebug(options.debug);
-  return runDaemon(options, log, service);
+  return runDaemon(options, log, service, capabilities);
 }
 
 if (require.main === module) {

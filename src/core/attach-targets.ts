@@ -80,9 +80,25 @@ export interface TargetSources {
   tracefsEvent(category: string, name: string): boolean | undefined;
 }
 
-function cached<T>(read: () => T): () => T | undefined {
+/**
+ * How long a source read stays cached after its last use. The vmlinux BTF's
+ * names are ~70,000 strings (about 4 MB of V8 heap); they are asked about
+ * while tuners load, at start-up and when a plugin appears, and held for
+ * the daemon's life they were a quarter of its idle heap. Forgotten after
+ * this, they are read again (tens of ms) if a later load needs them.
+ */
+export const SOURCE_KEEP_MS = 10_000;
+
+/** Reads on first use and keeps the value until keepMs pass without a use. */
+export function cachedForAWhile<T>(read: () => T, keepMs: number): () => T | undefined {
   let done = false;
   let value: T | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const forget = () => {
+    done = false;
+    value = undefined;
+    timer = undefined;
+  };
   return () => {
     if (!done) {
       done = true;
@@ -92,15 +108,20 @@ function cached<T>(read: () => T): () => T | undefined {
         value = undefined;
       }
     }
+    if (timer) timer.refresh();
+    else {
+      timer = setTimeout(forget, keepMs);
+      timer.unref();
+    }
     return value;
   };
 }
 
-/** This machine's kernel: each source read once, on first use. */
+/** This machine's kernel: each source read on first use and kept while it is being asked (SOURCE_KEEP_MS). */
 export function kernelTargetSources(): TargetSources {
   return {
-    btf: cached(() => parseBtfNames(readFileSync('/sys/kernel/btf/vmlinux'))),
-    kallsyms: cached(() => {
+    btf: cachedForAWhile(() => parseBtfNames(readFileSync('/sys/kernel/btf/vmlinux')), SOURCE_KEEP_MS),
+    kallsyms: cachedForAWhile(() => {
       const names = new Set<string>();
       // "<addr> <type> <name>[\t[module]]": text symbols only (kprobes hook code).
       for (const line of readFileSync('/proc/kallsyms', 'utf8').split('\n')) {
@@ -108,7 +129,7 @@ export function kernelTargetSources(): TargetSources {
         if (symbol && (type === 't' || type === 'T')) names.add(symbol.split('\t')[0] ?? symbol);
       }
       return names;
-    }),
+    }, SOURCE_KEEP_MS),
     tracefsEvent: (category, name) => {
       for (const root of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
         try {

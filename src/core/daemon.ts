@@ -62,7 +62,7 @@ export class Daemon {
     readonly options: DaemonOptions,
   ) {
     this.mounts = new Mounts(nativeBinding);
-    this.namespaces = new NetnsRegistry(procNamespaceSource((p) => nativeBinding.netnsId(p)), log);
+    this.namespaces = new NetnsRegistry(procNamespaceSource(nativeBinding), log);
     this.state = new StateStore(stateFilePath(), { bootId: readBootId(), rollback: options.rollback, advisory: options.advisory === true }, log);
     this.advice = options.advisory ? new AdviceBook(log) : undefined;
     this.sysctl = nativeSysctlAccess(nativeBinding, this.namespaces);

@@ -1,27 +1,146 @@
 /**
- * V8 heap settings for a long-running daemon whose live data is a few MB.
- * Measured here (Node 20, 40,000 status/jstatus queries in a row): V8 grows
- * the young generation's semi-spaces from 1 to 16 MiB under allocation
- * bursts and keeps them (RSS 54 -> 93 MB, 27 MB of it new space); old space
- * grows its limit in big steps and gives pages back only slowly. The
- * daemon's allocations are short-lived reply strings and sockets, so a
- * young generation that stays at its initial size costs a few more cheap
- * scavenges and no throughput that matters here.
+ * Keeping a long-running daemon's memory near its live data (a few MB).
+ * Measured here (Node 20, every built-in tuner, --metrics, 10 scrapes and
+ * 10 status/jstatus queries a second; /proc/PID/smaps per mapping and V8's
+ * heap statistics; bench/results/query-load.md):
  *
- * These are set at run time, not as node command-line flags, so they hold
- * however the daemon is started (bin/bpftune, a packaged launcher, a unit
- * file running node directly). Both flags are read by V8 when it next
- * resizes, so setting them after start-up works (checked on Node 18 and 20).
+ * - V8's young generation grew its semi-spaces from 1 to 16 MiB under
+ *   allocation bursts and kept them; old space grew its limit in big steps.
+ *   Fixed by two V8 flags (below), set at run time.
+ * - Old space then still grew by ~6 MiB a minute of load, all of it garbage:
+ *   V8 starts a full collection only when the old generation reaches a
+ *   limit far above this daemon's live data, and its idle-time memory
+ *   reducer never runs while queries keep coming. So after activity, once
+ *   the heap has grown by HEAP_GROWTH_BYTES since the last collection, the
+ *   daemon collects it itself (a full GC of a ~8 MB heap: a few ms, at most
+ *   once per COLLECT_MIN_INTERVAL_MS).
+ * - glibc's main heap held ~10 MiB freed at start-up (the BTF and ELF
+ *   parsing of the BPF loads) below its top, so it could not shrink:
+ *   malloc_trim(0) after start-up and after each collection returns the
+ *   free pages.
+ * - Each worker thread that allocated got a glibc arena of its own (7 MiB
+ *   of arenas under load, 1.8 MiB with two). glibc fixes the arena limit
+ *   when the first thread arena is made, before any JavaScript runs, so
+ *   mallopt() from here is too late (measured): MALLOC_ARENA_MAX=2 is set
+ *   in the environment by bin/bpftune's #! line and by the systemd unit.
+ *
+ * The V8 flags are set at run time, not as node command-line flags, so they
+ * hold however the daemon is started (bin/bpftune, the packaged link, a
+ * unit file running node directly).
  */
 import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { SOURCE_KEEP_MS } from './attach-targets';
+import type { NativeBinding } from './native';
 
 export const HEAP_FLAGS = [
   // Semi-spaces keep their initial size (1 MiB) instead of doubling up to 16 MiB under load.
   '--semi-space-growth-factor=1',
   // Smaller old-space growth steps and earlier release of free pages.
   '--optimize-for-size',
+  // A full collection also moves the live objects off sparsely used pages, so those pages are freed:
+  // without it, collections left old space at 11 MiB with 6 MiB live.
+  '--compact-on-every-full-gc',
+  // gc() for the collections below; it is reachable only through vm, never as a global.
+  '--expose-gc',
 ];
+/** Heap growth (committed bytes) since the last collection that makes the daemon collect. */
+export const HEAP_GROWTH_BYTES = 2 * 1024 * 1024;
+/** A collection happens at most this often, so a query storm costs a few ms per second at worst. */
+export const COLLECT_MIN_INTERVAL_MS = 5_000;
+/** Activity is checked this long after it happens: one timer per burst, none while idle. */
+const CHECK_DELAY_MS = 1_000;
 
-export function keepHeapSmall(): void {
+type MemoryNative = Pick<NativeBinding, 'mallocTrim'>;
+
+export interface HeapCollector {
+  /** Committed V8 heap bytes now. */
+  heapBytes(): number;
+  /** A full collection. */
+  collect(): void;
+}
+
+function v8Collector(): HeapCollector {
+  const gc = vm.runInNewContext('gc') as () => void;
+  return { heapBytes: () => v8.getHeapStatistics().total_heap_size, collect: () => gc() };
+}
+
+/**
+ * Decides when to collect and trim: after activity (a query, a scrape),
+ * not on a clock, so an idle daemon is never woken for it.
+ */
+export class MemoryKeeper {
+  private baseline: number;
+  private lastCollect = 0;
+  private timer: NodeJS.Timeout | undefined;
+  collections = 0;
+
+  constructor(
+    private readonly collector: HeapCollector,
+    private readonly trim: () => void,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.baseline = collector.heapBytes();
+  }
+
+  /** Something allocated (a query answered, a scrape served): check the heap a little later. */
+  noteActivity(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.check();
+    }, CHECK_DELAY_MS);
+    this.timer.unref();
+  }
+
+  /** Collects when the heap grew past the baseline and the last collection is old enough; true if it did. */
+  check(): boolean {
+    const now = this.now();
+    if (this.collector.heapBytes() < this.baseline + HEAP_GROWTH_BYTES) return false;
+    if (now - this.lastCollect < COLLECT_MIN_INTERVAL_MS) {
+      // Too soon: look again once the interval has passed, in case the load has stopped by then.
+      this.noteActivity();
+      return false;
+    }
+    this.release();
+    return true;
+  }
+
+  /** A full collection and malloc_trim, then the heap's size is the new baseline. */
+  release(): void {
+    this.collector.collect();
+    this.trim();
+    this.lastCollect = this.now();
+    this.baseline = this.collector.heapBytes();
+    this.collections++;
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+let keeper: MemoryKeeper | undefined;
+
+/** Sets the V8 flags; from then on noteActivity() may collect. Call first thing in the daemon. */
+export function keepHeapSmall(binding: MemoryNative): void {
   for (const flag of HEAP_FLAGS) v8.setFlagsFromString(flag);
+  keeper = new MemoryKeeper(v8Collector(), () => binding.mallocTrim());
+}
+
+/**
+ * Start-up done: what it freed (ELF and BTF parsing, the kernel's BTF names
+ * once attach-targets.ts forgets them) goes back to the kernel, once, a
+ * little later, rather than never.
+ */
+export const STARTUP_RELEASE_DELAY_MS = SOURCE_KEEP_MS + 2_000;
+
+export function releaseStartupMemory(): void {
+  setTimeout(() => keeper?.release(), STARTUP_RELEASE_DELAY_MS).unref();
+}
+
+/** Called by the query server and the metrics exposition after each request they answer. */
+export function noteActivity(): void {
+  keeper?.noteActivity();
 }

@@ -92,6 +92,14 @@ export interface Capabilities {
   inheritable: bigint;
 }
 
+/** What the addon's load-time constructor did (native/capabilities.c). */
+export interface CapabilityState {
+  /** This process was relaunched to be narrowed (BPFTUNE_KEEP_CAPS was set). */
+  relaunched: boolean;
+  /** The step that failed and why, when narrowing failed. */
+  failure?: string;
+}
+
 export interface NativeBinding {
   libbpfVersion(): string;
   /** Forward libbpf's debug output to stderr (off by default; warnings are kept for errors). */
@@ -126,8 +134,16 @@ export interface NativeBinding {
   openlog(ident: string): void;
   /** priority: syslog(3) level (LOG_ERR 3 ... LOG_DEBUG 7), facility LOG_DAEMON. */
   syslog(priority: number, message: string): void;
+  /** The calling thread's capability sets. */
   getCapabilities(): Capabilities;
-  setCapabilities(caps: Capabilities): void;
+  capabilityState(): CapabilityState;
+  /** execve(file, argv, env); returns only by throwing. */
+  relaunch(file: string, argv: string[], env: string[]): never;
+  /**
+   * The network namespace inode of each /proc/<pid> (0: gone or unreadable),
+   * read with CAP_SYS_PTRACE raised for the scan.
+   */
+  netnsInodes(pids: number[]): number[];
   /** mount -t <fstype> none <dir>, for the pseudo filesystems bpftune needs. */
   mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string): void;
   /** umount2(dir, MNT_DETACH). */
@@ -139,6 +155,8 @@ export interface NativeBinding {
   sendUnixDatagram(path: string, data: Buffer): void;
   /** lgetxattr(path, name) found the attribute; false where the filesystem has no xattrs. */
   xattrExists(path: string, name: string): boolean;
+  /** malloc_trim(0): freed malloc memory back to the kernel; true when some was. */
+  mallocTrim(): boolean;
 }
 
 export const BPF_ANY = 0;
@@ -147,12 +165,14 @@ export const BPF_EXIST = 2;
 
 let binding: NativeBinding | undefined;
 
-/** Loads the addon once; the path is fixed by node-gyp (build/Release). */
+/** The addon; the path is fixed by node-gyp (build/Release). */
+export const ADDON_PATH = path.resolve(__dirname, '../../../build/Release/bpftune_native.node');
+
+/** Loads the addon once. */
 export function native(): NativeBinding {
   if (binding === undefined) {
-    const addonPath = path.resolve(__dirname, '../../../build/Release/bpftune_native.node');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    binding = require(addonPath) as NativeBinding;
+    binding = require(ADDON_PATH) as NativeBinding;
   }
   return binding;
 }

@@ -4,7 +4,7 @@
  * rather than held open: an open nsfs fd would keep a dead namespace alive.
  */
 import { promises as fs } from 'node:fs';
-import type { NamespaceId } from './native';
+import type { NamespaceId, NativeBinding } from './native';
 import { errorText, type Logger } from './log';
 
 export interface Namespace {
@@ -35,14 +35,17 @@ const NAMED_NETNS_DIR = '/var/run/netns';
  */
 const GLOBAL_NETNS_PATH = '/proc/self/ns/net';
 
-export function procNamespaceSource(netnsId: (path: string) => Promise<NamespaceId>): NamespaceSource {
+/**
+ * /proc/<pid>/ns/net of another process is behind a ptrace access check, so
+ * its inode comes from the addon (netnsInodes), which raises CAP_SYS_PTRACE
+ * for that scan only; a plain readlink here would run without it.
+ */
+export function procNamespaceSource(nativeBinding: Pick<NativeBinding, 'netnsId' | 'netnsInodes'>): NamespaceSource {
   return {
-    netnsId,
+    netnsId: (path) => nativeBinding.netnsId(path),
     async inodeOf(path) {
-      if (path.startsWith('/proc/')) {
-        const m = /^net:\[(\d+)\]$/.exec(await fs.readlink(path).catch(() => ''));
-        return m ? Number(m[1]) : undefined;
-      }
+      const pid = /^\/proc\/(\d+)\/ns\/net$/.exec(path);
+      if (pid) return nativeBinding.netnsInodes([Number(pid[1])])[0] || undefined;
       return (await fs.stat(path).catch(() => undefined))?.ino;
     },
     async listPaths() {
@@ -61,15 +64,11 @@ export function procNamespaceSource(netnsId: (path: string) => Promise<Namespace
           if (st) add(st.ino, path);
         }),
       );
-      const pids = (await fs.readdir('/proc')).filter((e) => /^\d+$/.test(e));
-      await Promise.all(
-        pids.map(async (pid) => {
-          const path = `/proc/${pid}/ns/net`;
-          const link = await fs.readlink(path).catch(() => undefined);
-          const m = link === undefined ? null : /^net:\[(\d+)\]$/.exec(link);
-          if (m) add(Number(m[1]), path);
-        }),
-      );
+      const pids = (await fs.readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number);
+      const inodes = nativeBinding.netnsInodes(pids);
+      pids.forEach((pid, i) => {
+        if (inodes[i]) add(inodes[i], `/proc/${pid}/ns/net`);
+      });
       return paths;
     },
   };

@@ -5,12 +5,8 @@
  */
 import type { ChangeRecord, ScenarioRecord } from './tunables';
 import type { Namespace } from './netns';
-import type { SysctlValue } from './sysctl-values';
+import { spacedValues as spaced } from './sysctl-values';
 import type { TunerReport } from './tuner';
-
-function spaced(values: readonly SysctlValue[]): string {
-  return values.map((v) => `${v} `).join('');
-}
 
 /** How to run a command inside the namespace, for namespaces other than the global one. */
 function inNamespace(ns: Namespace): string {
@@ -24,10 +20,14 @@ export interface NamedReport {
   report: TunerReport;
 }
 
-/** Tuner reports in the summary: each line prefixed "# Summary: <tuner>: " so it reads as part of it. */
+/**
+ * Tuner reports in the summary: each line prefixed "# Summary: <tuner>_tuner: ",
+ * the reference's name for the tuner, as it prefixes its tuners' own summary
+ * lines (e.g. "# Summary: tcp_conn_tuner: ..."), so greps for those match.
+ */
 function reportLines(reports: readonly NamedReport[]): string[] {
   return reports.flatMap(({ tuner, report }) =>
-    report.text ? report.text.split('\n').map((line) => `# Summary: ${tuner}: ${line}`) : [],
+    report.text ? report.text.split('\n').map((line) => `# Summary: ${tuner}_tuner: ${line}`) : [],
   );
 }
 

@@ -28,6 +28,15 @@ export function formatSysctlValues(values: readonly SysctlValue[]): string {
   return values.map(String).join(' ');
 }
 
+/**
+ * Values as the reference prints them in its summary and rollback lines
+ * (operators grep for them): each number followed by a space ("%ld "), a
+ * string tunable's words as they are.
+ */
+export function spacedValues(values: readonly SysctlValue[]): string {
+  return values.map((v) => (typeof v === 'string' ? v : `${v} `)).join('');
+}
+
 export function sameValues(a: readonly SysctlValue[], b: readonly SysctlValue[]): boolean {
   return a.length === b.length && a.every((v, i) => String(v) === String(b[i]));
 }

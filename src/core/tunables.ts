@@ -14,6 +14,7 @@ import {
   formatSysctlValues,
   parseSysctlValues,
   sameValues,
+  spacedValues,
   sysctlPath,
   type SysctlValue,
 } from './sysctl-values';
@@ -447,6 +448,7 @@ export class TunableRegistry {
         `pid ${write.pid}, cmd '${write.command}' modified sysctl '${shown}' that tuner '${t.name}' uses; ` +
           `disabling '${t.name}' for namespace cookie ${write.netnsCookie}`,
       );
+      this.log.debug(`setting state of netns (cookie ${write.netnsCookie}) to manual for '${t.name}'`);
     }
     return disabled;
   }
@@ -481,6 +483,12 @@ export class TunableRegistry {
           }
         }
         await writeTunable(this.sysctl, decl, ns, rec.original);
+        if (!decl.access) {
+          // The reference's line (operators grep for it); ours below also names the namespace.
+          this.log.info(
+            `Rolling back sysctl values for '${rec.tunable}' from (${spacedValues(rec.current)}) to original values (${spacedValues(rec.original)})...`,
+          );
+        }
         this.log.info(
           `Rolled back '${rec.tunable}' in ${nsDescription(ns)} from (${formatSysctlValues(rec.current)}) -> (${formatSysctlValues(rec.original)})`,
         );

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { noteActivity } from '../core/heap';
 import { errorText, type Logger } from '../core/log';
 import { formatListenAddress, type ListenAddress } from './address';
 import { BpftuneMetrics } from './registry';
@@ -78,6 +79,7 @@ function serve(metrics: BpftuneMetrics, listen: ListenAddress, log: Logger): Pro
       (text) => {
         res.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text) });
         res.end(req.method === 'HEAD' ? undefined : text);
+        noteActivity();
       },
       (err) => {
         log.error(`metrics: collecting for a scrape failed: ${errorText(err)}; the scrape gets a 500`);

@@ -6,6 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
+import { noteActivity } from '../core/heap';
 import { errorText, type Logger } from '../core/log';
 import { querySocketPath, serverPortFile } from '../core/paths';
 import type { QueryTable } from './queries';
@@ -61,7 +62,8 @@ export class QueryServer {
       answered = true;
       this.answer(line.trim(), privileged)
         .then((reply) => socket.end(truncate(reply)))
-        .catch((err) => socket.end(`error: query failed: ${errorText(err)}\n`));
+        .catch((err) => socket.end(`error: query failed: ${errorText(err)}\n`))
+        .finally(noteActivity);
     };
     socket.on('data', (chunk) => {
       request += chunk.toString('utf8');

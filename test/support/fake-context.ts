@@ -35,6 +35,8 @@ export interface FakeContext {
   maps: Map<string, FakeMap<unknown, unknown>>;
   changes: ChangeRequest[];
   actions: ActionRecord[];
+  /** Tasks given to ctx.every(), for the test to run when it likes. */
+  timers: Array<() => Promise<void> | void>;
 }
 
 /** tunables: current values by name (global namespace); a set() that returns true updates them. */
@@ -42,6 +44,7 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
   const maps = new Map<string, FakeMap<unknown, unknown>>();
   const changes: ChangeRequest[] = [];
   const actions: ActionRecord[] = [];
+  const timers: Array<() => Promise<void> | void> = [];
   const global = { cookie: 1n, inum: 1, path: '/proc/self/ns/net', global: true };
   const ctx: TunerContext & Abilities = {
     name,
@@ -65,7 +68,9 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
       maps.set(spec.name, map);
       return map;
     },
-    every: () => undefined,
+    every: (_ms, task) => {
+      timers.push(task);
+    },
     manualNamespaces: () => [],
     readProcNet: async () => '',
     netlink: async () => [],
@@ -76,5 +81,5 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
     reportExternalWrite: () => undefined,
     verifyNamespaces: async () => undefined,
   };
-  return { ctx, maps, changes, actions };
+  return { ctx, maps, changes, actions, timers };
 }

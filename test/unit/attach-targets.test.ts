@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { attachTargetExists, parseBtfNames, type TargetSources } from '../../src/core/attach-targets';
+import { attachTargetExists, cachedForAWhile, parseBtfNames, type TargetSources } from '../../src/core/attach-targets';
 
 /** A BTF blob with the given types (each: kind, name, extra bytes after the 12-byte header). */
 function btfBlob(types: Array<{ kind: number; name: string; vlen?: number; extra?: number }>): Buffer {
@@ -70,4 +70,24 @@ test('this kernel: the vmlinux BTF names the tracepoints and functions the tuner
   for (const tp of ['tcp_rcv_space_adjust', 'kfree_skb', 'sock_exceed_buf_limit']) assert.ok(names.tracepoints.has(tp), tp);
   assert.ok(names.functions.has('tcp_sendmsg_locked'));
   assert.ok(names.functions.size > 10000, `${names.functions.size} functions`);
+});
+
+test('cachedForAWhile reads once while asked, forgets after the keep time without a use, and reads again', async () => {
+  let reads = 0;
+  const source = cachedForAWhile(() => ({ read: ++reads }), 60);
+  assert.deepEqual(source(), { read: 1 });
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(source(), { read: 1 }, 'each use keeps it for another keep time');
+  }
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(source(), { read: 2 }, 'forgotten after the keep time, read again');
+  const failing = cachedForAWhile(() => {
+    reads++;
+    throw new Error('unreadable');
+  }, 60);
+  const before = reads;
+  assert.equal(failing(), undefined);
+  assert.equal(failing(), undefined);
+  assert.equal(reads, before + 1, 'a failed read is remembered (as unknown) like a value');
 });

@@ -36,7 +36,7 @@ function fixture() {
     error: (m) => lines.push(`E ${m}`),
     warn: (m) => lines.push(`W ${m}`),
     info: (m) => lines.push(m),
-    debug: () => undefined,
+    debug: (m) => lines.push(`D ${m}`),
   };
   const registry = new TunableRegistry(access, namespaces, log);
   registry.register(
@@ -73,11 +73,13 @@ test('an external write disables the tuner only in that namespace, and later wri
     lines[0],
     "pid 42, cmd 'sysctl -w net.ipv4.tcp_rmem=1 2 3' modified sysctl 'ipv4/tcp_rmem' that tuner 'tcp_buffer' uses; disabling 'tcp_buffer' for namespace cookie 7",
   );
+  // The reference's debug line, which its tests grep for.
+  assert.equal(lines[1], "D setting state of netns (cookie 7) to manual for 'tcp_buffer'");
   assert.equal(registry.state('tcp_buffer', 7n), 'manual');
   assert.equal(registry.state('tcp_buffer', 1n), 'active');
   const change = { tunable: 'net.ipv4.tcp_rmem', scenario: 1, values: [4096, 131072, 9000000], reason: 'x' };
   assert.equal(await registry.set('tcp_buffer', { ...change, netnsCookie: 7n }), false);
-  assert.equal(lines[1], "Skipping update of 'net.ipv4.tcp_rmem' ; tuner 'tcp_buffer' is disabled in netns (cookie 7)");
+  assert.equal(lines[2], "Skipping update of 'net.ipv4.tcp_rmem' ; tuner 'tcp_buffer' is disabled in netns (cookie 7)");
   assert.equal(await registry.set('tcp_buffer', { ...change, netnsCookie: 1n }), true);
   assert.equal(values.get('1:net/ipv4/tcp_rmem'), '4096 131072 9000000');
   // A write to a sysctl no tuner manages changes nothing.
@@ -102,7 +104,7 @@ test('undeclared tunables, unknown scenarios and wrong value counts are rejected
 });
 
 test('concurrent changes to one tunable are serialised and the original is kept for rollback', async () => {
-  const { registry, values } = fixture();
+  const { registry, values, lines } = fixture();
   const change = (max: number) =>
     registry.set('tcp_buffer', { tunable: 'net.ipv4.tcp_rmem', scenario: 1, netnsCookie: 7n, values: [4096, 131072, max], reason: 'x' });
   await Promise.all([change(7000000), change(8000000), change(9000000)]);
@@ -114,6 +116,11 @@ test('concurrent changes to one tunable are serialised and the original is kept 
   assert.equal(scenario?.count, 3);
   await registry.rollback();
   assert.equal(values.get('7:net/ipv4/tcp_rmem'), '4096 131072 6291456');
+  // The reference's line, then ours, which also names the namespace.
+  assert.deepEqual(lines.slice(-2), [
+    "Rolling back sysctl values for 'net.ipv4.tcp_rmem' from (4096 131072 9000000 ) to original values (4096 131072 6291456 )...",
+    "Rolled back 'net.ipv4.tcp_rmem' in non-global ns from (4096 131072 9000000) -> (4096 131072 6291456)",
+  ]);
 });
 
 test('rollback leaves alone what an administrator changed since', async () => {
@@ -176,13 +183,13 @@ test('an action outside the write path is logged with the compat lines and count
   assert.equal(await registry.action('tcp_buffer', { ...action, netnsCookie: 99n }), false, 'the namespace is gone');
 });
 
-test("tuners' reports follow the summary, each line prefixed with the tuner's name", () => {
+test("tuners' reports follow the summary, each line prefixed with the tuner's name in the reference (<name>_tuner)", () => {
   const reports = [
     { tuner: 'tcp_conn', report: { text: 'remote host  algorithm\n198.18.1.2   bbr' } },
     { tuner: 'quiet', report: { text: '' } },
   ];
   assert.equal(
     summaryText([], [], reports),
-    ['# Summary: bpftune made no changes', '# Summary: tcp_conn: remote host  algorithm', '# Summary: tcp_conn: 198.18.1.2   bbr', ''].join('\n'),
+    ['# Summary: bpftune made no changes', '# Summary: tcp_conn_tuner: remote host  algorithm', '# Summary: tcp_conn_tuner: 198.18.1.2   bbr', ''].join('\n'),
   );
 });

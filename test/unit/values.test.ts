@@ -43,4 +43,8 @@ test('latency window keeps the newest samples and gives nearest-rank percentiles
   assert.equal(w.percentile(50), 150);
   assert.equal(w.percentile(99), 199);
   assert.equal(w.percentile(100), 200);
+  // A new sample after percentiles were asked is counted in the next answer.
+  w.add(1000);
+  assert.equal(w.percentile(100), 1000);
+  assert.equal(w.percentile(0), 102);
 });

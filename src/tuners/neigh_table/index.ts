@@ -54,6 +54,17 @@ const TABLES: TableSpec[] = [
 
 type Context = ContextWith<'netlink'>;
 
+/**
+ * The same thresholds as sysctls (initial namespace only), the usual way
+ * administrators set them. bpftune never writes these (it uses netlink); it
+ * declares them so that the sysctl tuner reports a write to one as a
+ * takeover, and this tuner stands down before it could overwrite the
+ * administrator's thresholds. (IPv6 ones are missing when IPv6 is disabled.)
+ */
+const THRESHOLD_SYSCTLS = ['ipv4', 'ipv6'].flatMap((family) =>
+  [1, 2, 3].map((n) => `net.${family}.neigh.default.gc_thresh${n}`),
+);
+
 async function readTable(spec: TableSpec, netlink: NetlinkRequest, global: Namespace): Promise<NeighTableInfo> {
   // Thresholds live in the initial namespace's view only (see above).
   const table = parseNeighTables(await netlink(global, NETLINK_ROUTE, getNeighTablesRequest(spec.family))).find((t) => t.name === spec.name);
@@ -276,13 +287,16 @@ class NeighTableTuner {
 const neighTableTuner: TunerDefinition<'netlink'> = {
   name: 'neigh_table',
   description: 'Grows a neighbour table (arp_cache, ndisc_cache) near gc_thresh3, within what the device prefixes make plausible',
-  tunables: TABLES.map((spec) => ({
-    name: spec.name,
-    namespaced: false,
-    values: 3,
-    labels: ['thresh1', 'thresh2', 'thresh3'],
-    access: tableAccess(spec),
-  })),
+  tunables: [
+    ...TABLES.map((spec) => ({
+      name: spec.name,
+      namespaced: false,
+      values: 3,
+      labels: ['thresh1', 'thresh2', 'thresh3'],
+      access: tableAccess(spec),
+    })),
+    ...THRESHOLD_SYSCTLS.map((name) => ({ name, namespaced: false, values: 1, optional: name.startsWith('net.ipv6.') })),
+  ],
   scenarios: [
     {
       id: SCENARIO_NEARLY_FULL,

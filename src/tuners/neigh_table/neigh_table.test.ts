@@ -242,3 +242,40 @@ test('someone else changing a table bpftune grew: bpftune stops tuning it and -R
   assert.match(daemon.log, new RegExp(`Not rolling back 'arp_cache' in global ns: it is ${shown(theirs)}, not the ${shown(grown(start))} bpftune set`));
   assert.deepEqual(thresholds('arp_cache'), theirs);
 });
+
+test("an administrator's sysctl -w of gc_thresh1 makes the tuner stand down: a nearly full table is then left at their thresholds", async () => {
+  const ns = namespaceWithVeth('198.18.6.1/24');
+  const start = thresholdsFor(await settledEntries('arp_cache'));
+  setThresholds('arp_cache', start);
+  const daemon = new DaemonProcess(['-d', '-a', 'neigh_table', '-R']);
+  await daemon.started();
+  // The usual way administrators set the thresholds (only the initial namespace has these sysctls).
+  const theirs = { ...start, thresh1: start.thresh1 + 4 };
+  execFileSync('sysctl', ['-q', '-w', `net.ipv4.neigh.default.gc_thresh1=${theirs.thresh1}`]);
+  const takeover = await daemon.waitFor(
+    // The command line, or just "sysctl" when it exited before the daemon could read it.
+    /cmd 'sysctl[^']*' modified sysctl 'ipv4\/neigh\/default\/gc_thresh1' that tuner 'neigh_table' uses; disabling 'neigh_table' for namespace cookie (\d+)/,
+  );
+  const cookie = takeover[1];
+  await daemon.waitFor(new RegExp(`setting state of netns \\(cookie ${cookie}\\) to manual for 'neigh_table'`));
+
+  // Nearly full, as in the growth tests: the tuner would grow it, and says it may not.
+  addNeighbours(
+    ns,
+    range(10, 100).map((i) => `198.18.6.${i}`),
+  );
+  await daemon.waitFor(new RegExp(`Skipping update of 'arp_cache' ; tuner 'neigh_table' is disabled in netns \\(cookie ${cookie}\\)`));
+  assert.deepEqual(thresholds('arp_cache'), theirs);
+  assert.doesNotMatch(daemon.log, /change arp_cache\(thresh1 thresh2 thresh3\)/);
+  assert.equal(await daemon.stop(), 0);
+  assert.deepEqual(thresholds('arp_cache'), theirs, '-R leaves their thresholds');
+});
+
+test('an IPv6 gc_thresh sysctl write is a takeover too', async () => {
+  const daemon = new DaemonProcess(['-a', 'neigh_table']);
+  await daemon.started();
+  const current = thresholds('ndisc_cache');
+  execFileSync('sysctl', ['-q', '-w', `net.ipv6.neigh.default.gc_thresh3=${current.thresh3}`]);
+  await daemon.waitFor(/modified sysctl 'ipv6\/neigh\/default\/gc_thresh3' that tuner 'neigh_table' uses; disabling 'neigh_table' for namespace cookie \d+/);
+  assert.equal(await daemon.stop(), 0);
+});

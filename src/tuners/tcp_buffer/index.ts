@@ -46,6 +46,7 @@ const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
     let ticks = 0;
     /** A near-limit event arrived since last_posted was last cleared. */
     let posted = false;
+    await memory.enableHighOrderAllocations().catch((err) => ctx.log.warn(`enabling high-order allocations failed: ${errorText(err)}`));
     await memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     const lastPosted = ctx.map(maps.lastPosted);
     const clearLastPosted = () => {

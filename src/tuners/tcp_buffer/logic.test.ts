@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
 import { parseProcNetCounters, passiveOpens, synCounters } from './syn-flood';
+import { releaseAtLeast } from './memory-watch';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -43,4 +44,13 @@ test('/proc/net counters: header and value lines pair up per prefix', () => {
   assert.deepEqual(synCounters(NETSTAT), { overflows: 460, cookiesSent: 460, cookiesValid: 12 });
   assert.deepEqual(synCounters(''), { overflows: 0, cookiesSent: 0, cookiesValid: 0 });
   assert.equal(passiveOpens(SNMP), 2271);
+});
+
+test('kernel release comparison for the high-order allocation rule (>= 5.14)', () => {
+  assert.equal(releaseAtLeast('6.18.0-1-cloud-amd64', [5, 14]), true);
+  assert.equal(releaseAtLeast('5.14.0', [5, 14]), true);
+  assert.equal(releaseAtLeast('5.13.19-generic', [5, 14]), false);
+  assert.equal(releaseAtLeast('4.19.0', [5, 14]), false);
+  assert.equal(releaseAtLeast('5.4.0', [5, 14]), false, 'minor compared as a number, not as text');
+  assert.equal(releaseAtLeast('not a release', [5, 14]), false);
 });

@@ -5,11 +5,32 @@
  * its buffer maxima, stop caching per-destination metrics there, and stop
  * high-order page allocations for socket data; undo the latter once TCP's use
  * drops below tcp_mem[0]. While near pressure no buffer limit is raised.
+ *
+ * This tuner is the one owner of net.core.high_order_alloc_disable: besides
+ * the retreat, at start on kernels >= 5.14 it sets a 1 left there back to 0
+ * (what the reference's net_buffer does), so the two rules cannot undo each
+ * other and the retreat's restore finds the value the start-up rule chose.
  */
+import * as os from 'node:os';
 import { errorText } from '../../core/log';
 import type { SysctlValue, TunableDeclaration, TunerContext } from '../../core/tuner';
 import { freeBufferPages, grownTcpMem, tcpPagesAllocated } from './memory';
 import { Scenario, Tunable } from './scenarios';
+
+/**
+ * Since Linux 5.14 order-3 pages, which skb page frags use, are kept on
+ * per-CPU free lists, so allocating them no longer contends on the zone lock
+ * that high_order_alloc_disable=1 was a workaround for (the reference's #215).
+ */
+const HIGH_ORDER_ALLOCS_UNCONTENDED: readonly [number, number] = [5, 14];
+
+/** Whether a kernel release string ("6.18.0-1-amd64") is at least major.minor. */
+export function releaseAtLeast(release: string, [major, minor]: readonly [number, number]): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [releaseMajor, releaseMinor] = [Number(m[1]), Number(m[2])];
+  return releaseMajor > major || (releaseMajor === major && releaseMinor >= minor);
+}
 
 /** Sysctls set to survive exhaustion, with the values to restore afterwards. */
 interface Retreat {
@@ -53,6 +74,31 @@ export class MemoryWatch {
     const [low = 0, pressure = 0] = this.tcpMem;
     if (this.ctx.learning.nearlyFull(this.pagesAllocated, pressure)) await this.raiseTcpMem();
     else if (this.pagesAllocated < low && this.retreats.size) await this.recover();
+  }
+
+  /**
+   * At start: a high_order_alloc_disable of 1 on a kernel >= 5.14 costs
+   * throughput for no benefit, so set it back to 0, as the reference does.
+   */
+  async enableHighOrderAllocations(release = os.release()): Promise<void> {
+    if (!releaseAtLeast(release, HIGH_ORDER_ALLOCS_UNCONTENDED)) return;
+    const tunable = Tunable.highOrderAllocDisable;
+    let current: number[];
+    try {
+      current = await this.ctx.tunable(tunable).get();
+    } catch (err) {
+      this.ctx.log.debug(`cannot read ${tunable.name}: ${errorText(err)}`);
+      return;
+    }
+    if (current[0] !== 1) return;
+    await this.ctx.set({
+      tunable: tunable.name,
+      scenario: Scenario.highOrderAllocEnable,
+      values: [0],
+      reason:
+        `kernel ${release} (>= ${HIGH_ORDER_ALLOCS_UNCONTENDED.join('.')}) taking high-order pages for skb page frags from per-CPU lists ` +
+        'without contention, to maximize performance',
+    });
   }
 
   /** sock:sock_exceed_buf_limit: the kernel refused a TCP socket memory in namespace `cookie`. */

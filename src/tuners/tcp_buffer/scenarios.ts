@@ -45,6 +45,7 @@ export const Scenario = {
   synBacklogDecrease: 8,
   syncookiesEnable: 9,
   syncookiesDisable: 10,
+  highOrderAllocEnable: 11,
 } as const;
 
 export const SCENARIOS: ScenarioDeclaration[] = [
@@ -103,5 +104,12 @@ export const SCENARIOS: ScenarioDeclaration[] = [
     id: Scenario.syncookiesDisable,
     name: 'need to disable SYN cookies',
     description: 'SYN cookies were sent but none came back valid: they only cost CPU for a flood',
+  },
+  {
+    // The reference's net_buffer scenario, word for word (typo included) so greps for it match.
+    id: Scenario.highOrderAllocEnable,
+    name: 'need to enable high-order allocation for skb page frags',
+    description:
+      'On pre-5.14 kernels setting net.core.high_order_alloc_disable=1 reduced contention, but disabling high-order allocations lowers performance with little benefit now that frags are allocated on a pre-cpu basis and contention is minimized.',
   },
 ];

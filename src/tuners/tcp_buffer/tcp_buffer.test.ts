@@ -234,6 +234,21 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   assert.equal(sysctlIn(null, 'net.core.high_order_alloc_disable'), savedHighOrder);
 });
 
+test('high_order_alloc_disable=1 on a kernel >= 5.14 is set back to 0 at start (the reference\'s rule), and -R restores it', async () => {
+  // Global: restored by afterEach (GLOBALS) whatever happens.
+  execFileSync('sysctl', ['-q', '-w', 'net.core.high_order_alloc_disable=1']);
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R']);
+  await daemon.started();
+  await daemon.waitFor(
+    /Scenario 'need to enable high-order allocation for skb page frags' occurred for tunable 'net\.core\.high_order_alloc_disable' in global ns\. On pre-5\.14 kernels setting net\.core\.high_order_alloc_disable=1 reduced contention, but disabling high-order allocations lowers performance with little benefit now that frags are allocated on a pre-cpu basis and contention is minimized\.\nDue to kernel \S+ \(>= 5\.14\) taking high-order pages for skb page frags from per-CPU lists without contention, to maximize performance change net\.core\.high_order_alloc_disable from \(1\) -> \(0\)/,
+  );
+  assert.equal(sysctlIn(null, 'net.core.high_order_alloc_disable'), '0');
+  assert.equal(await daemon.stop(), 0);
+  assert.match(daemon.log, /Rolling back sysctl values for 'net\.core\.high_order_alloc_disable' from \(0 \) to original values \(1 \)\.\.\./);
+  assert.match(daemon.log, /Rolled back 'net\.core\.high_order_alloc_disable' in global ns from \(0\) -> \(1\)/);
+  assert.equal(sysctlIn(null, 'net.core.high_order_alloc_disable'), '1');
+});
+
 test('SYN queue overflows: legitimate bursts grow tcp_max_syn_backlog, an unanswered flood shrinks it and turns cookies off', async () => {
   // A handshake on a bare veth completes before a burst fills the SYN queue: 20 ms RTT makes it wait.
   const pair = await createEmulatedLink({ rttMs: 20 });

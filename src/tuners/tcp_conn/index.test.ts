@@ -9,7 +9,7 @@ import type { TunerEvent } from '../../core/tuner';
 import { fakeContext } from '../../../test/support/fake-context';
 import tcpConnTuner from './index';
 import { AF_INET, addressWords } from './address';
-import { TcpConnAlg as ALGORITHM_IDS, TcpConnEventData, TcpConnScenario } from './tcp_conn.contract';
+import { TcpConnAlg as ALGORITHM_IDS, TcpConnCount, TcpConnEventData, TcpConnScenario } from './tcp_conn.contract';
 
 const { LOSS: SCENARIO_LOSS, SAMPLE: SCENARIO_SAMPLE, SET_FAILED: SCENARIO_SET_FAILED } = TcpConnScenario;
 const ADDRESS = addressWords(Buffer.from([198, 18, 1, 2, ...Array<number>(12).fill(0)]));
@@ -47,7 +47,7 @@ function event({ scenario, alg, setsockoptErr = 0, minRttUs = 0, bytesAcked = 0n
 async function loaded(allowed = 'reno bbr') {
   const fake = fakeContext('tcp_conn', { 'net.ipv4.tcp_allowed_congestion_control': [allowed] });
   const instance = await tcpConnTuner.create(fake.ctx);
-  return { ...fake, event: (e: TunerEvent) => instance.event?.(e), report: () => instance.report?.() };
+  return { ...fake, event: (e: TunerEvent) => instance.event?.(e), report: () => instance.report?.(), close: async () => instance.close?.() };
 }
 
 test('a loss switch is logged with the compat reason line, in the namespace it happened in', async () => {
@@ -102,4 +102,41 @@ test('measurements steer a remote host once it has been seen three times, throug
   await handle(event({ scenario: SCENARIO_SAMPLE, alg: 0, minRttUs: 1, bytesAcked: 1n, durationUs: 1n }));
   await handle(event({ scenario: SCENARIO_SAMPLE, alg: ALGORITHM_IDS.BBR, minRttUs: 1, bytesAcked: 1n, durationUs: 0n }));
   assert.match(report()?.text ?? '', /bbr\s+0\.\d{3}\s+0\s+0\s+3\s/);
+});
+
+test('thin linear timeouts set by the BPF side are logged per namespace as they grow, and totalled in the reference summary lines', async () => {
+  const { maps, actions, timers, close } = await loaded();
+  const runTimers = async () => {
+    for (const task of timers) await task();
+  };
+  const thinLto = maps.get('tcp_conn_thin_lto');
+  thinLto?.update(4097n, 3n);
+  await runTimers();
+  assert.deepEqual(actions, [
+    {
+      tunable: 'net.ipv4.tcp_thin_linear_timeouts',
+      scenario: 2,
+      netnsCookie: 4097n,
+      reason:
+        'retransmissions on 3 connection(s), set TCP_THIN_LINEAR_TIMEOUTS on them, so that while they are thin their retransmission timeouts stay linear instead of doubling',
+    },
+  ]);
+  await runTimers();
+  assert.equal(actions.length, 1, 'nothing new, nothing logged');
+  thinLto?.update(4097n, 5n);
+  await close();
+  assert.match(actions.at(-1)?.reason ?? '', /^retransmissions on 2 connection\(s\)/, 'close logs what grew since');
+});
+
+test('the report starts with the reference summary lines: thin linear timeouts and the CongAlg/Count table', async () => {
+  const { maps, report } = await loaded();
+  assert.equal(report()?.text.split('\n')[0], '             CongAlg                Count', 'no thin linear timeouts line while there are none');
+  const counts = maps.get('tcp_conn_counts');
+  counts?.update(TcpConnCount.TCP_CONN_COUNT_THIN_LTO, 7n);
+  counts?.update(ALGORITHM_IDS.BBR, 12n);
+  const lines = report()?.text.split('\n') ?? [];
+  assert.equal(lines[0], "set 'net.ipv4.tcp_thin_linear_timeouts' for 7 connections to improve responsiveness of thin flows durning retransmission");
+  assert.equal(lines[1], '             CongAlg                Count');
+  assert.ok(lines.includes('                 bbr                   12'), lines.join('\n'));
+  assert.ok(lines.includes('                reno                    0'), lines.join('\n'));
 });

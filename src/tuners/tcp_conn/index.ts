@@ -6,13 +6,15 @@
  * next algorithm into the map the BPF side reads at connection setup.
  */
 import { promises as fs } from 'node:fs';
+import { errorText } from '../../core/log';
 import type { ContextWith, TunableDeclaration, TunerDefinition, TunerEvent, TunerReport, TypedMap } from '../../core/tuner';
 import { ALGORITHMS, COST_SCALE, RemoteLearner, type Algorithm } from './learner';
 import { formatAddress } from './address';
-import { TcpConnAlg, TcpConnEventData, TcpConnScenario, maps, type TcpConnChoice, type TcpConnRemote } from './tcp_conn.contract';
+import { TcpConnAlg, TcpConnCount, TcpConnEventData, TcpConnScenario, maps, type TcpConnChoice, type TcpConnRemote } from './tcp_conn.contract';
 
 const CONGESTION_CONTROL = 'net.ipv4.tcp_congestion_control';
 const ALLOWED = { name: 'net.ipv4.tcp_allowed_congestion_control', namespaced: false, values: 1, string: true } satisfies TunableDeclaration;
+const THIN_LINEAR_TIMEOUTS = 'net.ipv4.tcp_thin_linear_timeouts';
 const AVAILABLE_PATH = '/proc/sys/net/ipv4/tcp_available_congestion_control';
 /** Algorithm ids on the BPF side; any other algorithm is TcpConnAlg.OTHER. */
 const ALGORITHM_IDS: Record<Algorithm, number> = { reno: TcpConnAlg.RENO, cubic: TcpConnAlg.CUBIC, bbr: TcpConnAlg.BBR };
@@ -23,6 +25,7 @@ function algorithmOf(id: number): Algorithm | undefined {
 
 const SPECIFY = 0;
 const ALLOW = 1;
+const THIN = 2;
 /** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
 const MAX_REMOTES = 4096;
 const EPERM = 1;
@@ -31,6 +34,8 @@ const EPERM = 1;
  * only drops namespaces that are gone, whose cookies are never reused.
  */
 const MANUAL_SWEEP_MS = 30_000;
+/** Connections given thin linear timeouts are logged per namespace this often, however many there were. */
+const THIN_LTO_LOG_MS = 5_000;
 
 interface RemoteEntry {
   remote: TcpConnRemote;
@@ -48,6 +53,10 @@ interface TcpConnState {
   manualCookies: Set<bigint>;
   /** Insertion order is recency order: a measured host is moved to the end. */
   remotes: Map<string, RemoteEntry>;
+  counts: TypedMap<number, bigint>;
+  thinLto: TypedMap<bigint, bigint>;
+  /** Per namespace cookie, the tcp_conn_thin_lto count already logged. */
+  thinLtoLogged: Map<bigint, bigint>;
 }
 
 type Context = ContextWith<'recordAction'>;
@@ -137,6 +146,57 @@ function syncManual(ctx: Context, state: TcpConnState): void {
   }
 }
 
+/**
+ * The BPF side sets TCP_THIN_LINEAR_TIMEOUTS on connections by itself and
+ * counts them per namespace; each namespace whose count grew gets one line.
+ */
+async function logThinLinearTimeouts(ctx: Context, state: TcpConnState): Promise<void> {
+  const seen = new Set<bigint>();
+  for (const cookie of state.thinLto.keys()) {
+    const total = state.thinLto.lookup(cookie);
+    if (total === undefined) continue;
+    seen.add(cookie);
+    const grown = total - (state.thinLtoLogged.get(cookie) ?? 0n);
+    if (grown <= 0n) continue;
+    state.thinLtoLogged.set(cookie, total);
+    await ctx.recordAction({
+      tunable: THIN_LINEAR_TIMEOUTS,
+      scenario: THIN,
+      netnsCookie: cookie,
+      reason:
+        `retransmissions on ${grown} connection(s), set TCP_THIN_LINEAR_TIMEOUTS on them, ` +
+        'so that while they are thin their retransmission timeouts stay linear instead of doubling',
+    });
+  }
+  // Entries the LRU map evicted (namespaces long quiet or gone) start again from 0.
+  for (const cookie of state.thinLtoLogged.keys()) if (!seen.has(cookie)) state.thinLtoLogged.delete(cookie);
+}
+
+/** A tcp_conn_counts slot (enum tcp_conn_count); 0 if it cannot be read. */
+function countOf(counts: TypedMap<number, bigint>, slot: number): bigint {
+  return counts.lookup(slot) ?? 0n;
+}
+
+/**
+ * The reference's summary lines, in its format: the thin linear timeouts
+ * line (its words, typo included, so greps match) and the CongAlg/Count
+ * table ("%20s %20s"), here with the algorithms this kernel offers.
+ */
+function referenceLines(state: TcpConnState): string[] {
+  const lines: string[] = [];
+  const thin = countOf(state.counts, TcpConnCount.TCP_CONN_COUNT_THIN_LTO);
+  if (thin > 0n) {
+    lines.push(
+      `set '${THIN_LINEAR_TIMEOUTS}' for ${thin} connections to improve responsiveness of thin flows durning retransmission`,
+    );
+  }
+  lines.push(`${'CongAlg'.padStart(20)} ${'Count'.padStart(20)}`);
+  for (const algorithm of state.algorithms) {
+    lines.push(`${algorithm.padStart(20)} ${String(countOf(state.counts, ALGORITHM_IDS[algorithm])).padStart(20)}`);
+  }
+  return lines;
+}
+
 function forgetOldest(state: TcpConnState): void {
   const [oldestKey, oldest] = state.remotes.entries().next().value ?? [];
   if (oldestKey === undefined || !oldest) return;
@@ -169,7 +229,8 @@ function report(state: TcpConnState): TunerReport {
       ].join(' '),
     })),
   );
-  if (!rows.length) return { text: '', json: [] };
+  const reference = referenceLines(state);
+  if (!rows.length) return { text: reference.join('\n'), json: [] };
   const header = [
     'remote host'.padEnd(26),
     'netns cookie'.padEnd(12),
@@ -182,7 +243,7 @@ function report(state: TcpConnState): TunerReport {
     'max delivery rate'.padStart(18),
   ].join(' ');
   return {
-    text: [header, ...rows.map((r) => r.text)].join('\n'),
+    text: [...reference, header, ...rows.map((r) => r.text)].join('\n'),
     json: rows.map(({ text: _text, ...row }) => row),
   };
 }
@@ -225,6 +286,8 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
     // Named in the log line for a per-connection choice; bpftune never writes the namespace default.
     { name: CONGESTION_CONTROL, namespaced: true, values: 1, string: true },
     ALLOWED,
+    // Set per connection, never written; declared (as the reference does) so an administrator's write to it is a takeover.
+    { name: THIN_LINEAR_TIMEOUTS, namespaced: true, values: 1 },
   ],
   scenarios: [
     {
@@ -236,6 +299,12 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
       id: ALLOW,
       name: 'allow TCP congestion control algorithm',
       description: 'The kernel refused to set a congestion control algorithm on connections because it is not in the allowed list',
+    },
+    {
+      id: THIN,
+      name: 'set TCP thin linear timeouts',
+      description:
+        'Connections are retransmitting; while one is thin (too few packets in flight for fast retransmit) linear retransmission timeouts recover its losses sooner than doubling ones',
     },
   ],
   abilities: ['recordAction'],
@@ -252,14 +321,20 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
       manual: ctx.map(maps.tcpConnManual),
       manualCookies: new Set(),
       remotes: new Map(),
+      counts: ctx.map(maps.tcpConnCounts),
+      thinLto: ctx.map(maps.tcpConnThinLto),
+      thinLtoLogged: new Map(),
     };
     syncManual(ctx, state);
     ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));
+    ctx.every(THIN_LTO_LOG_MS, () => logThinLinearTimeouts(ctx, state));
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
     return {
       event: (event) => onEvent(ctx, state, event),
       report: () => report(state),
       manual: () => syncManual(ctx, state),
+      // What the last few seconds set is logged before the maps go.
+      close: () => logThinLinearTimeouts(ctx, state).catch((err) => ctx.log.warn(`logging thin linear timeouts failed: ${errorText(err)}`)),
     };
   },
 };

@@ -1,19 +1,9 @@
 /** The learner on its own: cost arithmetic, try-each-first, greediness and the exploration rate. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+// Deterministic uniform [0, 1) (mulberry32), so a failing run can be replayed.
+import { seededRandom as seeded } from '../../../bench/paired-ratio';
 import { COST_SCALE, EXPLORATION, MIN_SAMPLES, RemoteLearner, sampleCost, updateCost, type Algorithm } from './learner';
-
-/** Deterministic uniform [0, 1) (mulberry32), so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('a sample costs its relative distance from the best min RTT plus from the best delivery rate', () => {
   assert.equal(sampleCost(100, 1000, 100, 1000), 0);

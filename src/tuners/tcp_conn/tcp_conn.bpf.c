@@ -10,7 +10,9 @@
  * - Retransmit: when retransmissions exceed 1/64 of segments sent on a
  *   connection the learner is not steering, switch it to bbr (loss-based
  *   algorithms collapse on random loss, bbr models bandwidth and RTT instead)
- *   and tell user space, at most once per remote host per interval.
+ *   and tell user space, at most once per remote host per interval. Also
+ *   set TCP_THIN_LINEAR_TIMEOUTS on it, as the reference does (see
+ *   set_thin_linear_timeouts()).
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
  *   remote host, for the learner.
  * In advisory mode (bpftune_advisory, --advise) no connection is switched:
@@ -26,6 +28,7 @@
 #define AF_INET6	10
 #define SOL_TCP		6
 #define TCP_CONGESTION	13
+#define TCP_THIN_LINEAR_TIMEOUTS	16
 #define RTF_GATEWAY	0x0002
 #define TCP_CA_NAME_MAX	16
 
@@ -96,6 +99,33 @@ static __always_inline bool remote_rate_limited(void *map, struct tcp_conn_remot
 	return false;
 }
 
+/* Totals for the summary (enum tcp_conn_count). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TCP_CONN_COUNTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tcp_conn_counts SEC(".maps");
+
+/*
+ * Connections given thin linear timeouts (in advisory mode: that would have
+ * been), per namespace cookie: user space logs what grew every few seconds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} tcp_conn_thin_lto SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(&tcp_conn_counts, &slot);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
 /*
  * Written by user space: namespaces (cookies) where an administrator set the
  * congestion control, and so took over; their connections are left alone.
@@ -118,6 +148,7 @@ static __always_inline bool manual(struct bpf_sock_ops *skops)
 BPFTUNE_CONTRACT_STRUCT(tcp_conn_event_data);
 BPFTUNE_CONTRACT_ENUM(tcp_conn_scenario);
 BPFTUNE_CONTRACT_ENUM(tcp_conn_alg);
+BPFTUNE_CONTRACT_ENUM(tcp_conn_count);
 
 static const char alg_reno[] = "reno";
 static const char alg_cubic[] = "cubic";
@@ -149,15 +180,56 @@ static __always_inline __u32 current_alg(struct bpf_sock_ops *skops)
 
 static __always_inline long set_alg(struct bpf_sock_ops *skops, __u32 alg)
 {
+	long err;
+
 	switch (alg) {
 	case TCP_CONN_ALG_RENO:
-		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_reno, sizeof(alg_reno));
+		err = bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_reno, sizeof(alg_reno));
+		break;
 	case TCP_CONN_ALG_CUBIC:
-		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_cubic, sizeof(alg_cubic));
+		err = bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_cubic, sizeof(alg_cubic));
+		break;
 	case TCP_CONN_ALG_BBR:
-		return bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_bbr, sizeof(alg_bbr));
+		err = bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, (void *)alg_bbr, sizeof(alg_bbr));
+		break;
+	default:
+		return -22; /* -EINVAL: not an algorithm the learner knows */
 	}
-	return -22; /* -EINVAL: not an algorithm the learner knows */
+	if (!err)
+		count(alg);
+	return err;
+}
+
+/*
+ * A thin stream (fewer than 4 packets in flight, past initial slow start:
+ * too few for fast retransmit) recovers a loss only by retransmission
+ * timeouts, each twice as long as the last. With TCP_THIN_LINEAR_TIMEOUTS
+ * the kernel keeps the first 6 linear while the stream is thin
+ * (tcp_retransmit_timer), so an interactive flow stalls for less. As in
+ * the reference, it is set on every connection the loss rule picks, since
+ * the kernel applies it only while the stream is thin; not where the
+ * namespace's net.ipv4.tcp_thin_linear_timeouts already applies it to all.
+ */
+static __always_inline void set_thin_linear_timeouts(struct bpf_sock_ops *skops, struct tcp_sock *tp)
+{
+	struct net *net = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net);
+	__u64 cookie, one = 1, *n;
+	int on = 1;
+
+	if (BPF_CORE_READ(net, ipv4.sysctl_tcp_thin_linear_timeouts))
+		return;
+	/* Advisory mode: count what it would do, for the advice, and do nothing. */
+	if (!bpftune_advisory) {
+		if (bpf_setsockopt(skops, SOL_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof(on)))
+			return;
+		count(TCP_CONN_COUNT_THIN_LTO);
+	}
+	cookie = bpf_get_netns_cookie(skops);
+	n = bpf_map_lookup_elem(&tcp_conn_thin_lto, &cookie);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else /* a lost race to create the entry counts one connection fewer in the log; the total above is exact */
+		bpf_map_update_elem(&tcp_conn_thin_lto, &cookie, &one, BPF_NOEXIST);
 }
 
 /*
@@ -261,6 +333,8 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	 */
 	if (!state || state->learned || manual(skops))
 		goto done;
+	/* Whatever algorithm it runs: timeouts are not the algorithm's business. */
+	set_thin_linear_timeouts(skops, tp);
 	data.initial_alg = current_alg(skops);
 	if (data.initial_alg == TCP_CONN_ALG_BBR)
 		goto done;

@@ -28,6 +28,16 @@ enum tcp_conn_alg {
 };
 
 /*
+ * Slots of the tcp_conn_counts array, read by user space for the summary:
+ * one per algorithm id (connections bpftune set that algorithm on), then
+ * connections given TCP_THIN_LINEAR_TIMEOUTS.
+ */
+enum tcp_conn_count {
+	TCP_CONN_COUNT_THIN_LTO = TCP_CONN_ALG_COUNT,
+	TCP_CONN_COUNTS
+};
+
+/*
  * A remote host: the gateway a connection is routed through, or the peer
  * itself when it is on a directly connected network, in one namespace.
  * IPv4 addresses (also an IPv4 peer of a dual-stack socket) are in addr[0]

@@ -16,7 +16,7 @@ import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { TestCgroup } from '../../../test/support/cgroup';
-import { transfer } from './test-traffic';
+import { thinFlow, transfer } from './test-traffic';
 
 const links: EmulatedLink[] = [];
 let cgroup: TestCgroup | undefined;
@@ -119,7 +119,7 @@ test('repeated connections to one lossy remote: the learner converges on bbr and
   assert.match(daemon.query('help').stdout, /^report\s/m);
 
   assert.equal(await daemon.stop(), 0);
-  assert.match(daemon.log, /# Summary: tcp_conn: 198\.18\.1\.2\s+\d+\s+bbr\s+[\d.]+/);
+  assert.match(daemon.log, /# Summary: tcp_conn_tuner: 198\.18\.1\.2\s+\d+\s+bbr\s+[\d.]+/);
 });
 
 test('an administrator who sets the congestion control in a namespace takes it over: its lossy connections are left alone', async () => {
@@ -137,4 +137,34 @@ test('an administrator who sets the congestion control in a namespace takes it o
   assert.deepEqual([...algorithms], ['reno'], 'the administrator’s choice stands despite the loss');
   assert.doesNotMatch(daemon.log, /Due to loss events for 198\.18\.1\.2/);
   assert.equal(await daemon.stop(), 0);
+});
+
+test('retransmitting thin flows get TCP_THIN_LINEAR_TIMEOUTS per connection, counted in the summary; a clean one does not', async () => {
+  cgroup = new TestCgroup();
+  const daemon = startDaemon(cgroup);
+  await daemon.started();
+
+  const clean = await lossyLink(0);
+  const control = await thinFlow(cgroup, clean, { messages: 30, seconds: 20, stopWhenSet: false });
+  assert.equal(control.thinLinearTimeouts, 0, `no loss, no option: ${JSON.stringify(control)}`);
+  await clean.close();
+
+  // 15% each way: about every third exchange loses a packet, which a thin flow recovers by timeout only.
+  const lossy = await lossyLink(15);
+  const thin = await thinFlow(cgroup, lossy, { messages: 400, seconds: 60, stopWhenSet: true });
+  assert.equal(thin.thinLinearTimeouts, 1, `the lossy thin connection has TCP_THIN_LINEAR_TIMEOUTS on: ${JSON.stringify(thin)}`);
+  assert.ok(thin.retransmissions >= 4, `it retransmitted: ${JSON.stringify(thin)}`);
+
+  assert.equal(await daemon.stop(), 0);
+  assert.match(
+    daemon.log,
+    /Scenario 'set TCP thin linear timeouts' occurred for tunable 'net\.ipv4\.tcp_thin_linear_timeouts' in non-global ns\.[^\n]*\nDue to retransmissions on \d+ connection\(s\), set TCP_THIN_LINEAR_TIMEOUTS on them, so that while they are thin their retransmission timeouts stay linear instead of doubling/,
+  );
+  // The reference's summary lines: the connection count, and the CongAlg/Count table (the loss rule also set bbr).
+  const summary = /# Summary: tcp_conn_tuner: set 'net\.ipv4\.tcp_thin_linear_timeouts' for (\d+) connections to improve responsiveness of thin flows durning retransmission/.exec(daemon.log);
+  assert.ok(summary && Number(summary[1]) >= 1, 'the summary counts the connections');
+  assert.match(daemon.log, /# Summary: tcp_conn_tuner: {14}CongAlg {16}Count\n/);
+  const bbr = /# Summary: tcp_conn_tuner: {18}bbr +(\d+)\n/.exec(daemon.log);
+  assert.ok(bbr && Number(bbr[1]) >= 1, 'bbr was set on the lossy connection');
+  cgroup.remove();
 });

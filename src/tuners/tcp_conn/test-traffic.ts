@@ -41,3 +41,75 @@ export async function transfer(
   }
   return seen;
 }
+
+/** One connection at a time, echoing what it reads. */
+const ECHO_SERVER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.listen(1)
+c, _ = s.accept()
+while True:
+    d = c.recv(4096)
+    if not d:
+        break
+    c.sendall(d)
+`;
+
+/*
+ * A thin flow: 100-byte requests, each waiting for its echo, so at most one
+ * packet is in flight and a lost one is recovered only by a retransmission
+ * timeout. After each exchange it reads the socket's TCP_THIN_LINEAR_TIMEOUTS
+ * (16) and TCP_INFO's tcpi_total_retrans (offset 100); with stop_when_set it
+ * ends once the option is on.
+ */
+const THIN_CLIENT = `
+import json, socket, struct, sys, time
+host, port, count, seconds, stop_when_set = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == '1'
+deadline = time.time() + seconds
+c = socket.create_connection((host, port), timeout=30)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+sent = thin = 0
+while sent < count and time.time() < deadline:
+    c.sendall(b'x' * 100)
+    got = 0
+    while got < 100:
+        d = c.recv(100 - got)
+        if not d:
+            raise SystemExit('the echo server closed the connection')
+        got += len(d)
+    sent += 1
+    thin = c.getsockopt(socket.IPPROTO_TCP, 16)
+    if thin and stop_when_set:
+        break
+retrans = struct.unpack_from('I', c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 100)[0]
+c.close()
+print(json.dumps({'messages': sent, 'thinLinearTimeouts': thin, 'retransmissions': retrans}))
+`;
+
+export interface ThinFlowResult {
+  messages: number;
+  /** The client socket's TCP_THIN_LINEAR_TIMEOUTS after the last exchange. */
+  thinLinearTimeouts: number;
+  retransmissions: number;
+}
+
+/** A thin request/response flow from client to server inside the cgroup (see THIN_CLIENT). */
+export async function thinFlow(
+  cg: TestCgroup,
+  link: EmulatedLink,
+  options: { messages: number; seconds: number; stopWhenSet: boolean },
+): Promise<ThinFlowResult> {
+  const port = PORT + 1;
+  const server = cg.run('ip', ['netns', 'exec', link.server, 'python3', '-c', ECHO_SERVER, String(port)]);
+  for (let i = 0; i < 50; i++) {
+    const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${port}`], { encoding: 'utf8' }).stdout;
+    if (listening?.trim()) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const args = [link.serverAddr4, String(port), String(options.messages), String(options.seconds), options.stopWhenSet ? '1' : '0'];
+  const out = await cg.run('ip', ['netns', 'exec', link.client, 'python3', '-c', THIN_CLIENT, ...args]).done;
+  await server.done;
+  return JSON.parse(out) as ThinFlowResult;
+}

@@ -1,0 +1,220 @@
+/**
+ * The harm matrix's figures, verdicts and Markdown (pure; unit-tested in
+ * harm-report.test.ts). A scenario is run without bpftune, with it, under a
+ * static throughput profile, and without it again (the control); a figure
+ * with bpftune counts as worse only when it is further from the first run
+ * without bpftune than the control is, in the harmful direction.
+ */
+
+export const HARM_CONDITIONS = ['none', 'bpftune', 'profile', 'control'] as const;
+export type HarmCondition = (typeof HARM_CONDITIONS)[number];
+
+export const CONDITION_LABELS: Record<HarmCondition, string> = {
+  none: 'no daemon',
+  bpftune: 'bpftune',
+  profile: 'tuned network-throughput',
+  control: 'no daemon (control)',
+};
+
+export interface TunableChange {
+  tunable: string;
+  from: string;
+  to: string;
+  count: number;
+}
+
+export interface HarmRun {
+  /** Work per second in the scenario's unit (bits/s for bulk, flows/s for short flows). */
+  throughput: number;
+  retransmits: number;
+  /** The concurrent request/response probe's latency, microseconds (null: no sample). */
+  p50Us: number | null;
+  p99Us: number | null;
+  probeTransactions: number;
+  /** Highest TCP memory seen during the run above its value at the start (sockstat's mem, all namespaces), bytes. */
+  tcpMemBytes: number;
+  /** What bpftune changed during the run (empty for the other conditions). */
+  changes: TunableChange[];
+  /** Scenario-specific extras, e.g. backlog drops, connections held. */
+  extra: Record<string, number | string>;
+}
+
+export interface HarmScenarioResult {
+  id: string;
+  title: string;
+  throughputUnit: 'bit/s' | 'flows/s';
+  /** Every run of each condition, in the order they ran (rounds alternate the order of conditions). */
+  runs: Partial<Record<HarmCondition, HarmRun[]>>;
+  error?: string;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function meanOrNull(xs: Array<number | null>): number | null {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length ? mean(known) : null;
+}
+
+/**
+ * One condition's runs as one: means of the figures, the highest TCP memory,
+ * the changes of the run that made the most, and each extra figure listed
+ * per run.
+ */
+export function combineRuns(runs: HarmRun[]): HarmRun | undefined {
+  if (!runs.length) return undefined;
+  const extra: Record<string, string> = {};
+  for (const key of new Set(runs.flatMap((r) => Object.keys(r.extra)))) extra[key] = runs.map((r) => String(r.extra[key] ?? '-')).join(' / ');
+  return {
+    throughput: mean(runs.map((r) => r.throughput)),
+    retransmits: Math.round(mean(runs.map((r) => r.retransmits))),
+    p50Us: meanOrNull(runs.map((r) => r.p50Us)),
+    p99Us: meanOrNull(runs.map((r) => r.p99Us)),
+    probeTransactions: mean(runs.map((r) => r.probeTransactions)),
+    tcpMemBytes: Math.max(...runs.map((r) => r.tcpMemBytes)),
+    changes: runs.reduce((a, r) => (r.changes.length > a.length ? r.changes : a), [] as TunableChange[]),
+    extra,
+  };
+}
+
+function combined(s: HarmScenarioResult, c: HarmCondition): HarmRun | undefined {
+  return combineRuns(s.runs[c] ?? []);
+}
+
+export type Direction = 'higher is better' | 'lower is better';
+
+/** The smallest difference counted as worse, whatever the control showed (a p99 from a few hundred probes moves by this much alone). */
+export const MIN_SPREAD = 0.1;
+
+export interface Comparison {
+  metric: string;
+  ratio: number;
+  /** How far the control moved from the first baseline run, as a fraction. */
+  controlSpread: number;
+  worse: boolean;
+}
+
+/**
+ * Ratio of a condition's figure to the baseline's, and whether it is worse
+ * beyond the control's spread. Counts (retransmits) get one added on both
+ * sides, so 0 -> 3 is not an infinite ratio.
+ */
+export function compare(metric: string, baseline: number, control: number, value: number, direction: Direction, smoothing = 0): Comparison {
+  const b = baseline + smoothing;
+  const ratio = (value + smoothing) / b;
+  const controlSpread = Math.abs((control + smoothing) / b - 1);
+  // Two runs a condition can show no spread by chance: below MIN_SPREAD nothing counts as worse.
+  const spread = Math.max(controlSpread, MIN_SPREAD);
+  const worse = direction === 'higher is better' ? ratio < 1 - spread : ratio > 1 + spread;
+  return { metric, ratio, controlSpread, worse };
+}
+
+/** The three figures the issue judges harm by: throughput, p99 RTT under load, retransmits. */
+export function harmComparisons(s: HarmScenarioResult, condition: HarmCondition = 'bpftune'): Comparison[] {
+  const none = combined(s, 'none');
+  const control = combined(s, 'control');
+  const run = combined(s, condition);
+  if (!none || !control || !run) return [];
+  const out = [compare('throughput', none.throughput, control.throughput, run.throughput, 'higher is better'), compare('retransmits', none.retransmits, control.retransmits, run.retransmits, 'lower is better', 1)];
+  if (none.p99Us !== null && control.p99Us !== null && run.p99Us !== null) out.push(compare('p99 RTT', none.p99Us, control.p99Us, run.p99Us, 'lower is better'));
+  return out;
+}
+
+function formatThroughput(value: number, unit: HarmScenarioResult['throughputUnit']): string {
+  return unit === 'bit/s' ? `${(value / 1e6).toFixed(0)} Mbit/s` : `${value.toFixed(0)} flows/s`;
+}
+
+const us = (v: number | null) => (v === null ? '-' : v >= 10_000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} us`);
+const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+
+export function formatChanges(changes: TunableChange[]): string {
+  if (!changes.length) return 'none';
+  return changes.map((c) => `${c.tunable} ${c.from} -> ${c.to}${c.count > 1 ? ` (${c.count} steps)` : ''}`).join('; ');
+}
+
+function verdictCell(s: HarmScenarioResult, condition: HarmCondition): string {
+  if (condition === 'none' || condition === 'control') return '';
+  const worse = harmComparisons(s, condition).filter((c) => c.worse);
+  if (!worse.length) return 'not worse';
+  return `**worse**: ${worse.map((c) => `${c.metric} x${c.ratio.toFixed(2)} (control ${(c.controlSpread * 100).toFixed(0)} %)`).join(', ')}`;
+}
+
+function escape(cell: string): string {
+  return cell.replace(/\|/g, '\\|');
+}
+
+/** One table for the whole matrix: a row per scenario and condition (means over its runs, each run in brackets). */
+export function renderHarmTable(scenarios: HarmScenarioResult[]): string {
+  const header = ['scenario', 'condition', 'throughput', 'retransmits', 'probe RTT p50', 'probe RTT p99', 'TCP memory added (max)', 'verdict vs no daemon', 'changes made', 'other'];
+  const rows: string[][] = [];
+  for (const s of scenarios) {
+    if (s.error) rows.push([s.title, '-', 'failed', '', '', '', '', '', '', s.error]);
+    for (const c of HARM_CONDITIONS) {
+      const all = s.runs[c] ?? [];
+      const r = combineRuns(all);
+      if (!r) continue;
+      const each = (f: (x: HarmRun) => string) => (all.length > 1 ? ` (${all.map(f).join(', ')})` : '');
+      rows.push([
+        s.title,
+        CONDITION_LABELS[c],
+        formatThroughput(r.throughput, s.throughputUnit) + each((x) => formatThroughput(x.throughput, s.throughputUnit).split(' ')[0]),
+        String(r.retransmits) + each((x) => String(x.retransmits)),
+        us(r.p50Us),
+        us(r.p99Us),
+        mb(r.tcpMemBytes),
+        verdictCell(s, c),
+        c === 'bpftune' ? formatChanges(r.changes) : c === 'profile' ? 'tcp_rmem 4096 87380 16777216, tcp_wmem 4096 16384 16777216' : '',
+        Object.entries(r.extra)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+      ]);
+    }
+  }
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(escape).join(' | ')} |`)].join('\n');
+}
+
+/** A sentence per scenario where bpftune did worse than no daemon beyond the control's spread. */
+export function harmFindings(scenarios: HarmScenarioResult[]): string[] {
+  const out: string[] = [];
+  for (const s of scenarios) {
+    const worse = harmComparisons(s).filter((c) => c.worse);
+    if (!worse.length) continue;
+    const changes = formatChanges(combined(s, 'bpftune')?.changes ?? []);
+    out.push(
+      `**${s.title}**: with bpftune ${worse.map((c) => `${c.metric} x${c.ratio.toFixed(2)} of no daemon (control moved ${(c.controlSpread * 100).toFixed(1)} %)`).join(', ')}; bpftune changed: ${changes}.`,
+    );
+  }
+  return out;
+}
+
+/** What the daemon logged as changed: per tunable (and label), the first old and last new value. */
+export function parseChanges(log: string): TunableChange[] {
+  const byTunable = new Map<string, TunableChange>();
+  // "Due to REASON change net.ipv4.tcp_wmem(min default max) from (a b c) -> (d e f)"
+  for (const m of log.matchAll(/Due to .*? change ([^\s(]+)(\([^)]*\))? from \(([^)]*)\) -> \(([^)]*)\)/g)) {
+    const key = m[1];
+    const seen = byTunable.get(key);
+    if (seen) {
+      seen.to = m[4];
+      seen.count++;
+    } else byTunable.set(key, { tunable: key, from: m[3], to: m[4], count: 1 });
+  }
+  return [...byTunable.values()];
+}
+
+/** Backlog drops and budget squeezes summed over CPUs, from /proc/net/softnet_stat (hex columns 2 and 3). */
+export function parseSoftnet(text: string): { dropped: number; squeezed: number } {
+  let dropped = 0;
+  let squeezed = 0;
+  for (const line of text.trim().split('\n')) {
+    const cols = line.trim().split(/\s+/).map((h) => parseInt(h, 16));
+    dropped += cols[1] ?? 0;
+    squeezed += cols[2] ?? 0;
+  }
+  return { dropped, squeezed };
+}
+
+/** TCP memory in use in bytes, from /proc/net/sockstat's "TCP: ... mem PAGES" (a global counter, not per namespace). */
+export function parseSockstatTcpMemory(text: string): number {
+  const m = /^TCP:.*\bmem (\d+)/m.exec(text);
+  return m ? Number(m[1]) * 4096 : NaN;
+}

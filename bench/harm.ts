@@ -1,0 +1,249 @@
+/**
+ * The harm matrix (issue 16, item 2): scenarios where tuning could make
+ * things worse, each run without bpftune, with it, under tuned's static
+ * network-throughput profile, and without it again as the control, each in
+ * fresh namespaces (a namespace's tunables start from the host's defaults
+ * every time). A paced 64-byte request/response probe shares the path in
+ * every run, for RTT under load.
+ *
+ *   a  bulk TCP over a sub-millisecond veth path
+ *   b  bulk plus the probe on a rate-limited 20 ms path (does a larger window build a queue?)
+ *   c  10,000 mostly idle connections plus one bulk stream (memory, tcp_mem pressure)
+ *   d  many short flows through a veth into a namespace (backlog vs budget, oracle/bpftune#178)
+ *
+ * tuned 2.20 (Debian 12) network-throughput sets net.ipv4.tcp_rmem
+ * "4096 87380 16777216" and tcp_wmem "4096 16384 16777216", and through
+ * throughput-performance net.core.somaxconn ">=2048" (already 4096 here) and
+ * vm settings that do not touch the network: the profile condition sets the
+ * two TCP ones in both namespaces.
+ *
+ * Standalone: node dist/bench/harm.js [--quick] (root) prints the table.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { DaemonProcess } from '../test/support/daemon';
+import { createEmulatedLink } from '../test/support/link-emulator';
+import { setSysctlIn } from '../test/support/netns';
+import { runBenchmark, throwIfAborted, track } from './cleanup';
+import { builtinDaemonArgs, runToEnd, stopDaemon } from './core';
+import { HARM_CONDITIONS, parseChanges, parseSockstatTcpMemory, parseSoftnet, renderHarmTable, type HarmCondition, type HarmRun, type HarmScenarioResult } from './harm-report';
+import { createVethPair, runIperf, type VethPair } from './iperf';
+import { startEchoServer, tcpCounters, TRAFFIC_SCRIPT } from './workloads';
+import type { TrafficResult } from './traffic';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ECHO_PORT = 5301;
+const PROBE_INTERVAL_MS = 10;
+
+export const THROUGHPUT_PROFILE: Record<string, string> = {
+  'net.ipv4.tcp_rmem': '4096 87380 16777216',
+  'net.ipv4.tcp_wmem': '4096 16384 16777216',
+};
+
+interface Path extends Omit<VethPair, 'close'> {
+  close(): Promise<void>;
+}
+
+interface Prepared {
+  /** Called after the measured window; returns the scenario's extra figures. */
+  finish(): Promise<Record<string, number | string>>;
+}
+
+interface ScenarioSpec {
+  id: string;
+  title: string;
+  throughputUnit: HarmScenarioResult['throughputUnit'];
+  path(): Promise<Path>;
+  /** Work that must be in place before the measured window (e.g. connections opened). */
+  prepare?(path: Path, quick: boolean): Promise<Prepared>;
+  traffic(path: Path, seconds: number, quick: boolean): Promise<{ throughput: number; extra?: Record<string, number | string> }>;
+}
+
+function vethPath(): Promise<Path> {
+  const pair = createVethPair();
+  return Promise.resolve({ ...pair, close: () => Promise.resolve(pair.close()) });
+}
+
+async function bulk(path: Path, seconds: number) {
+  const r = await runIperf(path, seconds);
+  return { throughput: r.bitsPerSecond };
+}
+
+/** bench/traffic.js in the client namespace, to completion; its JSON result. */
+async function trafficClient(path: Path, args: string[], timeoutMs: number): Promise<TrafficResult> {
+  const { stdout } = await runToEnd('ip', ['netns', 'exec', path.client, process.execPath, TRAFFIC_SCRIPT, ...args], timeoutMs, `traffic ${args[0]} in ${path.client}`);
+  return JSON.parse(stdout) as TrafficResult;
+}
+
+const softnetTotals = () => parseSoftnet(readFileSync('/proc/net/softnet_stat', 'utf8'));
+const tcpMemoryBytes = () => parseSockstatTcpMemory(readFileSync('/proc/net/sockstat', 'utf8'));
+
+export const SCENARIOS: ScenarioSpec[] = [
+  { id: 'a', title: '(a) bulk over veth (RTT < 0.1 ms)', throughputUnit: 'bit/s', path: vethPath, traffic: bulk },
+  {
+    id: 'b',
+    title: '(b) bulk + RR probe, 50 Mbit/s 20 ms path',
+    throughputUnit: 'bit/s',
+    path: async () => {
+      const link = await createEmulatedLink({ rttMs: 20, rateMbit: 50, mtu: 1500, seed: 16 });
+      return { client: link.client, server: link.server, serverAddr: link.serverAddr4, close: async () => void (await link.close()) };
+    },
+    traffic: bulk,
+  },
+  {
+    id: 'c',
+    title: '(c) 10,000 mostly idle connections + one bulk stream',
+    throughputUnit: 'bit/s',
+    path: vethPath,
+    async prepare(path, quick) {
+      const connections = quick ? 2000 : 10_000;
+      // Held for longer than any measured window: finish() stops it once the bulk stream is done.
+      const child = track(
+        spawn('ip', ['netns', 'exec', path.client, process.execPath, TRAFFIC_SCRIPT, 'idle', path.serverAddr, String(ECHO_PORT), '600', String(connections), String(connections / 100), '1024'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const deadline = Date.now() + 60_000;
+      while (!/connected (\d+)/.test(err)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`idle connections not set up: ${err || out}`);
+        await sleep(100);
+      }
+      const [, held, setup] = /connected (\d+) in ([\d.]+) s/.exec(err) ?? [];
+      return {
+        async finish() {
+          child.kill('SIGTERM');
+          await exited;
+          return { 'connections held': Number(held), 'set-up': `${Number(setup).toFixed(1)} s` };
+        },
+      };
+    },
+    traffic: bulk,
+  },
+  {
+    id: 'd',
+    title: '(d) many short flows into a namespace (32 at a time, 16 KB each way)',
+    throughputUnit: 'flows/s',
+    path: vethPath,
+    async traffic(path, seconds) {
+      const before = softnetTotals();
+      const r = await trafficClient(path, ['flows', path.serverAddr, String(ECHO_PORT), String(seconds), '32', '16384'], (seconds + 60) * 1000);
+      const after = softnetTotals();
+      return {
+        throughput: r.transactions / r.seconds,
+        extra: { 'backlog drops': after.dropped - before.dropped, 'budget squeezes': after.squeezed - before.squeezed, 'flow p99': `${((r.p99Us ?? NaN) / 1000).toFixed(1)} ms`, 'failed flows': r.errors },
+      };
+    },
+  },
+];
+
+export interface HarmOptions {
+  seconds: number;
+  /** Each round runs every condition once (the profile in the first only); odd rounds in the reverse order. */
+  rounds: number;
+  quick: boolean;
+  daemonArgs: string[];
+  progress: (line: string) => void;
+}
+
+async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: HarmOptions): Promise<HarmRun> {
+  const path = await spec.path();
+  let daemon: DaemonProcess | undefined;
+  const echo = startEchoServer(path.server, path.serverAddr, ECHO_PORT);
+  let prepared: Prepared | undefined;
+  try {
+    if (condition === 'profile') {
+      for (const ns of [path.client, path.server]) for (const [name, value] of Object.entries(THROUGHPUT_PROFILE)) setSysctlIn(ns, name, value);
+    }
+    if (condition === 'bpftune') {
+      daemon = new DaemonProcess(options.daemonArgs);
+      await daemon.started();
+    }
+    await echo.ready;
+    await sleep(500);
+    throwIfAborted();
+    prepared = await spec.prepare?.(path, options.quick);
+    const retrans = () => (tcpCounters(path.client).RetransSegs ?? 0) + (tcpCounters(path.server).RetransSegs ?? 0);
+    const retrans0 = retrans();
+    // sockstat's figure is global: sockets of namespaces deleted by earlier runs are still being freed, so the run counts what it added.
+    const mem0 = tcpMemoryBytes();
+    let memMax = mem0;
+    const sampler = setInterval(() => (memMax = Math.max(memMax, tcpMemoryBytes())), 250);
+    let result: Awaited<ReturnType<ScenarioSpec['traffic']>>;
+    let probe: TrafficResult;
+    try {
+      [result, probe] = await Promise.all([
+        spec.traffic(path, options.seconds, options.quick),
+        trafficClient(path, ['rr', path.serverAddr, String(ECHO_PORT), String(options.seconds), '64', String(PROBE_INTERVAL_MS)], (options.seconds + 60) * 1000),
+      ]);
+    } finally {
+      clearInterval(sampler);
+    }
+    const extra = { ...(result.extra ?? {}), ...((await prepared?.finish()) ?? {}) };
+    prepared = undefined;
+    return {
+      throughput: result.throughput,
+      retransmits: retrans() - retrans0,
+      p50Us: probe.p50Us,
+      p99Us: probe.p99Us,
+      probeTransactions: probe.transactions,
+      tcpMemBytes: Math.max(0, memMax - mem0),
+      changes: daemon ? parseChanges(daemon.log) : [],
+      extra,
+    };
+  } finally {
+    await prepared?.finish().catch(() => undefined);
+    echo.child.kill('SIGKILL');
+    if (daemon) await stopDaemon(daemon);
+    await path.close();
+  }
+}
+
+/** Run length and rounds: the full matrix takes about 2.5 minutes, the quick one about 1.5. */
+export function harmSettings(quick: boolean): Pick<HarmOptions, 'seconds' | 'rounds'> {
+  return quick ? { seconds: 2, rounds: 1 } : { seconds: 2, rounds: 2 };
+}
+
+export async function measureHarm(options: HarmOptions, only?: string[]): Promise<HarmScenarioResult[]> {
+  const results: HarmScenarioResult[] = [];
+  for (const spec of SCENARIOS.filter((s) => !only || only.includes(s.id))) {
+    const result: HarmScenarioResult = { id: spec.id, title: spec.title, throughputUnit: spec.throughputUnit, runs: {} };
+    results.push(result);
+    try {
+      for (let round = 0; round < options.rounds; round++) {
+        // The static profile is a reference, run once; the conditions compared for harm run every round.
+        const conditions = round === 0 ? HARM_CONDITIONS : HARM_CONDITIONS.filter((c) => c !== 'profile');
+        for (const condition of round % 2 ? [...conditions].reverse() : conditions) {
+          throwIfAborted();
+          options.progress(`harm ${spec.title}: ${condition} (round ${round + 1}/${options.rounds})`);
+          const run = await runCell(spec, condition, options);
+          (result.runs[condition] ??= []).push(run);
+          options.progress(
+            `  ${(run.throughput / (spec.throughputUnit === 'bit/s' ? 1e6 : 1)).toFixed(0)} ${spec.throughputUnit === 'bit/s' ? 'Mbit/s' : 'flows/s'}, ` +
+              `${run.retransmits} retransmits, probe p99 ${run.p99Us?.toFixed(0)} us, TCP mem ${(run.tcpMemBytes / 1048576).toFixed(1)} MB` +
+              (run.changes.length ? `, changed ${run.changes.map((c) => c.tunable).join(', ')}` : ''),
+          );
+        }
+      }
+    } catch (err) {
+      if (err instanceof Error && /interrupted/.test(err.message)) throw err;
+      result.error = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      options.progress(`harm ${spec.title} failed: ${result.error}`);
+    }
+  }
+  return results;
+}
+
+if (require.main === module) {
+  runBenchmark(async () => {
+    const quick = process.argv.includes('--quick');
+    const only = process.argv.find((a) => /^[a-d](,[a-d])*$/.test(a))?.split(',');
+    const progress = (line: string) => process.stderr.write(`${line}\n`);
+    const results = await measureHarm({ ...harmSettings(quick), quick, daemonArgs: builtinDaemonArgs(), progress }, only);
+    process.stdout.write(`${renderHarmTable(results)}\n`);
+  });
+}

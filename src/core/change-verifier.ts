@@ -1,0 +1,145 @@
+/**
+ * No change without a measured benefit (issue 16, item 3). A change is made
+ * together with the signal that asked for it (its benefit measure, e.g. the
+ * share of time senders were limited by the send buffer) and guards that
+ * must not get worse (retransmits, RTT, memory). Each is measured over a
+ * window before the change and over a window after it; a change whose
+ * benefit did not improve, or whose guard got worse, is undone and its key
+ * (tunable and namespace) held off from being changed again for a period that
+ * doubles each time, up to a limit. A change that helped resets the hold-off.
+ *
+ * Generic on purpose: the core knows no tuner and no kernel signal here, only
+ * measures a tuner declares, so it can sit between a tuner and ctx.set()
+ * without either changing shape.
+ */
+
+/** A figure measured over a window: start() begins it, the function it returns ends it and gives the value. */
+export interface Measure {
+  name: string;
+  better: 'higher' | 'lower';
+  /**
+   * Relative change below which two windows count as the same (the measure's
+   * own noise), e.g. 0.1 for 10 %.
+   */
+  tolerance: number;
+  /** Differences smaller than this, in the measure's unit, never count (noise around zero). */
+  floor: number;
+  start(): Promise<() => Promise<number>>;
+}
+
+export interface ProposedChange {
+  /** What is held off after an undo, e.g. "net.ipv4.tcp_wmem@4097". */
+  key: string;
+  /** "net.ipv4.tcp_wmem (4096 16384 4194304) -> (4096 16384 20000000)", for the log. */
+  description: string;
+  benefit: Measure;
+  guards: Measure[];
+  /** Makes the change; false if it was not made (the verifier then does nothing more). */
+  apply(): Promise<boolean>;
+  /** Puts the old value back. */
+  undo(): Promise<void>;
+}
+
+export interface Reading {
+  measure: string;
+  before: number;
+  after: number;
+  /** improved / unchanged / worse, by the measure's direction, tolerance and floor. */
+  verdict: 'improved' | 'unchanged' | 'worse';
+}
+
+export type Outcome =
+  | { kind: 'held off'; key: string; untilMs: number }
+  | { kind: 'not applied'; key: string }
+  | { kind: 'kept'; key: string; benefit: Reading; guards: Reading[] }
+  | { kind: 'undone'; key: string; benefit: Reading; guards: Reading[]; why: string; holdOffMs: number };
+
+/** How one measure moved from one window to the next. */
+export function compareWindows(measure: Pick<Measure, 'name' | 'better' | 'tolerance' | 'floor'>, before: number, after: number): Reading {
+  const diff = after - before;
+  const significant = Math.abs(diff) > measure.floor && Math.abs(diff) > Math.abs(before) * measure.tolerance;
+  const up = measure.better === 'higher' ? diff > 0 : diff < 0;
+  return { measure: measure.name, before, after, verdict: !significant ? 'unchanged' : up ? 'improved' : 'worse' };
+}
+
+/** Keep a change only if its benefit improved and no guard got worse; otherwise say why not. */
+export function judge(benefit: Reading, guards: Reading[]): { keep: boolean; why: string } {
+  const reasons: string[] = [];
+  if (benefit.verdict !== 'improved') reasons.push(`${benefit.measure} ${benefit.verdict === 'worse' ? 'got worse' : 'did not improve'} (${fmt(benefit.before)} -> ${fmt(benefit.after)})`);
+  for (const g of guards) if (g.verdict === 'worse') reasons.push(`${g.measure} got worse (${fmt(g.before)} -> ${fmt(g.after)})`);
+  return { keep: reasons.length === 0, why: reasons.join('; ') };
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toPrecision(3);
+}
+
+export interface VerifierOptions {
+  /** Length of the windows before and after the change. */
+  windowMs: number;
+  /** Pause between the change and the window after it, so the kernel has taken it up. */
+  settleMs: number;
+  initialHoldOffMs: number;
+  maxHoldOffMs: number;
+  log: (line: string) => void;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface HoldOff {
+  untilMs: number;
+  lastMs: number;
+}
+
+async function measureAll(measures: Measure[], windowMs: number, sleep: (ms: number) => Promise<void>): Promise<number[]> {
+  const ends = await Promise.all(measures.map((m) => m.start()));
+  await sleep(windowMs);
+  return Promise.all(ends.map((end) => end()));
+}
+
+export class ChangeVerifier {
+  private readonly holdOffs = new Map<string, HoldOff>();
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: VerifierOptions) {
+    this.now = options.now ?? (() => Date.now());
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** When `key` may be changed again (0: now). */
+  heldOffUntil(key: string): number {
+    const h = this.holdOffs.get(key);
+    return h && h.untilMs > this.now() ? h.untilMs : 0;
+  }
+
+  /**
+   * Measures a window, makes the change, lets it settle, measures another
+   * window and keeps or undoes the change. Resolves when that is decided.
+   */
+  async verify(change: ProposedChange): Promise<Outcome> {
+    const until = this.heldOffUntil(change.key);
+    if (until) return { kind: 'held off', key: change.key, untilMs: until };
+    const measures = [change.benefit, ...change.guards];
+    const before = await measureAll(measures, this.options.windowMs, this.sleep);
+    if (!(await change.apply())) return { kind: 'not applied', key: change.key };
+    await this.sleep(this.options.settleMs);
+    const after = await measureAll(measures, this.options.windowMs, this.sleep);
+    const readings = measures.map((m, i) => compareWindows(m, before[i], after[i]));
+    const [benefit, ...guards] = readings;
+    const { keep, why } = judge(benefit, guards);
+    if (keep) {
+      this.holdOffs.delete(change.key);
+      this.options.log(`Kept ${change.description}: ${readings.map((r) => `${r.measure} ${fmt(r.before)} -> ${fmt(r.after)}`).join(', ')}`);
+      return { kind: 'kept', key: change.key, benefit, guards };
+    }
+    await change.undo();
+    const last = this.holdOffs.get(change.key)?.lastMs;
+    const holdOffMs = last ? Math.min(this.options.maxHoldOffMs, last * 2) : this.options.initialHoldOffMs;
+    this.holdOffs.set(change.key, { untilMs: this.now() + holdOffMs, lastMs: holdOffMs });
+    this.options.log(
+      `Scenario 'change did not help' occurred for '${change.key}'. Undid ${change.description}: ${why}; not retried for ${Math.round(holdOffMs / 1000)} s`,
+    );
+    return { kind: 'undone', key: change.key, benefit, guards, why, holdOffMs };
+  }
+}

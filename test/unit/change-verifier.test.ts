@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { ChangeVerifier, compareWindows, judge, type Measure, type ProposedChange } from '../../src/core/change-verifier';
+
+const lower = { name: 'sndbuf-limited %', better: 'lower' as const, tolerance: 0.2, floor: 1 };
+
+test('compareWindows: direction, tolerance and floor', () => {
+  assert.equal(compareWindows(lower, 40, 10).verdict, 'improved');
+  assert.equal(compareWindows(lower, 10, 40).verdict, 'worse');
+  assert.equal(compareWindows(lower, 40, 35).verdict, 'unchanged', 'within 20 %');
+  assert.equal(compareWindows(lower, 0.2, 0.9).verdict, 'unchanged', 'below the floor');
+  assert.equal(compareWindows({ ...lower, better: 'higher' }, 100, 200).verdict, 'improved');
+  assert.equal(compareWindows({ ...lower, better: 'higher' }, 100, 50).verdict, 'worse');
+});
+
+test('judge: keep only when the benefit improved and no guard got worse', () => {
+  const improved = compareWindows(lower, 40, 5);
+  const flat = compareWindows(lower, 0, 0);
+  const retransWorse = compareWindows({ name: 'retransmits per MB', better: 'lower', tolerance: 0.25, floor: 0.5 }, 10, 30);
+  const rttSame = compareWindows({ name: 'srtt us', better: 'lower', tolerance: 0.25, floor: 50 }, 200, 210);
+  assert.deepEqual(judge(improved, [rttSame]), { keep: true, why: '' });
+  assert.match(judge(flat, [rttSame]).why, /^sndbuf-limited % did not improve \(0 -> 0\)$/);
+  const both = judge(improved, [retransWorse]);
+  assert.equal(both.keep, false);
+  assert.equal(both.why, 'retransmits per MB got worse (10 -> 30)');
+});
+
+/** A measure whose windows give the values in turn. */
+function scripted(name: string, values: number[], better: 'lower' | 'higher' = 'lower'): Measure {
+  let i = 0;
+  return { name, better, tolerance: 0.1, floor: 0, start: () => Promise.resolve(() => Promise.resolve(values[i++])) };
+}
+
+function setup() {
+  let clock = 1_000_000;
+  const lines: string[] = [];
+  const verifier = new ChangeVerifier({
+    windowMs: 2000,
+    settleMs: 500,
+    initialHoldOffMs: 60_000,
+    maxHoldOffMs: 200_000,
+    log: (l) => lines.push(l),
+    now: () => clock,
+    sleep: (ms) => {
+      clock += ms;
+      return Promise.resolve();
+    },
+  });
+  return { verifier, lines, advance: (ms: number) => (clock += ms), now: () => clock };
+}
+
+function change(benefit: Measure, guards: Measure[], state: { value: string; undone: number }): ProposedChange {
+  return {
+    key: 'net.ipv4.tcp_wmem@4097',
+    description: 'net.ipv4.tcp_wmem (4096 16384 4194304) -> (4096 16384 20000000)',
+    benefit,
+    guards,
+    apply: () => Promise.resolve(((state.value = 'new'), true)),
+    undo: () => Promise.resolve(void ((state.value = 'old'), state.undone++)),
+  };
+}
+
+test('a change that helps stays; one that does not is undone, logged, and held off for a growing time', async () => {
+  const { verifier, lines, advance } = setup();
+  const state = { value: 'old', undone: 0 };
+  const kept = await verifier.verify(change(scripted('sndbuf-limited %', [40, 5]), [scripted('retransmits per MB', [10, 10])], state));
+  assert.equal(kept.kind, 'kept');
+  assert.equal(state.value, 'new');
+  assert.match(lines[0], /^Kept net\.ipv4\.tcp_wmem .*: sndbuf-limited % 40 -> 5, retransmits per MB 10 -> 10$/);
+
+  state.value = 'old';
+  const undone = await verifier.verify(change(scripted('sndbuf-limited %', [0, 0]), [scripted('retransmits per MB', [10, 35])], state));
+  assert.equal(undone.kind, 'undone');
+  assert.equal(state.value, 'old');
+  assert.equal(state.undone, 1);
+  assert.equal(lines[1], "Scenario 'change did not help' occurred for 'net.ipv4.tcp_wmem@4097'. Undid net.ipv4.tcp_wmem (4096 16384 4194304) -> (4096 16384 20000000): sndbuf-limited % did not improve (0 -> 0); retransmits per MB got worse (10 -> 35); not retried for 60 s");
+
+  // Held off: not even measured.
+  let started = 0;
+  const counting: Measure = { ...scripted('x', []), start: () => ((started++), Promise.resolve(() => Promise.resolve(0))) };
+  const held = await verifier.verify(change(counting, [], state));
+  assert.equal(held.kind, 'held off');
+  assert.equal(started, 0);
+
+  // After the hold-off, another failure doubles it, up to the limit.
+  advance(60_001);
+  const again = await verifier.verify(change(scripted('b', [0, 0]), [], state));
+  assert.equal(again.kind === 'undone' && again.holdOffMs, 120_000);
+  advance(120_001);
+  const third = await verifier.verify(change(scripted('b', [0, 0]), [], state));
+  assert.equal(third.kind === 'undone' && third.holdOffMs, 200_000);
+  // A success clears it.
+  advance(200_001);
+  assert.equal((await verifier.verify(change(scripted('b', [10, 1]), [], state))).kind, 'kept');
+  assert.equal(verifier.heldOffUntil('net.ipv4.tcp_wmem@4097'), 0);
+});
+
+test('a change that was not applied is neither measured after nor undone', async () => {
+  const { verifier } = setup();
+  const state = { value: 'old', undone: 0 };
+  const c = { ...change(scripted('b', [1, 0]), [], state), apply: () => Promise.resolve(false) };
+  assert.deepEqual(await verifier.verify(c), { kind: 'not applied', key: 'net.ipv4.tcp_wmem@4097' });
+  assert.equal(state.undone, 0);
+});

@@ -44,8 +44,9 @@ static int enter(int fd)
  */
 static int open_netns(const char *ns_path)
 {
-	uint64_t raised = strncmp(ns_path, "/proc/", 6) ? UINT64_MAX
-							: caps_raise(CAP_BIT(CAP_SYS_PTRACE));
+	bool other_process = !strncmp(ns_path, "/proc/", 6) && strncmp(ns_path, "/proc/self/", 11) &&
+			     strncmp(ns_path, "/proc/thread-self/", 18);
+	uint64_t raised = other_process ? caps_raise(CAP_BIT(CAP_SYS_PTRACE)) : UINT64_MAX;
 	int fd = open(ns_path, O_RDONLY | O_CLOEXEC);
 
 	caps_restore(raised);

@@ -85,9 +85,10 @@ export interface TargetSources {
  * names are ~70,000 strings (about 4 MB of V8 heap); they are asked about
  * while tuners load, at start-up and when a plugin appears, and held for
  * the daemon's life they were a quarter of its idle heap. Forgotten after
- * this, they are read again (tens of ms) if a later load needs them.
+ * this, they are read again (tens of ms) if a later load needs them. Short,
+ * so that start-up's one memory release (heap.ts) can come soon after it.
  */
-export const SOURCE_KEEP_MS = 10_000;
+export const SOURCE_KEEP_MS = 1_000;
 
 /** Reads on first use and keeps the value until keepMs pass without a use. */
 export function cachedForAWhile<T>(read: () => T, keepMs: number): () => T | undefined {

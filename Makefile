@@ -17,14 +17,20 @@ BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 VMLINUX_H := dist/include/vmlinux.h
-BPF_HEADERS := $(wildcard bpf/*.h)
+BPF_HEADERS := $(wildcard bpf/*.h src/tuners/*/*.h samples/*/*.h)
 BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c bpf/*.bpf.c test/fixtures/*/*.bpf.c)
 BPF_OBJECTS := $(patsubst %.bpf.c,dist/%.bpf.o,$(BPF_SOURCES))
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h) binding.gyp
 NATIVE_ADDON := build/Release/bpftune_native.node
-TS_SOURCES := $(shell find src test bench samples -name '*.ts' 2>/dev/null) tsconfig.json
+TS_SOURCES := $(shell find src test bench samples -name '*.ts' ! -name '*.contract.ts' 2>/dev/null) tsconfig.json
+# The kernel/user contract: each tuner's <name>.contract.ts, generated next to
+# its sources from its object's BTF and its header (sdk/README.md), and the
+# core's decoder of struct bpftune_event. Not in git: derived, like the objects.
+CONTRACT_GEN := sdk/bin/bpftune-contract sdk/lib/contract.js
+TUNER_BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c)
+CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES)) src/core/bpftune_event.contract.ts
 
-.PHONY: all deps pkg-deps test-deps man install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -97,9 +103,29 @@ dist/%.bpf.o: %.bpf.c $(BPF_HEADERS) $(VMLINUX_H)
 	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) \
 		-I$(dir $(VMLINUX_H)) -Ibpf -I$(dir $<) -c $< -o $@
 
-dist/.tsc: $(TS_SOURCES) node_modules/.installed
+# A tuner's contract: its header (if any) and .bpf.c name the structs and enums, the object's BTF lays them out.
+.SECONDEXPANSION:
+TUNER_CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES))
+$(TUNER_CONTRACTS): %.contract.ts: dist/%.bpf.o %.bpf.c $$(wildcard $$*.h) $(CONTRACT_GEN)
+	BPFTOOL=$(BPFTOOL) sdk/bin/bpftune-contract $< $@ $(filter %.h %.bpf.c,$(filter-out $<,$^))
+
+src/core/bpftune_event.contract.ts: dist/bpf/event_layout.bpf.o bpf/bpftune_event.h $(CONTRACT_GEN)
+	BPFTOOL=$(BPFTOOL) sdk/bin/bpftune-contract $< $@ bpf/bpftune_event.h
+
+dist/.tsc: $(TS_SOURCES) $(CONTRACTS) node_modules/.installed
 	npx tsc -p tsconfig.json
 	@touch $@
+
+# The plugin SDK (sdk/README.md), assembled in dist/sdk: its build helper and contract
+# generator, the BPF headers a plugin includes (with this kernel's vmlinux.h) and the
+# declarations of the tuner interface.
+SDK_TYPES := tuner typed-map native log sysctl-values event netns
+sdk: all
+	rm -rf dist/sdk && mkdir -p dist/sdk/include dist/sdk/types
+	cp -r sdk/bin sdk/lib sdk/package.json sdk/README.md dist/sdk/
+	cp bpf/bpftune.bpf.h bpf/bpftune_event.h $(VMLINUX_H) dist/sdk/include/
+	for t in $(SDK_TYPES); do cp dist/src/core/$$t.d.ts dist/sdk/types/; done
+	echo "export * from './tuner';" > dist/sdk/types/index.d.ts
 
 pkg-deps:
 	$(call apt_install_missing,$(PKG_DEB_PACKAGES))
@@ -183,7 +209,7 @@ test-deps:
 		bash test/support/install-without-service.sh $$missing; \
 	fi
 
-test: all man lint test-deps
+test: all man sdk lint test-deps
 	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
 # The whole benchmark suite (root, under 15 minutes): writes bench/results/report.md
@@ -213,7 +239,7 @@ bench-query-load: all
 	node dist/bench/query-load.js
 
 clean:
-	rm -rf dist build $(DEB_BUILD_LEFTOVERS)
+	rm -rf dist build $(DEB_BUILD_LEFTOVERS) $(CONTRACTS)
 
 distclean: clean
 	rm -rf node_modules

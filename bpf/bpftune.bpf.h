@@ -24,6 +24,20 @@ struct {
 	__uint(max_entries, BPFTUNE_RING_BUFFER_SIZE);
 } ring_buffer SEC(".maps");
 
+/*
+ * The contract with the TypeScript side: clang emits BTF only for types
+ * something in the object uses, and an event payload built on the stack or
+ * an enum of scenario ids is not such a use. These keep a type in BTF (a
+ * null pointer in .rodata, never read) so the build can generate the
+ * tuner's <name>.contract.ts from it: every named struct and enum declared
+ * in the tuner's header and .bpf.c must be in BTF, or the build says which
+ * line to add.
+ */
+#define BPFTUNE_CONTRACT_STRUCT(name) \
+	struct name *const volatile bpftune_contract_struct_##name = 0
+#define BPFTUNE_CONTRACT_ENUM(name) \
+	enum name *const volatile bpftune_contract_enum_##name = 0
+
 /* Filled in by the daemon before load (see TunerHost). */
 const volatile __u32 bpftune_tuner_id = 0;
 /* s = 6 - learning rate: "nearly full" is within limit >> s, growth is limit >> s. */

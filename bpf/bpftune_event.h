@@ -2,16 +2,18 @@
 /*
  * The one record every tuner's BPF program posts to the shared ring buffer.
  *
- * This header is the single definition of the layout. The TypeScript decoder
- * (src/core/event.ts) mirrors it, and test/event-layout.test.ts checks the
- * mirror against the BTF that clang emits for this struct, so the two sides
- * cannot drift silently.
+ * This header is the single definition of the layout. The build generates
+ * the TypeScript decoder (src/core/bpftune_event.contract.ts) from the BTF
+ * clang emits for it (bpf/event_layout.bpf.c), so the two cannot drift.
  */
 #ifndef BPFTUNE_EVENT_H
 #define BPFTUNE_EVENT_H
 
-#define BPFTUNE_MAX_VALUES	3
-#define BPFTUNE_EVENT_DATA_LEN	128
+/* An enum, not #defines, so the sizes reach BTF and the generated contract. */
+enum bpftune_event_sizes {
+	BPFTUNE_MAX_VALUES = 3,
+	BPFTUNE_EVENT_DATA_LEN = 128,
+};
 
 struct bpftune_event {
 	__u32 tuner_id;		/* assigned by the daemon at load (rodata) */

@@ -92,7 +92,7 @@ test('--advise: the tcp_rmem, lossy-path and somaxconn scenarios give bounded ad
 
   const daemon = new DaemonProcess([
     '--advise',
-    ...['-a', 'tcp_buffer', '-a', 'tcp_conn', '-a', 'netns', '-a', 'sysctl', '-a', 'listen_backlog'],
+    ...['-a', 'tcp_buffer', '-a', 'tcp_conn', '-a', 'listen_backlog'],
     ...['-l', SAMPLES_LIBDIR, '-c', cgroup.mountPoint],
   ]);
   await daemon.started();

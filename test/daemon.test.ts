@@ -58,7 +58,7 @@ test('-V, -h and -P answer without a daemon', () => {
 test('every query answers, the summary is printed on SIGTERM, and nothing is left behind', async () => {
   const ns = createNamespace();
   setSysctlIn(ns, 'net.core.somaxconn', '128');
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'sysctl', '-a', 'netns', '-a', 'listen_backlog']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'listen_backlog']);
   await daemon.started();
   listenWithBacklog(ns, 200);
   await daemon.waitFor(/change net\.core\.somaxconn from \(128\) -> \(200\)/);
@@ -101,7 +101,7 @@ test('broken plugins are logged and skipped; the others keep working', async () 
   mkdirSync(path.join(libdir, 'corrupt_object'));
   writeFileSync(
     path.join(libdir, 'corrupt_object', 'index.js'),
-    "module.exports = { name: 'corrupt_object', description: 'fixture', tunables: [], scenarios: [] };\n",
+    "module.exports = { name: 'corrupt_object', description: 'fixture', tunables: [], scenarios: [], create: () => ({}) };\n",
   );
   writeFileSync(path.join(libdir, 'corrupt_object', 'corrupt_object.bpf.o'), 'not an ELF file');
   mkdirSync(path.join(libdir, 'writable'));

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { usage } from '../src/cli/args';
-import type { Daemon } from '../src/core/daemon';
+import type { DaemonView } from '../src/server/view';
 import type { TunerDefinition } from '../src/core/tuner';
 import { createQueries } from '../src/server/queries';
 import { REPO_ROOT } from './support/daemon';
@@ -36,7 +36,7 @@ test('bpftune(8) documents every option, every query, and -h points to it', () =
   const options = [...usage().matchAll(/--([a-z_-]+)/g)].map((m) => m[1]);
   assert.ok(options.length >= 15);
   for (const option of options) assert.ok(page.includes(`**--${option}**`), `option --${option}`);
-  const queries = [...createQueries({} as Daemon).keys()];
+  const queries = [...createQueries({} as DaemonView).keys()];
   for (const query of queries) assert.match(page, new RegExp(`^\\*\\*${query}\\*\\*`, 'm'), `query ${query}`);
   assert.match(usage(), /man bpftune/);
 });

@@ -155,13 +155,13 @@ test("the packaged daemon on Debian's Node.js 18 raises a namespace's tcp_rmem u
 
   const pair = createVethPair();
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-R'], {
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], {
     command: node18.command([path.join(root, 'usr/sbin/bpftune')]),
     env: { NOTIFY_SOCKET: notify.address, BPFTUNE_JOURNAL_SOCKET: journal.address },
   });
   await daemon.started();
   const ready = (await notify.waitFor((d) => d.toString().startsWith('READY=1'))).toString();
-  assert.equal(ready, 'READY=1\nSTATUS=2 tuners loaded; 0 changes made');
+  assert.equal(ready, 'READY=1\nSTATUS=3 tuners loaded; 0 changes made');
 
   const server = startIperfServer(pair.server);
   servers.push(server);
@@ -181,7 +181,7 @@ test("the packaged daemon on Debian's Node.js 18 raises a namespace's tcp_rmem u
   assert.match(entry.BPFTUNE_NETNS_COOKIE ?? '', /^\d+$/);
   assert.equal(entry.MESSAGE_ID, scenarioMessageId('tcp_buffer', 'need to increase TCP buffer size(s)'));
   assert.equal(entry.SYSLOG_IDENTIFIER, 'bpftune');
-  await notify.waitFor((d) => /^STATUS=2 tuners loaded; [1-9]\d* changes made$/.test(d.toString()));
+  await notify.waitFor((d) => /^STATUS=3 tuners loaded; [1-9]\d* changes made$/.test(d.toString()));
 
   assert.equal(await daemon.stop(), 0);
   await notify.waitFor((d) => d.toString().startsWith('STOPPING=1'));

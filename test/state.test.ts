@@ -23,7 +23,7 @@ const TCP_RMEM = 'net.ipv4.tcp_rmem';
 const LOW_RMEM = '4096 65536 131072';
 // tcp_buffer sees the host's sockets too, and may raise its limits while a test runs.
 const GLOBALS = [SOMAXCONN, TCP_RMEM, 'net.ipv4.tcp_wmem', 'net.ipv4.tcp_mem'];
-const TUNERS = ['-a', 'tcp_buffer', '-a', 'netns', '-a', 'sysctl', '-a', 'listen_backlog', '-l', SAMPLES_LIBDIR];
+const TUNERS = ['-a', 'tcp_buffer', '-a', 'listen_backlog', '-l', SAMPLES_LIBDIR];
 
 const tempDirs: string[] = [];
 const servers: IperfServer[] = [];
@@ -114,7 +114,7 @@ test('SIGKILL of a -R run: the next start restores a named namespace tcp_rmem an
   assert.deepEqual(named?.changes.find((c) => c.tunable === TCP_RMEM)?.original, [4096, 65536, 131072]);
   assert.deepEqual(onDisk.namespaces.find((n) => n.key === 'global')?.changes.find((c) => c.tunable === SOMAXCONN)?.original, [somaxconn]);
 
-  const second = new DaemonProcess(['-a', 'netns', '-a', 'sysctl'], { stateDir: dir });
+  const second = new DaemonProcess(['-a', 'netns'], { stateDir: dir });
   await second.started();
   const log = second.log;
   assert.match(log, new RegExp(`Restored 'net\\.ipv4\\.tcp_rmem' in netns ${pair.server} from \\(${raisedRmem}\\) -> \\(${LOW_RMEM}\\): bpftune \\(pid ${first.pid}, run with -R\\)`));
@@ -167,7 +167,7 @@ test("an administrator's takeover survives a restart until they hand the tunable
   const ns = createNamespace();
   setSysctlIn(ns, SOMAXCONN, '128');
   const dir = stateDir();
-  const args = ['-a', 'sysctl', '-a', 'netns', '-a', 'listen_backlog', '-l', SAMPLES_LIBDIR];
+  const args = ['-a', 'listen_backlog', '-l', SAMPLES_LIBDIR];
   const first = new DaemonProcess(args, { stateDir: dir });
   await first.started();
   setSysctlIn(ns, SOMAXCONN, '256');

@@ -5,36 +5,39 @@
  * namespace, raise somaxconn there so its next listen() gets the queue it
  * asked for.
  */
-// Types only: a plugin gets everything it uses at run time from its context.
-import type { TunerDefinition } from '../../src/core/tuner';
+// Types only (the SDK's; in this repository src/core/tuner.ts): a plugin gets everything it uses at run time from its context.
+import type { TunableDeclaration, TunerDefinition } from 'bpftune-plugin-sdk';
+import { ListenBacklogScenario } from './listen_backlog.contract';
 
-const SOMAXCONN = 'net.core.somaxconn';
+const SOMAXCONN = { name: 'net.core.somaxconn', namespaced: true, values: 1 } satisfies TunableDeclaration;
 const SOMAXCONN_CAP = 65535;
 
 const listenBacklogTuner: TunerDefinition = {
   name: 'listen_backlog',
   description: 'Raises net.core.somaxconn when listen() asks for a longer backlog',
-  tunables: [{ name: SOMAXCONN, namespaced: true, values: 1 }],
+  tunables: [SOMAXCONN],
   scenarios: [
     {
-      id: 0,
+      id: ListenBacklogScenario.TRUNCATED,
       name: 'listen backlog truncated',
       description: 'A listen() backlog exceeded net.core.somaxconn and was truncated; raise somaxconn so the accept queue can be as long as requested',
     },
   ],
-  async event(event, ctx) {
-    const [somaxconn = 0] = event.oldValues;
-    const [backlog = 0] = event.newValues;
-    // At least one learning-rate step, so a series of slightly longer backlogs does not mean a write each.
-    const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, ctx.learning.grow(somaxconn)));
-    await ctx.set({
-      tunable: SOMAXCONN,
-      scenario: 0,
-      netnsCookie: event.netnsCookie,
-      values: [target],
-      reason: `listen() backlog ${backlog} (pid ${event.pid}) above somaxconn ${somaxconn}`,
-    });
-  },
+  create: (ctx) => ({
+    async event(event) {
+      const [somaxconn = 0] = event.oldValues;
+      const [backlog = 0] = event.newValues;
+      // At least one learning-rate step, so a series of slightly longer backlogs does not mean a write each.
+      const target = Math.min(SOMAXCONN_CAP, Math.max(backlog, ctx.learning.grow(somaxconn)));
+      await ctx.set({
+        tunable: SOMAXCONN.name,
+        scenario: ListenBacklogScenario.TRUNCATED,
+        netnsCookie: event.netnsCookie,
+        values: [target],
+        reason: `listen() backlog ${backlog} (pid ${event.pid}) above somaxconn ${somaxconn}`,
+      });
+    },
+  }),
 };
 
 export default listenBacklogTuner;

@@ -6,7 +6,11 @@
  */
 #include "bpftune.bpf.h"
 
-#define LISTEN_BACKLOG_SCENARIO_TRUNCATED 0
+enum listen_backlog_scenario {
+	LISTEN_BACKLOG_SCENARIO_TRUNCATED = 0,
+};
+/* Keeps the enum in BTF, from which the build generates listen_backlog.contract.ts. */
+BPFTUNE_CONTRACT_ENUM(listen_backlog_scenario);
 /*
  * Backlogs above this are "as long as allowed" (INT_MAX, as iperf3 and
  * others pass), not a sized demand: growing somaxconn for them would only

@@ -21,6 +21,7 @@ import { supportLevel } from './support-level';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
+import type { DaemonView } from '../server/view';
 import type { MetricsExposition, MetricsOptions } from '../metrics/exposition';
 
 export interface DaemonOptions {
@@ -114,7 +115,7 @@ export class Daemon {
     this.checkAllowList();
     for (const line of (await supportLevel(this.nativeBinding, this.attachKinds(), this.options.legacy)).lines) this.log.info(line);
     this.host.watch(this.libdirs());
-    this.server = new QueryServer(createQueries(this), this.log);
+    this.server = new QueryServer(createQueries(this.view()), this.log);
     await this.server.listen(this.options.port);
     if (this.options.metrics) {
       // Loaded only when asked for: prom-client costs memory a daemon without metrics should not pay.
@@ -139,6 +140,52 @@ export class Daemon {
         `no tuner named ${unknown.map((n) => `'${n}'`).join(', ')} (-a); known tuners: ${known.join(', ')}`,
       );
     }
+  }
+
+  /** What the query server sees: read-only, and release. */
+  private view(): DaemonView {
+    const { host, tunables, namespaces, state } = this;
+    return {
+      startedAt: this.startedAt,
+      learningRate: this.options.learningRate,
+      cgroupPath: this.options.cgroupPath,
+      libdirs: () => this.libdirs(),
+      namespaces: {
+        get global() {
+          return namespaces.global;
+        },
+        all: () => namespaces.all(),
+        byCookie: (cookie) => namespaces.byCookie(cookie),
+      },
+      tuners: () =>
+        host.tuners().map((t) => ({
+          name: t.definition.name,
+          description: t.definition.description,
+          manualNamespaces: tunables.manualNamespaces(t.definition.name),
+          attachModes: t.attachModes,
+          programs: t.programs.map((p) => p.section),
+          events: t.events,
+          eventErrors: t.eventErrors,
+          latency: { p50: t.latency.percentile(50), p99: t.latency.percentile(99), samples: t.latency.count },
+          source: t.module.dir,
+        })),
+      reports: () => host.reports(),
+      tunables: () => tunables.declarations().map(({ tuner, tunable }) => ({ tuner, name: tunable.name, namespaced: tunable.namespaced })),
+      tunableValues: (tuner, tunable) => tunables.get(tuner, tunable),
+      writeCount: () => tunables.writeCount,
+      summary: () => this.summary(),
+      rollbackCommands: () => this.rollbackCommands(),
+      changes: () => tunables.changes(),
+      advice: () => this.advice?.list(),
+      stateSnapshot: () => state.snapshot,
+      release: async (what, ns) => {
+        const tuners = tunables.release(what, ns.cookie);
+        const removed = await state.release(ns, [...new Set([...tuners, what])]);
+        for (const tuner of tuners) host.tellManual(tuner, ns.cookie);
+        return { tuners, removed: removed.map((t) => t.tuner) };
+      },
+      log: (line) => this.log.info(line),
+    };
   }
 
   /** reports: the tuners' own reports, taken before they were unloaded (at exit); default now. */

@@ -65,7 +65,7 @@ async function restoreNamespace(ctx: RestoreContext, previous: BpftuneState, ns:
     if (change.commands) {
       // Not a sysctl: only its tuner knows how to write it; done before that tuner's init.
       ctx.registry.restoreWhenDeclared(change.tunable, async (decl) => {
-        await restoreOriginal(ctx, previous, ns, change, { read: () => decl.access!.read(ns), write: (v) => decl.access!.write(ns, v) });
+        await restoreOriginal(ctx, previous, ns, change, { read: () => decl.access!.read(ns, ctx.sysctl), write: (v) => decl.access!.write(ns, v, ctx.sysctl) });
       });
       continue;
     }

@@ -31,6 +31,7 @@ export function nativeSysctlAccess(nativeBinding: NativeBinding, namespaces: Net
   return {
     read: (ns, path) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.readSysctl(nsPath, inum, path)),
     write: (ns, path, value) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.writeSysctl(nsPath, inum, path, value)),
+    netlink: (ns, protocol, message) => inNamespace(namespaces, ns, (nsPath, inum) => nativeBinding.netlinkRequest(nsPath, inum, protocol, message)),
   };
 }
 

@@ -17,22 +17,23 @@ import {
   sysctlPath,
   type SysctlValue,
 } from './sysctl-values';
-import type { ActionRecord, ChangeRequest, ExternalWrite, ScenarioDeclaration, TunableDeclaration } from './tuner';
+import type { ActionRecord, ChangeRequest, ExternalWrite, KernelIo, ScenarioDeclaration, TunableDeclaration } from './tuner';
 import type { StateStore, StoredChange } from './state';
 import type { AdviceBook } from './advice';
 
 /** Reads a declared tunable: its own access for non-sysctl tunables, else /proc/sys. */
 async function readTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace): Promise<SysctlValue[]> {
-  if (decl.access) return decl.access.read(ns);
+  if (decl.access) return decl.access.read(ns, sysctl);
   return parseSysctlValues(await sysctl.read(ns, sysctlPath(decl.name)), decl.string === true);
 }
 
 async function writeTunable(sysctl: SysctlAccess, decl: TunableDeclaration, ns: Namespace, values: readonly SysctlValue[]): Promise<void> {
-  if (decl.access) return decl.access.write(ns, values);
+  if (decl.access) return decl.access.write(ns, values, sysctl);
   return sysctl.write(ns, sysctlPath(decl.name), formatSysctlValues(values));
 }
 
-export interface SysctlAccess {
+/** sysctls in any namespace, and the netlink a non-sysctl tunable's access may need (KernelIo). */
+export interface SysctlAccess extends KernelIo {
   read(ns: Namespace, path: string): Promise<string>;
   write(ns: Namespace, path: string, value: string): Promise<void>;
 }

@@ -4,7 +4,7 @@
  * interface: they declare tunables and scenarios as data, and make every
  * change through ctx.set(), never by writing /proc/sys themselves.
  */
-import type { NativeMap } from './native';
+import type { MapSpec, TypedMap } from './typed-map';
 import type { Logger } from './log';
 import type { SysctlValue } from './sysctl-values';
 import type { TunerEvent } from './event';
@@ -13,35 +13,58 @@ import type { Namespace } from './netns';
 export type { TunerEvent } from './event';
 export type { SysctlValue } from './sysctl-values';
 export type { Namespace } from './netns';
+export type { Codec, MapSpec, TypedMap } from './typed-map';
 
 export interface TunableDeclaration {
   /** Dotted sysctl name, e.g. "net.ipv4.tcp_rmem". */
-  name: string;
+  readonly name: string;
   /** Whether the kernel keeps a value per network namespace. */
-  namespaced: boolean;
+  readonly namespaced: boolean;
   /** How many values the sysctl holds (tcp_rmem: 3). */
-  values: number;
+  readonly values: number;
   /** A string tunable (tcp_congestion_control) rather than numbers. */
-  string?: boolean;
+  readonly string?: boolean;
   /** Missing on some kernels; the tuner still loads without it. */
-  optional?: boolean;
+  readonly optional?: boolean;
   /** Labels printed in change lines, e.g. ["min", "default", "max"]. */
-  labels?: string[];
+  readonly labels?: readonly string[];
   /** For a tunable that is not a file under /proc/sys; see TunableAccess. */
-  access?: TunableAccess;
+  readonly access?: TunableAccess;
 }
+
+/** What ctx.tunable(declaration).get() gives: numbers, or strings for a string tunable. */
+export type TunableValues<T extends TunableDeclaration> = T extends { string: true } ? string[] : number[];
+
+/** A declared tunable's current values, typed by its declaration. */
+export interface TunableHandle<V> {
+  readonly name: string;
+  /** In a namespace (default the global one). */
+  get(netnsCookie?: bigint): Promise<V>;
+}
+
+/**
+ * One netlink request/response exchange in a namespace (the addon enters it
+ * on a worker thread): the reply's messages up to NLMSG_DONE or the ACK.
+ */
+export type NetlinkRequest = (ns: Namespace, protocol: number, message: Buffer) => Promise<Buffer[]>;
 
 /**
  * How to read and write a tunable that is not a /proc/sys file (a neighbour
  * table's thresholds, set over netlink). Changes still go through ctx.set():
  * the core checks, logs, records and rolls back as for a sysctl, and prints
- * command() where it would print `sysctl -w`.
+ * command() where it would print `sysctl -w`. The core passes what it needs
+ * to reach the kernel, so a tuner imports nothing at run time.
  */
 export interface TunableAccess {
-  read(ns: Namespace): Promise<SysctlValue[]>;
-  write(ns: Namespace, values: readonly SysctlValue[]): Promise<void>;
+  read(ns: Namespace, kernel: KernelIo): Promise<SysctlValue[]>;
+  write(ns: Namespace, values: readonly SysctlValue[], kernel: KernelIo): Promise<void>;
   /** The shell command that sets these values, for the summary and rollback. */
   command(values: readonly SysctlValue[]): string;
+}
+
+/** What the core lends a TunableAccess. */
+export interface KernelIo {
+  netlink: NetlinkRequest;
 }
 
 export interface ScenarioDeclaration {
@@ -94,23 +117,12 @@ export interface TunerReport {
   json?: unknown;
 }
 
-export interface TunerBpf {
-  /** The object's map by name (its own maps, not another tuner's). */
-  map(name: string): NativeMap;
-  /** Attach kinds of the programs that were loaded, e.g. ["tracepoint", "cgroup"]. */
-  readonly attachModes: readonly string[];
-}
-
 export interface NamespaceView {
   readonly global: Namespace;
   byCookie(cookie: bigint): Namespace | undefined;
   all(): Namespace[];
-  /** Re-reads which namespaces exist (new ones are added, dead ones dropped). */
-  rescan(): Promise<void>;
-  /** A BPF event saw this namespace alive: map it (evicting a dead one with the same inode). */
+  /** A BPF event saw this namespace alive: its Namespace (mapped now if it was new), or undefined if it is already gone. */
   seen(cookie: bigint, inum: number): Promise<Namespace | undefined>;
-  /** Cheap check that known namespaces still exist (rescans only if one is gone). */
-  verify(): Promise<void>;
 }
 
 export interface ExternalWrite {
@@ -124,6 +136,8 @@ export interface ExternalWrite {
 
 /** Learning-rate arithmetic with this daemon's shift (-r), as the BPF side does it. */
 export interface LearningRate {
+  /** 6 - learning rate (-r): grow and "nearly full" are limit >> shift. */
+  readonly shift: number;
   /** limit >> shift. */
   delta(limit: number): number;
   grow(limit: number): number;
@@ -132,66 +146,95 @@ export interface LearningRate {
 }
 
 /**
- * What a tuner gets from the daemon. Plugins need nothing else at run time
- * (they may `import type` from here, but no runtime path into bpftune).
+ * What every tuner gets from the daemon. Plugins need nothing else at run
+ * time (they may `import type` from here, but no runtime path into bpftune).
  */
 export interface TunerContext {
   readonly name: string;
+  /** Lines are prefixed with the tuner's name. */
   readonly log: Logger;
-  /** 0..4 (-r). */
-  readonly learningRate: number;
-  /** 6 - learningRate: grow and "nearly full" are limit >> shift. */
-  readonly learningShift: number;
   readonly learning: LearningRate;
-  readonly bpf: TunerBpf;
   readonly namespaces: NamespaceView;
-  /** Current values of a declared tunable in a namespace (default global). */
-  get(tunable: string, netnsCookie?: bigint): Promise<SysctlValue[]>;
+  /** A declared tunable, with values typed by its declaration: `ctx.tunable(TCP_RMEM).get(cookie)` is number[]. */
+  tunable<T extends TunableDeclaration>(declaration: T): TunableHandle<TunableValues<T>>;
   /** The one write path: checks, writes in the namespace, logs, records. */
   set(change: ChangeRequest): Promise<boolean>;
+  /** One of the object's own maps, through its generated codecs (`maps.<name>` in <tuner>.contract.ts). */
+  map<K, V>(spec: MapSpec<K, V>): TypedMap<K, V>;
+  /** Attach kinds of the programs that were loaded, e.g. ["tracepoint", "cgroup"]. */
+  readonly attachModes: readonly string[];
   /**
-   * Text of /proc/net/<file> ("netstat", "snmp") as seen inside a namespace
-   * (default global): counters a tuner can poll instead of probing.
+   * A timer owned by this tuner: cleared when it is unloaded, never keeps the
+   * process alive, and never runs a task again while its last run is unfinished.
    */
-  readProcNet(file: string, netnsCookie?: bigint): Promise<string>;
-  /**
-   * Logs and counts an action the tuner took outside the write path (see
-   * ActionRecord). Returns false, logging why, when the tunable or scenario is
-   * not declared or the namespace is gone.
-   */
-  recordAction(action: ActionRecord): Promise<boolean>;
+  every(intervalMs: number, task: () => Promise<void> | void): void;
   /**
    * Namespaces where an administrator wrote one of this tuner's sysctls, so
    * the tuner must leave them alone; for tuners whose BPF side acts on its
    * own (it has to be told, e.g. through a map).
    */
   manualNamespaces(): bigint[];
-  /** Tells the core someone else wrote a sysctl (the sysctl tuner's job). */
-  reportExternalWrite(write: ExternalWrite): void;
-  /**
-   * A timer owned by this tuner: cleared when it is unloaded, never keeps the
-   * process alive, and never runs a task again while its last run is unfinished.
-   */
-  every(intervalMs: number, task: () => Promise<void> | void): void;
 }
 
-export interface TunerDefinition {
+/**
+ * Rarer abilities: a definition lists the ones it needs in `abilities`, and
+ * only those are in the context its create() gets (the type says so, and
+ * the core refuses the others at run time).
+ */
+export interface Abilities {
+  /**
+   * Text of /proc/net/<file> ("netstat", "snmp") as seen inside a namespace
+   * (default global): counters a tuner can poll instead of probing.
+   */
+  readProcNet(file: string, netnsCookie?: bigint): Promise<string>;
+  /** A netlink request in a namespace (rtnetlink: protocol 0). */
+  netlink: NetlinkRequest;
+  /**
+   * Logs and counts an action the tuner took outside the write path (see
+   * ActionRecord). Returns false, logging why, when the tunable or scenario is
+   * not declared or the namespace is gone.
+   */
+  recordAction(action: ActionRecord): Promise<boolean>;
+  /** Core services only: tells the core someone else wrote a sysctl, so its tuners stand down there. */
+  reportExternalWrite(write: ExternalWrite): void;
+  /** Core services only: checks that known namespaces still exist (rescans only if one is gone). */
+  verifyNamespaces(): Promise<void>;
+}
+export type Ability = keyof Abilities;
+/** The context of a tuner that requested abilities A. */
+export type ContextWith<A extends Ability> = TunerContext & Pick<Abilities, A>;
+
+/** A loaded tuner: what create() returns. Its state lives in create()'s closure. */
+export interface TunerInstance {
+  /** A ring buffer event from this tuner's BPF side. */
+  event?(event: TunerEvent): Promise<void> | void;
+  /**
+   * An administrator wrote one of this tuner's sysctls in that namespace (or
+   * handed it back), so the core no longer makes its changes there. For
+   * tuners whose BPF side acts by itself and must be told to stand down.
+   */
+  manual?(netnsCookie: bigint): Promise<void> | void;
+  /** State worth showing an operator (e.g. what the tuner has learned): `-q report`, and the summary on exit. */
+  report?(): TunerReport;
+  /** Unloading: release what the closure holds (timers from ctx.every() are cleared by the core). */
+  close?(): Promise<void> | void;
+}
+
+export interface TunerDefinition<A extends Ability = never> {
   name: string;
   description: string;
   /** Object file next to the module; default "<name>.bpf.o". */
   bpfObject?: string;
-  tunables: TunableDeclaration[];
-  scenarios: ScenarioDeclaration[];
-  programAlternatives?: ProgramAlternatives[];
-  init?(ctx: TunerContext): Promise<void> | void;
-  event?(event: TunerEvent, ctx: TunerContext): Promise<void> | void;
-  fini?(ctx: TunerContext): Promise<void> | void;
+  tunables: readonly TunableDeclaration[];
+  scenarios: readonly ScenarioDeclaration[];
+  programAlternatives?: readonly ProgramAlternatives[];
+  /** The rarer abilities create() needs (see Abilities). */
+  abilities?: readonly A[];
   /**
-   * An administrator wrote one of this tuner's sysctls in that namespace, so
-   * the core no longer makes its changes there. For tuners whose BPF side
-   * acts by itself (per-socket decisions) and must be told to stand down.
+   * A core service (built-in only): loaded whatever -a says, because the
+   * daemon depends on it (namespace tracking, takeover detection).
    */
-  manual?(netnsCookie: bigint, ctx: TunerContext): Promise<void> | void;
-  /** State worth showing an operator (e.g. what the tuner has learned): `-q report`, and the summary on exit. */
-  report?(ctx: TunerContext): TunerReport;
+  service?: boolean;
+  /** Called once the BPF side is loaded and attached; throwing unloads the tuner. */
+  create(ctx: TunerContext & Pick<Abilities, A>): TunerInstance | Promise<TunerInstance>;
 }

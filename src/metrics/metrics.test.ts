@@ -85,7 +85,7 @@ test('Prometheus sees tcp_rmem grow in a namespace, over HTTP and through the no
   const textfiles = tempDir();
   const pair = createVethPair();
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-a', 'sysctl', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles]);
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles]);
   await daemon.started();
   const port = await metricsPort(daemon);
   const exporter = await startNodeExporter(textfiles);
@@ -172,7 +172,7 @@ async function waitForSeries(daemon: DaemonProcess, port: number, done: (lines: 
 }
 
 test('series of 200 namespaces, changed and taken over, go when the namespaces do', async () => {
-  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'sysctl', '-a', 'netns', '-a', 'listen_backlog', '--metrics', '127.0.0.1:0']);
+  const daemon = new DaemonProcess(['-l', SAMPLES_LIBDIR, '-a', 'listen_backlog', '--metrics', '127.0.0.1:0']);
   await daemon.started();
   const port = await metricsPort(daemon);
   // One namespace through the whole cycle first, so that every per-tuner series (the handling-time histogram's) exists already.

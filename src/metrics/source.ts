@@ -28,7 +28,7 @@ export interface TunableReading {
   ns: Namespace;
   values: SysctlValue[];
   /** Names of the values (tcp_rmem: min, default, max), when declared. */
-  labels?: string[];
+  labels?: readonly string[];
 }
 
 export interface MetricsSource {
@@ -81,7 +81,7 @@ export function daemonMetricsSource(daemon: Daemon): MetricsSource {
     async readTunables() {
       const declared = tunables.declarations().filter(({ tunable }) => tunable.string !== true);
       const byName = new Map(declared.map((d) => [d.tunable.name, d]));
-      const wanted: Array<{ tuner: string; tunable: string; ns: Namespace; labels?: string[] }> = declared.map((d) => ({
+      const wanted: Array<{ tuner: string; tunable: string; ns: Namespace; labels?: readonly string[] }> = declared.map((d) => ({
         tuner: d.tuner,
         tunable: d.tunable.name,
         ns: namespaces.global,

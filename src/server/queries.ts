@@ -3,11 +3,11 @@
  * tunables, jtunables, summary, status, jstatus, rollback), computed from the
  * daemon's state at the time of asking.
  */
-import type { Daemon } from '../core/daemon';
 import { errorText } from '../core/log';
 import { formatSysctlValues } from '../core/sysctl-values';
 import { VERSION } from '../core/paths';
 import { stateQueries } from './state-queries';
+import type { DaemonView } from './view';
 
 export interface QueryCaller {
   /** Asked over the root-only Unix socket: may change the daemon's state. */
@@ -26,14 +26,14 @@ function us(ns: number | undefined): number | null {
   return ns === undefined ? null : Math.round(ns / 1000);
 }
 
-export function createQueries(daemon: Daemon): QueryTable {
+export function createQueries(daemon: DaemonView): QueryTable {
   const table: QueryTable = new Map();
   const add = (name: string, description: string, run: (args: string[]) => Promise<string> | string) =>
     table.set(name, { description, run: async (args = []) => run(args) });
 
   /** Reports of the tuners named in args (all that have one when none is named). */
   const reports = (args: string[]) => {
-    const all = daemon.host.reports();
+    const all = daemon.reports();
     const unknown = args.filter((name) => !all.some((r) => r.tuner === name));
     if (unknown.length) {
       const known = all.map((r) => r.tuner).join(', ') || 'none';
@@ -43,32 +43,29 @@ export function createQueries(daemon: Daemon): QueryTable {
   };
 
   const tunerStates = () =>
-    daemon.host.tuners().map((t) => {
-      const manual = daemon.tunables.manualNamespaces(t.definition.name);
-      return {
-        name: t.definition.name,
-        description: t.definition.description,
-        state: manual.includes(daemon.namespaces.global.cookie) ? 'manual' : 'active',
-        manualNamespaces: manual.map(String),
-        attachModes: t.attachModes,
-        programs: t.programs.map((p) => p.section),
-        events: t.events,
-        eventErrors: t.eventErrors,
-        eventLatencyUs: { p50: us(t.latency.percentile(50)), p99: us(t.latency.percentile(99)), samples: t.latency.count },
-        source: t.module.dir,
-      };
-    });
+    daemon.tuners().map((t) => ({
+      name: t.name,
+      description: t.description,
+      state: t.manualNamespaces.includes(daemon.namespaces.global.cookie) ? 'manual' : 'active',
+      manualNamespaces: t.manualNamespaces.map(String),
+      attachModes: t.attachModes,
+      programs: t.programs,
+      events: t.events,
+      eventErrors: t.eventErrors,
+      eventLatencyUs: { p50: us(t.latency.p50), p99: us(t.latency.p99), samples: t.latency.samples },
+      source: t.source,
+    }));
 
   const tunableRows = async () =>
     Promise.all(
-      daemon.tunables.declarations().map(async ({ tuner, tunable }) => {
+      daemon.tunables().map(async ({ tuner, name, namespaced }) => {
         let values: string;
         try {
-          values = formatSysctlValues(await daemon.tunables.get(tuner, tunable.name));
+          values = formatSysctlValues(await daemon.tunableValues(tuner, name));
         } catch (err) {
           values = `unavailable (${errorText(err)})`;
         }
-        return { name: tunable.name, tuner, namespaced: tunable.namespaced, values };
+        return { name, tuner, namespaced, values };
       }),
     );
 
@@ -79,12 +76,12 @@ export function createQueries(daemon: Daemon): QueryTable {
       version: VERSION,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - daemon.startedAt) / 1000),
-      learningRate: daemon.options.learningRate,
-      cgroup: daemon.options.cgroupPath,
+      learningRate: daemon.learningRate,
+      cgroup: daemon.cgroupPath,
       libdirs: daemon.libdirs(),
       rssBytes: mem.rss,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      changes: daemon.tunables.writeCount,
+      changes: daemon.writeCount(),
       namespaces: daemon.namespaces.all().map((n) => ({ cookie: String(n.cookie), global: n.global, path: n.path })),
       tuners: tunerStates(),
     };

@@ -50,6 +50,7 @@ function registryWith(ext: ConstructorParameters<typeof TunableRegistry>[3], ord
   const values = new Map([['1 net/ipv4/tcp_rmem', '4096 131072 6291456'], ['9 net/ipv4/tcp_rmem', '4096 131072 131072']]);
   const sysctl = {
     read: async (ns: Namespace, p: string) => values.get(`${ns.cookie} ${p}`) ?? '',
+    netlink: async () => [],
     write: async (ns: Namespace, p: string, v: string) => {
       order.push(`sysctl ${v}`);
       values.set(`${ns.cookie} ${p}`, v);
@@ -183,6 +184,7 @@ async function open(file: string, bootId: string, values: Map<string, string>) {
   const state = new StateStore(file, { bootId, rollback: false, advisory: false }, log);
   const sysctl = {
     read: async (ns: Namespace, p: string) => values.get(`${ns.cookie} ${p}`) ?? '',
+    netlink: async () => [],
     write: async (ns: Namespace, p: string, v: string) => void values.set(`${ns.cookie} ${p}`, v),
   };
   const byCookie = (c: bigint) => [GLOBAL, NAMED].find((n) => n.cookie === c);

@@ -19,6 +19,7 @@ function fixture() {
   const sysctl: SysctlAccess = {
     read: () => Promise.reject(new Error('not a sysctl')),
     write: () => Promise.reject(new Error('not a sysctl')),
+    netlink: () => Promise.reject(new Error('not used')),
   };
   const access: TunableAccess = {
     read: async () => [...table],

@@ -24,6 +24,7 @@ function fixture() {
       if (failWrites.has(p)) throw Object.assign(new Error('Invalid argument'), { code: 'EINVAL' });
       values.set(`${ns.cookie}:${p}`, v);
     },
+    netlink: async () => [],
   };
   const namespaces = {
     global: GLOBAL,

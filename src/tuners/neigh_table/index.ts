@@ -11,10 +11,8 @@
  * fails with ENOENT), so changes are made there ("global ns") whichever
  * namespace the entries were created in; the reason line names it.
  */
-import { dataString } from '../../core/event';
 import { errorText } from '../../core/log';
-import { native } from '../../core/native';
-import type { Namespace, SysctlValue, TunableAccess, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ContextWith, KernelIo, Namespace, NetlinkRequest, SysctlValue, TunableAccess, TunerDefinition, TunerEvent } from '../../core/tuner';
 import {
   AF_INET,
   AF_INET6,
@@ -30,9 +28,9 @@ import {
   type NeighThresholds,
 } from './rtnetlink';
 import { formatAddress, plausibleNeighbours } from './plausible';
+import { NeighTableEventData, NeighTableScenario, NeighTableSlot, maps } from './neigh_table.contract';
 
-const SCENARIO_NEARLY_FULL = 0;
-const SCENARIO_NEARLY_EMPTY = 1;
+const { NEARLY_FULL: SCENARIO_NEARLY_FULL, NEARLY_EMPTY: SCENARIO_NEARLY_EMPTY } = NeighTableScenario;
 /*
  * Whatever the prefixes say (an IPv6 /64 says "unbounded"), no table grows
  * past this: ~50 MB of entries, and a neighbour-discovery scan of a /64
@@ -42,18 +40,6 @@ const THRESH3_CAP = 131072;
 /** How often a table bpftune grew is checked for having emptied without removal events. */
 const RECHECK_INTERVAL_MS = 10_000;
 
-/** Offsets in struct neigh_table_event_data (neigh_table.h); checked against BTF by the test. */
-export const EVENT_DATA_LAYOUT = {
-  family: 0,
-  ifindex: 4,
-  entries: 8,
-  gc_entries: 12,
-  overflow: 16,
-  table: 20,
-  dev: 36,
-} as const;
-const NAME_LEN = 16;
-
 interface TableSpec {
   family: number;
   name: string;
@@ -62,32 +48,31 @@ interface TableSpec {
 }
 
 const TABLES: TableSpec[] = [
-  { family: AF_INET, name: 'arp_cache', slot: 0 },
-  { family: AF_INET6, name: 'ndisc_cache', slot: 1 },
+  { family: AF_INET, name: 'arp_cache', slot: NeighTableSlot.ARP },
+  { family: AF_INET6, name: 'ndisc_cache', slot: NeighTableSlot.NDISC },
 ];
 
-export type NetlinkRequest = (nsPath: string | null, expectedInum: number, message: Buffer) => Promise<Buffer[]>;
+type Context = ContextWith<'netlink'>;
 
-const netlink: NetlinkRequest = (nsPath, inum, message) => native().netlinkRequest(nsPath, inum, NETLINK_ROUTE, message);
-
-async function readTable(spec: TableSpec): Promise<NeighTableInfo> {
+async function readTable(spec: TableSpec, netlink: NetlinkRequest, global: Namespace): Promise<NeighTableInfo> {
   // Thresholds live in the initial namespace's view only (see above).
-  const table = parseNeighTables(await netlink(null, 0, getNeighTablesRequest(spec.family))).find((t) => t.name === spec.name);
+  const table = parseNeighTables(await netlink(global, NETLINK_ROUTE, getNeighTablesRequest(spec.family))).find((t) => t.name === spec.name);
   if (!table) throw new Error(`RTM_GETNEIGHTBL: the kernel reported no neighbour table '${spec.name}'`);
   return table;
 }
 
 function tableAccess(spec: TableSpec): TunableAccess {
   return {
-    async read() {
-      const t = await readTable(spec);
+    // A global tunable: the core passes the initial namespace.
+    async read(ns: Namespace, kernel: KernelIo) {
+      const t = await readTable(spec, kernel.netlink, ns);
       return [t.thresh1, t.thresh2, t.thresh3];
     },
-    async write(_ns: Namespace, values: readonly SysctlValue[]) {
+    async write(ns: Namespace, values: readonly SysctlValue[], kernel: KernelIo) {
       const [thresh1, thresh2, thresh3] = values.map(Number);
       if (thresh1 === undefined || thresh2 === undefined || thresh3 === undefined) throw new Error(`${spec.name} takes 3 thresholds`);
       try {
-        await netlink(null, 0, setNeighTableRequest(spec.family, spec.name, { thresh1, thresh2, thresh3 }));
+        await kernel.netlink(ns, NETLINK_ROUTE, setNeighTableRequest(spec.family, spec.name, { thresh1, thresh2, thresh3 }));
       } catch (err) {
         throw new Error(`RTM_SETNEIGHTBL for '${spec.name}': ${errorText(err)}`);
       }
@@ -102,29 +87,6 @@ function thresholdsOf(t: NeighThresholds): number[] {
 
 function same(a: NeighThresholds, b: NeighThresholds): boolean {
   return a.thresh1 === b.thresh1 && a.thresh2 === b.thresh2 && a.thresh3 === b.thresh3;
-}
-
-export interface NeighEventData {
-  family: number;
-  ifindex: number;
-  entries: number;
-  gcEntries: number;
-  overflow: boolean;
-  table: string;
-  dev: string;
-}
-
-export function decodeNeighEvent(data: Buffer): NeighEventData {
-  const L = EVENT_DATA_LAYOUT;
-  return {
-    family: data.readUInt32LE(L.family),
-    ifindex: data.readUInt32LE(L.ifindex),
-    entries: data.readUInt32LE(L.entries),
-    gcEntries: data.readUInt32LE(L.gc_entries),
-    overflow: data.readUInt32LE(L.overflow) !== 0,
-    table: dataString(data, L.table, NAME_LEN),
-    dev: dataString(data, L.dev, NAME_LEN),
-  };
 }
 
 /** Grows each threshold by a learning-rate step, keeping thresh1 <= thresh2 <= thresh3 <= cap. */
@@ -173,12 +135,12 @@ class NeighTableTuner {
   /** One decision at a time per table: events arrive in bursts. */
   private queue = new Map<number, Promise<void>>();
 
-  constructor(private readonly ctx: TunerContext) {
+  constructor(private readonly ctx: Context) {
     for (const spec of TABLES) this.state.set(spec.family, { handsOff: false });
   }
 
   handle(event: TunerEvent): Promise<void> {
-    const data = decodeNeighEvent(event.data);
+    const data = NeighTableEventData.decode(event.data);
     const spec = TABLES.find((t) => t.family === data.family);
     if (!spec) return Promise.resolve();
     return this.serialised(spec, async (state, table) => {
@@ -209,7 +171,7 @@ class NeighTableTuner {
     const next = previous.then(async () => {
       const state = this.state.get(spec.family) as TableState;
       if (state.handsOff) return;
-      const table = await readTable(spec);
+      const table = await readTable(spec, this.ctx.netlink, this.ctx.namespaces.global);
       if (state.lastSet && !same(state.lastSet, table)) {
         state.handsOff = true;
         this.setFloor(spec, 0);
@@ -225,7 +187,7 @@ class NeighTableTuner {
     return next;
   }
 
-  private async grow(spec: TableSpec, state: TableState, table: NeighTableInfo, event: TunerEvent, data: NeighEventData): Promise<void> {
+  private async grow(spec: TableSpec, state: TableState, table: NeighTableInfo, event: TunerEvent, data: NeighTableEventData): Promise<void> {
     // An earlier event in the same burst may have grown it already.
     if (!data.overflow && !this.ctx.learning.nearlyFull(data.gcEntries, table.thresh3)) return;
     const ns = await this.ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
@@ -272,16 +234,14 @@ class NeighTableTuner {
    * Entries on other devices (any namespace) plus the hosts this device's
    * prefixes can hold: more than that cannot all be real neighbours.
    */
-  private async bound(spec: TableSpec, ns: Namespace, data: NeighEventData, table: NeighTableInfo): Promise<Bound> {
-    const nsPath = ns.global ? null : ns.path;
-    const inum = ns.global ? 0 : ns.inum;
-    const addresses = parseAddresses(await netlink(nsPath, inum, getAddressesRequest(spec.family))).filter(
+  private async bound(spec: TableSpec, ns: Namespace, data: NeighTableEventData, table: NeighTableInfo): Promise<Bound> {
+    const addresses = parseAddresses(await this.ctx.netlink(ns, NETLINK_ROUTE, getAddressesRequest(spec.family))).filter(
       (a) => a.ifindex === data.ifindex && a.family === spec.family,
     );
     const plausible = plausibleNeighbours(addresses);
     // Counting the device's entries means dumping them; pointless when its prefixes bound nothing.
     const onDevice =
-      plausible >= THRESH3_CAP ? 0 : (countNeighboursByDevice(await netlink(nsPath, inum, getNeighboursRequest(spec.family))).get(data.ifindex) ?? 0);
+      plausible >= THRESH3_CAP ? 0 : (countNeighboursByDevice(await this.ctx.netlink(ns, NETLINK_ROUTE, getNeighboursRequest(spec.family))).get(data.ifindex) ?? 0);
     const elsewhere = Math.max(0, table.entries - onDevice);
     const limit = Math.min(Number.MAX_SAFE_INTEGER, plausible + elsewhere);
     const prefixes = addresses.map(formatAddress).join(', ') || 'no addresses';
@@ -291,27 +251,21 @@ class NeighTableTuner {
     };
   }
 
-  private unbounded(err: unknown, data: NeighEventData): undefined {
+  private unbounded(err: unknown, data: NeighTableEventData): undefined {
     this.ctx.log.warn(`cannot read the prefixes of ${data.dev} to bound neighbour table growth: ${errorText(err)}; growing without a bound`);
     return undefined;
   }
 
   private setFloor(spec: TableSpec, thresh3: number): void {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(spec.slot, 0);
-    const value = Buffer.alloc(4);
-    value.writeUInt32LE(thresh3, 0);
     try {
-      this.ctx.bpf.map('neigh_table_floor').update(key, value);
+      this.ctx.map(maps.neighTableFloor).update(spec.slot, thresh3);
     } catch (err) {
       this.ctx.log.warn(`cannot tell the BPF side the shrink floor of '${spec.name}': ${errorText(err)}; it will not shrink back`);
     }
   }
 }
 
-const tuners = new WeakMap<TunerContext, NeighTableTuner>();
-
-const neighTableTuner: TunerDefinition = {
+const neighTableTuner: TunerDefinition<'netlink'> = {
   name: 'neigh_table',
   description: 'Grows a neighbour table (arp_cache, ndisc_cache) near gc_thresh3, within what the device prefixes make plausible',
   tunables: TABLES.map((spec) => ({
@@ -334,16 +288,11 @@ const neighTableTuner: TunerDefinition = {
       description: 'A neighbour table bpftune grew is mostly empty again; shrink its thresholds back towards their earlier values',
     },
   ],
-  init(ctx) {
+  abilities: ['netlink'],
+  create(ctx) {
     const tuner = new NeighTableTuner(ctx);
-    tuners.set(ctx, tuner);
     ctx.every(RECHECK_INTERVAL_MS, () => tuner.recheck());
-  },
-  async event(event, ctx) {
-    await tuners.get(ctx)?.handle(event);
-  },
-  fini(ctx) {
-    tuners.delete(ctx);
+    return { event: (event) => tuner.handle(event) };
   },
 };
 

@@ -40,15 +40,17 @@ struct {
 	__type(value, __u64);
 } neigh_table_last_event SEC(".maps");
 
-/* Puts the payload struct into BTF for the layout test. */
-struct neigh_table_event_data *neigh_table_event_data_btf __attribute__((unused));
+BPFTUNE_CONTRACT_STRUCT(neigh_table_event_data);
+BPFTUNE_CONTRACT_ENUM(neigh_table_scenario);
+BPFTUNE_CONTRACT_ENUM(neigh_table_sizes);
+BPFTUNE_CONTRACT_ENUM(neigh_table_slot);
 
 static __always_inline int family_slot(int family)
 {
 	if (family == AF_INET)
-		return 0;
+		return NEIGH_TABLE_SLOT_ARP;
 	if (family == AF_INET6)
-		return 1;
+		return NEIGH_TABLE_SLOT_NDISC;
 	return -1;
 }
 

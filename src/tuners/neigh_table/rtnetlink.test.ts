@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import {
   AF_INET,
   AF_INET6,
@@ -20,8 +19,7 @@ import {
   setNeighTableRequest,
 } from './rtnetlink';
 import { formatAddress, plausibleNeighbours } from './plausible';
-import { EVENT_DATA_LAYOUT, grownThresholds, shrunkThresholds } from './index';
-import { btfStruct } from '../../../test/support/btf';
+import { grownThresholds, shrunkThresholds } from './index';
 
 /** nlmsghdr + family header + rtattrs, written out by hand. */
 function reply(type: number, header: number[], attrs: Array<[number, Buffer]>): Buffer {
@@ -142,10 +140,4 @@ test('threshold steps: grow by a quarter within the cap; shrink while a quarter 
   assert.deepEqual(shrunkThresholds({ thresh1: 50, thresh2: 100, thresh3: 200 }, floor, 0, shrink), floor);
   assert.deepEqual(shrunkThresholds({ thresh1: 50, thresh2: 100, thresh3: 200 }, floor, 50, shrink), { thresh1: 38, thresh2: 75, thresh3: 150 });
   assert.deepEqual(shrunkThresholds(floor, floor, 0, shrink), floor);
-});
-
-test('struct neigh_table_event_data in BTF matches the offsets index.ts reads', () => {
-  const layout = btfStruct(path.resolve(__dirname, 'neigh_table.bpf.o'), 'neigh_table_event_data');
-  assert.deepEqual(layout.offsets, EVENT_DATA_LAYOUT);
-  assert.ok(layout.size <= 128, 'fits in bpftune_event.data');
 });

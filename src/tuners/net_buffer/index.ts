@@ -9,21 +9,21 @@
  *   go together with rising scheduler wait time, shrink them again.
  * All four sysctls are global (one value for the whole system).
  */
-import type { ChangeRequest, SysctlValue, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ChangeRequest, SysctlValue, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import { NetBufferEventData, NetBufferScenario, maps } from './net_buffer.contract';
 import { BudgetPolicy, hasCpu, parseSoftnetStat, readProcText, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
 
-const MAX_BACKLOG = 'net.core.netdev_max_backlog';
-const FLOW_LIMIT = 'net.core.flow_limit_cpu_bitmap';
-const BUDGET = 'net.core.netdev_budget';
-const BUDGET_USECS = 'net.core.netdev_budget_usecs';
+const MAX_BACKLOG_TUNABLE = { name: 'net.core.netdev_max_backlog', namespaced: false, values: 1 } satisfies TunableDeclaration;
+const FLOW_LIMIT_TUNABLE = { name: 'net.core.flow_limit_cpu_bitmap', namespaced: false, values: 1, string: true } satisfies TunableDeclaration;
+const BUDGET_TUNABLE = { name: 'net.core.netdev_budget', namespaced: false, values: 1 } satisfies TunableDeclaration;
+const BUDGET_USECS_TUNABLE = { name: 'net.core.netdev_budget_usecs', namespaced: false, values: 1 } satisfies TunableDeclaration;
+const MAX_BACKLOG = MAX_BACKLOG_TUNABLE.name;
+const FLOW_LIMIT = FLOW_LIMIT_TUNABLE.name;
+const BUDGET = BUDGET_TUNABLE.name;
+const BUDGET_USECS = BUDGET_USECS_TUNABLE.name;
 
-const SCENARIO_BACKLOG_DROPS = 0;
-const SCENARIO_FLOW_LIMIT = 1;
-const SCENARIO_BUDGET_INCREASE = 2;
-const SCENARIO_BUDGET_DECREASE = 3;
-
-/** Offsets in struct net_buffer_event_data (net_buffer.h); checked against BTF by the test. */
-export const EVENT_DATA_LAYOUT = { cpu: 0, threshold: 4, window_ns: 8 } as const;
+const { BACKLOG_DROPS: SCENARIO_BACKLOG_DROPS, FLOW_LIMIT: SCENARIO_FLOW_LIMIT, BUDGET_INCREASE: SCENARIO_BUDGET_INCREASE, BUDGET_DECREASE: SCENARIO_BUDGET_DECREASE } =
+  NetBufferScenario;
 
 /*
  * Upper bounds: a backlog of 128Ki packets per CPU can pin hundreds of MB;
@@ -103,19 +103,16 @@ class NetBufferTuner {
 
   /** The BPF side compares drops with netdev_max_backlog / 32; keep it current (an administrator may change it). */
   private async syncThreshold(limit?: number): Promise<void> {
-    const backlog = limit ?? Number((await this.ctx.get(MAX_BACKLOG))[0]);
-    const key = Buffer.alloc(4);
-    const value = Buffer.alloc(4);
-    value.writeUInt32LE(backlog >> 5, 0);
-    this.ctx.bpf.map('backlog_threshold').update(key, value);
+    const [backlog = 0] = limit === undefined ? await this.ctx.tunable(MAX_BACKLOG_TUNABLE).get() : [limit];
+    this.ctx.map(maps.backlogThreshold).update(0, backlog >> 5);
   }
 
   private async backlogDrops(event: TunerEvent): Promise<void> {
-    const cpu = event.data.readUInt32LE(EVENT_DATA_LAYOUT.cpu);
-    const windowMs = Number(event.data.readBigUInt64LE(EVENT_DATA_LAYOUT.window_ns)) / 1e6;
+    const { cpu, windowNs } = NetBufferEventData.decode(event.data);
+    const windowMs = Number(windowNs) / 1e6;
     const within = windowMs < 1000 ? `${Math.round(windowMs)} ms` : `${(windowMs / 1000).toFixed(1)} s`;
     const [drops = 0] = event.oldValues;
-    const backlog = Number((await this.ctx.get(MAX_BACKLOG))[0]);
+    const [backlog = 0] = await this.ctx.tunable(MAX_BACKLOG_TUNABLE).get();
     // Posted against an older, smaller limit (a burst): the grown one is judged on new drops.
     if (drops <= backlog >> 5) return;
     const target = Math.min(MAX_BACKLOG_CAP, atLeastOneStep(this.ctx.learning.grow(backlog), backlog));
@@ -126,7 +123,7 @@ class NetBufferTuner {
     } else {
       this.ctx.log.debug(`not growing ${MAX_BACKLOG} past ${MAX_BACKLOG_CAP}: ${why}`);
     }
-    const [mask = '0'] = (await this.ctx.get(FLOW_LIMIT)).map(String);
+    const [mask = '0'] = await this.ctx.tunable(FLOW_LIMIT_TUNABLE).get();
     if (!hasCpu(mask, cpu)) {
       await this.change(
         {
@@ -149,8 +146,8 @@ class NetBufferTuner {
     if (!previous) return;
     const seconds = (at - previous.at) / 1000;
     const squeezes = softnet.timeSqueeze - previous.softnet.timeSqueeze;
-    const [budget = 0] = (await this.ctx.get(BUDGET)).map(Number);
-    const [usecs = 0] = (await this.ctx.get(BUDGET_USECS)).map(Number);
+    const [budget = 0] = await this.ctx.tunable(BUDGET_TUNABLE).get();
+    const [usecs = 0] = await this.ctx.tunable(BUDGET_USECS_TUNABLE).get();
     const decision = this.policy.decide({
       squeezes,
       seconds,
@@ -181,16 +178,14 @@ class NetBufferTuner {
   }
 }
 
-const tuners = new WeakMap<TunerContext, NetBufferTuner>();
-
 const netBufferTuner: TunerDefinition = {
   name: 'net_buffer',
   description: 'Grows the per-CPU input backlog on backlog drops (with flow limits) and the NAPI budget on squeezed polls',
   tunables: [
-    { name: MAX_BACKLOG, namespaced: false, values: 1 },
-    { name: FLOW_LIMIT, namespaced: false, values: 1, string: true },
-    { name: BUDGET, namespaced: false, values: 1 },
-    { name: BUDGET_USECS, namespaced: false, values: 1 },
+    MAX_BACKLOG_TUNABLE,
+    FLOW_LIMIT_TUNABLE,
+    BUDGET_TUNABLE,
+    BUDGET_USECS_TUNABLE,
   ],
   scenarios: [
     {
@@ -214,17 +209,11 @@ const netBufferTuner: TunerDefinition = {
       description: 'Scheduler wait time rises with netdev_budget increases: time in softirq delays tasks; shrink netdev_budget and netdev_budget_usecs',
     },
   ],
-  async init(ctx) {
+  async create(ctx) {
     const tuner = new NetBufferTuner(ctx);
-    tuners.set(ctx, tuner);
     await tuner.init();
     ctx.every(SOFTNET_INTERVAL_MS, () => tuner.tick());
-  },
-  async event(event, ctx) {
-    await tuners.get(ctx)?.event(event);
-  },
-  fini(ctx) {
-    tuners.delete(ctx);
+    return { event: (event) => tuner.event(event) };
   },
 };
 

@@ -41,8 +41,8 @@ struct {
 	__type(value, __u32);
 } backlog_threshold SEC(".maps");
 
-/* Puts the payload struct into BTF for the layout test. */
-struct net_buffer_event_data *net_buffer_event_data_btf __attribute__((unused));
+BPFTUNE_CONTRACT_STRUCT(net_buffer_event_data);
+BPFTUNE_CONTRACT_ENUM(net_buffer_scenario);
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)

@@ -3,10 +3,12 @@
 #ifndef NET_BUFFER_H
 #define NET_BUFFER_H
 
-#define NET_BUFFER_SCENARIO_BACKLOG_DROPS	0
-#define NET_BUFFER_SCENARIO_FLOW_LIMIT		1
-#define NET_BUFFER_SCENARIO_BUDGET_INCREASE	2
-#define NET_BUFFER_SCENARIO_BUDGET_DECREASE	3
+enum net_buffer_scenario {
+	NET_BUFFER_SCENARIO_BACKLOG_DROPS = 0,
+	NET_BUFFER_SCENARIO_FLOW_LIMIT = 1,
+	NET_BUFFER_SCENARIO_BUDGET_INCREASE = 2,
+	NET_BUFFER_SCENARIO_BUDGET_DECREASE = 3,
+};
 
 /* event.old_values[0]: drops counted in the window; event.data: */
 struct net_buffer_event_data {

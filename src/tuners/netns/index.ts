@@ -1,29 +1,35 @@
 /**
- * netns tuner: keeps the daemon's cookie -> namespace map current, so that a
+ * netns: keeps the daemon's cookie -> namespace map current, so that a
  * change lands in the namespace where its event happened and state for dead
  * namespaces is dropped. Creation is seen by BPF; teardown has no tracepoint,
  * so a cheap liveness check runs on a slow timer (and a write to a vanished
- * namespace is detected when it fails).
+ * namespace is detected when it fails). A core service: the daemon depends
+ * on it, so it loads whatever -a says.
  */
 import type { TunerDefinition } from '../../core/tuner';
+import { NetnsScenario } from './netns.contract';
 
 /** One readlink per known namespace: negligible even on hosts with hundreds of containers. */
 const VERIFY_INTERVAL_MS = 5000;
 
-const netnsTuner: TunerDefinition = {
+const netnsTuner: TunerDefinition<'verifyNamespaces'> = {
   name: 'netns',
   description: 'Follows network namespaces being created and destroyed',
+  service: true,
+  abilities: ['verifyNamespaces'],
   tunables: [],
   // The reference's scenario name and description.
-  scenarios: [{ id: 0, name: 'netns created', description: 'network namespace creation' }],
-  init(ctx) {
-    ctx.every(VERIFY_INTERVAL_MS, () => ctx.namespaces.verify());
-  },
-  async event(event, ctx) {
-    if (ctx.namespaces.byCookie(event.netnsCookie)) return;
-    const ns = await ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
-    ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);
-    ctx.log.debug(`netns created (cookie ${event.netnsCookie})`);
+  scenarios: [{ id: NetnsScenario.CREATED, name: 'netns created', description: 'network namespace creation' }],
+  create(ctx) {
+    ctx.every(VERIFY_INTERVAL_MS, () => ctx.verifyNamespaces());
+    return {
+      async event(event) {
+        if (ctx.namespaces.byCookie(event.netnsCookie)) return;
+        const ns = await ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
+        ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);
+        ctx.log.debug(`netns created (cookie ${event.netnsCookie})`);
+      },
+    };
   },
 };
 

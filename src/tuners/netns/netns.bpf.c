@@ -9,7 +9,11 @@
 #include "bpftune.bpf.h"
 
 #define CLONE_NEWNET 0x40000000
-#define NETNS_SCENARIO_CREATED 0
+
+enum netns_scenario {
+	NETNS_SCENARIO_CREATED = 0,
+};
+BPFTUNE_CONTRACT_ENUM(netns_scenario);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -6,10 +6,10 @@
  * (see README.md for the choice).
  */
 import { errorText } from '../../core/log';
-import type { Namespace, TunerContext, TunerDefinition } from '../../core/tuner';
+import type { ContextWith, Namespace, TunableDeclaration, TunerContext, TunerDefinition } from '../../core/tuner';
 import { parseRt6Stats, type Rt6Stats } from './rt6-stats';
 
-const MAX_SIZE = 'net.ipv6.route.max_size';
+const MAX_SIZE = { name: 'net.ipv6.route.max_size', namespaced: true, values: 1 } satisfies TunableDeclaration;
 const SCENARIO_NEARLY_FULL = 0;
 /** The sysctl is an int. */
 const MAX_SIZE_CAP = 0x7fffffff;
@@ -28,7 +28,7 @@ class RouteTableTuner {
   /** max_size at which a change was declined (administrator took over), per namespace: not retried until it changes. */
   private readonly declined = new Map<bigint, number>();
 
-  constructor(private readonly ctx: TunerContext) {}
+  constructor(private readonly ctx: ContextWith<'readProcNet'>) {}
 
   /** Runs on ctx.every(), which never overlaps a slow round with the next. */
   async check(): Promise<void> {
@@ -43,7 +43,7 @@ class RouteTableTuner {
     let limit: number;
     try {
       stats = parseRt6Stats(await this.ctx.readProcNet('rt6_stats', ns.global ? undefined : ns.cookie));
-      [limit = 0] = (await this.ctx.get(MAX_SIZE, ns.cookie)).map(Number);
+      [limit = 0] = await this.ctx.tunable(MAX_SIZE).get(ns.cookie);
     } catch (err) {
       // Namespaces come and go between the list and the read; IPv6 may be disabled in one.
       this.ctx.log.debug(`cannot read IPv6 destination count in netns cookie ${ns.cookie}: ${errorText(err)}`);
@@ -54,7 +54,7 @@ class RouteTableTuner {
     const target = roomyMaxSize(stats.dstEntries, limit, this.ctx);
     if (target <= limit) return;
     const changed = await this.ctx.set({
-      tunable: MAX_SIZE,
+      tunable: MAX_SIZE.name,
       scenario: SCENARIO_NEARLY_FULL,
       netnsCookie: ns.cookie,
       values: [target],
@@ -65,10 +65,11 @@ class RouteTableTuner {
   }
 }
 
-const routeTableTuner: TunerDefinition = {
+const routeTableTuner: TunerDefinition<'readProcNet'> = {
   name: 'route_table',
   description: 'Grows net.ipv6.route.max_size in a namespace whose IPv6 destination entries near it',
-  tunables: [{ name: MAX_SIZE, namespaced: true, values: 1 }],
+  tunables: [MAX_SIZE],
+  abilities: ['readProcNet'],
   scenarios: [
     {
       id: SCENARIO_NEARLY_FULL,
@@ -77,9 +78,10 @@ const routeTableTuner: TunerDefinition = {
         'The IPv6 destination entries (cached routes such as PMTU exceptions) are close to net.ipv6.route.max_size, beyond which older kernels refuse new ones; grow max_size',
     },
   ],
-  init(ctx) {
+  create(ctx) {
     const tuner = new RouteTableTuner(ctx);
     ctx.every(CHECK_INTERVAL_MS, () => tuner.check());
+    return {};
   },
 };
 

@@ -8,10 +8,15 @@
 #include "bpftune.bpf.h"
 #include "sysctl.h"
 
+BPFTUNE_CONTRACT_STRUCT(sysctl_event_data);
+BPFTUNE_CONTRACT_ENUM(sysctl_scenario);
+BPFTUNE_CONTRACT_ENUM(sysctl_sizes);
+
 SEC("cgroup/sysctl")
 int sysctl_write(struct bpf_sysctl *ctx)
 {
 	struct bpftune_event event = {};
+	struct sysctl_event_data *data = (void *)event.data;
 	struct task_struct *task;
 
 	if (!ctx->write)
@@ -22,8 +27,8 @@ int sysctl_write(struct bpf_sysctl *ctx)
 	task = bpf_get_current_task_btf();
 	/* The writer's namespace: /proc/sys/net resolves to it for the write. */
 	bpftune_event_init(&event, SYSCTL_SCENARIO_WRITE, bpftune_task_net(task));
-	bpf_sysctl_get_name(ctx, (char *)event.data, SYSCTL_NAME_LEN, 0);
-	bpf_get_current_comm(event.data + SYSCTL_COMM_OFFSET, SYSCTL_COMM_LEN);
+	bpf_sysctl_get_name(ctx, data->name, sizeof(data->name), 0);
+	bpf_get_current_comm(data->comm, sizeof(data->comm));
 	bpftune_post(&event);
 	return 1; /* never block the write: we only watch */
 }

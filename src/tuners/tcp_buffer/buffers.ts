@@ -11,14 +11,14 @@
  * is over the limits a namespace went through, not over time.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
-import type { TunerContext, TunerEvent } from '../../core/tuner';
-import type { TcpBufferData } from './event-data';
+import type { TunableDeclaration, TunerContext, TunerEvent } from '../../core/tuner';
+import type { TcpBufferData } from './tcp_buffer.contract';
 import type { MemoryWatch } from './memory-watch';
-import { Scenario, TCP_MODERATE_RCVBUF, TCP_RMEM, TCP_WMEM } from './scenarios';
+import { Scenario, TCP_MODERATE_RCVBUF, TCP_RMEM, Tunable } from './scenarios';
 
 export type BufferSide = 'rmem' | 'wmem';
 
-const TUNABLE: Record<BufferSide, string> = { rmem: TCP_RMEM, wmem: TCP_WMEM };
+const TUNABLE = { rmem: Tunable.rmem, wmem: Tunable.wmem } satisfies Record<BufferSide, TunableDeclaration>;
 const WHAT: Record<BufferSide, string> = { rmem: 'receive', wmem: 'send' };
 
 /** Beyond this a single connection's buffer is no longer a plausible need (2^30: a 10 Gbit/s path at 800 ms). */
@@ -57,7 +57,7 @@ export class BufferGrowth {
 
   async nearMax(side: BufferSide, event: TunerEvent, data: TcpBufferData): Promise<void> {
     const ctx = this.ctx;
-    const tunable = TUNABLE[side];
+    const tunable = TUNABLE[side].name;
     const [min = 0, def = 0, max = 0] = event.oldValues;
     const cookie = event.netnsCookie;
     if (this.memory.constrained) {
@@ -82,7 +82,7 @@ export class BufferGrowth {
     }
     const target = Math.min(BUFFER_MAX_CAP, event.newValues[2] ?? 0);
     // Events queued before an earlier one was acted on carry the old limit.
-    const current = (await ctx.get(tunable, cookie)) as number[];
+    const current = await ctx.tunable(TUNABLE[side]).get(cookie);
     if (target <= (current[2] ?? 0)) return;
     const raised = await ctx.set({
       tunable,
@@ -113,9 +113,9 @@ export class BufferGrowth {
   }
 
   private async stepBackForLatency(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): Promise<void> {
-    const tunable = TUNABLE[side];
+    const tunable = TUNABLE[side].name;
     const cookie = event.netnsCookie;
-    const current = (await this.ctx.get(tunable, cookie)) as number[];
+    const current = await this.ctx.tunable(TUNABLE[side]).get(cookie);
     const [min = 0, def = 0, max = 0] = current;
     const r = st.correlation.value();
     st.holdUntil = Date.now() + LATENCY_HOLD_MS;

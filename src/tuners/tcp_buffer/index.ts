@@ -5,9 +5,9 @@
  * TCP memory nears pressure and retreats when it nears exhaustion, and sizes
  * the SYN backlog against floods. See README.md.
  */
-import type { TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { TunerDefinition } from '../../core/tuner';
 import { errorText } from '../../core/log';
-import { EventKind, decodeTcpBufferData } from './event-data';
+import { TcpBufferData, TcpBufferEvent, maps } from './tcp_buffer.contract';
 import { BufferGrowth } from './buffers';
 import { MemoryWatch } from './memory-watch';
 import { SynFloodWatch } from './syn-flood';
@@ -28,83 +28,61 @@ const CALM_MEMORY_TICKS = 5;
  * sample that never arrived cannot pin an entry.
  */
 const REPOST_SWEEP_TICKS = 15;
-const LAST_POSTED_ENTRIES = 2;
+/** last_posted is indexed by event kind, for the two that post a limit. */
+const LAST_POSTED_KINDS = [TcpBufferEvent.RMEM_NEAR_MAX, TcpBufferEvent.WMEM_NEAR_MAX];
 
-interface TunerState {
-  memory: MemoryWatch;
-  buffers: BufferGrowth;
-  syn: SynFloodWatch;
-  ticks: number;
-  /** A near-limit event arrived since last_posted was last cleared. */
-  posted: boolean;
-}
-
-/** One state per loaded instance, dropped with it: no module-level mutable state survives a reload. */
-const states = new WeakMap<TunerContext, TunerState>();
-
-function stateOf(ctx: TunerContext): TunerState {
-  let s = states.get(ctx);
-  if (!s) {
-    const memory = new MemoryWatch(ctx);
-    s = { memory, buffers: new BufferGrowth(ctx, memory), syn: new SynFloodWatch(ctx), ticks: 0, posted: false };
-    states.set(ctx, s);
-  }
-  return s;
-}
-
-const tcpBufferTuner: TunerDefinition = {
+const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
   name: 'tcp_buffer',
   description: 'Grows TCP buffer limits that block throughput; backs off under memory pressure or rising latency; sizes the SYN backlog',
   tunables: TUNABLES,
   scenarios: SCENARIOS,
+  abilities: ['readProcNet'],
   // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
   programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
-  async init(ctx) {
-    const s = stateOf(ctx);
-    await s.memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
-    const lastPosted = ctx.bpf.map('last_posted');
-    const empty = Buffer.alloc(lastPosted.valueSize);
+  async create(ctx) {
+    const memory = new MemoryWatch(ctx);
+    const buffers = new BufferGrowth(ctx, memory);
+    const syn = new SynFloodWatch(ctx);
+    let ticks = 0;
+    /** A near-limit event arrived since last_posted was last cleared. */
+    let posted = false;
+    await memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
+    const lastPosted = ctx.map(maps.lastPosted);
     const clearLastPosted = () => {
-      for (let i = 0; i < LAST_POSTED_ENTRIES; i++) {
-        const key = Buffer.alloc(4);
-        key.writeUInt32LE(i);
-        lastPosted.update(key, empty);
-      }
+      for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0 });
     };
     ctx.every(TICK_MS, async () => {
-      const tick = ++s.ticks;
-      if (s.posted || tick % REPOST_SWEEP_TICKS === 0) {
-        s.posted = false;
+      const tick = ++ticks;
+      if (posted || tick % REPOST_SWEEP_TICKS === 0) {
+        posted = false;
         clearLastPosted();
       }
-      if (!s.memory.calm || tick % CALM_MEMORY_TICKS === 0) {
-        await s.memory.check().catch((err) => ctx.log.warn(`TCP memory check failed: ${errorText(err)}`));
+      if (!memory.calm || tick % CALM_MEMORY_TICKS === 0) {
+        await memory.check().catch((err) => ctx.log.warn(`TCP memory check failed: ${errorText(err)}`));
       }
       // SYN counters every tick: a burst in a new namespace must find its baseline already read.
-      await s.syn.check();
-      s.buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
+      await syn.check();
+      buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
     });
-  },
-  async event(event: TunerEvent, ctx) {
-    const s = stateOf(ctx);
-    switch (event.scenarioId) {
-      case EventKind.rmemNearMax:
-        s.posted = true;
-        await s.buffers.nearMax('rmem', event, decodeTcpBufferData(event.data));
-        break;
-      case EventKind.wmemNearMax:
-        s.posted = true;
-        await s.buffers.nearMax('wmem', event, decodeTcpBufferData(event.data));
-        break;
-      case EventKind.memExceeded:
-        await s.memory.allocationRefused(event.netnsCookie, event.newValues[0] ?? 0, event.oldValues);
-        break;
-      default:
-        ctx.log.debug(`ignoring unknown event kind ${event.scenarioId}`);
-    }
-  },
-  fini(ctx) {
-    states.delete(ctx);
+    return {
+      async event(event) {
+        switch (event.scenarioId) {
+          case TcpBufferEvent.RMEM_NEAR_MAX:
+            posted = true;
+            await buffers.nearMax('rmem', event, TcpBufferData.decode(event.data));
+            break;
+          case TcpBufferEvent.WMEM_NEAR_MAX:
+            posted = true;
+            await buffers.nearMax('wmem', event, TcpBufferData.decode(event.data));
+            break;
+          case TcpBufferEvent.MEM_EXCEEDED:
+            await memory.allocationRefused(event.netnsCookie, event.newValues[0] ?? 0, event.oldValues);
+            break;
+          default:
+            ctx.log.debug(`ignoring unknown event kind ${event.scenarioId}`);
+        }
+      },
+    };
   },
 };
 

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
 import { parseProcNetCounters, passiveOpens, synCounters } from './syn-flood';
-import { decodeTcpBufferData, TCP_BUFFER_DATA_LAYOUT } from './event-data';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -44,13 +43,4 @@ test('/proc/net counters: header and value lines pair up per prefix', () => {
   assert.deepEqual(synCounters(NETSTAT), { overflows: 460, cookiesSent: 460, cookiesValid: 12 });
   assert.deepEqual(synCounters(''), { overflows: 0, cookiesSent: 0, cookiesValid: 0 });
   assert.equal(passiveOpens(SNMP), 2271);
-});
-
-test('tcp_buffer_data decodes each field at its offset', () => {
-  const data = Buffer.alloc(128);
-  data.writeUInt32LE(40123, TCP_BUFFER_DATA_LAYOUT.rtt_us.offset);
-  data.writeInt32LE(131072, TCP_BUFFER_DATA_LAYOUT.sk_buf.offset);
-  data.writeUInt16LE(10, TCP_BUFFER_DATA_LAYOUT.family.offset);
-  data.writeUInt32LE(1, TCP_BUFFER_DATA_LAYOUT.tcp_moderate_rcvbuf.offset);
-  assert.deepEqual(decodeTcpBufferData(data), { rttUs: 40123, skBuf: 131072, family: 10, tcpModerateRcvbuf: 1 });
 });

@@ -7,17 +7,9 @@
  * drops below tcp_mem[0]. While near pressure no buffer limit is raised.
  */
 import { errorText } from '../../core/log';
-import type { SysctlValue, TunerContext } from '../../core/tuner';
+import type { SysctlValue, TunableDeclaration, TunerContext } from '../../core/tuner';
 import { freeBufferPages, grownTcpMem, tcpPagesAllocated } from './memory';
-import {
-  HIGH_ORDER_ALLOC_DISABLE,
-  Scenario,
-  TCP_MEM,
-  TCP_NO_METRICS_SAVE,
-  TCP_NO_SSTHRESH_METRICS_SAVE,
-  TCP_RMEM,
-  TCP_WMEM,
-} from './scenarios';
+import { Scenario, Tunable } from './scenarios';
 
 /** Sysctls set to survive exhaustion, with the values to restore afterwards. */
 interface Retreat {
@@ -57,7 +49,7 @@ export class MemoryWatch {
 
   async check(): Promise<void> {
     this.pagesAllocated = tcpPagesAllocated(this.sockstatPath);
-    this.tcpMem = (await this.ctx.get(TCP_MEM)) as number[];
+    this.tcpMem = await this.ctx.tunable(Tunable.mem).get();
     const [low = 0, pressure = 0] = this.tcpMem;
     if (this.ctx.learning.nearlyFull(this.pagesAllocated, pressure)) await this.raiseTcpMem();
     else if (this.pagesAllocated < low && this.retreats.size) await this.recover();
@@ -70,14 +62,14 @@ export class MemoryWatch {
     if (!max || !this.ctx.learning.nearlyFull(allocated, max)) return;
     const reason = `TCP memory use of ${allocated} pages near tcp_mem max ${max}`;
     await this.raiseTcpMem();
-    for (const tunable of [TCP_RMEM, TCP_WMEM]) await this.shrinkMax(tunable, cookie, reason);
-    await this.retreat(cookie, TCP_NO_METRICS_SAVE, 1, reason);
-    await this.retreat(cookie, TCP_NO_SSTHRESH_METRICS_SAVE, 1, reason);
-    await this.retreat(0n, HIGH_ORDER_ALLOC_DISABLE, 1, reason);
+    for (const tunable of [Tunable.rmem, Tunable.wmem]) await this.shrinkMax(tunable, cookie, reason);
+    await this.retreat(cookie, Tunable.noMetricsSave, 1, reason);
+    await this.retreat(cookie, Tunable.noSsthreshMetricsSave, 1, reason);
+    await this.retreat(0n, Tunable.highOrderAllocDisable, 1, reason);
   }
 
   private async raiseTcpMem(): Promise<void> {
-    const mem = (await this.ctx.get(TCP_MEM)) as number[];
+    const mem = await this.ctx.tunable(Tunable.mem).get();
     this.freePages ??= await freeBufferPages();
     const grown = grownTcpMem(mem, this.freePages, (v) => this.ctx.learning.grow(v));
     if (grown.every((v, i) => v === mem[i])) {
@@ -85,7 +77,7 @@ export class MemoryWatch {
       return;
     }
     await this.ctx.set({
-      tunable: TCP_MEM,
+      tunable: Tunable.mem.name,
       scenario: Scenario.memPressure,
       values: grown,
       reason: `TCP memory use of ${this.pagesAllocated} pages near pressure threshold ${mem[1]}`,
@@ -93,17 +85,19 @@ export class MemoryWatch {
     this.tcpMem = grown;
   }
 
-  private async shrinkMax(tunable: string, cookie: bigint, reason: string): Promise<void> {
-    const [min = 0, def = 0, max = 0] = (await this.ctx.get(tunable, cookie)) as number[];
+  private async shrinkMax(declaration: TunableDeclaration, cookie: bigint, reason: string): Promise<void> {
+    const tunable = declaration.name;
+    const [min = 0, def = 0, max = 0] = await this.ctx.tunable(declaration).get(cookie);
     const target = Math.max(def, this.ctx.learning.shrink(max));
     if (target >= max) return;
     await this.ctx.set({ tunable, scenario: Scenario.decrease, netnsCookie: cookie, values: [min, def, target], reason });
   }
 
-  private async retreat(cookie: bigint, tunable: string, value: number, reason: string): Promise<void> {
+  private async retreat(cookie: bigint, declaration: TunableDeclaration, value: number, reason: string): Promise<void> {
+    const tunable = declaration.name;
     let before: SysctlValue[];
     try {
-      before = await this.ctx.get(tunable, cookie);
+      before = await this.ctx.tunable(declaration).get(cookie);
     } catch (err) {
       // Optional tunables (tcp_no_ssthresh_metrics_save, high_order_alloc_disable) are missing on older kernels.
       this.ctx.log.debug(`cannot read ${tunable}: ${errorText(err)}`);

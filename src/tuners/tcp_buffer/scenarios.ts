@@ -17,18 +17,21 @@ export const TCP_SYNCOOKIES = 'net.ipv4.tcp_syncookies';
 
 const BUFFER_LABELS = ['min', 'default', 'max'];
 
-export const TUNABLES: TunableDeclaration[] = [
-  { name: TCP_RMEM, namespaced: true, values: 3, labels: BUFFER_LABELS },
-  { name: TCP_WMEM, namespaced: true, values: 3, labels: BUFFER_LABELS },
+/** The declarations, by what they are: ctx.tunable(Tunable.rmem).get(cookie) gives numbers. */
+export const Tunable = {
+  rmem: { name: TCP_RMEM, namespaced: true, values: 3, labels: BUFFER_LABELS },
+  wmem: { name: TCP_WMEM, namespaced: true, values: 3, labels: BUFFER_LABELS },
   // The kernel registers tcp_mem in the initial namespace only: TCP memory is accounted globally.
-  { name: TCP_MEM, namespaced: false, values: 3, labels: ['min', 'pressure', 'max'] },
-  { name: TCP_MODERATE_RCVBUF, namespaced: true, values: 1 },
-  { name: TCP_NO_METRICS_SAVE, namespaced: true, values: 1 },
-  { name: TCP_NO_SSTHRESH_METRICS_SAVE, namespaced: true, values: 1, optional: true },
-  { name: HIGH_ORDER_ALLOC_DISABLE, namespaced: false, values: 1, optional: true },
-  { name: TCP_MAX_SYN_BACKLOG, namespaced: true, values: 1 },
-  { name: TCP_SYNCOOKIES, namespaced: true, values: 1 },
-];
+  mem: { name: TCP_MEM, namespaced: false, values: 3, labels: ['min', 'pressure', 'max'] },
+  moderateRcvbuf: { name: TCP_MODERATE_RCVBUF, namespaced: true, values: 1 },
+  noMetricsSave: { name: TCP_NO_METRICS_SAVE, namespaced: true, values: 1 },
+  noSsthreshMetricsSave: { name: TCP_NO_SSTHRESH_METRICS_SAVE, namespaced: true, values: 1, optional: true },
+  highOrderAllocDisable: { name: HIGH_ORDER_ALLOC_DISABLE, namespaced: false, values: 1, optional: true },
+  maxSynBacklog: { name: TCP_MAX_SYN_BACKLOG, namespaced: true, values: 1 },
+  syncookies: { name: TCP_SYNCOOKIES, namespaced: true, values: 1 },
+} satisfies Record<string, TunableDeclaration>;
+
+export const TUNABLES: TunableDeclaration[] = Object.values(Tunable);
 
 export const Scenario = {
   increase: 0,

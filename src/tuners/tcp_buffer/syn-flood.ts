@@ -14,8 +14,8 @@
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import { errorText } from '../../core/log';
-import type { TunerContext } from '../../core/tuner';
-import { Scenario, TCP_MAX_SYN_BACKLOG, TCP_SYNCOOKIES } from './scenarios';
+import type { ContextWith } from '../../core/tuner';
+import { Scenario, TCP_MAX_SYN_BACKLOG, TCP_SYNCOOKIES, Tunable } from './scenarios';
 
 /** Beyond this the SYN queue is no longer what limits (the listen backlog is capped at 65535 too). */
 export const SYN_BACKLOG_MAX = 65535;
@@ -71,7 +71,7 @@ interface NsSynState {
 export class SynFloodWatch {
   private readonly states = new Map<bigint, NsSynState>();
 
-  constructor(private readonly ctx: TunerContext) {}
+  constructor(private readonly ctx: ContextWith<'readProcNet'>) {}
 
   /** Runs on the tuner's ctx.every() tick, which never overlaps a slow round with the next. */
   async check(): Promise<void> {
@@ -118,7 +118,7 @@ export class SynFloodWatch {
   }
 
   private async legitimateLoad(cookie: bigint, overflows: number, accepted: number): Promise<void> {
-    const [backlog = 0] = (await this.ctx.get(TCP_MAX_SYN_BACKLOG, cookie)) as number[];
+    const [backlog = 0] = await this.ctx.tunable(Tunable.maxSynBacklog).get(cookie);
     if (backlog < SYN_BACKLOG_MAX) {
       await this.ctx.set({
         tunable: TCP_MAX_SYN_BACKLOG,
@@ -129,7 +129,7 @@ export class SynFloodWatch {
       });
       return;
     }
-    const [cookies = 0] = (await this.ctx.get(TCP_SYNCOOKIES, cookie)) as number[];
+    const [cookies = 0] = await this.ctx.tunable(Tunable.syncookies).get(cookie);
     if (cookies === 0) {
       await this.ctx.set({
         tunable: TCP_SYNCOOKIES,
@@ -142,7 +142,7 @@ export class SynFloodWatch {
   }
 
   private async flood(cookie: bigint, overflows: number, accepted: number, st: NsSynState): Promise<void> {
-    const [backlog = 0] = (await this.ctx.get(TCP_MAX_SYN_BACKLOG, cookie)) as number[];
+    const [backlog = 0] = await this.ctx.tunable(Tunable.maxSynBacklog).get(cookie);
     const target = Math.max(SYN_BACKLOG_MIN, this.ctx.learning.shrink(backlog));
     if (target < backlog) {
       await this.ctx.set({
@@ -154,7 +154,7 @@ export class SynFloodWatch {
       });
     }
     if (st.unansweredCookies >= COOKIES_WITHOUT_ANSWER) {
-      const [cookies = 0] = (await this.ctx.get(TCP_SYNCOOKIES, cookie)) as number[];
+      const [cookies = 0] = await this.ctx.tunable(Tunable.syncookies).get(cookie);
       if (cookies !== 0) {
         await this.ctx.set({
           tunable: TCP_SYNCOOKIES,

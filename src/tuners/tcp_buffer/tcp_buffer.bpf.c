@@ -64,8 +64,8 @@ struct {
 	__type(value, struct last_post);
 } last_posted SEC(".maps");
 
-/* Present in BTF so the test can check index.ts's decoder against it; never written. */
-struct tcp_buffer_data tcp_buffer_data_layout;
+BPFTUNE_CONTRACT_STRUCT(tcp_buffer_data);
+BPFTUNE_CONTRACT_ENUM(tcp_buffer_event);
 
 static __always_inline __u32 socket_rtt_us(const struct sock *sk, bool receiver)
 {

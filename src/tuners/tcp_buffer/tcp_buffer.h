@@ -2,18 +2,20 @@
 /*
  * What the tcp_buffer tuner's BPF side posts. Events carry an event kind in
  * struct bpftune_event.scenario_id (the TypeScript side maps kinds to the
- * declared scenarios) and struct tcp_buffer_data in .data. index.ts mirrors
- * the layout; tcp_buffer.test.ts checks the mirror against this object's BTF.
+ * declared scenarios) and struct tcp_buffer_data in .data. The build
+ * generates tcp_buffer.contract.ts from this object's BTF for index.ts.
  */
 #ifndef TCP_BUFFER_TUNER_H
 #define TCP_BUFFER_TUNER_H
 
-/* old_values: tcp_rmem; new_values: tcp_rmem with [2] grown by one step. */
-#define TCP_BUFFER_EVENT_RMEM_NEAR_MAX	0
-/* old_values: tcp_wmem; new_values: tcp_wmem with [2] grown by one step. */
-#define TCP_BUFFER_EVENT_WMEM_NEAR_MAX	1
-/* old_values: tcp_mem (pages); new_values[0]: pages allocated to TCP. */
-#define TCP_BUFFER_EVENT_MEM_EXCEEDED	2
+enum tcp_buffer_event {
+	/* old_values: tcp_rmem; new_values: tcp_rmem with [2] grown by one step. */
+	TCP_BUFFER_EVENT_RMEM_NEAR_MAX = 0,
+	/* old_values: tcp_wmem; new_values: tcp_wmem with [2] grown by one step. */
+	TCP_BUFFER_EVENT_WMEM_NEAR_MAX = 1,
+	/* old_values: tcp_mem (pages); new_values[0]: pages allocated to TCP. */
+	TCP_BUFFER_EVENT_MEM_EXCEEDED = 2,
+};
 
 struct tcp_buffer_data {
 	__u32 rtt_us;		/* the socket's smoothed RTT (receiver: its RTT estimate) */

@@ -7,17 +7,14 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
 import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { TCP_BUFFER_DATA_LAYOUT, TCP_BUFFER_DATA_SIZE } from './event-data';
 import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
-import { btfStruct } from '../../../test/support/btf';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
-const DAEMON_ARGS = ['-a', 'tcp_buffer', '-a', 'netns', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
+const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
 
@@ -55,12 +52,6 @@ after(async () => {
 function maxOf(triple: string): number {
   return Number(triple.split(' ')[2]);
 }
-
-test('struct tcp_buffer_data in the object BTF matches the TypeScript decoder', () => {
-  const layout = btfStruct(path.join(__dirname, 'tcp_buffer.bpf.o'), 'tcp_buffer_data');
-  assert.equal(layout.size, TCP_BUFFER_DATA_SIZE);
-  assert.deepEqual(Object.fromEntries(Object.entries(TCP_BUFFER_DATA_LAYOUT).map(([name, f]) => [name, f.offset])), layout.offsets);
-});
 
 for (const { family, reverse } of [
   { family: 4, reverse: false },
@@ -194,7 +185,7 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 6291456');
   setSysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save', '0');
   // Not -R here: rollback would put back the artificially low tcp_mem it saw first.
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns']);
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer']);
   const server = startIperfServer(pair.server);
   servers.push(server);
   try {

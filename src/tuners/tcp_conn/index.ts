@@ -6,25 +6,21 @@
  * next algorithm into the map the BPF side reads at connection setup.
  */
 import { promises as fs } from 'node:fs';
-import type { NativeMap } from '../../core/native';
-import type { TunerContext, TunerDefinition, TunerReport } from '../../core/tuner';
+import type { ContextWith, TunableDeclaration, TunerDefinition, TunerEvent, TunerReport, TypedMap } from '../../core/tuner';
 import { ALGORITHMS, COST_SCALE, RemoteLearner, type Algorithm } from './learner';
-import {
-  SCENARIO_LOSS,
-  SCENARIO_SAMPLE,
-  SCENARIO_SET_FAILED,
-  algorithmOf,
-  decodeConnectionEvent,
-  encodeChoice,
-  encodeRemote,
-  formatAddress,
-  type ConnectionEvent,
-  type Remote,
-} from './layout';
+import { formatAddress } from './address';
+import { TcpConnAlg, TcpConnEventData, TcpConnScenario, maps, type TcpConnChoice, type TcpConnRemote } from './tcp_conn.contract';
 
 const CONGESTION_CONTROL = 'net.ipv4.tcp_congestion_control';
-const ALLOWED = 'net.ipv4.tcp_allowed_congestion_control';
+const ALLOWED = { name: 'net.ipv4.tcp_allowed_congestion_control', namespaced: false, values: 1, string: true } satisfies TunableDeclaration;
 const AVAILABLE_PATH = '/proc/sys/net/ipv4/tcp_available_congestion_control';
+/** Algorithm ids on the BPF side; any other algorithm is TcpConnAlg.OTHER. */
+const ALGORITHM_IDS: Record<Algorithm, number> = { reno: TcpConnAlg.RENO, cubic: TcpConnAlg.CUBIC, bbr: TcpConnAlg.BBR };
+
+function algorithmOf(id: number): Algorithm | undefined {
+  return ALGORITHMS.find((a) => ALGORITHM_IDS[a] === id);
+}
+
 const SPECIFY = 0;
 const ALLOW = 1;
 /** As many as the BPF choice map holds; the least recently measured host is forgotten first. */
@@ -37,7 +33,7 @@ const EPERM = 1;
 const MANUAL_SWEEP_MS = 30_000;
 
 interface RemoteEntry {
-  remote: Remote;
+  remote: TcpConnRemote;
   label: string;
   learner: RemoteLearner;
   /** The lowest-cost algorithm last logged for this host. */
@@ -46,19 +42,18 @@ interface RemoteEntry {
 
 interface TcpConnState {
   algorithms: Algorithm[];
-  choices: NativeMap;
-  manual: NativeMap;
+  choices: TypedMap<TcpConnRemote, TcpConnChoice>;
+  manual: TypedMap<bigint, number>;
   /** Cookies in the manual map, as last written. */
   manualCookies: Set<bigint>;
   /** Insertion order is recency order: a measured host is moved to the end. */
   remotes: Map<string, RemoteEntry>;
 }
 
-/** Per loaded instance, so a reloaded plugin starts afresh and nothing is module-global. */
-const states = new WeakMap<TunerContext, TcpConnState>();
+type Context = ContextWith<'recordAction'>;
 
-function remoteKey(remote: Remote): string {
-  return `${remote.netnsCookie}|${remote.family}|${remote.addr.toString('hex')}`;
+function remoteKey(remote: TcpConnRemote): string {
+  return `${remote.netnsCookie}|${remote.family}|${remote.addr.join(',')}`;
 }
 
 function mbit(bytesPerSecond: number | undefined): string {
@@ -70,19 +65,19 @@ function cost(value: number | undefined): string {
 }
 
 /** Adds an algorithm to the global allowed list: only needed if the kernel refuses bpf_setsockopt for it. */
-async function allow(ctx: TunerContext, algorithm: Algorithm): Promise<void> {
-  const [current = ''] = await ctx.get(ALLOWED);
-  const allowed = String(current).split(/\s+/).filter(Boolean);
+async function allow(ctx: Context, algorithm: Algorithm): Promise<void> {
+  const [current = ''] = await ctx.tunable(ALLOWED).get();
+  const allowed = current.split(/\s+/).filter(Boolean);
   if (allowed.includes(algorithm)) return;
   await ctx.set({
-    tunable: ALLOWED,
+    tunable: ALLOWED.name,
     scenario: ALLOW,
     values: [[...allowed, algorithm].join(' ')],
     reason: `the kernel refusing to set '${algorithm}' on connections (EPERM)`,
   });
 }
 
-async function onSample(ctx: TunerContext, state: TcpConnState, event: ConnectionEvent): Promise<void> {
+async function onSample(ctx: Context, state: TcpConnState, event: TcpConnEventData): Promise<void> {
   const algorithm = algorithmOf(event.alg);
   if (!algorithm || !state.algorithms.includes(algorithm) || event.durationUs === 0n) return;
   const key = remoteKey(event.remote);
@@ -93,7 +88,7 @@ async function onSample(ctx: TunerContext, state: TcpConnState, event: Connectio
     entry = {
       remote: event.remote,
       label: formatAddress(event.remote.family, event.remote.addr),
-      learner: new RemoteLearner(state.algorithms, ctx.learningShift),
+      learner: new RemoteLearner(state.algorithms, ctx.learning.shift),
       announced: undefined,
     };
     if (state.remotes.size >= MAX_REMOTES) forgetOldest(state);
@@ -108,7 +103,7 @@ async function onSample(ctx: TunerContext, state: TcpConnState, event: Connectio
   );
   if (!entry.learner.ready) return;
   const selection = entry.learner.select();
-  state.choices.update(encodeRemote(entry.remote), encodeChoice(selection.algorithm));
+  state.choices.update(entry.remote, { alg: ALGORITHM_IDS[selection.algorithm] });
   const best = entry.learner.best();
   if (best !== undefined && best !== entry.announced) {
     entry.announced = best;
@@ -122,28 +117,22 @@ async function onSample(ctx: TunerContext, state: TcpConnState, event: Connectio
   }
 }
 
-function cookieKey(cookie: bigint): Buffer {
-  const key = Buffer.alloc(8);
-  key.writeBigUInt64LE(cookie);
-  return key;
-}
-
 /**
  * The BPF side switches connections on its own, so the namespaces where an
  * administrator took over (wrote tcp_congestion_control there) are pushed
  * to it, and it leaves their connections alone.
  */
-function syncManual(ctx: TunerContext, state: TcpConnState): void {
+function syncManual(ctx: Context, state: TcpConnState): void {
   const now = new Set(ctx.manualNamespaces());
   for (const cookie of now) {
     if (state.manualCookies.has(cookie)) continue;
-    state.manual.update(cookieKey(cookie), Buffer.from([1]));
+    state.manual.update(cookie, 1);
     state.manualCookies.add(cookie);
     ctx.log.debug(`leaving connections in netns cookie ${cookie} alone: an administrator set their congestion control`);
   }
   for (const cookie of state.manualCookies) {
     if (now.has(cookie)) continue;
-    state.manual.delete(cookieKey(cookie));
+    state.manual.delete(cookie);
     state.manualCookies.delete(cookie);
   }
 }
@@ -152,7 +141,7 @@ function forgetOldest(state: TcpConnState): void {
   const [oldestKey, oldest] = state.remotes.entries().next().value ?? [];
   if (oldestKey === undefined || !oldest) return;
   state.remotes.delete(oldestKey);
-  state.choices.delete(encodeRemote(oldest.remote));
+  state.choices.delete(oldest.remote);
 }
 
 function report(state: TcpConnState): TunerReport {
@@ -198,13 +187,44 @@ function report(state: TcpConnState): TunerReport {
   };
 }
 
-const tcpConnTuner: TunerDefinition = {
+async function onEvent(ctx: Context, state: TcpConnState, event: TunerEvent): Promise<void> {
+  const conn = TcpConnEventData.decode(event.data);
+  const peer = formatAddress(conn.remote.family, conn.peer);
+  const algorithm = algorithmOf(conn.alg) ?? 'bbr';
+  switch (event.scenarioId) {
+    case TcpConnScenario.SAMPLE:
+      await onSample(ctx, state, conn);
+      return;
+    case TcpConnScenario.LOSS:
+      if (conn.setsockoptErr === 0) {
+        await ctx.recordAction({
+          tunable: CONGESTION_CONTROL,
+          scenario: SPECIFY,
+          netnsCookie: event.netnsCookie,
+          reason: `loss events for ${peer}, specify 'bbr' congestion control algorithm`,
+        });
+        return;
+      }
+      break;
+    case TcpConnScenario.SET_FAILED:
+      break;
+    default:
+      return;
+  }
+  if (conn.setsockoptErr === -EPERM) {
+    await allow(ctx, algorithm);
+  } else {
+    ctx.log.warn(`could not set '${algorithm}' on a connection to ${peer}: error ${conn.setsockoptErr}; the connection keeps its algorithm`);
+  }
+}
+
+const tcpConnTuner: TunerDefinition<'recordAction'> = {
   name: 'tcp_conn',
   description: 'Switches lossy connections to bbr and learns the best congestion control per remote host',
   tunables: [
     // Named in the log line for a per-connection choice; bpftune never writes the namespace default.
     { name: CONGESTION_CONTROL, namespaced: true, values: 1, string: true },
-    { name: ALLOWED, namespaced: false, values: 1, string: true },
+    ALLOWED,
   ],
   scenarios: [
     {
@@ -218,8 +238,9 @@ const tcpConnTuner: TunerDefinition = {
       description: 'The kernel refused to set a congestion control algorithm on connections because it is not in the allowed list',
     },
   ],
+  abilities: ['recordAction'],
 
-  async init(ctx) {
+  async create(ctx) {
     const available = (await fs.readFile(AVAILABLE_PATH, 'utf8')).trim().split(/\s+/);
     const algorithms = ALGORITHMS.filter((a) => available.includes(a));
     if (algorithms.length === 0) {
@@ -227,62 +248,19 @@ const tcpConnTuner: TunerDefinition = {
     }
     const state: TcpConnState = {
       algorithms,
-      choices: ctx.bpf.map('tcp_conn_choices'),
-      manual: ctx.bpf.map('tcp_conn_manual'),
+      choices: ctx.map(maps.tcpConnChoices),
+      manual: ctx.map(maps.tcpConnManual),
       manualCookies: new Set(),
       remotes: new Map(),
     };
-    states.set(ctx, state);
     syncManual(ctx, state);
     ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
-  },
-
-  async event(event, ctx) {
-    const state = states.get(ctx);
-    if (!state) return;
-    const conn = decodeConnectionEvent(event.data);
-    const peer = formatAddress(conn.remote.family, conn.peer);
-    const algorithm = algorithmOf(conn.alg) ?? 'bbr';
-    switch (event.scenarioId) {
-      case SCENARIO_SAMPLE:
-        await onSample(ctx, state, conn);
-        return;
-      case SCENARIO_LOSS:
-        if (conn.setsockoptErr === 0) {
-          await ctx.recordAction({
-            tunable: CONGESTION_CONTROL,
-            scenario: SPECIFY,
-            netnsCookie: event.netnsCookie,
-            reason: `loss events for ${peer}, specify 'bbr' congestion control algorithm`,
-          });
-          return;
-        }
-        break;
-      case SCENARIO_SET_FAILED:
-        break;
-      default:
-        return;
-    }
-    if (conn.setsockoptErr === -EPERM) {
-      await allow(ctx, algorithm);
-    } else {
-      ctx.log.warn(`could not set '${algorithm}' on a connection to ${peer}: error ${conn.setsockoptErr}; the connection keeps its algorithm`);
-    }
-  },
-
-  report(ctx) {
-    const state = states.get(ctx);
-    return state ? report(state) : { text: '' };
-  },
-
-  manual(_cookie, ctx) {
-    const state = states.get(ctx);
-    if (state) syncManual(ctx, state);
-  },
-
-  fini(ctx) {
-    states.delete(ctx);
+    return {
+      event: (event) => onEvent(ctx, state, event),
+      report: () => report(state),
+      manual: () => syncManual(ctx, state),
+    };
   },
 };
 

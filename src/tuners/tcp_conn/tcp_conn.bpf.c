@@ -114,11 +114,10 @@ static __always_inline bool manual(struct bpf_sock_ops *skops)
 	return bpf_map_lookup_elem(&tcp_conn_manual, &cookie) != NULL;
 }
 
-/*
- * The payload is copied into event.data, so clang would emit no BTF for its
- * type; this (unused) constant keeps it there for the layout test.
- */
-const volatile struct tcp_conn_event_data tcp_conn_event_data_btf = {};
+/* The payload is copied into event.data, so clang would emit no BTF for its type without this. */
+BPFTUNE_CONTRACT_STRUCT(tcp_conn_event_data);
+BPFTUNE_CONTRACT_ENUM(tcp_conn_scenario);
+BPFTUNE_CONTRACT_ENUM(tcp_conn_alg);
 
 static const char alg_reno[] = "reno";
 static const char alg_cubic[] = "cubic";

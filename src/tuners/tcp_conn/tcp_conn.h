@@ -2,8 +2,8 @@
 /*
  * What the tcp_conn BPF side and its TypeScript side share: scenario ids,
  * algorithm ids, the remote-host key of the learner's choice map, and the
- * payload in struct bpftune_event.data. src/tuners/tcp_conn/layout.ts
- * mirrors the offsets; tcp_conn.test.ts checks them against this object's BTF.
+ * payload in struct bpftune_event.data. The build generates
+ * tcp_conn.contract.ts from this object's BTF for the TypeScript side.
  */
 #ifndef TCP_CONN_H
 #define TCP_CONN_H
@@ -12,16 +12,20 @@
  * Event kinds: a loss switch (logged), a measurement for the learner, and a
  * learned choice the kernel refused to set.
  */
-#define TCP_CONN_SCENARIO_LOSS		0
-#define TCP_CONN_SCENARIO_SAMPLE	1
-#define TCP_CONN_SCENARIO_SET_FAILED	2
+enum tcp_conn_scenario {
+	TCP_CONN_SCENARIO_LOSS = 0,
+	TCP_CONN_SCENARIO_SAMPLE = 1,
+	TCP_CONN_SCENARIO_SET_FAILED = 2,
+};
 
 /* Index into tcp_conn_alg_names; 0 is "something else" (not ours to rate). */
-#define TCP_CONN_ALG_OTHER	0
-#define TCP_CONN_ALG_RENO	1
-#define TCP_CONN_ALG_CUBIC	2
-#define TCP_CONN_ALG_BBR	3
-#define TCP_CONN_ALG_COUNT	4
+enum tcp_conn_alg {
+	TCP_CONN_ALG_OTHER = 0,
+	TCP_CONN_ALG_RENO = 1,
+	TCP_CONN_ALG_CUBIC = 2,
+	TCP_CONN_ALG_BBR = 3,
+	TCP_CONN_ALG_COUNT = 4,
+};
 
 /*
  * A remote host: the gateway a connection is routed through, or the peer

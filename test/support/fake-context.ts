@@ -1,0 +1,80 @@
+/**
+ * A stand-in tuner context for unit tests of tuner logic (the kernel side
+ * is covered by each tuner's own end-to-end test): every ability, maps that
+ * hold what the tuner wrote as the kernel would (encoded bytes), tunables
+ * read from a table, and every set() and recordAction() recorded.
+ */
+import type { Abilities, ActionRecord, ChangeRequest, MapSpec, SysctlValue, TunerContext, TypedMap } from '../../src/core/tuner';
+import { learningRateFor } from '../../src/core/tuner-loader';
+import { tunableHandle } from '../../src/core/tunable-handle';
+
+export class FakeMap<K, V> implements TypedMap<K, V> {
+  readonly name: string;
+  /** Encoded key (hex) -> encoded value, as the BPF side would see them. */
+  readonly entries = new Map<string, Buffer>();
+  constructor(private readonly spec: MapSpec<K, V>) {
+    this.name = spec.name;
+  }
+  lookup(key: K): V | undefined {
+    const value = this.entries.get(this.spec.key.encode(key).toString('hex'));
+    return value ? this.spec.value.decode(value) : undefined;
+  }
+  update(key: K, value: V): void {
+    this.entries.set(this.spec.key.encode(key).toString('hex'), this.spec.value.encode(value));
+  }
+  delete(key: K): boolean {
+    return this.entries.delete(this.spec.key.encode(key).toString('hex'));
+  }
+  keys(): K[] {
+    return [...this.entries.keys()].map((k) => this.spec.key.decode(Buffer.from(k, 'hex')));
+  }
+}
+
+export interface FakeContext {
+  ctx: TunerContext & Abilities;
+  maps: Map<string, FakeMap<unknown, unknown>>;
+  changes: ChangeRequest[];
+  actions: ActionRecord[];
+}
+
+/** tunables: current values by name (global namespace); a set() that returns true updates them. */
+export function fakeContext(name: string, tunables: Record<string, SysctlValue[]> = {}, learningShift = 2): FakeContext {
+  const maps = new Map<string, FakeMap<unknown, unknown>>();
+  const changes: ChangeRequest[] = [];
+  const actions: ActionRecord[] = [];
+  const global = { cookie: 1n, inum: 1, path: '/proc/self/ns/net', global: true };
+  const ctx: TunerContext & Abilities = {
+    name,
+    log: { debugEnabled: false, error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined },
+    learning: learningRateFor(learningShift),
+    attachModes: [],
+    namespaces: { global, byCookie: (c) => (c === global.cookie ? global : undefined), all: () => [global], seen: async () => global },
+    tunable: (declaration) =>
+      tunableHandle(declaration, async () => {
+        const values = tunables[declaration.name];
+        if (!values) throw new Error(`no ${declaration.name}`);
+        return values;
+      }),
+    set: async (change) => {
+      changes.push(change);
+      tunables[change.tunable] = change.values;
+      return true;
+    },
+    map: <K, V>(spec: MapSpec<K, V>) => {
+      const map = new FakeMap(spec);
+      maps.set(spec.name, map);
+      return map;
+    },
+    every: () => undefined,
+    manualNamespaces: () => [],
+    readProcNet: async () => '',
+    netlink: async () => [],
+    recordAction: async (action) => {
+      actions.push(action);
+      return true;
+    },
+    reportExternalWrite: () => undefined,
+    verifyNamespaces: async () => undefined,
+  };
+  return { ctx, maps, changes, actions };
+}

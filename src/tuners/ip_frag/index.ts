@@ -10,24 +10,14 @@
  */
 import { Correlation } from '../../core/correlation';
 import { errorText } from '../../core/log';
-import type { TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
-import {
-  failPercent,
-  IPV4_HIGH_THRESH,
-  IPV6_HIGH_THRESH,
-  parseIp6Reasm,
-  parseIpReasm,
-  thresholdDecision,
-  type ReasmCounters,
-} from './reassembly';
+import type { ContextWith, TunableDeclaration, TunerDefinition, TunerEvent } from '../../core/tuner';
+import { IpFragEventData, IpFragFamily, IpFragScenario } from './ip_frag.contract';
+import { failPercent, IPV4_HIGH_THRESH, IPV6_HIGH_THRESH, parseIp6Reasm, parseIpReasm, thresholdDecision, type ReasmCounters } from './reassembly';
 
-/** enum ip_frag_scenario (ip_frag.h). */
-export const Scenario = { increase: 0, decrease: 1 } as const;
-/** enum ip_frag_family (ip_frag.h). */
-export const Family = { ipv4: 4, ipv6: 6 } as const;
+const IPV4_TUNABLE = { name: IPV4_HIGH_THRESH, namespaced: true, values: 1 } satisfies TunableDeclaration;
+const IPV6_TUNABLE = { name: IPV6_HIGH_THRESH, namespaced: true, values: 1, optional: true } satisfies TunableDeclaration;
 
-/** Offsets in struct ip_frag_event_data (ip_frag.h); checked against BTF by the test. */
-export const EVENT_DATA_LAYOUT = { family: 0, mem: 8, high_thresh: 16, window_ns: 24 } as const;
+type IpFragContext = ContextWith<'readProcNet'>;
 
 export interface FragDropEvent {
   family: number;
@@ -37,13 +27,8 @@ export interface FragDropEvent {
 }
 
 export function decodeFragDrop(event: TunerEvent): FragDropEvent {
-  const d = event.data;
-  return {
-    family: d.readUInt32LE(EVENT_DATA_LAYOUT.family),
-    drops: event.oldValues[0] ?? 0,
-    mem: Number(d.readBigInt64LE(EVENT_DATA_LAYOUT.mem)),
-    highThresh: Number(d.readBigInt64LE(EVENT_DATA_LAYOUT.high_thresh)),
-  };
+  const d = IpFragEventData.decode(event.data);
+  return { family: d.family, drops: event.oldValues[0] ?? 0, mem: Number(d.mem), highThresh: Number(d.highThresh) };
 }
 
 /** What is kept per namespace and family. */
@@ -59,7 +44,7 @@ class IpFragTuner {
   private readonly history = new Map<string, FragHistory>();
   private readonly declined = new Map<string, number>();
 
-  constructor(private readonly ctx: TunerContext) {}
+  constructor(private readonly ctx: IpFragContext) {}
 
   serialised(task: () => Promise<void>): Promise<void> {
     const next = this.queue.then(task);
@@ -68,12 +53,12 @@ class IpFragTuner {
   }
 
   private async counters(family: number, cookie: bigint): Promise<ReasmCounters> {
-    return family === Family.ipv4 ? parseIpReasm(await this.ctx.readProcNet('snmp', cookie)) : parseIp6Reasm(await this.ctx.readProcNet('snmp6', cookie));
+    return family === IpFragFamily.IPV4 ? parseIpReasm(await this.ctx.readProcNet('snmp', cookie)) : parseIp6Reasm(await this.ctx.readProcNet('snmp6', cookie));
   }
 
   async event(event: TunerEvent): Promise<void> {
     const drop = decodeFragDrop(event);
-    if (drop.family !== Family.ipv4 && drop.family !== Family.ipv6) return;
+    if (drop.family !== IpFragFamily.IPV4 && drop.family !== IpFragFamily.IPV6) return;
     const cookie = event.netnsCookie;
     const ns = await this.ctx.namespaces.seen(cookie, event.netnsInum).catch(() => undefined);
     if (!ns) {
@@ -81,11 +66,12 @@ class IpFragTuner {
       return;
     }
     this.forgetDeadNamespaces();
-    const tunable = drop.family === Family.ipv4 ? IPV4_HIGH_THRESH : IPV6_HIGH_THRESH;
+    const declaration = drop.family === IpFragFamily.IPV4 ? IPV4_TUNABLE : IPV6_TUNABLE;
+    const tunable = declaration.name;
     const key = `${cookie}/${drop.family}`;
     const h = this.history.get(key) ?? { correlation: new Correlation() };
     this.history.set(key, h);
-    const [highThresh = 0] = (await this.ctx.get(tunable, cookie)).map(Number);
+    const [highThresh = 0] = await this.ctx.tunable(declaration).get(cookie);
     if (this.declined.get(key) === highThresh) return;
     let rate: number | undefined;
     try {
@@ -97,9 +83,8 @@ class IpFragTuner {
     }
     if (rate !== undefined) h.correlation.add(highThresh, rate);
     // The kernel keeps high_thresh >= low_thresh, so the starting value is a floor it accepts.
-    h.floor ??= highThresh;
-    const correlated = h.correlation.exceeds();
-    const decision = thresholdDecision(highThresh, h.floor, correlated, this.ctx.learning);
+    const floor = (h.floor ??= highThresh);
+    const decision = thresholdDecision(highThresh, floor, h.correlation.exceeds(), this.ctx.learning);
     if ('skip' in decision) {
       this.ctx.log.debug(`ip_frag: not changing ${tunable} in netns cookie ${cookie}: ${decision.skip}`);
       return;
@@ -115,7 +100,7 @@ class IpFragTuner {
         : `reassembly failures rising with the fragmentation threshold (correlation ${h.correlation.value().toFixed(2)}; ${evidence})`;
     const changed = await this.ctx.set({
       tunable,
-      scenario: decision.direction === 'increase' ? Scenario.increase : Scenario.decrease,
+      scenario: decision.direction === 'increase' ? IpFragScenario.INCREASE : IpFragScenario.DECREASE,
       netnsCookie: cookie,
       values: [decision.to],
       reason,
@@ -135,37 +120,27 @@ class IpFragTuner {
   }
 }
 
-const tuners = new WeakMap<TunerContext, IpFragTuner>();
-
-const ipFragTuner: TunerDefinition = {
+const ipFragTuner: TunerDefinition<'readProcNet'> = {
   name: 'ip_frag',
   description: 'Raises a namespace\'s fragment reassembly memory (ipfrag_high_thresh, ip6frag_high_thresh) when fragments are dropped for want of it',
-  tunables: [
-    { name: IPV4_HIGH_THRESH, namespaced: true, values: 1 },
-    { name: IPV6_HIGH_THRESH, namespaced: true, values: 1, optional: true },
-  ],
+  tunables: [IPV4_TUNABLE, IPV6_TUNABLE],
+  abilities: ['readProcNet'],
   scenarios: [
     {
-      id: Scenario.increase,
+      id: IpFragScenario.INCREASE,
       name: 'need to increase IP fragmentation high threshold',
       description: 'Fragments were dropped because reassembly memory reached the high threshold; raise it so that fragmented datagrams can be reassembled',
     },
     {
-      id: Scenario.decrease,
+      id: IpFragScenario.DECREASE,
       name: 'need to decrease IP fragmentation high threshold',
       description:
         'Reassembly failures rose as the threshold was raised: more memory is holding fragments that never complete (possibly a fragment flood), so lower it',
     },
   ],
-  init(ctx) {
-    tuners.set(ctx, new IpFragTuner(ctx));
-  },
-  async event(event, ctx) {
-    const tuner = tuners.get(ctx);
-    if (tuner) await tuner.serialised(() => tuner.event(event));
-  },
-  fini(ctx) {
-    tuners.delete(ctx);
+  create(ctx) {
+    const tuner = new IpFragTuner(ctx);
+    return { event: (event) => tuner.serialised(() => tuner.event(event)) };
   },
 };
 

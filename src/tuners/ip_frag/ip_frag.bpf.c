@@ -41,9 +41,10 @@ struct {
 	__type(value, struct frag_drop_window);
 } frag_drops SEC(".maps");
 
-struct ip_frag_event_data *ip_frag_event_data_btf __attribute__((unused));
-enum ip_frag_scenario ip_frag_scenario_btf __attribute__((unused));
-enum ip_frag_family ip_frag_family_btf __attribute__((unused));
+/* Kept in BTF for the generated ip_frag.contract.ts. */
+BPFTUNE_CONTRACT_STRUCT(ip_frag_event_data);
+BPFTUNE_CONTRACT_ENUM(ip_frag_scenario);
+BPFTUNE_CONTRACT_ENUM(ip_frag_family);
 
 static __always_inline bool is_fragment(struct sk_buff *skb, __u32 family)
 {

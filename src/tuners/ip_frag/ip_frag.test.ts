@@ -8,34 +8,22 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { cleanupNamespaces, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { btfStruct } from '../../../test/support/btf';
+import { learningRateFor } from '../../core/tuner-loader';
 import { Correlation } from '../../core/correlation';
 import { createVethPair } from '../tcp_buffer/test-net';
-import { EVENT_DATA_LAYOUT } from './index';
 import { failPercent, HIGH_THRESH_MAX, parseIp6Reasm, parseIpReasm, thresholdDecision } from './reassembly';
 import { fragmentedPings, setThreshold, thresholdSysctls } from './test-traffic';
 
-const learning = {
-  delta: (l: number) => l >> 2,
-  grow: (l: number) => l + (l >> 2),
-  shrink: (l: number) => l - (l >> 2),
-  nearlyFull: (v: number, l: number) => v + (l >> 2) >= l,
-};
+/** Learning rate 4 (-r default): steps and "nearly full" are a quarter. */
+const learning = learningRateFor(2);
 
 before(() => removeStaleNamespaces());
 
 after(async () => {
   await stopAllDaemons();
   cleanupNamespaces();
-});
-
-test('struct ip_frag_event_data offsets match the BPF object', () => {
-  const layout = btfStruct(path.resolve(__dirname, 'ip_frag.bpf.o'), 'ip_frag_event_data');
-  assert.deepEqual(layout.offsets, { ...EVENT_DATA_LAYOUT, pad: 4 });
-  assert.equal(layout.size, 32);
 });
 
 test('reassembly counters are read from snmp and snmp6', () => {

@@ -16,25 +16,13 @@
  */
 import { errorText } from '../../core/log';
 import { freeBufferPages, grownProtoMem, pagesAllocated } from '../../core/socket-memory';
-import type { ChangeRequest, Namespace, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
-import {
-  bufferCap,
-  rcvbufDecision,
-  RMEM_DEFAULT,
-  RMEM_MAX,
-  shrunkBuffer,
-  UDP_MEM,
-  udpMemoryState,
-  type UdpMemoryState,
-} from './policy';
+import type { ChangeRequest, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_MEM, udpMemoryState, type UdpMemoryState } from './policy';
+import { UdpBufferDropKind, UdpBufferEventData, UdpBufferScenario } from './udp_buffer.contract';
 
-/** enum udp_buffer_scenario (udp_buffer.h). */
-export const Scenario = { increase: 0, decrease: 1, memPressure: 2, memExhaustion: 3 } as const;
-/** enum udp_buffer_drop_kind (udp_buffer.h). */
-export const DropKind = { rcvbuf: 1, memory: 2 } as const;
-
-/** Offsets in struct udp_buffer_event_data (udp_buffer.h); checked against BTF by the test. */
-export const EVENT_DATA_LAYOUT = { drop_kind: 0, family: 4, rcvbuf: 8, rcvbuf_locked: 12, memory_allocated: 16, window_ns: 24 } as const;
+const UDP_MEM_TUNABLE = { name: UDP_MEM, namespaced: false, values: 3, labels: ['min', 'pressure', 'max'] } satisfies TunableDeclaration;
+const RMEM_MAX_TUNABLE = { name: RMEM_MAX, namespaced: false, values: 1 } satisfies TunableDeclaration;
+const RMEM_DEFAULT_TUNABLE = { name: RMEM_DEFAULT, namespaced: false, values: 1 } satisfies TunableDeclaration;
 
 const MEMORY_INTERVAL_MS = 5_000;
 const AF_INET6 = 10;
@@ -50,16 +38,15 @@ export interface UdpDropEvent {
 }
 
 export function decodeUdpDrop(event: TunerEvent): UdpDropEvent {
-  const d = event.data;
-  const L = EVENT_DATA_LAYOUT;
+  const d = UdpBufferEventData.decode(event.data);
   return {
-    kind: d.readUInt32LE(L.drop_kind),
+    kind: d.dropKind,
     drops: event.oldValues[0] ?? 0,
-    family: d.readUInt32LE(L.family) === AF_INET6 ? 'IPv6' : 'IPv4',
-    rcvbuf: d.readInt32LE(L.rcvbuf),
-    locked: d.readUInt32LE(L.rcvbuf_locked) !== 0,
-    pagesAllocated: Number(d.readBigInt64LE(L.memory_allocated)),
-    windowMs: Number(d.readBigUInt64LE(L.window_ns)) / 1e6,
+    family: d.family === AF_INET6 ? 'IPv6' : 'IPv4',
+    rcvbuf: d.rcvbuf,
+    locked: d.rcvbufLocked !== 0,
+    pagesAllocated: Number(d.memoryAllocated),
+    windowMs: Number(d.windowNs) / 1e6,
   };
 }
 
@@ -111,15 +98,15 @@ class UdpBufferTuner {
     this.ctx.log.debug(`udp_buffer: not changing receive buffer limits: ${reason}`);
   }
 
-  private async udpMem(): Promise<number[]> {
-    return (await this.ctx.get(UDP_MEM)).map(Number);
+  private udpMem(): Promise<number[]> {
+    return this.ctx.tunable(UDP_MEM_TUNABLE).get();
   }
 
   async event(event: TunerEvent): Promise<void> {
     const drop = decodeUdpDrop(event);
     const ns = await this.ctx.namespaces.seen(event.netnsCookie, event.netnsInum).catch(() => undefined);
-    if (drop.kind === DropKind.rcvbuf) await this.rcvbufFull(drop, where(ns, event.netnsCookie));
-    else if (drop.kind === DropKind.memory) await this.memoryRefused(drop, where(ns, event.netnsCookie));
+    if (drop.kind === UdpBufferDropKind.RCVBUF) await this.rcvbufFull(drop, where(ns, event.netnsCookie));
+    else if (drop.kind === UdpBufferDropKind.MEMORY) await this.memoryRefused(drop, where(ns, event.netnsCookie));
   }
 
   private async rcvbufFull(drop: UdpDropEvent, place: string): Promise<void> {
@@ -129,8 +116,8 @@ class UdpBufferTuner {
       this.skip(`UDP memory use of ${this.pages} pages is near udp_mem pressure ${udpMem[1]}`);
       return;
     }
-    const [rmemMax = 0] = (await this.ctx.get(RMEM_MAX)).map(Number);
-    const [rmemDefault = 0] = (await this.ctx.get(RMEM_DEFAULT)).map(Number);
+    const [rmemMax = 0] = await this.ctx.tunable(RMEM_MAX_TUNABLE).get();
+    const [rmemDefault = 0] = await this.ctx.tunable(RMEM_DEFAULT_TUNABLE).get();
     const decision = rcvbufDecision(drop, { rmemMax, rmemDefault }, bufferCap(udpMem), this.ctx.learning);
     if ('skip' in decision) {
       this.skip(decision.skip);
@@ -140,7 +127,7 @@ class UdpBufferTuner {
     await this.change(
       {
         tunable: decision.grow,
-        scenario: Scenario.increase,
+        scenario: UdpBufferScenario.INCREASE,
         values: [decision.to],
         // The reference's phrase first: operators grep for it.
         reason:
@@ -158,13 +145,14 @@ class UdpBufferTuner {
     const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
     if (state === 'normal') return;
     const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages near udp_mem max ${udpMem[2]}`;
-    if (await this.raiseUdpMem(udpMem, Scenario.memExhaustion, `near memory exhaustion (${why})`)) return;
+    if (await this.raiseUdpMem(udpMem, UdpBufferScenario.MEM_EXHAUSTION, `near memory exhaustion (${why})`)) return;
     // No room left to give UDP: make each socket cost less instead.
-    for (const tunable of [RMEM_MAX, RMEM_DEFAULT]) {
-      const [value = 0] = (await this.ctx.get(tunable)).map(Number);
+    for (const declaration of [RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE]) {
+      const tunable = declaration.name;
+      const [value = 0] = await this.ctx.tunable(declaration).get();
       const to = shrunkBuffer(value, this.ctx.learning);
       if (to === undefined) continue;
-      await this.change({ tunable, scenario: Scenario.decrease, values: [to], reason: `near memory exhaustion (${why}; udp_mem is at its cap)` }, String(value));
+      await this.change({ tunable, scenario: UdpBufferScenario.DECREASE, values: [to], reason: `near memory exhaustion (${why}; udp_mem is at its cap)` }, String(value));
     }
   }
 
@@ -197,56 +185,43 @@ class UdpBufferTuner {
     const threshold = state === 'pressure' ? `pressure threshold ${udpMem[1]}` : `max ${udpMem[2]}`;
     await this.raiseUdpMem(
       udpMem,
-      state === 'pressure' ? Scenario.memPressure : Scenario.memExhaustion,
+      state === 'pressure' ? UdpBufferScenario.MEM_PRESSURE : UdpBufferScenario.MEM_EXHAUSTION,
       `${label} (UDP memory use of ${this.pages} pages near udp_mem ${threshold})`,
     );
   }
 }
 
-const tuners = new WeakMap<TunerContext, UdpBufferTuner>();
-
 const udpBufferTuner: TunerDefinition = {
   name: 'udp_buffer',
   description: 'Grows net.core.rmem_max/rmem_default on UDP receive-buffer drops and net.ipv4.udp_mem near UDP memory pressure',
-  tunables: [
-    { name: UDP_MEM, namespaced: false, values: 3, labels: ['min', 'pressure', 'max'] },
-    { name: RMEM_MAX, namespaced: false, values: 1 },
-    { name: RMEM_DEFAULT, namespaced: false, values: 1 },
-  ],
+  tunables: [UDP_MEM_TUNABLE, RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE],
   scenarios: [
     {
-      id: Scenario.increase,
+      id: UdpBufferScenario.INCREASE,
       name: 'need to increase UDP buffer size(s)',
       description: 'Datagrams were dropped at full UDP receive buffers; grow the receive buffer limits so new sockets can queue bursts instead of losing them',
     },
     {
-      id: Scenario.decrease,
+      id: UdpBufferScenario.DECREASE,
       name: 'need to decrease UDP buffer size(s)',
       description: 'UDP memory is nearly exhausted and udp_mem cannot grow further; shrink the receive buffer limits so each socket costs less',
     },
     {
-      id: Scenario.memPressure,
+      id: UdpBufferScenario.MEM_PRESSURE,
       name: 'approaching UDP memory pressure',
       description: 'UDP memory use is close to the udp_mem pressure threshold, an unstable state; raise udp_mem within the memory the system has',
     },
     {
-      id: Scenario.memExhaustion,
+      id: UdpBufferScenario.MEM_EXHAUSTION,
       name: 'approaching UDP memory exhaustion',
       description: 'UDP memory use is close to udp_mem max, where datagrams are refused; raise udp_mem while memory allows, else shrink receive buffers',
     },
   ],
-  init(ctx) {
+  create(ctx) {
     const tuner = new UdpBufferTuner(ctx);
-    tuners.set(ctx, tuner);
     tuner.init();
     ctx.every(MEMORY_INTERVAL_MS, () => tuner.serialised(() => tuner.checkMemory()));
-  },
-  async event(event, ctx) {
-    const tuner = tuners.get(ctx);
-    if (tuner) await tuner.serialised(() => tuner.event(event));
-  },
-  fini(ctx) {
-    tuners.delete(ctx);
+    return { event: (event) => tuner.serialised(() => tuner.event(event)) };
   },
 };
 

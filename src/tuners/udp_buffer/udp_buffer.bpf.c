@@ -36,10 +36,10 @@ struct {
 	__type(value, struct udp_drop_window);
 } udp_drops SEC(".maps");
 
-/* Put the payload and enums into BTF for the layout test and generated bindings. */
-struct udp_buffer_event_data *udp_buffer_event_data_btf __attribute__((unused));
-enum udp_buffer_scenario udp_buffer_scenario_btf __attribute__((unused));
-enum udp_buffer_drop_kind udp_buffer_drop_kind_btf __attribute__((unused));
+/* Kept in BTF for the generated udp_buffer.contract.ts. */
+BPFTUNE_CONTRACT_STRUCT(udp_buffer_event_data);
+BPFTUNE_CONTRACT_ENUM(udp_buffer_scenario);
+BPFTUNE_CONTRACT_ENUM(udp_buffer_drop_kind);
 
 static __always_inline __s64 udp_pages_allocated(struct sock *sk)
 {
@@ -62,9 +62,9 @@ int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk)
 	__u64 now;
 
 	if (rc == -UDP_BUFFER_ENOMEM)
-		key.drop_kind = UDP_BUFFER_DROP_RCVBUF;
+		key.drop_kind = UDP_BUFFER_DROP_KIND_RCVBUF;
 	else if (rc == -UDP_BUFFER_ENOBUFS)
-		key.drop_kind = UDP_BUFFER_DROP_MEMORY;
+		key.drop_kind = UDP_BUFFER_DROP_KIND_MEMORY;
 	else
 		return 0;
 	if (!sk)
@@ -84,7 +84,7 @@ int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk)
 	now = bpf_ktime_get_ns();
 	if (now - w->last_event_ns < UDP_BUFFER_EVENT_INTERVAL_NS)
 		return 0;
-	bpftune_event_init(&event, key.drop_kind == UDP_BUFFER_DROP_RCVBUF ?
+	bpftune_event_init(&event, key.drop_kind == UDP_BUFFER_DROP_KIND_RCVBUF ?
 			   UDP_BUFFER_SCENARIO_INCREASE : UDP_BUFFER_SCENARIO_MEM_EXHAUSTION, net);
 	event.old_values[0] = w->drops;
 	data->drop_kind = key.drop_kind;

@@ -12,8 +12,8 @@ enum udp_buffer_scenario {
 
 /* Why __udp_enqueue_schedule_skb() refused a datagram (the tracepoint's rc). */
 enum udp_buffer_drop_kind {
-	UDP_BUFFER_DROP_RCVBUF = 1,	/* -ENOMEM: the socket's receive queue was at sk_rcvbuf */
-	UDP_BUFFER_DROP_MEMORY = 2,	/* -ENOBUFS: UDP memory accounting (udp_mem) refused it */
+	UDP_BUFFER_DROP_KIND_RCVBUF = 1,	/* -ENOMEM: the socket's receive queue was at sk_rcvbuf */
+	UDP_BUFFER_DROP_KIND_MEMORY = 2,	/* -ENOBUFS: UDP memory accounting (udp_mem) refused it */
 };
 
 /*

@@ -10,26 +10,19 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cleanupNamespaces, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { restoreGlobalSysctls, saveGlobalSysctls } from '../../../test/support/global-sysctls';
-import { btfStruct } from '../../../test/support/btf';
+import { learningRateFor } from '../../core/tuner-loader';
 import { createVethPair } from '../tcp_buffer/test-net';
-import { EVENT_DATA_LAYOUT } from './index';
 import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_BUFFER_MAX, UDP_BUFFER_MIN, UDP_MEM, udpMemoryState } from './policy';
 import { dropsPerThousand, udpCounters, udpFlood } from './test-traffic';
 
 const GLOBALS = [RMEM_MAX, RMEM_DEFAULT, UDP_MEM];
 
 /** Learning rate 4 (-r default): steps and "nearly full" are a quarter. */
-const learning = {
-  delta: (l: number) => l >> 2,
-  grow: (l: number) => l + (l >> 2),
-  shrink: (l: number) => l - (l >> 2),
-  nearlyFull: (v: number, l: number) => v + (l >> 2) >= l,
-};
+const learning = learningRateFor(2);
 
 function setGlobal(name: string, value: string): void {
   execFileSync('sysctl', ['-q', '-w', `${name}=${value}`]);
@@ -44,13 +37,6 @@ after(async () => {
   await stopAllDaemons();
   cleanupNamespaces();
   restoreGlobalSysctls();
-});
-
-test('struct udp_buffer_event_data offsets match the BPF object', () => {
-  const object = path.resolve(__dirname, 'udp_buffer.bpf.o');
-  const layout = btfStruct(object, 'udp_buffer_event_data');
-  assert.deepEqual(layout.offsets, EVENT_DATA_LAYOUT);
-  assert.equal(layout.size, 32);
 });
 
 test('a full buffer grows the limit the socket ran into, and only that', () => {

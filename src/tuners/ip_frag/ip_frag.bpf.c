@@ -12,7 +12,7 @@
  * fragment and for the namespace's reassembly memory being full, which is
  * exactly the kernel's reason to refuse it.
  */
-#include "bpftune.bpf.h"
+#include "bpftune_count.bpf.h"
 #include <bpf/bpf_endian.h>
 #include "ip_frag.h"
 
@@ -22,24 +22,6 @@
 /* MF flag and fragment offset bits of iphdr.frag_off, host order */
 #define IP_FRAG_MF_OFFSET		0x3FFF
 #define IP_FRAG_NEXTHDR_FRAGMENT	44
-
-struct frag_drop_key {
-	__u64 netns_cookie;
-	__u32 family;
-	__u32 pad;
-};
-
-struct frag_drop_window {
-	__u64 drops;
-	__u64 last_event_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct frag_drop_key);
-	__type(value, struct frag_drop_window);
-} frag_drops SEC(".maps");
 
 /* Kept in BTF for the generated ip_frag.contract.ts. */
 BPFTUNE_CONTRACT_STRUCT(ip_frag_event_data);
@@ -70,24 +52,23 @@ static __always_inline bool is_fragment(struct sk_buff *skb, __u32 family)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	struct frag_drop_key key = {};
-	struct frag_drop_window fresh = {}, *w;
 	struct bpftune_event event = {};
 	struct ip_frag_event_data *data = (void *)event.data;
 	struct net_device *dev;
 	struct fqdir *fqdir;
 	struct net *net;
 	__s64 mem, high_thresh;
+	__u64 drops, since_ns = 0;
+	__u32 family;
 	__u16 protocol;
-	__u64 now;
 
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
 		return 0;
 	protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	if (protocol == IP_FRAG_ETH_P_IP)
-		key.family = IP_FRAG_FAMILY_IPV4;
+		family = IP_FRAG_FAMILY_IPV4;
 	else if (protocol == IP_FRAG_ETH_P_IPV6)
-		key.family = IP_FRAG_FAMILY_IPV6;
+		family = IP_FRAG_FAMILY_IPV6;
 	else
 		return 0;
 	dev = BPF_CORE_READ(skb, dev);
@@ -96,7 +77,7 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	net = BPF_CORE_READ(dev, nd_net.net);
 	if (!net)
 		return 0;
-	fqdir = key.family == IP_FRAG_FAMILY_IPV4 ? BPF_CORE_READ(net, ipv4.fqdir) :
+	fqdir = family == IP_FRAG_FAMILY_IPV4 ? BPF_CORE_READ(net, ipv4.fqdir) :
 						    BPF_CORE_READ(net, ipv6.fqdir);
 	if (!fqdir)
 		return 0;
@@ -105,28 +86,17 @@ int BPF_PROG(kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reaso
 	/* inet_frag_find() refuses at mem > high_thresh; a drop near it may race with an eviction. */
 	if (high_thresh <= 0 || !bpftune_nearly_full(mem, high_thresh))
 		return 0;
-	if (!is_fragment(skb, key.family))
+	if (!is_fragment(skb, family))
 		return 0;
-	key.netns_cookie = bpftune_net_cookie(net);
-	w = bpf_map_lookup_elem(&frag_drops, &key);
-	if (!w) {
-		bpf_map_update_elem(&frag_drops, &key, &fresh, BPF_NOEXIST);
-		w = bpf_map_lookup_elem(&frag_drops, &key);
-		if (!w)
-			return 0;
-	}
-	__sync_fetch_and_add(&w->drops, 1);
-	now = bpf_ktime_get_ns();
-	if (now - w->last_event_ns < IP_FRAG_EVENT_INTERVAL_NS)
+	drops = bpftune_count_limited(bpftune_net_cookie(net), family, IP_FRAG_EVENT_INTERVAL_NS, &since_ns);
+	if (!drops)
 		return 0;
 	bpftune_event_init(&event, IP_FRAG_SCENARIO_INCREASE, net);
-	event.old_values[0] = w->drops;
-	data->family = key.family;
+	event.old_values[0] = drops;
+	data->family = family;
 	data->mem = mem;
 	data->high_thresh = high_thresh;
-	data->window_ns = w->last_event_ns ? now - w->last_event_ns : 0;
-	w->last_event_ns = now;
-	w->drops = 0;
+	data->window_ns = since_ns;
 	bpftune_post(&event);
 	return 0;
 }

@@ -62,7 +62,7 @@ class IpFragTuner {
     const cookie = event.netnsCookie;
     const ns = await this.ctx.namespaces.seen(cookie, event.netnsInum).catch(() => undefined);
     if (!ns) {
-      this.ctx.log.debug(`ip_frag: namespace cookie ${cookie} is gone; ignoring its fragment drops`);
+      this.ctx.log.debug(`namespace cookie ${cookie} is gone; ignoring its fragment drops`);
       return;
     }
     this.forgetDeadNamespaces();
@@ -79,14 +79,14 @@ class IpFragTuner {
       if (h.counters) rate = failPercent(h.counters, now);
       h.counters = now;
     } catch (err) {
-      this.ctx.log.debug(`ip_frag: cannot read reassembly counters in netns cookie ${cookie}: ${errorText(err)}`);
+      this.ctx.log.debug(`cannot read reassembly counters in netns cookie ${cookie}: ${errorText(err)}`);
     }
     if (rate !== undefined) h.correlation.add(highThresh, rate);
     // The kernel keeps high_thresh >= low_thresh, so the starting value is a floor it accepts.
     const floor = (h.floor ??= highThresh);
     const decision = thresholdDecision(highThresh, floor, h.correlation.exceeds(), this.ctx.learning);
     if ('skip' in decision) {
-      this.ctx.log.debug(`ip_frag: not changing ${tunable} in netns cookie ${cookie}: ${decision.skip}`);
+      this.ctx.log.debug(`not changing ${tunable} in netns cookie ${cookie}: ${decision.skip}`);
       return;
     }
     const place = ns.global ? 'the global netns' : ns.name ? `netns ${ns.name}` : `netns cookie ${cookie}`;

@@ -95,7 +95,7 @@ class UdpBufferTuner {
     if (this.skipped.has(reason)) return;
     if (this.skipped.size > 256) this.skipped.clear();
     this.skipped.add(reason);
-    this.ctx.log.debug(`udp_buffer: not changing receive buffer limits: ${reason}`);
+    this.ctx.log.debug(`not changing receive buffer limits: ${reason}`);
   }
 
   private udpMem(): Promise<number[]> {
@@ -174,11 +174,11 @@ class UdpBufferTuner {
       this.pages = pagesAllocated('UDP');
       udpMem = await this.udpMem();
     } catch (err) {
-      this.ctx.log.debug(`udp_buffer: cannot read UDP memory use: ${errorText(err)}`);
+      this.ctx.log.debug(`cannot read UDP memory use: ${errorText(err)}`);
       return;
     }
     const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
-    if (state !== this.memoryState) this.ctx.log.debug(`udp_buffer: UDP memory ${state} (${this.pages} pages, udp_mem ${udpMem.join(' ')})`);
+    if (state !== this.memoryState) this.ctx.log.debug(`UDP memory ${state} (${this.pages} pages, udp_mem ${udpMem.join(' ')})`);
     this.memoryState = state;
     if (state === 'normal') return;
     const label = state === 'pressure' ? 'near memory pressure' : 'near memory exhaustion';

@@ -135,8 +135,16 @@ class NeighTableTuner {
   /** One decision at a time per table: events arrive in bursts. */
   private queue = new Map<number, Promise<void>>();
 
-  constructor(private readonly ctx: Context) {
-    for (const spec of TABLES) this.state.set(spec.family, { handsOff: false });
+  constructor(private readonly ctx: Context) {}
+
+  /** A table's state, made on first use. */
+  private stateOf(spec: TableSpec): TableState {
+    let state = this.state.get(spec.family);
+    if (!state) {
+      state = { handsOff: false };
+      this.state.set(spec.family, state);
+    }
+    return state;
   }
 
   handle(event: TunerEvent): Promise<void> {
@@ -157,7 +165,7 @@ class NeighTableTuner {
    */
   async recheck(): Promise<void> {
     for (const spec of TABLES) {
-      const state = this.state.get(spec.family) as TableState;
+      const state = this.stateOf(spec);
       if (!state.floor || !state.lastSet || state.handsOff || same(state.lastSet, state.floor)) continue;
       await this.serialised(spec, async (current, table) => {
         if (table.entries <= table.thresh3 >> 2) await this.shrink(spec, current, table, table.entries, 'entries');
@@ -169,7 +177,7 @@ class NeighTableTuner {
   private serialised(spec: TableSpec, decide: (state: TableState, table: NeighTableInfo) => Promise<void>): Promise<void> {
     const previous = this.queue.get(spec.family) ?? Promise.resolve();
     const next = previous.then(async () => {
-      const state = this.state.get(spec.family) as TableState;
+      const state = this.stateOf(spec);
       if (state.handsOff) return;
       const table = await readTable(spec, this.ctx.netlink, this.ctx.namespaces.global);
       if (state.lastSet && !same(state.lastSet, table)) {

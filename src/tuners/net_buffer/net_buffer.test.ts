@@ -12,6 +12,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { TestCgroup } from '../../../test/support/cgroup';
 import { BudgetPolicy, hasCpu, parsePressureWaitNs, parseSchedstatWaitNs, parseSoftnetStat, withCpu } from './softnet';
 
 const GLOBALS = ['net.core.netdev_max_backlog', 'net.core.flow_limit_cpu_bitmap', 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
@@ -138,7 +139,10 @@ test('squeezed NAPI polls grow netdev_budget and netdev_budget_usecs; -R restore
   const { sender } = floodPair('198.18.5');
   const budget = Number(saved.get('net.core.netdev_budget'));
   const usecs = Number(saved.get('net.core.netdev_budget_usecs'));
-  const daemon = new DaemonProcess(['-a', 'net_buffer', '-R']);
+  // The sysctl core service watches only the writes made in -c's cgroup: this test's own
+  // writes below (it provokes the squeezes) are not an administrator taking net_buffer over.
+  const cgroup = new TestCgroup();
+  const daemon = new DaemonProcess(['-a', 'net_buffer', '-R', '-c', cgroup.mountPoint]);
   try {
     await daemon.started();
     // A 32-packet budget is used up by one backlog poll (64 packets), so each softirq round
@@ -158,6 +162,7 @@ test('squeezed NAPI polls grow netdev_budget and netdev_budget_usecs; -R restore
     assert.equal(sysctlIn(null, 'net.core.netdev_budget'), String(budget + (budget >> 2)));
   } finally {
     assert.equal(await daemon.stop(), 0);
+    cgroup.remove();
     restoreGlobals();
   }
   assert.match(daemon.log, new RegExp(`Rolled back 'net\\.core\\.netdev_budget' in global ns from \\(\\d+\\) -> \\(${budget}\\)`));

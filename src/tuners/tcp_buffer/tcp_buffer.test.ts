@@ -8,6 +8,7 @@ import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
@@ -184,8 +185,11 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   const pair = createVethPair();
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 6291456');
   setSysctlIn(pair.server, 'net.ipv4.tcp_no_metrics_save', '0');
-  // Not -R here: rollback would put back the artificially low tcp_mem it saw first.
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer']);
+  // Not -R here: rollback would put back the artificially low tcp_mem it saw first. The sysctl
+  // core service watches only -c's cgroup, so this test's own tcp_mem writes below (the squeeze
+  // and the recovery) are not an administrator taking tcp_buffer over.
+  const cgroup = new TestCgroup();
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-c', cgroup.mountPoint]);
   const server = startIperfServer(pair.server);
   servers.push(server);
   try {
@@ -222,6 +226,7 @@ test('TCP memory near tcp_mem: pressure raises tcp_mem, exhaustion retreats in t
   } finally {
     server.stop();
     await daemon.stop();
+    cgroup.remove();
     execFileSync('sysctl', ['-q', '-w', `net.ipv4.tcp_mem=${savedTcpMem}`]);
     execFileSync('sysctl', ['-q', '-w', `net.core.high_order_alloc_disable=${savedHighOrder}`]);
   }

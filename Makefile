@@ -124,7 +124,7 @@ SDK_TYPES := tuner typed-map native log sysctl-values event netns
 sdk: all
 	rm -rf dist/sdk && mkdir -p dist/sdk/include dist/sdk/types
 	cp -r sdk/bin sdk/lib sdk/package.json sdk/README.md dist/sdk/
-	cp bpf/bpftune.bpf.h bpf/bpftune_event.h $(VMLINUX_H) dist/sdk/include/
+	cp bpf/bpftune.bpf.h bpf/bpftune_count.bpf.h bpf/bpftune_event.h $(VMLINUX_H) dist/sdk/include/
 	for t in $(SDK_TYPES); do cp dist/src/core/$$t.d.ts dist/sdk/types/; done
 	echo "export * from './tuner';" > dist/sdk/types/index.d.ts
 

@@ -29,6 +29,8 @@ export const EFFECT_SPECS: EffectSpec[] = [
   { tuner: 'net_buffer', scenario: 'backlog drops under a UDP flood', file: 'net_buffer.js', exportName: 'netBufferEffect', plotted: false },
   { tuner: 'neigh_table', scenario: 'neighbour table filling up', file: 'neigh_table.js', exportName: 'neighTableEffect', plotted: false },
   { tuner: 'route_table', scenario: 'IPv6 route table poll cost and reaction', file: 'route_table.js', exportName: 'routeTableEffect', plotted: false },
+  { tuner: 'udp_buffer', scenario: 'UDP receive-buffer drops at a slow receiver', file: 'udp_buffer.js', exportName: 'udpBufferEffect', plotted: false },
+  { tuner: 'ip_frag', scenario: 'fragmented pings through a small reassembly threshold', file: 'ip_frag.js', exportName: 'ipFragEffect', plotted: false },
 ];
 
 export type EffectStatus = 'ok' | 'not built yet' | 'failed' | 'timed out';

@@ -1,0 +1,228 @@
+/**
+ * udp_buffer tuner: UDP receive buffers and UDP memory.
+ * - Datagrams dropped at a full receive buffer (BPF: udp:udp_fail_queue_rcv_skb,
+ *   rc -ENOMEM): grow net.core.rmem_max when the socket asked SO_RCVBUF for
+ *   at least that much, net.core.rmem_default when it kept the default
+ *   (policy.ts), within what memory allows (bufferCap).
+ * - UDP memory near udp_mem[1] (pressure; /proc/net/sockstat on a timer):
+ *   raise udp_mem within a share of free buffer pages. Near udp_mem[2]
+ *   (exhaustion; BPF: rc -ENOBUFS, memory accounting refused a datagram):
+ *   raise udp_mem while there is room, else shrink rmem_max/rmem_default.
+ *   No buffer grows while UDP is near pressure.
+ * All three sysctls are global: the kernel keeps one value for the system
+ * (6.18 shows rmem_max/rmem_default read-only in other namespaces, 6.1 not
+ * at all), so a drop in any namespace changes the global value, and the log
+ * names the namespace the drop happened in.
+ */
+import { errorText } from '../../core/log';
+import { freeBufferPages, grownProtoMem, pagesAllocated } from '../../core/socket-memory';
+import type { ChangeRequest, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_MEM, udpMemoryState, type UdpMemoryState } from './policy';
+import { UdpBufferDropKind, UdpBufferEventData, UdpBufferScenario } from './udp_buffer.contract';
+
+const UDP_MEM_TUNABLE = { name: UDP_MEM, namespaced: false, values: 3, labels: ['min', 'pressure', 'max'] } satisfies TunableDeclaration;
+const RMEM_MAX_TUNABLE = { name: RMEM_MAX, namespaced: false, values: 1 } satisfies TunableDeclaration;
+const RMEM_DEFAULT_TUNABLE = { name: RMEM_DEFAULT, namespaced: false, values: 1 } satisfies TunableDeclaration;
+
+const MEMORY_INTERVAL_MS = 5_000;
+const AF_INET6 = 10;
+
+export interface UdpDropEvent {
+  kind: number;
+  drops: number;
+  family: 'IPv4' | 'IPv6';
+  rcvbuf: number;
+  locked: boolean;
+  pagesAllocated: number;
+  windowMs: number;
+}
+
+export function decodeUdpDrop(event: TunerEvent): UdpDropEvent {
+  const d = UdpBufferEventData.decode(event.data);
+  return {
+    kind: d.dropKind,
+    drops: event.oldValues[0] ?? 0,
+    family: d.family === AF_INET6 ? 'IPv6' : 'IPv4',
+    rcvbuf: d.rcvbuf,
+    locked: d.rcvbufLocked !== 0,
+    pagesAllocated: Number(d.memoryAllocated),
+    windowMs: Number(d.windowNs) / 1e6,
+  };
+}
+
+function where(ns: Namespace | undefined, cookie: bigint): string {
+  if (!ns) return `netns cookie ${cookie}`;
+  if (ns.global) return 'the global netns';
+  return ns.name ? `netns ${ns.name}` : `netns cookie ${cookie}`;
+}
+
+class UdpBufferTuner {
+  private queue: Promise<void> = Promise.resolve();
+  private freePages?: number;
+  private memoryState: UdpMemoryState = 'normal';
+  private pages = 0;
+  /** Values at which a change was declined (taken over, or the write failed): not retried until they change. */
+  private readonly declined = new Map<string, string>();
+  /** Reasons already logged at debug for not growing, so a flood logs each once. */
+  private readonly skipped = new Set<string>();
+
+  constructor(private readonly ctx: TunerContext) {}
+
+  init(): void {
+    this.ctx.log.info(
+      `${RMEM_MAX}, ${RMEM_DEFAULT} and ${UDP_MEM} are global (one value for the system; other namespaces see them read-only or not at all): ` +
+        'UDP receive-buffer drops in any namespace change the global values',
+    );
+  }
+
+  /** One change at a time: drop events and the memory timer share the sysctls. */
+  serialised(task: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(task);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async change(request: ChangeRequest, current: string): Promise<boolean> {
+    const key = request.tunable;
+    if (this.declined.get(key) === current) return false;
+    const changed = await this.ctx.set(request);
+    if (changed) this.declined.delete(key);
+    else this.declined.set(key, current);
+    return changed;
+  }
+
+  private skip(reason: string): void {
+    if (this.skipped.has(reason)) return;
+    if (this.skipped.size > 256) this.skipped.clear();
+    this.skipped.add(reason);
+    this.ctx.log.debug(`not changing receive buffer limits: ${reason}`);
+  }
+
+  private udpMem(): Promise<number[]> {
+    return this.ctx.tunable(UDP_MEM_TUNABLE).get();
+  }
+
+  async event(event: TunerEvent): Promise<void> {
+    const drop = decodeUdpDrop(event);
+    const ns = await this.ctx.namespaces.seen(event.netnsCookie, event.netnsInum).catch(() => undefined);
+    if (drop.kind === UdpBufferDropKind.RCVBUF) await this.rcvbufFull(drop, where(ns, event.netnsCookie));
+    else if (drop.kind === UdpBufferDropKind.MEMORY) await this.memoryRefused(drop, where(ns, event.netnsCookie));
+  }
+
+  private async rcvbufFull(drop: UdpDropEvent, place: string): Promise<void> {
+    const udpMem = await this.udpMem();
+    this.pages = pagesAllocated('UDP');
+    if (udpMemoryState(this.pages, udpMem, this.ctx.learning) !== 'normal') {
+      this.skip(`UDP memory use of ${this.pages} pages is near udp_mem pressure ${udpMem[1]}`);
+      return;
+    }
+    const [rmemMax = 0] = await this.ctx.tunable(RMEM_MAX_TUNABLE).get();
+    const [rmemDefault = 0] = await this.ctx.tunable(RMEM_DEFAULT_TUNABLE).get();
+    const decision = rcvbufDecision(drop, { rmemMax, rmemDefault }, bufferCap(udpMem), this.ctx.learning);
+    if ('skip' in decision) {
+      this.skip(decision.skip);
+      return;
+    }
+    const within = drop.windowMs > 0 ? ` within ${Math.round(drop.windowMs)} ms` : '';
+    await this.change(
+      {
+        tunable: decision.grow,
+        scenario: UdpBufferScenario.INCREASE,
+        values: [decision.to],
+        // The reference's phrase first: operators grep for it.
+        reason:
+          `need to increase receive buffer size to maximize throughput (${drop.drops} datagrams dropped at a full ${drop.family} ` +
+          `UDP receive buffer in ${place}${within}; ${decision.because})`,
+      },
+      String(decision.from),
+    );
+  }
+
+  /** rc -ENOBUFS: UDP memory accounting refused a datagram; near udp_mem[2] this is exhaustion. */
+  private async memoryRefused(drop: UdpDropEvent, place: string): Promise<void> {
+    const udpMem = await this.udpMem();
+    this.pages = Math.max(pagesAllocated('UDP'), drop.pagesAllocated);
+    const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
+    if (state === 'normal') return;
+    const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages near udp_mem max ${udpMem[2]}`;
+    if (await this.raiseUdpMem(udpMem, UdpBufferScenario.MEM_EXHAUSTION, `near memory exhaustion (${why})`)) return;
+    // No room left to give UDP: make each socket cost less instead.
+    for (const declaration of [RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE]) {
+      const tunable = declaration.name;
+      const [value = 0] = await this.ctx.tunable(declaration).get();
+      const to = shrunkBuffer(value, this.ctx.learning);
+      if (to === undefined) continue;
+      await this.change({ tunable, scenario: UdpBufferScenario.DECREASE, values: [to], reason: `near memory exhaustion (${why}; udp_mem is at its cap)` }, String(value));
+    }
+  }
+
+  /** udp_mem one step up within free buffer pages; false when it is at its cap. */
+  private async raiseUdpMem(udpMem: number[], scenario: number, reason: string): Promise<boolean> {
+    this.freePages ??= await freeBufferPages();
+    const grown = grownProtoMem(udpMem, this.freePages, (v) => this.ctx.learning.grow(v));
+    if (grown.every((v, i) => v === udpMem[i])) {
+      this.skip(`udp_mem (${udpMem.join(' ')}) is at its cap for ${this.freePages} free buffer pages`);
+      return false;
+    }
+    return this.change({ tunable: UDP_MEM, scenario, values: grown, reason }, udpMem.join(' '));
+  }
+
+  /** The timer: pressure has no event of its own (nothing is refused yet), so the counter is polled. */
+  async checkMemory(): Promise<void> {
+    let udpMem: number[];
+    try {
+      this.pages = pagesAllocated('UDP');
+      udpMem = await this.udpMem();
+    } catch (err) {
+      this.ctx.log.debug(`cannot read UDP memory use: ${errorText(err)}`);
+      return;
+    }
+    const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
+    if (state !== this.memoryState) this.ctx.log.debug(`UDP memory ${state} (${this.pages} pages, udp_mem ${udpMem.join(' ')})`);
+    this.memoryState = state;
+    if (state === 'normal') return;
+    const label = state === 'pressure' ? 'near memory pressure' : 'near memory exhaustion';
+    const threshold = state === 'pressure' ? `pressure threshold ${udpMem[1]}` : `max ${udpMem[2]}`;
+    await this.raiseUdpMem(
+      udpMem,
+      state === 'pressure' ? UdpBufferScenario.MEM_PRESSURE : UdpBufferScenario.MEM_EXHAUSTION,
+      `${label} (UDP memory use of ${this.pages} pages near udp_mem ${threshold})`,
+    );
+  }
+}
+
+const udpBufferTuner: TunerDefinition = {
+  name: 'udp_buffer',
+  description: 'Grows net.core.rmem_max/rmem_default on UDP receive-buffer drops and net.ipv4.udp_mem near UDP memory pressure',
+  tunables: [UDP_MEM_TUNABLE, RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE],
+  scenarios: [
+    {
+      id: UdpBufferScenario.INCREASE,
+      name: 'need to increase UDP buffer size(s)',
+      description: 'Datagrams were dropped at full UDP receive buffers; grow the receive buffer limits so new sockets can queue bursts instead of losing them',
+    },
+    {
+      id: UdpBufferScenario.DECREASE,
+      name: 'need to decrease UDP buffer size(s)',
+      description: 'UDP memory is nearly exhausted and udp_mem cannot grow further; shrink the receive buffer limits so each socket costs less',
+    },
+    {
+      id: UdpBufferScenario.MEM_PRESSURE,
+      name: 'approaching UDP memory pressure',
+      description: 'UDP memory use is close to the udp_mem pressure threshold, an unstable state; raise udp_mem within the memory the system has',
+    },
+    {
+      id: UdpBufferScenario.MEM_EXHAUSTION,
+      name: 'approaching UDP memory exhaustion',
+      description: 'UDP memory use is close to udp_mem max, where datagrams are refused; raise udp_mem while memory allows, else shrink receive buffers',
+    },
+  ],
+  create(ctx) {
+    const tuner = new UdpBufferTuner(ctx);
+    tuner.init();
+    ctx.every(MEMORY_INTERVAL_MS, () => tuner.serialised(() => tuner.checkMemory()));
+    return { event: (event) => tuner.serialised(() => tuner.event(event)) };
+  },
+};
+
+export default udpBufferTuner;

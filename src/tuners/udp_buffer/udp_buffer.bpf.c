@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * udp_buffer, BPF side: datagrams a UDP socket could not queue
+ * (tracepoint udp:udp_fail_queue_rcv_skb, present with (rc, sk) since long
+ * before 6.1). rc says why: -ENOMEM when the receive queue was at
+ * sk_rcvbuf, -ENOBUFS when UDP memory accounting (net.ipv4.udp_mem)
+ * refused it. Drops are counted per namespace and kind; at most one event
+ * per EVENT_INTERVAL reaches the daemon (bpftune_count.bpf.h), carrying the count and the last
+ * dropping socket's buffer, so a flood costs a map update per drop and no
+ * more.
+ */
+#include "bpftune_count.bpf.h"
+#include "udp_buffer.h"
+
+#define UDP_BUFFER_EVENT_INTERVAL_NS	(250ULL * 1000 * 1000)
+#define UDP_BUFFER_ENOMEM		12
+#define UDP_BUFFER_ENOBUFS		105
+/* include/net/sock.h: sk_userlocks bit set by SO_RCVBUF */
+#define UDP_BUFFER_SOCK_RCVBUF_LOCK	2
+
+/* Kept in BTF for the generated udp_buffer.contract.ts. */
+BPFTUNE_CONTRACT_STRUCT(udp_buffer_event_data);
+BPFTUNE_CONTRACT_ENUM(udp_buffer_scenario);
+BPFTUNE_CONTRACT_ENUM(udp_buffer_drop_kind);
+
+static __always_inline __s64 udp_pages_allocated(struct sock *sk)
+{
+	atomic_long_t *allocated = BPF_CORE_READ(sk, __sk_common.skc_prot, memory_allocated);
+	__s64 pages = 0;
+
+	if (allocated)
+		bpf_probe_read_kernel(&pages, sizeof(pages), &allocated->counter);
+	return pages;
+}
+
+SEC("tp_btf/udp_fail_queue_rcv_skb")
+int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk)
+{
+	struct bpftune_event event = {};
+	struct udp_buffer_event_data *data = (void *)event.data;
+	__u64 drops, since_ns = 0;
+	__u32 kind;
+	struct net *net;
+
+	if (rc == -UDP_BUFFER_ENOMEM)
+		kind = UDP_BUFFER_DROP_KIND_RCVBUF;
+	else if (rc == -UDP_BUFFER_ENOBUFS)
+		kind = UDP_BUFFER_DROP_KIND_MEMORY;
+	else
+		return 0;
+	if (!sk)
+		return 0;
+	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (!net)
+		return 0;
+	drops = bpftune_count_limited(bpftune_net_cookie(net), kind, UDP_BUFFER_EVENT_INTERVAL_NS, &since_ns);
+	if (!drops)
+		return 0;
+	bpftune_event_init(&event, kind == UDP_BUFFER_DROP_KIND_RCVBUF ?
+			   UDP_BUFFER_SCENARIO_INCREASE : UDP_BUFFER_SCENARIO_MEM_EXHAUSTION, net);
+	event.old_values[0] = drops;
+	data->drop_kind = kind;
+	data->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	data->rcvbuf = BPF_CORE_READ(sk, sk_rcvbuf);
+	/* A bitfield before 6.9, a byte since: the probed read handles both. */
+	data->rcvbuf_locked = (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & UDP_BUFFER_SOCK_RCVBUF_LOCK) ? 1 : 0;
+	data->memory_allocated = udp_pages_allocated(sk);
+	data->window_ns = since_ns;
+	bpftune_post(&event);
+	return 0;
+}

@@ -143,6 +143,21 @@ static void do_write(struct ns_work *w, const char *path)
 	do
 		n = write(fd, line, len);
 	while (n < 0 && errno == EINTR);
+	/*
+	 * File permissions let uid 0 write every net sysctl, but a few handlers
+	 * also check a capability: static-key switches (proc_do_static_key, e.g.
+	 * net.core.high_order_alloc_disable) want CAP_SYS_ADMIN. The effective set
+	 * is empty at rest, so such a write is refused once and retried with
+	 * CAP_SYS_ADMIN raised on this thread for that write only.
+	 */
+	if (n < 0 && errno == EPERM) {
+		uint64_t raised = caps_raise(CAP_BIT(CAP_SYS_ADMIN));
+
+		do
+			n = write(fd, line, len);
+		while (n < 0 && errno == EINTR);
+		caps_restore(raised);
+	}
 	if (n < 0)
 		fail(w, errno, "write");
 	else if ((size_t)n != len)
@@ -183,7 +198,7 @@ static void execute(napi_env env, void *data)
 	int err;
 
 	(void)env;
-	/* A sysctl write needs no capability: uid 0 owns every namespace's /proc/sys/net files. */
+	/* A sysctl write needs no capability but for the few do_write() retries with one. */
 	err = run_in_netns(w->ns_path, w->expected_inum, &w->inum, run_op, w, 0, failed,
 			   sizeof(failed));
 	if (err)

@@ -3,8 +3,13 @@
  * emulated 40 ms path whose receiver's tcp_rmem max is 128 KiB, so the
  * sender is held back by the receive window. Raising the sender's tcp_wmem
  * max does not help it (it is not short of send buffer): undone, logged,
- * held off. Raising the receiver's tcp_rmem max does: kept. Measures come
- * from the kernel's TCP_INFO of the live connection (ss -tin).
+ * held off. Measures come from the kernel's TCP_INFO of the live connection
+ * (ss -tin).
+ *
+ * Still to do: the "helps, so it stays" case with real traffic. Raising the
+ * receiver's tcp_rmem max does not widen a live connection's window (its
+ * window clamp was set at the handshake), so it needs new connections after
+ * the change, i.e. measures over a namespace's connections rather than one.
  */
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -53,7 +58,7 @@ const throughput = windowMeasure('throughput Mbit/s', 'higher', 0.25, 1, (a, b, 
 const retransPerMB = windowMeasure('retransmitted KB per MB', 'lower', 1, 5, (a, b) => (b.bytesRetrans - a.bytesRetrans) / 1024 / Math.max(1, (b.bytesSent - a.bytesSent) / 1048576));
 const rtt = windowMeasure('srtt ms', 'lower', 0.5, 20, (_a, b) => b.maxRttMs);
 
-test('with real traffic: a change that does not help is undone and held off; one that helps stays', { timeout: 120_000 }, async () => {
+test('with real traffic: a change that does not help is undone, restored and held off', { timeout: 120_000 }, async () => {
   link = await createEmulatedLink({ rttMs: 40, seed: 1 });
   setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 131072');
   const server = spawn('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-B', link.serverAddr4, '-p', String(PORT)], { stdio: 'ignore' });
@@ -88,9 +93,6 @@ test('with real traffic: a change that does not help is undone and held off; one
   assert.match(lines[0], /^Scenario 'change did not help' occurred for 'net\.ipv4\.tcp_wmem@.*'\. Undid net\.ipv4\.tcp_wmem \(4096 16384 \d+\) -> \(4096 16384 16777216\): throughput Mbit\/s did not improve \([\d.]+ -> [\d.]+\).*; not retried for 60 s$/);
   assert.equal((await verifier.verify(sysctlChange(link.client, 'net.ipv4.tcp_wmem', '4096 16384 16777216'))).kind, 'held off');
 
-  const rmem = await verifier.verify(sysctlChange(link.server, 'net.ipv4.tcp_rmem', '4096 131072 2097152'));
-  assert.equal(rmem.kind, 'kept', lines.join('\n'));
-  assert.ok(rmem.kind === 'kept' && rmem.benefit.after > rmem.benefit.before * 2, JSON.stringify(rmem));
-  assert.equal(sysctlIn(link.server, 'net.ipv4.tcp_rmem'), '4096 131072 2097152');
-  assert.match(lines[1], /^Kept net\.ipv4\.tcp_rmem \(4096 131072 131072\) -> \(4096 131072 2097152\): throughput Mbit\/s [\d.]+ -> [\d.]+/);
 });
+
+void test.todo('with real traffic: a change that helps stays (needs measures over new connections: see the header)');

@@ -5,7 +5,7 @@
  * separate run, since sampling itself costs CPU.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BPFTUNE, REPO_ROOT } from '../test/support/daemon';
@@ -74,10 +74,20 @@ export async function profileIdleDaemon(seconds: number, settleSeconds: number, 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-prof-'));
   const runDir = path.join(dir, 'run');
   const profDir = path.join(dir, 'profile');
-  // --cpu-prof is refused in NODE_OPTIONS, so node runs bin/bpftune itself.
+  mkdirSync(profDir);
+  // Not `node --cpu-prof`: its sampling signals make the verifier refuse the larger programs
+  // (see profile-preload.ts), which starts the profiler once the settle time has passed.
+  const preload = path.join(__dirname, 'profile-preload.js');
   const child = track(
-    spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250', BPFTUNE, '-s', ...daemonArgs], {
-      env: { ...process.env, BPFTUNE_RUNDIR: runDir, BPFTUNE_STATEDIR: path.join(runDir, 'state') },
+    spawn(process.execPath, [BPFTUNE, '-s', ...daemonArgs], {
+      env: {
+        ...process.env,
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim(),
+        BPFTUNE_BENCH_PROFILE_DIR: profDir,
+        BPFTUNE_BENCH_PROFILE_AFTER_MS: String(settleSeconds * 1000),
+        BPFTUNE_RUNDIR: runDir,
+        BPFTUNE_STATEDIR: path.join(runDir, 'state'),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );

@@ -530,6 +530,19 @@ static napi_value object_attach(napi_env env, napi_callback_info info)
 		link = bpf_program__attach(prog);
 		err = errno;
 		caps_restore(raised);
+		/*
+		 * Debian's kernels (seen on 6.1) patch perf_event_open so that their
+		 * default perf_event_paranoid=3 refuses it (EACCES) without
+		 * CAP_SYS_ADMIN, CAP_PERFMON notwithstanding: a tracepoint attach is
+		 * retried once with CAP_SYS_ADMIN raised too.
+		 */
+		if (!link && (err == EACCES || err == EPERM)) {
+			libbpf_log_reset();
+			raised = caps_raise(ATTACH_CAPS | CAP_BIT(CAP_SYS_ADMIN));
+			link = bpf_program__attach(prog);
+			err = errno;
+			caps_restore(raised);
+		}
 		if (!link) {
 			/* libbpf says what it could not find (e.g. a tracefs event id). */
 			log = libbpf_log_take();

@@ -120,7 +120,7 @@ dist/.tsc: $(TS_SOURCES) $(CONTRACTS) node_modules/.installed
 # The plugin SDK (sdk/README.md), assembled in dist/sdk: its build helper and contract
 # generator, the BPF headers a plugin includes (with this kernel's vmlinux.h) and the
 # declarations of the tuner interface.
-SDK_TYPES := tuner typed-map native log sysctl-values event netns
+SDK_TYPES := tuner typed-map native log sysctl-values event netns strategy
 sdk: all
 	rm -rf dist/sdk && mkdir -p dist/sdk/include dist/sdk/types
 	cp -r sdk/bin sdk/lib sdk/package.json sdk/README.md dist/sdk/

@@ -18,6 +18,7 @@ import { openState } from './state-restore';
 import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
+import { strategyTimeoutOverride } from './strategy';
 import { TunableRegistry } from './tunables';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
@@ -84,6 +85,7 @@ export class Daemon {
       builtinDir: builtinLibdir(),
       probeKinds: () => this.attachKinds(),
       advisory: options.advisory,
+      strategyTimeoutMs: strategyTimeoutOverride(),
     });
   }
 
@@ -168,6 +170,7 @@ export class Daemon {
           eventErrors: t.eventErrors,
           latency: { p50: t.latency.percentile(50), p99: t.latency.percentile(99), samples: t.latency.count },
           source: t.module.dir,
+          strategies: t.strategies(),
         })),
       reports: () => host.reports(),
       tunables: () => tunables.declarations().map(({ tuner, tunable }) => ({ tuner, name: tunable.name, namespaced: tunable.namespaced })),

@@ -35,6 +35,8 @@ export interface HostOptions {
   probeKinds: () => KindProbe[];
   /** --advise: BPF sides must not act on their own (bpftune_advisory). */
   advisory?: boolean;
+  /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
+  strategyTimeoutMs?: number;
 }
 
 /** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */

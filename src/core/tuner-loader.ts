@@ -19,6 +19,7 @@ import type { TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
 import { typedMap } from './typed-map';
+import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -27,6 +28,8 @@ export interface LoaderOptions {
   advisory?: boolean;
   /** Lazily probes which attach kinds the kernel accepts (needed only for alternatives). */
   probeKinds: () => KindProbe[];
+  /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
+  strategyTimeoutMs?: number;
 }
 
 /** What the loader needs from the daemon; the abilities are lent to the tuners that ask. */
@@ -38,7 +41,7 @@ export interface LoaderServices {
   targets: ReturnType<typeof kernelTargetSources>;
   /** The shared ring buffer's fd, for objects that post events. */
   ringFd(): number;
-  abilities: Omit<Abilities, 'recordAction' | 'reportExternalWrite'>;
+  abilities: Omit<Abilities, 'recordAction' | 'strategies' | 'reportExternalWrite'>;
   /** Tells the tuners an administrator wrote in that namespace took it over. */
   tellManual(tuner: string, cookie: bigint): void;
 }
@@ -54,6 +57,8 @@ export interface LoadedTuner {
   events: number;
   eventErrors: number;
   latency: LatencyWindow;
+  /** Its strategies and their scores, for a tuner that runs strategies. */
+  strategies(): StrategyStatus | undefined;
   /** Undoes the load: timers, the instance, links, the object, the registration. Idempotent. */
   close(): Promise<void>;
 }
@@ -67,7 +72,7 @@ export class LoadError extends Error {
   }
 }
 
-const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'reportExternalWrite', 'verifyNamespaces'];
+const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'strategies', 'reportExternalWrite', 'verifyNamespaces'];
 /** Abilities only a core service (built in) is lent. */
 const SERVICE_ABILITIES: readonly Ability[] = ['reportExternalWrite', 'verifyNamespaces'];
 const KNOWN: ReadonlySet<unknown> = new Set(ABILITIES);
@@ -136,8 +141,10 @@ export async function loadTuner(
   options: LoaderOptions,
 ): Promise<LoadedTuner> {
   const name = definition.name;
-  const links: NativeLink[] = [];
+  /** By program name, so a strategy can detach and re-attach one. */
+  const links = new Map<string, NativeLink>();
   const timers: NodeJS.Timeout[] = [];
+  const strategies: StrategyHolder = { runner: undefined };
   let object: NativeObject | undefined;
   let registered = false;
   let instance: TunerInstance | undefined;
@@ -145,12 +152,13 @@ export async function loadTuner(
   const close = (): Promise<void> =>
     (closed ??= (async () => {
       for (const t of timers) clearInterval(t);
+      strategies.runner?.stop();
       try {
         await instance?.close?.();
       } catch (err) {
         services.log.error(`tuner '${name}': close failed: ${errorText(err)}`);
       }
-      for (const l of links) l.close();
+      for (const l of links.values()) l.close();
       object?.close();
       if (registered) services.registry.unregister(name);
     })());
@@ -168,13 +176,28 @@ export async function loadTuner(
     for (const p of programs) {
       if (p.kind === 'iter') continue;
       step = `attach program '${p.name}' (${p.section})`;
-      links.push(object.attach(p.name, p.kind === 'cgroup' ? options.cgroupPath : undefined));
+      links.set(p.name, object.attach(p.name, p.kind === 'cgroup' ? options.cgroupPath : undefined));
     }
     const attachModes = [...new Set(programs.map((p) => p.kind))];
     services.registry.register(name, [...definition.tunables], [...definition.scenarios]);
     registered = true;
     step = 'create';
-    const ctx = createContext(definition, object, attachModes, timers, services, options);
+    const loadedObject = object;
+    const programSwitch: ProgramSwitch = {
+      loaded: () => programs.filter((p) => p.kind !== 'iter').map((p) => p.name),
+      attached: (program) => links.has(program),
+      attach: (program) => {
+        const p = programs.find((q) => q.name === program);
+        if (!p || links.has(program)) return;
+        links.set(program, loadedObject.attach(p.name, p.kind === 'cgroup' ? options.cgroupPath : undefined));
+        services.log.debug(`tuner '${name}': attached program '${program}' (${p.section})`);
+      },
+      detach: (program) => {
+        links.get(program)?.close();
+        if (links.delete(program)) services.log.debug(`tuner '${name}': detached program '${program}'`);
+      },
+    };
+    const ctx = createContext(definition, object, attachModes, timers, services, options, { holder: strategies, programs: programSwitch });
     instance = await definition.create(ctx);
     return {
       id,
@@ -187,6 +210,7 @@ export async function loadTuner(
       events: 0,
       eventErrors: 0,
       latency: new LatencyWindow(1024),
+      strategies: () => strategies.runner?.status(),
       close,
     };
   } catch (err) {
@@ -225,6 +249,11 @@ function setConstants(object: NativeObject, id: number, options: LoaderOptions, 
   }
 }
 
+/** The tuner's strategy runner, once create() asked for one; the load's close() stops it. */
+interface StrategyHolder {
+  runner: StrategyRunner | undefined;
+}
+
 function createContext(
   definition: TunerDefinition<Ability>,
   object: NativeObject,
@@ -232,6 +261,7 @@ function createContext(
   timers: NodeJS.Timeout[],
   services: LoaderServices,
   options: LoaderOptions,
+  strategy: { holder: StrategyHolder; programs: ProgramSwitch },
 ): TunerContext & Abilities {
   const name = definition.name;
   const prefix = `${name}: `;
@@ -296,6 +326,25 @@ function createContext(
     recordAction: (action) => {
       need('recordAction');
       return registry.action(name, action);
+    },
+    strategies: async (declarations, strategyOptions = {}) => {
+      need('strategies');
+      if (strategy.holder.runner) throw new Error(`tuner '${name}' asked for strategies twice: declare them all in one call`);
+      const runner = new StrategyRunner(declarations, strategyOptions, {
+        tuner: name,
+        log: services.log,
+        programs: strategy.programs,
+        timeoutOverrideMs: options.strategyTimeoutMs,
+        advisory: options.advisory,
+      });
+      await runner.start();
+      strategy.holder.runner = runner;
+      // The tuner sees which one runs, not the runner's controls.
+      return {
+        get current() {
+          return runner.current;
+        },
+      };
     },
     reportExternalWrite: (write) => {
       need('reportExternalWrite');

@@ -9,8 +9,10 @@ import type { Logger } from './log';
 import type { SysctlValue } from './sysctl-values';
 import type { TunerEvent } from './event';
 import type { Namespace } from './netns';
+import type { StrategyDeclaration, StrategyHandle, StrategyOptions } from './strategy';
 
 export type { TunerEvent } from './event';
+export type { StrategyDeclaration, StrategyHandle, StrategyOptions, StrategyScore } from './strategy';
 export type { SysctlValue } from './sysctl-values';
 export type { Namespace } from './netns';
 export type { Codec, MapSpec, TypedMap } from './typed-map';
@@ -195,6 +197,14 @@ export interface Abilities {
    * not declared or the namespace is gone.
    */
   recordAction(action: ActionRecord): Promise<boolean>;
+  /**
+   * Several ways of tuning, one running at a time (see src/core/strategy.ts):
+   * the first runs now; when the running one's timeout expires the core
+   * evaluates them all and runs the untried one, else the best scoring.
+   * Called once, in create(); the core attaches each one's programs, logs
+   * every switch and shows them in `-q status`.
+   */
+  strategies(declarations: readonly StrategyDeclaration[], options?: StrategyOptions): Promise<StrategyHandle>;
   /** Core services only: tells the core someone else wrote a sysctl, so its tuners stand down there. */
   reportExternalWrite(write: ExternalWrite): void;
   /** Core services only: checks that known namespaces still exist (rescans only if one is gone). */

@@ -8,6 +8,7 @@ import { formatSysctlValues } from '../core/sysctl-values';
 import { VERSION } from '../core/paths';
 import { stateQueries } from './state-queries';
 import type { DaemonView } from './view';
+import type { StrategyStatus } from '../core/strategy';
 
 export interface QueryCaller {
   /** Asked over the root-only Unix socket: may change the daemon's state. */
@@ -24,6 +25,42 @@ export type QueryTable = Map<string, Query>;
 
 function us(ns: number | undefined): number | null {
   return ns === undefined ? null : Math.round(ns / 1000);
+}
+
+/** A tuner's strategies as jstatus gives them: times in seconds, scores from the last evaluation. */
+function strategyState(s: StrategyStatus) {
+  const now = Date.now();
+  const seconds = (ms: number) => Math.round(ms / 1000);
+  return {
+    current: s.current,
+    runningSeconds: seconds(now - s.since),
+    nextEvaluationSeconds: Math.max(0, seconds(s.nextEvaluation - now)),
+    evaluations: s.evaluations,
+    switches: s.switches,
+    lastDecision: s.lastDecision ?? null,
+    strategies: s.strategies.map((r) => ({
+      name: r.name,
+      description: r.description,
+      timeoutSeconds: r.timeoutMs / 1000,
+      programs: r.programs ?? null,
+      runs: r.runs,
+      score: r.score?.score ?? null,
+      samples: r.score?.samples ?? 0,
+      basis: r.score?.basis ?? null,
+      error: r.error ?? null,
+    })),
+  };
+}
+
+function strategyLines(s: ReturnType<typeof strategyState>): string[] {
+  const evaluated = s.evaluations ? `${s.evaluations} evaluations, ${s.switches} switches` : 'not evaluated yet';
+  return [
+    `  strategy '${s.current}' running ${s.runningSeconds} s, next evaluation in ${s.nextEvaluationSeconds} s (${evaluated})`,
+    ...s.strategies.map((r) => {
+      const score = r.error ? r.error : r.score === null ? 'not measured' : `score ${r.score.toFixed(3)} from ${r.samples} samples${r.basis ? ` (${r.basis})` : ''}`;
+      return `  ${r.name === s.current ? '*' : ' '} ${r.name.padEnd(20)} ${score}; ran ${r.runs} times`;
+    }),
+  ];
 }
 
 export function createQueries(daemon: DaemonView): QueryTable {
@@ -54,6 +91,7 @@ export function createQueries(daemon: DaemonView): QueryTable {
       eventErrors: t.eventErrors,
       eventLatencyUs: { p50: us(t.latency.p50), p99: us(t.latency.p99), samples: t.latency.samples },
       source: t.source,
+      ...(t.strategies ? { strategy: strategyState(t.strategies) } : {}),
     }));
 
   const tunableRows = async () =>
@@ -111,11 +149,11 @@ export function createQueries(daemon: DaemonView): QueryTable {
       `bpftune ${s.version} pid ${s.pid}, up ${s.uptimeSeconds} s, learning rate ${s.learningRate}`,
       `rss ${(s.rssBytes / 1048576).toFixed(1)} MiB, cpu ${s.cpuSeconds.toFixed(2)} s, ${s.changes} changes made`,
       `namespaces: ${s.namespaces.length} known`,
-      ...s.tuners.map(
-        (t) =>
-          `tuner '${t.name}': ${t.state}, ${t.events} events (${t.eventErrors} failed), ` +
+      ...s.tuners.flatMap((t) => [
+        `tuner '${t.name}': ${t.state}, ${t.events} events (${t.eventErrors} failed), ` +
           `event latency p50 ${t.eventLatencyUs.p50 ?? '-'} us p99 ${t.eventLatencyUs.p99 ?? '-'} us`,
-      ),
+        ...(t.strategy ? strategyLines(t.strategy) : []),
+      ]),
     ];
     return lines.join('\n') + '\n';
   });

@@ -9,6 +9,7 @@ import type { Namespace } from '../core/netns';
 import type { SysctlValue } from '../core/sysctl-values';
 import type { ChangeRecord } from '../core/tunables';
 import type { TunerReport } from '../core/tuner';
+import type { StrategyStatus } from '../core/strategy';
 
 export interface TunerView {
   name: string;
@@ -24,6 +25,8 @@ export interface TunerView {
   latency: { p50: number | undefined; p99: number | undefined; samples: number };
   /** The tuner's directory. */
   source: string;
+  /** For a tuner that runs strategies: which runs, and each one's last score. */
+  strategies?: StrategyStatus;
 }
 
 export interface TunableView {

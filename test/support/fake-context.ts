@@ -4,7 +4,7 @@
  * hold what the tuner wrote as the kernel would (encoded bytes), tunables
  * read from a table, and every set() and recordAction() recorded.
  */
-import type { Abilities, ActionRecord, ChangeRequest, MapSpec, SysctlValue, TunerContext, TypedMap } from '../../src/core/tuner';
+import type { Abilities, ActionRecord, ChangeRequest, MapSpec, StrategyDeclaration, SysctlValue, TunerContext, TypedMap } from '../../src/core/tuner';
 import { learningRateFor } from '../../src/core/tuner-loader';
 import { tunableHandle } from '../../src/core/tunable-handle';
 
@@ -37,6 +37,14 @@ export interface FakeContext {
   actions: ActionRecord[];
   /** Tasks given to ctx.every(), for the test to run when it likes. */
   timers: Array<() => Promise<void> | void>;
+  /** What ctx.strategies() was given; the first runs, and switchTo() runs another, as the core would. */
+  strategies: FakeStrategies;
+}
+
+export interface FakeStrategies {
+  declarations: StrategyDeclaration[];
+  current: string | undefined;
+  switchTo(name: string): Promise<void>;
 }
 
 /** tunables: current values by name (global namespace); a set() that returns true updates them. */
@@ -45,6 +53,16 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
   const changes: ChangeRequest[] = [];
   const actions: ActionRecord[] = [];
   const timers: Array<() => Promise<void> | void> = [];
+  const strategies: FakeStrategies = {
+    declarations: [],
+    current: undefined,
+    async switchTo(name) {
+      const next = this.declarations.find((d) => d.name === name);
+      if (!next) throw new Error(`no strategy '${name}'`);
+      await next.start?.();
+      this.current = name;
+    },
+  };
   const global = { cookie: 1n, inum: 1, path: '/proc/self/ns/net', global: true };
   const ctx: TunerContext & Abilities = {
     name,
@@ -78,8 +96,17 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
       actions.push(action);
       return true;
     },
+    strategies: async (declarations) => {
+      strategies.declarations = [...declarations];
+      await strategies.switchTo(declarations[0].name);
+      return {
+        get current() {
+          return strategies.current ?? '';
+        },
+      };
+    },
     reportExternalWrite: () => undefined,
     verifyNamespaces: async () => undefined,
   };
-  return { ctx, maps, changes, actions, timers };
+  return { ctx, maps, changes, actions, timers, strategies };
 }

@@ -9,7 +9,7 @@ import type { TunerEvent } from '../../core/tuner';
 import { fakeContext } from '../../../test/support/fake-context';
 import tcpConnTuner from './index';
 import { AF_INET, addressWords } from './address';
-import { TcpConnAlg as ALGORITHM_IDS, TcpConnCount, TcpConnEventData, TcpConnScenario } from './tcp_conn.contract';
+import { TcpConnAlg as ALGORITHM_IDS, TcpConnCount, TcpConnEventData, TcpConnScenario, TcpConnStrategy } from './tcp_conn.contract';
 
 const { LOSS: SCENARIO_LOSS, SAMPLE: SCENARIO_SAMPLE, SET_FAILED: SCENARIO_SET_FAILED } = TcpConnScenario;
 const ADDRESS = addressWords(Buffer.from([198, 18, 1, 2, ...Array<number>(12).fill(0)]));
@@ -21,9 +21,10 @@ interface Payload {
   minRttUs?: number;
   bytesAcked?: bigint;
   durationUs?: bigint;
+  strategy?: number;
 }
 
-function event({ scenario, alg, setsockoptErr = 0, minRttUs = 0, bytesAcked = 0n, durationUs = 0n }: Payload): TunerEvent {
+function event({ scenario, alg, setsockoptErr = 0, minRttUs = 0, bytesAcked = 0n, durationUs = 0n, strategy = 0 }: Payload): TunerEvent {
   const data = TcpConnEventData.encode(
     {
       remote: { netnsCookie: 4097n, family: AF_INET, addr: ADDRESS },
@@ -36,6 +37,7 @@ function event({ scenario, alg, setsockoptErr = 0, minRttUs = 0, bytesAcked = 0n
       totalRetrans: 0,
       segsOut: 0,
       dataSegsOut: 0,
+      strategy,
       bytesAcked,
       durationUs,
     },
@@ -139,4 +141,39 @@ test('the report starts with the reference summary lines: thin linear timeouts a
   assert.equal(lines[1], '             CongAlg                Count');
   assert.ok(lines.includes('                 bbr                   12'), lines.join('\n'));
   assert.ok(lines.includes('                reno                    0'), lines.join('\n'));
+});
+
+test('strategies: the learner runs first; each is scored from the connections established under it; only the learner writes choices', async () => {
+  const { event: handle, maps, strategies } = await loaded();
+  assert.deepEqual(
+    strategies.declarations.map((d) => [d.name, d.programs]),
+    [
+      ['learned-per-host', ['tcp_conn_sockops']],
+      ['bbr-on-loss', ['tcp_conn_sockops']],
+      ['kernel-default', ['tcp_conn_sockops']],
+    ],
+  );
+  const mode = () => maps.get('tcp_conn_mode')?.entries.get('00000000')?.readUInt32LE(0);
+  assert.equal(mode(), TcpConnStrategy.LEARNED, 'the running strategy is in the map the BPF side reads');
+  const score = (name: string) => strategies.declarations.find((d) => d.name === name)?.evaluate();
+
+  await strategies.switchTo('bbr-on-loss');
+  assert.equal(mode(), TcpConnStrategy.BBR_ON_LOSS);
+  const sample = (strategy: number, megabytes: number) =>
+    handle(event({ scenario: SCENARIO_SAMPLE, alg: ALGORITHM_IDS.BBR, minRttUs: 20_000, bytesAcked: BigInt(megabytes * 1e6), durationUs: 1_000_000n, strategy }));
+  for (let i = 0; i < 4; i++) await sample(TcpConnStrategy.BBR_ON_LOSS, 10);
+  assert.equal(maps.get('tcp_conn_choices')?.entries.size, 0, 'the learner learns but does not steer while another strategy runs');
+  assert.equal(await score('kernel-default'), undefined, 'nothing measured under it');
+  // Connections established under the baseline but closing now count for the baseline.
+  for (let i = 0; i < 3; i++) await sample(TcpConnStrategy.DEFAULT, 2);
+  const loss = await score('bbr-on-loss');
+  const baseline = await score('kernel-default');
+  assert.equal(loss?.score, 1);
+  assert.equal(loss?.samples, 4);
+  assert.ok(Math.abs((baseline?.score ?? 0) - 0.2) < 1e-9, `a fifth of the best delivery rate to the same host: ${baseline?.score}`);
+  assert.match(baseline?.basis ?? '', /^mean delivery rate 16\.0 Mbit\/s, to 1 remote host$/);
+
+  await strategies.switchTo('learned-per-host');
+  await sample(TcpConnStrategy.LEARNED, 10);
+  assert.equal(maps.get('tcp_conn_choices')?.entries.size, 1, 'back under the learner, it steers');
 });

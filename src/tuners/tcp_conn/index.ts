@@ -4,13 +4,35 @@
  * every connection that carried data; this side logs the switches, feeds the
  * measurements to a learner per remote host, and writes each learned host's
  * next algorithm into the map the BPF side reads at connection setup.
+ * Three strategies (the core's, see src/core/strategy.ts) take turns and are
+ * scored by the delivery rate of the connections each steered: the learner,
+ * the loss rule alone, and the kernel's default as the baseline.
  */
 import { promises as fs } from 'node:fs';
 import { errorText } from '../../core/log';
-import type { ContextWith, TunableDeclaration, TunerDefinition, TunerEvent, TunerReport, TypedMap } from '../../core/tuner';
+import type {
+  ContextWith,
+  StrategyDeclaration,
+  StrategyHandle,
+  TunableDeclaration,
+  TunerDefinition,
+  TunerEvent,
+  TunerReport,
+  TypedMap,
+} from '../../core/tuner';
 import { ALGORITHMS, COST_SCALE, RemoteLearner, type Algorithm } from './learner';
 import { formatAddress } from './address';
-import { TcpConnAlg, TcpConnCount, TcpConnEventData, TcpConnScenario, maps, type TcpConnChoice, type TcpConnRemote } from './tcp_conn.contract';
+import { StrategySamples } from './strategy-score';
+import {
+  TcpConnAlg,
+  TcpConnCount,
+  TcpConnEventData,
+  TcpConnScenario,
+  TcpConnStrategy,
+  maps,
+  type TcpConnChoice,
+  type TcpConnRemote,
+} from './tcp_conn.contract';
 
 const CONGESTION_CONTROL = 'net.ipv4.tcp_congestion_control';
 const ALLOWED = { name: 'net.ipv4.tcp_allowed_congestion_control', namespaced: false, values: 1, string: true } satisfies TunableDeclaration;
@@ -36,6 +58,15 @@ const EPERM = 1;
 const MANUAL_SWEEP_MS = 30_000;
 /** Connections given thin linear timeouts are logged per namespace this often, however many there were. */
 const THIN_LTO_LOG_MS = 5_000;
+/** The one program every strategy shares (see tcp_conn_mode in tcp_conn.bpf.c). */
+const SOCKOPS_PROGRAM = 'tcp_conn_sockops';
+const LEARNED = 'learned-per-host';
+/**
+ * Scores closer than this (5 % of the best delivery rate per host) are the
+ * same: a connection's rate varies more than that from run to run.
+ */
+const STRATEGY_MARGIN = 0.05;
+const MINUTE = 60_000;
 
 interface RemoteEntry {
   remote: TcpConnRemote;
@@ -57,9 +88,12 @@ interface TcpConnState {
   thinLto: TypedMap<bigint, bigint>;
   /** Per namespace cookie, the tcp_conn_thin_lto count already logged. */
   thinLtoLogged: Map<bigint, bigint>;
+  /** Measured connections by the strategy they were established under. */
+  scores: StrategySamples;
+  strategy: StrategyHandle;
 }
 
-type Context = ContextWith<'recordAction'>;
+type Context = ContextWith<'recordAction' | 'strategies'>;
 
 function remoteKey(remote: TcpConnRemote): string {
   return `${remote.netnsCookie}|${remote.family}|${remote.addr.join(',')}`;
@@ -87,9 +121,13 @@ async function allow(ctx: Context, algorithm: Algorithm): Promise<void> {
 }
 
 async function onSample(ctx: Context, state: TcpConnState, event: TcpConnEventData): Promise<void> {
-  const algorithm = algorithmOf(event.alg);
-  if (!algorithm || !state.algorithms.includes(algorithm) || event.durationUs === 0n) return;
+  if (event.durationUs === 0n) return;
   const key = remoteKey(event.remote);
+  // A connection the learner cannot rate (an algorithm it does not choose among) still scores its strategy.
+  const deliveryRate = (Number(event.bytesAcked) * 1e6) / Number(event.durationUs);
+  state.scores.record(event.strategy, key, deliveryRate);
+  const algorithm = algorithmOf(event.alg);
+  if (!algorithm || !state.algorithms.includes(algorithm)) return;
   let entry = state.remotes.get(key);
   if (entry) {
     state.remotes.delete(key);
@@ -104,13 +142,13 @@ async function onSample(ctx: Context, state: TcpConnState, event: TcpConnEventDa
   }
   state.remotes.set(key, entry);
   // A connection switched to bbr by the loss rule ran mostly on bbr: the switch comes within a few RTTs of the losses.
-  const deliveryRate = (Number(event.bytesAcked) * 1e6) / Number(event.durationUs);
   if (!entry.learner.record({ algorithm, minRttUs: event.minRttUs, deliveryRate })) return;
   ctx.log.debug(
     `${entry.label} (netns cookie ${event.remote.netnsCookie}): ${algorithm} min RTT ${event.minRttUs} us, ` +
       `delivery rate ${mbit(deliveryRate)}, ${event.totalRetrans}/${event.segsOut} retransmitted`,
   );
-  if (!entry.learner.ready) return;
+  // The learner learns under every strategy, but chooses only while its own runs.
+  if (!entry.learner.ready || state.strategy.current !== LEARNED) return;
   const selection = entry.learner.select();
   state.choices.update(entry.remote, { alg: ALGORITHM_IDS[selection.algorithm] });
   const best = entry.learner.best();
@@ -248,6 +286,44 @@ function report(state: TcpConnState): TunerReport {
   };
 }
 
+/**
+ * tcp_conn's strategies: one sockops program serves all three (each needs
+ * its connections measured at close), so the BPF side reads which runs from
+ * tcp_conn_mode at establishment rather than the core swapping programs.
+ * The learner runs first (bpftune's default behaviour), the baseline last
+ * and shortest, since it costs most where the others help.
+ */
+function strategies(mode: TypedMap<number, number>, scores: StrategySamples): StrategyDeclaration[] {
+  const declare = (id: TcpConnStrategy, name: string, timeoutMs: number, description: string): StrategyDeclaration => ({
+    name,
+    description,
+    timeoutMs,
+    programs: [SOCKOPS_PROGRAM],
+    evaluate: () => scores.score(id),
+    start: () => mode.update(0, id),
+  });
+  return [
+    declare(
+      TcpConnStrategy.LEARNED,
+      LEARNED,
+      20 * MINUTE,
+      "Each remote host measured 3 times gets the congestion control the per-host learner rates best (5% of choices explore); other hosts' connections switch to bbr on loss",
+    ),
+    declare(
+      TcpConnStrategy.BBR_ON_LOSS,
+      'bbr-on-loss',
+      10 * MINUTE,
+      'Every connection starts on the namespace default and switches to bbr once its retransmissions exceed 1/64 of the segments it sent (the reference rule)',
+    ),
+    declare(
+      TcpConnStrategy.DEFAULT,
+      'kernel-default',
+      5 * MINUTE,
+      'Every connection keeps the namespace default congestion control, measured as the baseline the other strategies must beat',
+    ),
+  ];
+}
+
 async function onEvent(ctx: Context, state: TcpConnState, event: TunerEvent): Promise<void> {
   const conn = TcpConnEventData.decode(event.data);
   const peer = formatAddress(conn.remote.family, conn.peer);
@@ -279,7 +355,7 @@ async function onEvent(ctx: Context, state: TcpConnState, event: TunerEvent): Pr
   }
 }
 
-const tcpConnTuner: TunerDefinition<'recordAction'> = {
+const tcpConnTuner: TunerDefinition<'recordAction' | 'strategies'> = {
   name: 'tcp_conn',
   description: 'Switches lossy connections to bbr and learns the best congestion control per remote host',
   tunables: [
@@ -307,7 +383,7 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
         'Connections are retransmitting; while one is thin (too few packets in flight for fast retransmit) linear retransmission timeouts recover its losses sooner than doubling ones',
     },
   ],
-  abilities: ['recordAction'],
+  abilities: ['recordAction', 'strategies'],
 
   async create(ctx) {
     const available = (await fs.readFile(AVAILABLE_PATH, 'utf8')).trim().split(/\s+/);
@@ -315,6 +391,8 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
     if (algorithms.length === 0) {
       throw new Error(`none of ${ALGORITHMS.join(', ')} is in ${AVAILABLE_PATH} ('${available.join(' ')}'); build the kernel with one of them`);
     }
+    const scores = new StrategySamples();
+    const strategy = await ctx.strategies(strategies(ctx.map(maps.tcpConnMode), scores), { margin: STRATEGY_MARGIN });
     const state: TcpConnState = {
       algorithms,
       choices: ctx.map(maps.tcpConnChoices),
@@ -324,6 +402,8 @@ const tcpConnTuner: TunerDefinition<'recordAction'> = {
       counts: ctx.map(maps.tcpConnCounts),
       thinLto: ctx.map(maps.tcpConnThinLto),
       thinLtoLogged: new Map(),
+      scores,
+      strategy,
     };
     syncManual(ctx, state);
     ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));

@@ -4,17 +4,19 @@
  * connection on the machine, so it does only cheap work per callback and
  * asks for callbacks only on established connections.
  *
- * - Established: apply the learner's algorithm for this remote host if user
- *   space has chosen one (tcp_conn_choices), then ask for retransmit and
- *   state-change callbacks.
+ * - Established: note the strategy user space runs (tcp_conn_mode; see
+ *   enum tcp_conn_strategy); under the learner's, apply its algorithm for
+ *   this remote host if it has chosen one (tcp_conn_choices); then ask for
+ *   retransmit and state-change callbacks.
  * - Retransmit: when retransmissions exceed 1/64 of segments sent on a
- *   connection the learner is not steering, switch it to bbr (loss-based
+ *   connection the learner is not steering, unless it was established
+ *   under the kernel-default strategy, switch it to bbr (loss-based
  *   algorithms collapse on random loss, bbr models bandwidth and RTT instead)
  *   and tell user space, at most once per remote host per interval. Also
  *   set TCP_THIN_LINEAR_TIMEOUTS on it, as the reference does (see
  *   set_thin_linear_timeouts()).
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
- *   remote host, for the learner.
+ *   remote host, with its strategy, for the learner and the strategy scores.
  * In advisory mode (bpftune_advisory, --advise) no connection is switched:
  * the loss rule only reports the switch it would make.
  */
@@ -56,7 +58,20 @@ struct tcp_conn_sk {
 	__u64 established_ns;
 	__u32 initial_alg;	/* the learner's choice, when it made one */
 	__u32 learned;
+	__u32 strategy;		/* enum tcp_conn_strategy at establishment */
 };
+
+/*
+ * Written by user space: the running strategy (enum tcp_conn_strategy). One
+ * program serves every strategy, since each needs its measurements at
+ * close: a mode read once per connection is cheaper than swapping programs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tcp_conn_mode SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -149,6 +164,7 @@ BPFTUNE_CONTRACT_STRUCT(tcp_conn_event_data);
 BPFTUNE_CONTRACT_ENUM(tcp_conn_scenario);
 BPFTUNE_CONTRACT_ENUM(tcp_conn_alg);
 BPFTUNE_CONTRACT_ENUM(tcp_conn_count);
+BPFTUNE_CONTRACT_ENUM(tcp_conn_strategy);
 
 static const char alg_reno[] = "reno";
 static const char alg_cubic[] = "cubic";
@@ -291,17 +307,21 @@ static __always_inline void post(struct bpf_sock_ops *skops, struct tcp_sock *tp
 static __always_inline void on_established(struct bpf_sock_ops *skops, struct bpf_sock *sk, struct tcp_sock *tp)
 {
 	struct tcp_conn_event_data data = {};
-	struct tcp_conn_choice *choice;
+	struct tcp_conn_choice *choice = NULL;
 	struct tcp_conn_sk *state;
+	__u32 zero = 0, *mode;
 
 	if (manual(skops))
 		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!state)
 		return;
+	mode = bpf_map_lookup_elem(&tcp_conn_mode, &zero);
+	state->strategy = mode ? *mode : TCP_CONN_STRATEGY_LEARNED;
 	remote_of(skops, tp, &data.remote, data.peer);
 	/* Advisory mode: the learner still learns, but no connection is steered. */
-	choice = bpftune_advisory ? NULL : bpf_map_lookup_elem(&tcp_conn_choices, &data.remote);
+	if (!bpftune_advisory && state->strategy == TCP_CONN_STRATEGY_LEARNED)
+		choice = bpf_map_lookup_elem(&tcp_conn_choices, &data.remote);
 	if (choice) {
 		data.setsockopt_err = set_alg(skops, choice->alg);
 		if (data.setsockopt_err == 0) {
@@ -329,9 +349,10 @@ static __always_inline void on_retransmit(struct bpf_sock_ops *skops, struct bpf
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
 	/*
 	 * The learner is steering this remote (its choice stands: loss is in its
-	 * cost), or an administrator took this namespace over since establishment.
+	 * cost), the connection is part of the kernel-default baseline, or an
+	 * administrator took this namespace over since establishment.
 	 */
-	if (!state || state->learned || manual(skops))
+	if (!state || state->learned || state->strategy == TCP_CONN_STRATEGY_DEFAULT || manual(skops))
 		goto done;
 	/* Whatever algorithm it runs: timeouts are not the algorithm's business. */
 	set_thin_linear_timeouts(skops, tp);
@@ -368,6 +389,7 @@ static __always_inline void on_close(struct bpf_sock_ops *skops, struct bpf_sock
 	data.alg = current_alg(skops);
 	data.initial_alg = state->initial_alg;
 	data.learned = state->learned;
+	data.strategy = state->strategy;
 	data.min_rtt_us = skops->rtt_min;
 	data.total_retrans = skops->total_retrans;
 	data.segs_out = skops->segs_out;

@@ -28,6 +28,20 @@ enum tcp_conn_alg {
 };
 
 /*
+ * The strategy user space runs (the one entry of tcp_conn_mode), taken by
+ * each connection at establishment and kept for its life, so that its
+ * measurement at close counts for the strategy that steered it.
+ */
+enum tcp_conn_strategy {
+	/* the learner's choice for hosts it steers; the loss rule for the others */
+	TCP_CONN_STRATEGY_LEARNED = 0,
+	/* the loss rule alone: bbr after retransmissions, as the reference does */
+	TCP_CONN_STRATEGY_BBR_ON_LOSS = 1,
+	/* nothing: the namespace default, measured as the baseline */
+	TCP_CONN_STRATEGY_DEFAULT = 2,
+};
+
+/*
  * Slots of the tcp_conn_counts array, read by user space for the summary:
  * one per algorithm id (connections bpftune set that algorithm on), then
  * connections given TCP_THIN_LINEAR_TIMEOUTS.
@@ -67,6 +81,8 @@ struct tcp_conn_event_data {
 	__u32 total_retrans;
 	__u32 segs_out;
 	__u32 data_segs_out;
+	__u32 strategy;		/* enum tcp_conn_strategy the connection was established under */
+	__u32 pad;
 	__u64 bytes_acked;
 	__u64 duration_us;
 };

@@ -24,6 +24,32 @@ export async function transfer(
   extra: string[] = [],
   server = link.serverAddr4,
 ): Promise<Set<string>> {
+  return (await runTransfer(cg, link, seconds, extra, server)).algorithms;
+}
+
+export interface MeasuredTransfer {
+  /** Every algorithm `ss -ti` saw on its sockets while it ran. */
+  algorithms: Set<string>;
+  /** What the receiver got, as iperf3 reports it (its own measurement, not the daemon's). */
+  receivedBitsPerSecond: number;
+}
+
+/** As transfer(), with iperf3's own figure of the throughput the receiver saw. */
+export async function measuredTransfer(cg: TestCgroup, link: EmulatedLink, seconds: number, extra: string[] = []): Promise<MeasuredTransfer> {
+  const { algorithms, stdout } = await runTransfer(cg, link, seconds, ['-J', ...extra], link.serverAddr4);
+  const report = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
+  const received = report.end?.sum_received?.bits_per_second;
+  if (typeof received !== 'number') throw new Error(`iperf3 -J gave no end.sum_received.bits_per_second: ${stdout.slice(0, 500)}`);
+  return { algorithms, receivedBitsPerSecond: received };
+}
+
+async function runTransfer(
+  cg: TestCgroup,
+  link: EmulatedLink,
+  seconds: number,
+  extra: string[],
+  server: string,
+): Promise<{ algorithms: Set<string>; stdout: string }> {
   const listener = cg.run('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
   for (let i = 0; i < 50; i++) {
     const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
@@ -34,12 +60,12 @@ export async function transfer(
   const seen = new Set<string>();
   const poll = setInterval(() => algorithmsOnSockets(link, server).forEach((a) => seen.add(a)), 150);
   try {
-    await client.done;
+    const stdout = await client.done;
     await listener.done;
+    return { algorithms: seen, stdout };
   } finally {
     clearInterval(poll);
   }
-  return seen;
 }
 
 /** One connection at a time, echoing what it reads. */

@@ -365,6 +365,19 @@ function safe<T>(fn: () => T): T | undefined {
   }
 }
 
+/** tcp_rmem changes a daemon logged, as "from -> to" maxima. */
+function rmemChanges(text: string): string {
+  const m = [...text.matchAll(/change net\.ipv4\.tcp_rmem\S* from \((\d+) (\d+) (\d+)\) -> \((\d+) (\d+) (\d+)\)/g)];
+  return m.length ? `${m.length}: ${m.map((x) => `${x[3]}->${x[6]}`).slice(0, 6).join(', ')}${m.length > 6 ? ', ...' : ''}` : '0';
+}
+
+/** Congestion-control algorithms a daemon said it chose, counted. */
+function ccChoices(text: string): string {
+  const counts = new Map<string, number>();
+  for (const x of text.matchAll(/specify '(\w+)' congestion control/g)) counts.set(x[1], (counts.get(x[1]) ?? 0) + 1);
+  return counts.size ? [...counts].map(([k, v]) => `${k} x${v}`).join(', ') : '0';
+}
+
 function reportFunction(runs: FunctionRun[]): string[] {
   const by = (c: FunctionRun['condition']) => runs.filter((r) => r.condition === c);
   const ours = by('ours');
@@ -391,13 +404,17 @@ function reportFunction(runs: FunctionRun[]): string[] {
     `| long RTT: receiver tcp_rmem[2] at the end | ${spread(ours.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} | ${spread(theirs.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} | | ${spread(none.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} |`,
     `| lossy path (${LOSSY.rttMs} ms RTT, ${LOSSY.lossPercent}% loss each way, ${LOSSY.rateMbit} Mbit/s), ${LOSSY.seconds} s iperf3: throughput | ${spread(ours.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} | ${spread(theirs.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} | ${fmtRatio(paired((r) => r.lossyMbit, ours, theirs), 2)} | ${spread(none.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} |`,
     `| lossy: vs none (paired by round) | ${fmtRatio(paired((r) => r.lossyMbit, ours, none), 2)} | ${fmtRatio(paired((r) => r.lossyMbit, theirs, none), 2)} | | 1 |`,
-    `| lossy: sender's congestion control at the end, per round | ${ours.map((r) => r.lossyCongestion).join(', ')} | ${theirs.map((r) => r.lossyCongestion).join(', ')} | | ${none.map((r) => r.lossyCongestion).join(', ')} |`,
+    `| lossy: congestion control iperf3 saw on its socket at connect, per round | ${ours.map((r) => r.lossyCongestion).join(', ')} | ${theirs.map((r) => r.lossyCongestion).join(', ')} | | ${none.map((r) => r.lossyCongestion).join(', ')} |`,
     '',
     'Per round (in run order):',
     '',
-    '| round | condition | reaction ms (per trial) | long RTT Mbit/s per second | lossy Mbit/s |',
-    '|---|---|---|---|---|',
-    ...runs.map((r, i) => `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} |`),
+    '| round | condition | reaction ms (per trial) | long RTT Mbit/s per second | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |',
+    '|---|---|---|---|---|---|---|',
+    ...runs.map(
+      (r, i) =>
+        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
+        `${r.log === undefined ? '' : rmemChanges(r.log)} | ${r.log === undefined ? '' : ccChoices(r.log)} |`,
+    ),
   ];
   return lines;
 }
@@ -457,9 +474,9 @@ function daemonNotes(functionRuns: FunctionRun[]): string[] {
   const notes: string[] = [];
   for (const which of ['ours', 'theirs'] as const) {
     const first = functionRuns.find((r) => r.condition === which)?.log ?? '';
-    const problems = first.split('\n').filter((l) => /fail|error|could not|cannot|not supported|refused/i.test(l)).slice(0, 15);
+    const problems = first.split('\n').filter((l) => /\b(failed|error|could not|cannot|not supported|refused|denied)\b/i.test(l)).slice(0, 15);
     if (problems.length) notes.push(`- ${which}: log lines that say something failed (first function round):`, '', '```', ...problems, '```', '');
-    const changes = first.split('\n').filter((l) => /tcp_rmem|congestion|bbr/i.test(l)).slice(0, 8);
+    const changes = first.split('\n').filter((l) => /tcp_rmem|congestion|bbr/i.test(l) && !/Scenario '/.test(l)).slice(0, 25);
     if (changes.length) notes.push(`- ${which}: what it logged about tcp_rmem / congestion control (first function round):`, '', '```', ...changes, '```', '');
   }
   for (const which of ['ours', 'theirs'] as const) {
@@ -506,6 +523,11 @@ async function main(): Promise<void> {
       }
     }
     functionRuns = functionRuns.filter((r) => r.longRttPerSecond);
+    // The first round's daemon logs, whole, for the raw results (not the report).
+    for (const which of ['ours', 'theirs'] as const) {
+      const text = functionRuns.find((r) => r.condition === which)?.log ?? '';
+      for (const line of text.split('\n').slice(0, 400)) log(`DAEMONLOG ${which} ${line}`);
+    }
     out.push(...reportFunction(functionRuns), '');
     process.stdout.write(`${out.join('\n')}\n`);
     out.length = 0;

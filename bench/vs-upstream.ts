@@ -367,7 +367,7 @@ function safe<T>(fn: () => T): T | undefined {
 
 /** tcp_rmem changes a daemon logged, as "from -> to" maxima. */
 function rmemChanges(text: string): string {
-  const m = [...text.matchAll(/change net\.ipv4\.tcp_rmem\S* from \((\d+) (\d+) (\d+)\) -> \((\d+) (\d+) (\d+)\)/g)];
+  const m = [...text.matchAll(/change net\.ipv4\.tcp_rmem[^\n]*? from \((\d+) (\d+) (\d+)\) -> \((\d+) (\d+) (\d+)\)/g)];
   return m.length ? `${m.length}: ${m.map((x) => `${x[3]}->${x[6]}`).slice(0, 6).join(', ')}${m.length > 6 ? ', ...' : ''}` : '0';
 }
 

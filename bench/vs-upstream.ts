@@ -145,14 +145,22 @@ const leftChanged: Record<Daemon, string[]> = { ours: [], theirs: [] };
 /** Volatile or not ours to restore. */
 const IGNORED = /^net\.netfilter\.nf_conntrack_count|^net\.ipv6\.conf\..*\.stable_secret|\.base_reachable_time|^net\.core\.(netdev_rss_key|bpf_jit)|\.(rt_cache_rebuild_count|gc_.*interval)$/;
 
-/** Puts the snapshot back; what differs from it other than what the harness set itself (`ours`) is the daemon's leftover. */
-function restore(snapshot: Map<string, string>, who?: Daemon, set: Record<string, string> = {}): void {
+/**
+ * Puts the snapshot back. What differs between `before` (read just before the daemon started)
+ * and now is the daemon's leftover; read-only entries (tcp_available_congestion_control, which
+ * grows when a daemon loads a module) cannot be put back and are blamed only on who changed them.
+ */
+function restore(snapshot: Map<string, string>, who?: Daemon, before?: Map<string, string>): void {
   const now = netSysctls();
-  const norm = (v: string | undefined) => v?.split(/\s+/).join(' ');
+  if (who && before) {
+    for (const [k, v] of before) {
+      const cur = now.get(k);
+      if (cur !== undefined && cur !== v && !IGNORED.test(k)) leftChanged[who].push(`${k}: ${v} -> ${cur}`);
+    }
+  }
   for (const [k, v] of snapshot) {
     const cur = now.get(k);
     if (cur === undefined || cur === v || IGNORED.test(k)) continue;
-    if (who && norm(cur) !== norm(set[k])) leftChanged[who].push(`${k}: ${v} -> ${cur}`);
     spawnSync('sysctl', ['-q', '-w', `${k}=${v}`], { stdio: 'ignore' });
   }
 }
@@ -251,6 +259,7 @@ async function lossy(): Promise<{ mbit: number; congestion: string }> {
 async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, string>, trials: number): Promise<FunctionRun> {
   setInit('net.ipv4.tcp_rmem', LOW_RMEM);
   setInit('net.ipv4.tcp_wmem', SENDER_WMEM);
+  const before = netSysctls();
   const daemon = condition === 'none' ? undefined : startDaemon(condition);
   const run: Partial<FunctionRun> = { condition, reactionMs: [], reactionLowerMs: [] };
   try {
@@ -284,7 +293,7 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
       await daemon.stop();
       run.log = daemon.log;
     }
-    restore(snapshot, condition === 'none' ? undefined : condition, { 'net.ipv4.tcp_rmem': LOW_RMEM, 'net.ipv4.tcp_wmem': SENDER_WMEM });
+    restore(snapshot, condition === 'none' ? undefined : condition, before);
   }
   return run as FunctionRun;
 }
@@ -305,6 +314,7 @@ type Runs = Record<WorkloadName, Record<Condition, WorkloadRun[]>>;
 async function overheadBlock(order: Condition[], runs: Runs, samples: Record<Daemon, DaemonSample[]>, snapshot: Map<string, string>): Promise<void> {
   for (const condition of order) {
     throwIfAborted();
+    const before = netSysctls();
     const daemon = condition === 'ours' || condition === 'theirs' ? startDaemon(condition) : undefined;
     const cgroup = new TestCgroup();
     try {
@@ -342,7 +352,7 @@ async function overheadBlock(order: Condition[], runs: Runs, samples: Record<Dae
     } finally {
       cgroup.remove();
       if (daemon) await daemon.stop();
-      restore(snapshot, daemon ? (condition as Daemon) : undefined);
+      restore(snapshot, daemon ? (condition as Daemon) : undefined, before);
     }
   }
 }
@@ -481,7 +491,7 @@ function daemonNotes(functionRuns: FunctionRun[]): string[] {
   }
   for (const which of ['ours', 'theirs'] as const) {
     const uniq = [...new Set(leftChanged[which].map((l) => l.split(':')[0]))];
-    notes.push(`- ${which}: sysctls of the initial namespace left changed after it stopped with -R (put back by the harness): ${uniq.length ? uniq.join(', ') : 'none'}`);
+    notes.push(`- ${which}: sysctls of the initial namespace that differed after it stopped with -R from just before it started (the harness puts them back where it can): ${uniq.length ? uniq.join(', ') : 'none'}`);
   }
   return notes;
 }

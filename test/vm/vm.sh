@@ -6,7 +6,7 @@
 #   test/vm/vm.sh matrix          6.1 then 6.12, one VM at a time; writes test/vm/results/
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
 #   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
-# VM_PARTS="support tests service" (default: all three) chooses what runs inside, VM_TESTS=REGEX
+# VM_PARTS="support tests service" (default: all three; "bench" only on request) chooses what runs inside, VM_TESTS=REGEX
 # which test files (default: all); VM_TIMEOUT=seconds; VM_RUN_LABEL=x keeps the results apart
 # (results/raw/<kernel>-x), e.g. for a partial rerun after a fix.
 # VM_IMAGE=bench: the image variant for `make bench-vs-upstream` (the test image plus stress-ng and

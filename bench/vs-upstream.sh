@@ -73,7 +73,7 @@ accel=$(cat "$raw/accel" 2>/dev/null || echo unknown)
 {
   tr -d '\r' < "$raw/results.log" | sed -n 's/^REPORT //p' | sed -n '1p'
   echo
-  echo "Written by \`make bench-vs-upstream\` (bench/vs-upstream.sh, bench/vs-upstream.ts) from a VM run on Debian 12, kernel \`$KERNEL\`; raw guest output in \`test/vm/results/raw/$KERNEL-$LABEL/results.log\` (not committed). Accelerator: **$accel**. Exit status $rc."
+  echo "Written by \`make bench-vs-upstream\` (bench/vs-upstream.sh, bench/vs-upstream.ts) from a VM run on Debian 12, kernel \`$KERNEL\`; raw guest output in \`test/vm/results/raw/$KERNEL-$LABEL/results.log\` (committed; the first function round's daemon logs are its DAEMONLOG lines). Accelerator: **$accel**. Exit status $rc."
   if [ "$accel" = tcg ]; then
     echo
     echo "**Run under TCG (software emulation, no KVM on this host).** Every guest instruction is emulated, 5-20x slower than native and unevenly so (code the emulator translates once and re-runs is cheap; system calls, page faults and timer work are dear). Absolute figures (throughput, CPU per unit of work, reaction times, start times) are TCG's, not a real machine's; ratios between the two daemons in the same run are the comparable figures, and even they weigh each daemon's in-kernel (BPF) and user-space work by TCG's costs, not a CPU's. Memory (RSS/PSS) does not depend on the accelerator."

@@ -30,7 +30,7 @@ CONTRACT_GEN := sdk/bin/bpftune-contract sdk/lib/contract.js
 TUNER_BPF_SOURCES := $(wildcard src/tuners/*/*.bpf.c samples/*/*.bpf.c)
 CONTRACTS := $(patsubst %.bpf.c,%.contract.ts,$(TUNER_BPF_SOURCES)) src/core/bpftune_event.contract.ts
 
-.PHONY: all deps pkg-deps test-deps bench-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load test-vm test-vm-matrix clean distclean
+.PHONY: all deps pkg-deps test-deps bench-deps man sdk install uninstall deb pkg run test lint bench bench-quick bench-tcp-buffer bench-query-load bench-vs-upstream test-vm test-vm-matrix clean distclean
 
 VERSION = $(shell node -p "require('./package.json').version")
 
@@ -239,6 +239,11 @@ test-vm: all
 # 6.1 and 6.12, one VM after the other; results in test/vm/results/.
 test-vm-matrix: all
 	test/vm/vm.sh matrix
+
+# Ours and oracle/bpftune side by side in the 6.1 VM (bench/vs-upstream.sh; about 40 minutes under
+# TCG): builds the reference on this host, boots the bench image, writes bench/results/vs-upstream-6.1.md.
+bench-vs-upstream: all
+	bench/vs-upstream.sh
 
 # RSS under 10 scrapes + 10 queries a second for 10 minutes, then 40,000 queries (about 11 minutes).
 bench-query-load: all

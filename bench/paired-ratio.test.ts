@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { pairedRatio, resolution, seededRandom, verdict } from './paired-ratio';
+import { pairedRatio, resolution, seededRandom, unpairedMedianRatio, verdict } from './paired-ratio';
 
 /** Normal deviates from the seeded generator (Box-Muller). */
 function normals(seed: number, n: number, mean: number, sd: number): number[] {
@@ -74,4 +74,18 @@ test('bad input is refused with the reason', () => {
   assert.throws(() => pairedRatio([1], [1]), /at least 2 pairs/);
   assert.throws(() => pairedRatio([1, 0], [1, 2]), /finite and positive/);
   assert.throws(() => pairedRatio([1, NaN], [1, 2]), /finite and positive/);
+});
+
+test('unpairedMedianRatio: the ratio of medians, an interval around it, and one that shrinks with the spread', () => {
+  const same = unpairedMedianRatio([5, 5, 5], [10, 10]);
+  assert.deepEqual([same.ratio, same.low, same.high], [2, 2, 2]);
+  const base = normals(7, 30, 100, 5);
+  const treated = normals(8, 30, 50, 5);
+  const r = unpairedMedianRatio(base, treated);
+  assert.ok(r.low < r.ratio && r.ratio < r.high, JSON.stringify(r));
+  assert.ok(r.low > 0.4 && r.high < 0.6, JSON.stringify(r));
+  const wide = unpairedMedianRatio(normals(7, 30, 100, 15), normals(8, 30, 50, 15));
+  assert.ok(wide.high - wide.low > r.high - r.low);
+  assert.throws(() => unpairedMedianRatio([], [1]), RangeError);
+  assert.throws(() => unpairedMedianRatio([1, 0], [1]), RangeError);
 });

@@ -81,6 +81,35 @@ export function pairedRatio(baseline: readonly number[], treated: readonly numbe
   };
 }
 
+/**
+ * Ratio of medians of two independent samples (treated / baseline) with a
+ * bootstrap interval, each sample resampled on its own: for figures that
+ * are not paired run by run (a daemon's RSS, idle CPU, reaction time).
+ * `pairs` is empty.
+ */
+export function unpairedMedianRatio(baseline: readonly number[], treated: readonly number[], options: BootstrapOptions = {}): PairedRatio {
+  if (baseline.length < 1 || treated.length < 1) throw new RangeError('each sample needs at least one value');
+  if ([...baseline, ...treated].some((v) => !Number.isFinite(v) || v <= 0)) throw new RangeError('samples must be finite and positive');
+  const iterations = options.iterations ?? 10_000;
+  const confidence = options.confidence ?? 0.95;
+  const random = seededRandom(options.seed ?? 1);
+  const med = (xs: ArrayLike<number>) => {
+    const s = Float64Array.from(xs).sort();
+    return quantileSorted(s, 0.5);
+  };
+  const resample = (xs: readonly number[], into: Float64Array) => {
+    for (let k = 0; k < xs.length; k++) into[k] = xs[Math.floor(random() * xs.length)];
+    return med(into);
+  };
+  const b = new Float64Array(baseline.length);
+  const t = new Float64Array(treated.length);
+  const ratios = new Float64Array(iterations);
+  for (let it = 0; it < iterations; it++) ratios[it] = resample(treated, t) / resample(baseline, b);
+  ratios.sort();
+  const tail = (1 - confidence) / 2;
+  return { ratio: med(treated) / med(baseline), low: quantileSorted(ratios, tail), high: quantileSorted(ratios, 1 - tail), confidence, pairs: [] };
+}
+
 /** How far from 1 the control's interval reaches: differences smaller than this the method cannot see. */
 export function resolution(control: PairedRatio): number {
   return Math.max(Math.abs(1 - control.low), Math.abs(control.high - 1));

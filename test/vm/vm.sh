@@ -6,9 +6,12 @@
 #   test/vm/vm.sh matrix          6.1 then 6.12, one VM at a time; writes test/vm/results/
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
 #   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
-# VM_PARTS="support tests service" (default: all three) chooses what runs inside, VM_TESTS=REGEX
+# VM_PARTS="support tests service" (default: all three; "bench" only on request) chooses what runs inside, VM_TESTS=REGEX
 # which test files (default: all); VM_TIMEOUT=seconds; VM_RUN_LABEL=x keeps the results apart
 # (results/raw/<kernel>-x), e.g. for a partial rerun after a fix.
+# VM_IMAGE=bench: the image variant for `make bench-vs-upstream` (the test image plus stress-ng and
+# the shared libraries oracle/bpftune links), cached under its own key; VM_EXTRA_PAYLOAD=DIR puts
+# DIR on the payload disk as /payload/extra (the reference's build).
 #
 # The image comes from Debian's archive only (mmdebstrap) and is cached in $VM_CACHE/<key>/, where
 # key hashes every input of the image; the VM boots it with -snapshot so it is never modified.
@@ -25,6 +28,14 @@ SECURITY_MIRROR=${VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # shared libraries the native addon links (libbpf1, libelf1, zlib1g).
 GUEST_PACKAGES=(systemd systemd-sysv udev dbus kmod initramfs-tools procps iproute2 iperf3 iptables
   iputils-ping python3 bpftool nodejs libbpf1 libelf1 zlib1g ca-certificates)
+# The bench variant adds what bench/vs-upstream.ts runs: stress-ng (the sock workload) and the
+# libraries the reference daemon (oracle/bpftune, built on the host) links besides libbpf1.
+VM_IMAGE=${VM_IMAGE:-test}
+case "$VM_IMAGE" in
+  test) ;;
+  bench) GUEST_PACKAGES+=(stress-ng libcap2 libnl-3-200 libnl-route-3-200) ;;
+  *) printf 'vm: error: unknown VM_IMAGE %s (test or bench)\n' "$VM_IMAGE" >&2; exit 1 ;;
+esac
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
@@ -110,12 +121,15 @@ ensure_image() {
     build_image "$kpkg" "$tmp"
     echo "$(( $(date +%s) - t0 ))" > "$tmp/build-seconds"
     echo "$kpkg" > "$tmp/kernel-package"
+    echo "$VM_IMAGE" > "$tmp/variant"
     mv -T "$tmp" "$dir"
     IMAGE_BUILT=1
-    # Images of the same kernel package from older inputs are never used again.
-    local old
+    # Images of the same kernel package and variant from older inputs are never used again
+    # (an image without a variant file is a test image).
+    local old variant
     for old in "$VM_CACHE"/*/kernel-package; do
-      [ "$(dirname "$old")" != "$dir" ] && [ "$(cat "$old")" = "$kpkg" ] && { log "removing stale image $(dirname "$old")"; rm -rf "$(dirname "$old")"; }
+      variant=$(cat "$(dirname "$old")/variant" 2>/dev/null || echo test)
+      [ "$(dirname "$old")" != "$dir" ] && [ "$(cat "$old")" = "$kpkg" ] && [ "$variant" = "$VM_IMAGE" ] && { log "removing stale image $(dirname "$old")"; rm -rf "$(dirname "$old")"; }
     done
     log "image built in $(cat "$dir/build-seconds") s"
   fi
@@ -133,11 +147,14 @@ build_payload() {
   cp -a "$HERE/guest/run-tests.sh" "$HERE/guest/service-test.sh" "$stage/bpftune/test/vm/"
   echo "${VM_PARTS:-support tests service}" > "$stage/bpftune/test/vm/parts"
   echo "${VM_TESTS:-.}" > "$stage/bpftune/test/vm/tests-pattern"
+  # VS_*: the settings of bench/vs-upstream.ts (part "bench"), passed on to the guest.
+  env | grep '^VS_[A-Z_]*=' > "$stage/bpftune/test/vm/bench-env" || true
   # VM_SERVICE_DROPIN: unit lines the service test adds as a drop-in (to try a change to the unit).
   [ -z "${VM_SERVICE_DROPIN:-}" ] || printf '%s\n' "$VM_SERVICE_DROPIN" > "$stage/bpftune/test/vm/service-dropin.conf"
   local deb
   deb=$(ls -t "$REPO"/dist/deb/bpftune_*.deb 2>/dev/null | head -1 || true)
   if [ -n "$deb" ]; then cp "$deb" "$stage/"; log "payload includes $(basename "$deb")"; fi
+  if [ -n "${VM_EXTRA_PAYLOAD:-}" ]; then cp -a "$VM_EXTRA_PAYLOAD" "$stage/extra"; log "payload includes $VM_EXTRA_PAYLOAD as /payload/extra"; fi
   mkfs.ext4 -q -L payload -d "$stage" "$out" "$(( $(du -sm "$stage" | cut -f1) + 64 ))M"
 }
 
@@ -224,7 +241,8 @@ main() {
       [ -n "$kernel" ] || die "usage: $0 run KERNEL"
       local rc=0
       run_vm "$kernel" || rc=$?
-      node "$REPO/dist/test/vm/report.js" "$REPO/test/vm/results" >/dev/null || true
+      # A bench run (VM_PARTS=bench) runs no tests: it has no place in the test matrix's report.
+      [ "${VM_PARTS:-}" = bench ] || node "$REPO/dist/test/vm/report.js" "$REPO/test/vm/results" >/dev/null || true
       return "$rc" ;;
     matrix)
       local rc=0 k

@@ -57,6 +57,28 @@ if part support; then
   grep -E "loaded|failed|error" /tmp/legacy.out | sed 's/^/LEGACY /' >&3
 fi
 
+# Part "bench" (make bench-vs-upstream): the reference daemon from /payload/extra installed where its
+# build looks for its tuners, then bench/vs-upstream.js; progress lines go out as they come, the
+# report (markdown) as REPORT lines at the end.
+if part bench; then
+  if [ -x "$PAYLOAD/extra/bpftune" ]; then
+    install -m 0755 "$PAYLOAD/extra/bpftune" /usr/sbin/bpftune-reference
+    mkdir -p /usr/lib64/bpftune
+    cp -a "$PAYLOAD"/extra/libbpftune.so* /usr/lib64/
+    cp -a "$PAYLOAD"/extra/*_tuner.so /usr/lib64/bpftune/
+    echo /usr/lib64 > /etc/ld.so.conf.d/bpftune-reference.conf && ldconfig
+    say "REFERENCE $(cat "$PAYLOAD/extra/VERSION" 2>/dev/null) installed"
+  else
+    say "REFERENCE missing from the payload (/payload/extra)"
+  fi
+  set -a; . "$PAYLOAD/bpftune/test/vm/bench-env" 2>/dev/null; set +a
+  say "BENCH-ENV $(tr '\n' ' ' < "$PAYLOAD/bpftune/test/vm/bench-env" 2>/dev/null)"
+  t0=$(date +%s)
+  node dist/bench/vs-upstream.js > /tmp/vs-upstream.md 2> >(sed -u 's/^/BENCH /' >&3)
+  say "BENCH-RC $? seconds=$(( $(date +%s) - t0 ))"
+  sed 's/^/REPORT /' /tmp/vs-upstream.md >&3
+fi
+
 part tests || say "TESTS not run (VM_PARTS=$parts)"
 pattern=$(cat "$PAYLOAD/bpftune/test/vm/tests-pattern" 2>/dev/null || echo .)
 [ "$pattern" = . ] || say "TESTS only files matching /$pattern/ (VM_TESTS)"

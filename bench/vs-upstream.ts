@@ -1,0 +1,572 @@
+/**
+ * Ours side by side with the system it re-designs (oracle/bpftune, built from
+ * /work/shared/anchors by bench/vs-upstream.sh), in one run, on the same
+ * kernel: `make bench-vs-upstream` boots Debian 12's 6.1 in the test VM and
+ * runs this there (test/vm/guest/run-tests.sh, part "bench"). Both daemons run
+ * with every tuner they have and roll back what they changed when they stop
+ * (-R); neither ever runs at the same time as the other.
+ *
+ * Phase "function", rounds of none / ours / theirs in rotating order, with a
+ * fresh daemon each: before it starts, the initial namespace's tcp_rmem is
+ * lowered (namespaces created later copy it, so no write inside a namespace
+ * looks like an administrator's to either daemon's sysctl tuner), then
+ *   - reaction: in a fresh namespace a receiver reads a loopback bulk stream;
+ *     its socket's buffer is at tcp_rmem[2] from the first read, which both
+ *     daemons' tcp_buffer tuners treat as "limit reached"; the time from that
+ *     first read to the namespace's tcp_rmem reading differently (polled);
+ *   - long RTT: back-to-back iperf3 connections over an emulated long path
+ *     (test/support/link-emulator.ts) with the receiver's tcp_rmem[2] low;
+ *   - lossy path: iperf3 over an emulated path with random loss, default
+ *     congestion control (cubic), to see what congestion-control choice does.
+ * Phase "overhead", blocks of none / control / ours / theirs in rotating order
+ * (control is no daemon again: its ratio to none is the method's own noise).
+ * Each daemon is started, left to settle, measured idle (CPU over a window,
+ * RSS and PSS from smaps_rollup), then the three workloads of bench/workloads.ts
+ * run on a fresh veth pair per condition, and RSS/PSS are read again.
+ *
+ * Every figure is reported as ours/theirs with a bootstrap interval (paired by
+ * block where runs are paired), next to each one against none.
+ *
+ * Environment: BPFTUNE_REFERENCE (the reference's command, default
+ * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead"),
+ * VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS, VS_TRIALS.
+ * Prints the report (markdown) on stdout, progress on stderr.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import * as os from 'node:os';
+import { DaemonProcess } from '../test/support/daemon';
+import { TestCgroup } from '../test/support/cgroup';
+import { createNamespace, deleteNamespace, removeStaleNamespaces, sysctlIn } from '../test/support/netns';
+import { createEmulatedLink } from '../test/support/link-emulator';
+import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
+import { runBenchmark, throwIfAborted } from './cleanup';
+import { builtinDaemonArgs, execInNamespace } from './core';
+import { createVethPair } from './iperf';
+import { cpuNs } from './proc';
+import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
+import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName, type WorkloadRun } from './overhead-summary';
+import { runWorkload } from './workloads';
+import { median } from './stats';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const env = (name: string, fallback: number) => Number(process.env[name]) || fallback;
+
+const REFERENCE = process.env.BPFTUNE_REFERENCE ?? '/usr/sbin/bpftune-reference';
+const PHASES = (process.env.VS_PHASES ?? 'function overhead').split(/\s+/).filter(Boolean);
+const ROUNDS = env('VS_ROUNDS', 3);
+const BLOCKS = env('VS_BLOCKS', 4);
+const SECONDS = env('VS_SECONDS', 3);
+const IDLE_SECONDS = env('VS_IDLE_SECONDS', 20);
+const TRIALS = env('VS_TRIALS', 3);
+const LOW_RMEM = '4096 131072 131072';
+const SENDER_WMEM = '4096 16384 33554432';
+const LONG_RTT_MS = 80;
+const LONG_SECONDS = 12;
+const LONG_CONNECTION_SECONDS = 2;
+const LOSSY = { rttMs: 30, lossPercent: 2, rateMbit: 10, seconds: 10 };
+const REACTION_LIMIT_MS = 20_000;
+
+type Daemon = 'ours' | 'theirs';
+type Condition = 'none' | 'control' | Daemon;
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+function startDaemon(which: Daemon): DaemonProcess {
+  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs()) : new DaemonProcess(['-R'], { command: [REFERENCE] });
+}
+
+/** BPF programs and links the process holds. */
+function bpfFds(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (/^anon_inode:bpf[-_](link|prog)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+/**
+ * Settled: holds BPF programs, their number unchanged and its CPU below 5% of
+ * a core for 3 s in a row. The same test for both daemons (the reference logs
+ * nothing at its default level once it has loaded); ours also says "tuners loaded".
+ */
+async function settled(daemon: DaemonProcess, which: Daemon): Promise<number> {
+  const t0 = Date.now();
+  if (which === 'ours') await daemon.waitFor(/tuners loaded/, 600_000);
+  let last = -1;
+  let quiet = 0;
+  let cpu = cpuNs(daemon.pid);
+  while (quiet < 3) {
+    await sleep(1000);
+    throwIfAborted();
+    if (Date.now() - t0 > 900_000) throw new Error(`${which} did not settle in 900 s; log:\n${daemon.log.slice(-2000)}`);
+    let n: number;
+    let c: number;
+    try {
+      n = bpfFds(daemon.pid);
+      c = cpuNs(daemon.pid);
+    } catch {
+      throw new Error(`${which} exited while starting; log:\n${daemon.log.slice(-3000)}`);
+    }
+    quiet = n > 0 && n === last && c - cpu < 0.05e9 ? quiet + 1 : 0;
+    last = n;
+    cpu = c;
+  }
+  return (Date.now() - t0 - 3000) / 1000;
+}
+
+interface Memory {
+  rss: number;
+  pss: number;
+}
+
+function smapsRollup(pid: number): Memory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss') };
+}
+
+/** Net sysctls of the initial namespace, to put back whatever a daemon left changed. */
+function netSysctls(): Map<string, string> {
+  const out = spawnSync('sysctl', ['-a'], { encoding: 'utf8' }).stdout ?? '';
+  const m = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const i = line.indexOf(' = ');
+    if (i > 0 && line.startsWith('net.')) m.set(line.slice(0, i), line.slice(i + 3));
+  }
+  return m;
+}
+
+const leftChanged: Record<Daemon, string[]> = { ours: [], theirs: [] };
+/** Volatile or not ours to restore. */
+const IGNORED = /^net\.netfilter\.nf_conntrack_count|^net\.ipv6\.conf\..*\.stable_secret|\.base_reachable_time|^net\.core\.(netdev_rss_key|bpf_jit)|\.(rt_cache_rebuild_count|gc_.*interval)$/;
+
+/**
+ * Puts the snapshot back. What differs between `before` (read just before the daemon started)
+ * and now is the daemon's leftover; read-only entries (tcp_available_congestion_control, which
+ * grows when a daemon loads a module) cannot be put back and are blamed only on who changed them.
+ */
+function restore(snapshot: Map<string, string>, who?: Daemon, before?: Map<string, string>): void {
+  const now = netSysctls();
+  if (who && before) {
+    for (const [k, v] of before) {
+      const cur = now.get(k);
+      if (cur !== undefined && cur !== v && !IGNORED.test(k)) leftChanged[who].push(`${k}: ${v} -> ${cur}`);
+    }
+  }
+  for (const [k, v] of snapshot) {
+    const cur = now.get(k);
+    if (cur === undefined || cur === v || IGNORED.test(k)) continue;
+    spawnSync('sysctl', ['-q', '-w', `${k}=${v}`], { stdio: 'ignore' });
+  }
+}
+
+function setInit(name: string, value: string): void {
+  execFileSync('sysctl', ['-q', '-w', `${name}=${value}`]);
+}
+
+function rotation<T>(items: readonly T[], k: number): T[] {
+  return items.map((_, i) => items[(i + k) % items.length]);
+}
+
+// ---------------------------------------------------------------- function phase
+
+/**
+ * Runs in a fresh namespace: a receiver reading a loopback stream. Prints
+ * [ms from the receiver's first read to tcp_rmem reading differently (-1:
+ * not within the limit), ms of the last poll that still saw the old value].
+ */
+const REACTION_SCRIPT = `
+const net = require('net');
+const fs = require('fs');
+const read = () => fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim();
+const before = read();
+const limitMs = Number(process.argv[1]);
+let t0 = 0n;
+const server = net.createServer((s) => s.on('data', () => { if (!t0) { t0 = process.hrtime.bigint(); poll(); } }));
+const chunk = Buffer.alloc(1 << 20);
+const finish = (r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); };
+let lastOld = 0;
+function poll() {
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (read() !== before) return finish([ms, lastOld]);
+  lastOld = ms;
+  if (ms > limitMs) return finish([-1, lastOld]);
+  setTimeout(poll, 1);
+}
+server.listen(0, '127.0.0.1', () => {
+  const c = net.connect(server.address().port, '127.0.0.1');
+  c.on('error', () => {});
+  const pump = () => { while (c.write(chunk)) {} };
+  c.on('connect', pump);
+  c.on('drain', pump);
+});`;
+
+interface FunctionRun {
+  condition: 'none' | Daemon;
+  settleSeconds?: number;
+  /** ms, per trial; -1 when no change was seen. */
+  reactionMs: number[];
+  reactionLowerMs: number[];
+  longRttMbit: number;
+  longRttPerSecond: number[];
+  longRttFinalRmem: number;
+  lossyMbit: number;
+  lossyCongestion: string;
+  log?: string;
+}
+
+async function longRtt(): Promise<{ mbit: number; perSecond: number[]; finalRmem: number }> {
+  const link = await createEmulatedLink({ rttMs: LONG_RTT_MS });
+  try {
+    const perSecond: number[] = [];
+    for (let t = 0; t < LONG_SECONDS; t += LONG_CONNECTION_SECONDS) {
+      const server = startIperfServer(link.server);
+      try {
+        const r = await runIperfClient(link.client, link.serverAddr4, LONG_CONNECTION_SECONDS);
+        perSecond.push(...r.intervals.slice(0, LONG_CONNECTION_SECONDS).map((b) => b / 1e6));
+      } finally {
+        server.stop();
+      }
+    }
+    const finalRmem = Number(sysctlIn(link.server, 'net.ipv4.tcp_rmem').split(' ')[2]);
+    return { mbit: perSecond.reduce((a, b) => a + b, 0) / Math.max(1, perSecond.length), perSecond, finalRmem };
+  } finally {
+    await link.close();
+  }
+}
+
+async function lossy(): Promise<{ mbit: number; congestion: string }> {
+  const link = await createEmulatedLink({ rttMs: LOSSY.rttMs, lossPercent: LOSSY.lossPercent, rateMbit: LOSSY.rateMbit, seed: 1234 });
+  try {
+    const server = startIperfServer(link.server, 5202);
+    try {
+      const out = await execInNamespace(link.client, 'iperf3', ['-J', '-c', link.serverAddr4, '-p', '5202', '-t', String(LOSSY.seconds)], (LOSSY.seconds + 60) * 1000);
+      const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sender_tcp_congestion?: string } };
+      return { mbit: j.end.sum_received.bits_per_second / 1e6, congestion: j.end.sender_tcp_congestion ?? '?' };
+    } finally {
+      server.stop();
+    }
+  } finally {
+    await link.close();
+  }
+}
+
+async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, string>, trials: number): Promise<FunctionRun> {
+  setInit('net.ipv4.tcp_rmem', LOW_RMEM);
+  setInit('net.ipv4.tcp_wmem', SENDER_WMEM);
+  const before = netSysctls();
+  const daemon = condition === 'none' ? undefined : startDaemon(condition);
+  const run: Partial<FunctionRun> = { condition, reactionMs: [], reactionLowerMs: [] };
+  try {
+    if (daemon && condition !== 'none') {
+      run.settleSeconds = await settled(daemon, condition);
+      log(`  ${condition} settled in ${run.settleSeconds.toFixed(0)} s`);
+    }
+    // Without a daemon nothing changes tcp_rmem: one trial shows it, the rest would only wait.
+    for (let i = 0; i < (daemon ? trials : 1); i++) {
+      throwIfAborted();
+      const ns = createNamespace();
+      try {
+        const limit = daemon ? REACTION_LIMIT_MS : 3000;
+        const out = await execInNamespace(ns, process.execPath, ['-e', REACTION_SCRIPT, String(limit)], limit + 120_000);
+        const [ms, lower] = JSON.parse(out) as [number, number];
+        run.reactionMs?.push(ms);
+        run.reactionLowerMs?.push(lower);
+      } finally {
+        deleteNamespace(ns);
+      }
+    }
+    log(`  ${condition} reaction ms: ${run.reactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
+    const l = await longRtt();
+    Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttFinalRmem: l.finalRmem });
+    log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s, receiver tcp_rmem[2] at the end ${l.finalRmem}`);
+    const y = await lossy();
+    Object.assign(run, { lossyMbit: y.mbit, lossyCongestion: y.congestion });
+    log(`  ${condition} lossy ${y.mbit.toFixed(2)} Mbit/s (${y.congestion})`);
+  } finally {
+    if (daemon) {
+      await daemon.stop();
+      run.log = daemon.log;
+    }
+    restore(snapshot, condition === 'none' ? undefined : condition, before);
+  }
+  return run as FunctionRun;
+}
+
+// ---------------------------------------------------------------- overhead phase
+
+interface DaemonSample {
+  settleSeconds: number;
+  idleCpuPercent: number;
+  idle: Memory;
+  loaded: Memory;
+  /** The daemon's own CPU over the workload runs, % of a core. */
+  busyCpuPercent: number;
+}
+
+type Runs = Record<WorkloadName, Record<Condition, WorkloadRun[]>>;
+
+async function overheadBlock(order: Condition[], runs: Runs, samples: Record<Daemon, DaemonSample[]>, snapshot: Map<string, string>): Promise<void> {
+  for (const condition of order) {
+    throwIfAborted();
+    const before = netSysctls();
+    const daemon = condition === 'ours' || condition === 'theirs' ? startDaemon(condition) : undefined;
+    const cgroup = new TestCgroup();
+    try {
+      let sample: Partial<DaemonSample> | undefined;
+      if (daemon && (condition === 'ours' || condition === 'theirs')) {
+        sample = { settleSeconds: await settled(daemon, condition) };
+        const c0 = cpuNs(daemon.pid);
+        const t0 = process.hrtime.bigint();
+        await sleep(IDLE_SECONDS * 1000);
+        sample.idleCpuPercent = ((cpuNs(daemon.pid) - c0) / Number(process.hrtime.bigint() - t0)) * 100;
+        sample.idle = smapsRollup(daemon.pid);
+      }
+      const pair = createVethPair();
+      try {
+        const c0 = daemon ? cpuNs(daemon.pid) : 0;
+        const t0 = process.hrtime.bigint();
+        for (const w of WORKLOADS) runs[w][condition].push(await runWorkload(w, pair, cgroup, SECONDS, daemon?.pid));
+        if (daemon && sample) {
+          sample.busyCpuPercent = ((cpuNs(daemon.pid) - c0) / Number(process.hrtime.bigint() - t0)) * 100;
+          sample.loaded = smapsRollup(daemon.pid);
+          samples[condition as Daemon].push(sample as DaemonSample);
+        }
+      } finally {
+        pair.close();
+      }
+      const mb = (b?: number) => (b === undefined ? '-' : (b / 1048576).toFixed(1));
+      log(
+        `  ${condition}: ` +
+          WORKLOADS.map((w) => {
+            const r = runs[w][condition].at(-1) as WorkloadRun;
+            return `${w} ${(r.work / r.seconds).toPrecision(3)}/s`;
+          }).join(', ') +
+          (sample ? `; settle ${sample.settleSeconds?.toFixed(0)} s, idle CPU ${sample.idleCpuPercent?.toFixed(3)} %, RSS ${mb(sample.idle?.rss)} MB PSS ${mb(sample.idle?.pss)} MB idle, RSS ${mb(sample.loaded?.rss)} MB after load` : ''),
+      );
+    } finally {
+      cgroup.remove();
+      if (daemon) await daemon.stop();
+      restore(snapshot, daemon ? (condition as Daemon) : undefined, before);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const fmtRatio = (p: PairedRatio | undefined, digits = 3) => (p ? `${p.ratio.toFixed(digits)} [${p.low.toFixed(digits)}, ${p.high.toFixed(digits)}]` : 'n/a');
+
+function spread(xs: number[], f: (v: number) => string): string {
+  if (!xs.length) return 'none';
+  if (xs.length === 1) return f(xs[0]);
+  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))}, n=${xs.length})`;
+}
+
+function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+/** tcp_rmem changes a daemon logged, as "from -> to" maxima. */
+function rmemChanges(text: string): string {
+  const m = [...text.matchAll(/change net\.ipv4\.tcp_rmem[^\n]*? from \((\d+) (\d+) (\d+)\) -> \((\d+) (\d+) (\d+)\)/g)];
+  return m.length ? `${m.length}: ${m.map((x) => `${x[3]}->${x[6]}`).slice(0, 6).join(', ')}${m.length > 6 ? ', ...' : ''}` : '0';
+}
+
+/** Congestion-control algorithms a daemon said it chose, counted. */
+function ccChoices(text: string): string {
+  const counts = new Map<string, number>();
+  for (const x of text.matchAll(/specify '(\w+)' congestion control/g)) counts.set(x[1], (counts.get(x[1]) ?? 0) + 1);
+  return counts.size ? [...counts].map(([k, v]) => `${k} x${v}`).join(', ') : '0';
+}
+
+function reportFunction(runs: FunctionRun[]): string[] {
+  const by = (c: FunctionRun['condition']) => runs.filter((r) => r.condition === c);
+  const ours = by('ours');
+  const theirs = by('theirs');
+  const none = by('none');
+  const reacted = (rs: FunctionRun[]) => rs.flatMap((r) => r.reactionMs).filter((v) => v >= 0);
+  const missed = (rs: FunctionRun[]) => rs.flatMap((r) => r.reactionMs).filter((v) => v < 0).length;
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const mbit = (v: number) => `${v.toFixed(1)} Mbit/s`;
+  const rounds = Math.min(ours.length, theirs.length, none.length);
+  const paired = (f: (r: FunctionRun) => number, a: FunctionRun[], b: FunctionRun[]) => safe(() => pairedRatio(b.slice(0, rounds).map(f), a.slice(0, rounds).map(f)));
+  const lines = [
+    '## Reaction and effects (phase "function")',
+    '',
+    `${rounds} rounds; each round runs none, ours and theirs (order rotating), a fresh daemon each. Spread: median (min–max, n). Ratios: ours/theirs, 95% bootstrap interval in brackets.`,
+    '',
+    '| figure | ours | theirs | ours/theirs | none (no daemon) |',
+    '|---|---|---|---|---|',
+    `| start to settled (BPF loaded, CPU quiet 3 s) | ${spread(ours.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${spread(theirs.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${fmtRatio(safe(() => unpairedMedianRatio(theirs.map((r) => r.settleSeconds ?? NaN), ours.map((r) => r.settleSeconds ?? NaN))), 2)} | |`,
+    `| reaction: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours), ms)}; ${missed(ours)} missed | ${spread(reacted(theirs), ms)}; ${missed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs), reacted(ours))), 2)} | ${reacted(none).length} of ${none.flatMap((r) => r.reactionMs).length} trials saw a change (3 s each) |`,
+    `| reaction, lower bound (last poll that still saw the old value) | ${spread(ours.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | ${spread(theirs.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | | |`,
+    `| long RTT (${LONG_RTT_MS} ms), ${LONG_SECONDS} s of ${LONG_CONNECTION_SECONDS} s iperf3 connections, receiver tcp_rmem[2] from 131072: mean throughput | ${spread(ours.map((r) => r.longRttMbit), mbit)} | ${spread(theirs.map((r) => r.longRttMbit), mbit)} | ${fmtRatio(paired((r) => r.longRttMbit, ours, theirs), 2)} | ${spread(none.map((r) => r.longRttMbit), mbit)} |`,
+    `| long RTT: vs none (paired by round) | ${fmtRatio(paired((r) => r.longRttMbit, ours, none), 2)} | ${fmtRatio(paired((r) => r.longRttMbit, theirs, none), 2)} | | 1 |`,
+    `| long RTT: receiver tcp_rmem[2] at the end | ${spread(ours.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} | ${spread(theirs.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} | | ${spread(none.map((r) => r.longRttFinalRmem), (v) => v.toFixed(0))} |`,
+    `| lossy path (${LOSSY.rttMs} ms RTT, ${LOSSY.lossPercent}% loss each way, ${LOSSY.rateMbit} Mbit/s), ${LOSSY.seconds} s iperf3: throughput | ${spread(ours.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} | ${spread(theirs.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} | ${fmtRatio(paired((r) => r.lossyMbit, ours, theirs), 2)} | ${spread(none.map((r) => r.lossyMbit), (v) => `${v.toFixed(2)} Mbit/s`)} |`,
+    `| lossy: vs none (paired by round) | ${fmtRatio(paired((r) => r.lossyMbit, ours, none), 2)} | ${fmtRatio(paired((r) => r.lossyMbit, theirs, none), 2)} | | 1 |`,
+    `| lossy: congestion control iperf3 saw on its socket at connect, per round | ${ours.map((r) => r.lossyCongestion).join(', ')} | ${theirs.map((r) => r.lossyCongestion).join(', ')} | | ${none.map((r) => r.lossyCongestion).join(', ')} |`,
+    '',
+    'Per round (in run order):',
+    '',
+    '| round | condition | reaction ms (per trial) | long RTT Mbit/s per second | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |',
+    '|---|---|---|---|---|---|---|',
+    ...runs.map(
+      (r, i) =>
+        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
+        `${r.log === undefined ? '' : rmemChanges(r.log)} | ${r.log === undefined ? '' : ccChoices(r.log)} |`,
+    ),
+  ];
+  return lines;
+}
+
+function reportOverhead(runs: Runs, samples: Record<Daemon, DaemonSample[]>, orders: Condition[][]): string[] {
+  const lines = [
+    '## Overhead, footprint (phase "overhead")',
+    '',
+    `${orders.length} blocks, orders: ${orders.map((o) => o.join('/')).join('; ')}. Each workload ${SECONDS} s per condition; a fresh veth pair per condition. ` +
+      'Ratios are of means over blocks, paired by block, 95% bootstrap interval (bench/paired-ratio.ts). control/none is the same ratio where there is nothing to find: the resolution of this run.',
+    '',
+    '| workload | measure | ours/theirs | ours/none | theirs/none | control/none |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const w of WORKLOADS) {
+    const r = runs[w];
+    for (const [name, f] of [
+      [`${WORKLOAD_UNITS[w].unit}s per second`, (x: WorkloadRun) => x.work / x.seconds],
+      [`${WORKLOAD_UNITS[w].unit}s per CPU-second (workload + daemon)`, (x: WorkloadRun) => x.work / x.cpuNs],
+    ] as const) {
+      const p = (a: Condition, b: Condition) => safe(() => pairedRatio(r[b].map(f), r[a].map(f)));
+      lines.push(`| ${WORKLOAD_UNITS[w].what} | ${name} | ${fmtRatio(p('ours', 'theirs'))} | ${fmtRatio(p('ours', 'none'))} | ${fmtRatio(p('theirs', 'none'))} | ${fmtRatio(p('control', 'none'))} |`);
+    }
+  }
+  const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
+  const pct = (v: number) => `${v.toFixed(3)} %`;
+  const row = (what: string, f: (s: DaemonSample) => number, fmt: (v: number) => string) => {
+    const o = samples.ours.map(f);
+    const t = samples.theirs.map(f);
+    const ratio = safe(() => unpairedMedianRatio(t, o));
+    return `| ${what} | ${spread(o, fmt)} | ${spread(t, fmt)} | ${fmtRatio(ratio, 2)} |`;
+  };
+  lines.push(
+    '',
+    `Daemon footprint, one sample per block (settled, then ${IDLE_SECONDS} s idle, then the workloads). Spread: median (min–max, n); ratio of medians, 95% bootstrap interval.`,
+    '',
+    '| figure | ours | theirs | ours/theirs |',
+    '|---|---|---|---|',
+    row('start to settled', (s) => s.settleSeconds, (v) => `${v.toFixed(0)} s`),
+    row(`idle CPU over ${IDLE_SECONDS} s (% of a core)`, (s) => s.idleCpuPercent, pct),
+    row('RSS idle (smaps_rollup)', (s) => s.idle.rss, mb),
+    row('PSS idle (smaps_rollup)', (s) => s.idle.pss, mb),
+    row('RSS after the workloads', (s) => s.loaded.rss, mb),
+    row('PSS after the workloads', (s) => s.loaded.pss, mb),
+    row('daemon CPU during the workloads (% of a core)', (s) => s.busyCpuPercent, pct),
+    '',
+    'Raw rate per run (work/s; in block order):',
+    '',
+    '| workload | none | control | ours | theirs |',
+    '|---|---|---|---|---|',
+    ...WORKLOADS.map((w) => `| ${w} | ${(['none', 'control', 'ours', 'theirs'] as const).map((c) => runs[w][c].map((x) => (x.work / x.seconds).toPrecision(3)).join(', ')).join(' | ')} |`),
+  );
+  return lines;
+}
+
+function daemonNotes(functionRuns: FunctionRun[]): string[] {
+  const notes: string[] = [];
+  for (const which of ['ours', 'theirs'] as const) {
+    const first = functionRuns.find((r) => r.condition === which)?.log ?? '';
+    const problems = first.split('\n').filter((l) => /\b(failed|error|could not|cannot|not supported|refused|denied)\b/i.test(l)).slice(0, 15);
+    if (problems.length) notes.push(`- ${which}: log lines that say something failed (first function round):`, '', '```', ...problems, '```', '');
+    const changes = first.split('\n').filter((l) => /tcp_rmem|congestion|bbr/i.test(l) && !/Scenario '/.test(l)).slice(0, 25);
+    if (changes.length) notes.push(`- ${which}: what it logged about tcp_rmem / congestion control (first function round):`, '', '```', ...changes, '```', '');
+  }
+  for (const which of ['ours', 'theirs'] as const) {
+    const uniq = [...new Set(leftChanged[which].map((l) => l.split(':')[0]))];
+    notes.push(`- ${which}: sysctls of the initial namespace that differed after it stopped with -R from just before it started (the harness puts them back where it can): ${uniq.length ? uniq.join(', ') : 'none'}`);
+  }
+  return notes;
+}
+
+async function main(): Promise<void> {
+  removeStaleNamespaces();
+  const snapshot = netSysctls();
+  const started = Date.now();
+  const virt = spawnSync('systemd-detect-virt', { encoding: 'utf8' }).stdout?.trim() || 'none';
+  const refVersion = spawnSync(REFERENCE, ['-V'], { encoding: 'utf8' });
+  const support = spawnSync(REFERENCE, ['-S'], { encoding: 'utf8' });
+  log(`reference: ${refVersion.stdout?.trim() || refVersion.stderr?.trim()}`);
+  const out: string[] = [
+    '# bpftune (ours) side by side with oracle/bpftune (theirs)',
+    '',
+    `kernel ${os.release()}, ${os.cpus().length} vCPUs, virtualisation ${virt}, node ${process.version}, ${new Date().toISOString()}; reference: \`${REFERENCE} -V\`: ${(refVersion.stdout || refVersion.stderr).trim().split('\n')[0]}`,
+    '',
+    `Ours: \`bpftune -s ${builtinDaemonArgs().join(' ')}\` (every built-in tuner). Theirs: \`bpftune -s -R\` (every tuner it ships). Both roll back on exit; never both at once.`,
+    '',
+    'Reference `-S`:',
+    '```',
+    ...`${support.stdout ?? ''}${support.stderr ?? ''}`.trim().split('\n').slice(0, 20),
+    '```',
+    '',
+  ];
+  let functionRuns: FunctionRun[] = [];
+  if (PHASES.includes('function')) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = rotation(['none', 'ours', 'theirs'] as const, round);
+      log(`function round ${round + 1}/${ROUNDS}: ${order.join(', ')}`);
+      for (const c of order) {
+        try {
+          functionRuns.push(await functionRun(c, snapshot, TRIALS));
+        } catch (err) {
+          log(`  ${c} failed: ${err instanceof Error ? err.message : String(err)}`);
+          out.push(`Function round ${round + 1}, ${c} failed:`, '```', (err instanceof Error ? err.message : String(err)).slice(0, 3000), '```', '');
+          throw err;
+        }
+      }
+    }
+    functionRuns = functionRuns.filter((r) => r.longRttPerSecond);
+    // The first round's daemon logs, whole, for the raw results (not the report).
+    for (const which of ['ours', 'theirs'] as const) {
+      const text = functionRuns.find((r) => r.condition === which)?.log ?? '';
+      for (const line of text.split('\n').slice(0, 400)) log(`DAEMONLOG ${which} ${line}`);
+    }
+    out.push(...reportFunction(functionRuns), '');
+    process.stdout.write(`${out.join('\n')}\n`);
+    out.length = 0;
+  }
+  if (PHASES.includes('overhead')) {
+    const runs = Object.fromEntries(WORKLOADS.map((w) => [w, { none: [], control: [], ours: [], theirs: [] }])) as unknown as Runs;
+    const samples: Record<Daemon, DaemonSample[]> = { ours: [], theirs: [] };
+    const orders: Condition[][] = [];
+    // Cold first runs (stress-ng's and node's first start, page cache): not counted.
+    const warm = createVethPair();
+    const cg = new TestCgroup();
+    try {
+      for (const w of WORKLOADS) await runWorkload(w, warm, cg, 1);
+    } finally {
+      cg.remove();
+      warm.close();
+    }
+    for (let block = 0; block < BLOCKS; block++) {
+      const order = rotation(['none', 'theirs', 'control', 'ours'] as const, block);
+      orders.push(order);
+      log(`overhead block ${block + 1}/${BLOCKS}: ${order.join(', ')}`);
+      await overheadBlock(order, runs, samples, snapshot);
+    }
+    out.push(...reportOverhead(runs, samples, orders), '');
+  }
+  out.push('## Notes', '', ...daemonNotes(functionRuns), '');
+  out.push(`Whole run inside the VM: ${((Date.now() - started) / 60000).toFixed(1)} min.`, '');
+  process.stdout.write(`${out.join('\n')}\n`);
+  log(`done in ${((Date.now() - started) / 60000).toFixed(1)} min`);
+}
+
+if (require.main === module) runBenchmark(main);

@@ -1,7 +1,8 @@
 /**
  * udp_buffer tuner: UDP receive buffers and UDP memory.
  * - Datagrams dropped at a full receive buffer (BPF: udp:udp_fail_queue_rcv_skb,
- *   rc -ENOMEM): grow net.core.rmem_max when the socket asked SO_RCVBUF for
+ *   rc -ENOMEM; before 6.4 IPv6 sockets' drops from fexit on
+ *   __udp_enqueue_schedule_skb, which that kernel's IPv6 path does not trace): grow net.core.rmem_max when the socket asked SO_RCVBUF for
  *   at least that much, net.core.rmem_default when it kept the default
  *   (policy.ts), within what memory allows (bufferCap).
  * - UDP memory near udp_mem[1] (pressure; /proc/net/sockstat on a timer):
@@ -16,7 +17,7 @@
  */
 import { errorText } from '../../core/log';
 import { freeBufferPages, grownProtoMem, pagesAllocated } from '../../core/socket-memory';
-import type { ChangeRequest, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ChangeRequest, KernelFacts, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
 import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_MEM, udpMemoryState, type UdpMemoryState } from './policy';
 import { UdpBufferDropKind, UdpBufferEventData, UdpBufferScenario } from './udp_buffer.contract';
 
@@ -25,6 +26,8 @@ const RMEM_MAX_TUNABLE = { name: RMEM_MAX, namespaced: false, values: 1 } satisf
 const RMEM_DEFAULT_TUNABLE = { name: RMEM_DEFAULT, namespaced: false, values: 1 } satisfies TunableDeclaration;
 
 const MEMORY_INTERVAL_MS = 5_000;
+/** Linux 6.4 added the udp_fail_queue_rcv_skb call to __udpv6_queue_rcv_skb(); before it, IPv6 drops pass by the tracepoint. */
+const IPV6_TRACEPOINT_SINCE: readonly [number, number] = [6, 4];
 const AF_INET6 = 10;
 
 export interface UdpDropEvent {
@@ -48,6 +51,20 @@ export function decodeUdpDrop(event: TunerEvent): UdpDropEvent {
     pagesAllocated: Number(d.memoryAllocated),
     windowMs: Number(d.windowNs) / 1e6,
   };
+}
+
+/**
+ * The call site is not visible in BTF or kallsyms (the tracepoint exists on
+ * 6.1, only its IPv6 caller is missing), so the release decides. A kernel
+ * below 6.4 that has the call after all (a backport) costs a per-datagram
+ * fexit but counts nothing twice: with the flag set, the tracepoint program
+ * leaves AF_INET6 sockets to the fexit one.
+ */
+export function ipv6FexitNeeded(kernel: KernelFacts): string | undefined {
+  const [major, minor] = kernel.version;
+  const [sinceMajor, sinceMinor] = IPV6_TRACEPOINT_SINCE;
+  if (major === 0 || major > sinceMajor || (major === sinceMajor && minor >= sinceMinor)) return undefined;
+  return `kernel ${kernel.release} is older than ${sinceMajor}.${sinceMinor}: its IPv6 UDP receive path does not call udp:udp_fail_queue_rcv_skb, so IPv6 sockets' drops are counted on return from __udp_enqueue_schedule_skb`;
 }
 
 function where(ns: Namespace | undefined, cookie: bigint): string {
@@ -195,6 +212,7 @@ const udpBufferTuner: TunerDefinition = {
   name: 'udp_buffer',
   description: 'Grows net.core.rmem_max/rmem_default on UDP receive-buffer drops and net.ipv4.udp_mem near UDP memory pressure',
   tunables: [UDP_MEM_TUNABLE, RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE],
+  conditionalPrograms: [{ program: 'udp_buffer_enqueue_exit', neededBecause: ipv6FexitNeeded, flag: 'udp_buffer_ipv6_by_fexit' }],
   scenarios: [
     {
       id: UdpBufferScenario.INCREASE,

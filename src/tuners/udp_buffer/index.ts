@@ -67,6 +67,21 @@ export function ipv6FexitNeeded(kernel: KernelFacts): string | undefined {
   return `kernel ${kernel.release} is older than ${sinceMajor}.${sinceMinor}: its IPv6 UDP receive path does not call udp:udp_fail_queue_rcv_skb, so IPv6 sockets' drops are counted on return from __udp_enqueue_schedule_skb`;
 }
 
+/**
+ * 6.18's per-NUMA receive batches (net/ipv4/udp.c, "udp: remove busylock and
+ * add per NUMA queues") free what UDP memory refuses with reason PROTO_MEM
+ * only: no tracepoint, no MemErrors. skb:kfree_skb's rx_sk (6.11 and later)
+ * names the socket; the flag makes the other programs leave -ENOBUFS to it.
+ */
+export function memoryKfreeNeeded(kernel: KernelFacts): string | undefined {
+  const [major, minor] = kernel.version;
+  if (major < 6 || (major === 6 && minor < 18)) return undefined;
+  return (
+    `kernel ${kernel.release} is 6.18 or later: datagrams UDP memory refuses are dropped in receive batches without ` +
+    'udp:udp_fail_queue_rcv_skb or MemErrors, so they are counted at skb:kfree_skb (reason PROTO_MEM, with the socket)'
+  );
+}
+
 function where(ns: Namespace | undefined, cookie: bigint): string {
   if (!ns) return `netns cookie ${cookie}`;
   if (ns.global) return 'the global netns';
@@ -160,8 +175,17 @@ class UdpBufferTuner {
     const udpMem = await this.udpMem();
     this.pages = Math.max(pagesAllocated('UDP'), drop.pagesAllocated);
     const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
-    if (state === 'normal') return;
-    const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages near udp_mem max ${udpMem[2]}`;
+    const [min = 0, , max = 0] = udpMem;
+    // UDP has no memory-pressure mode: once its pages pass udp_mem[0], __sk_mem_raise_allocated()
+    // refuses receive memory to any socket already holding udp_rmem_min (seen here on 6.18 at 258
+    // pages with udp_mem 256 2000 4000). So a refusal at or near min is udp_mem's doing too; well
+    // below it, something else refused (a memory cgroup), which udp_mem cannot help.
+    if (state === 'normal' && !this.ctx.learning.nearlyFull(this.pages, min)) {
+      this.skip(`${drop.drops} datagrams refused UDP memory in ${place} at ${this.pages} pages, below udp_mem (${udpMem.join(' ')}): not udp_mem's limit`);
+      return;
+    }
+    const limit = state === 'normal' ? `above udp_mem min ${min}, past which UDP refuses receive memory` : `near udp_mem max ${max}`;
+    const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages ${limit}`;
     if (await this.raiseUdpMem(udpMem, UdpBufferScenario.MEM_EXHAUSTION, `near memory exhaustion (${why})`)) return;
     // No room left to give UDP: make each socket cost less instead.
     for (const declaration of [RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE]) {
@@ -212,7 +236,10 @@ const udpBufferTuner: TunerDefinition = {
   name: 'udp_buffer',
   description: 'Grows net.core.rmem_max/rmem_default on UDP receive-buffer drops and net.ipv4.udp_mem near UDP memory pressure',
   tunables: [UDP_MEM_TUNABLE, RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE],
-  conditionalPrograms: [{ program: 'udp_buffer_enqueue_exit', neededBecause: ipv6FexitNeeded, flag: 'udp_buffer_ipv6_by_fexit' }],
+  conditionalPrograms: [
+    { program: 'udp_buffer_enqueue_exit', neededBecause: ipv6FexitNeeded, flag: 'udp_buffer_ipv6_by_fexit' },
+    { program: 'udp_buffer_proto_mem_drop', neededBecause: memoryKfreeNeeded, flag: 'udp_buffer_memory_by_kfree_skb' },
+  ],
   scenarios: [
     {
       id: UdpBufferScenario.INCREASE,

@@ -15,6 +15,15 @@
  * sets udp_buffer_ipv6_by_fexit: AF_INET6 sockets are then counted there
  * only, so a kernel that has the call after all (a backport) counts no
  * drop twice.
+ *
+ * Since 6.18 the reverse: __udp_enqueue_schedule_skb() queues datagrams in
+ * per-NUMA batches, and those UDP memory accounting refuses in a batch are
+ * freed with reason PROTO_MEM and nothing else (no tracepoint, no MemErrors:
+ * a TODO there); it returns an error only for a full receive buffer. So
+ * from 6.18 the daemon also loads udp_buffer_proto_mem_drop on skb:kfree_skb,
+ * whose rx_sk (6.11 and later) is the refusing socket, and sets
+ * udp_buffer_memory_by_kfree_skb: memory refusals are then counted there
+ * only.
  */
 #include "bpftune_count.bpf.h"
 #include "udp_buffer.h"
@@ -26,8 +35,13 @@
 #define UDP_BUFFER_SOCK_RCVBUF_LOCK	2
 #define UDP_BUFFER_AF_INET6		10
 
+#define UDP_BUFFER_IPPROTO_UDP		17
+#define UDP_BUFFER_SOCK_DGRAM		2
+
 /* Set by the daemon before load when udp_buffer_enqueue_exit is loaded. */
 const volatile __u32 udp_buffer_ipv6_by_fexit = 0;
+/* Set by the daemon before load when udp_buffer_proto_mem_drop is loaded. */
+const volatile __u32 udp_buffer_memory_by_kfree_skb = 0;
 
 /* Kept in BTF for the generated udp_buffer.contract.ts. */
 BPFTUNE_CONTRACT_STRUCT(udp_buffer_event_data);
@@ -85,6 +99,8 @@ int BPF_PROG(udp_fail_queue_rcv_skb, int rc, struct sock *sk)
 
 	if (!sk || rc >= 0)
 		return 0;
+	if (udp_buffer_memory_by_kfree_skb && rc == -UDP_BUFFER_ENOBUFS)
+		return 0;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (udp_buffer_ipv6_by_fexit && family == UDP_BUFFER_AF_INET6)
 		return 0;
@@ -110,4 +126,21 @@ int BPF_PROG(udp_buffer_enqueue_exit, struct sock *sk, struct sk_buff *skb, int 
 	if (family != UDP_BUFFER_AF_INET6)
 		return 0;
 	return udp_buffer_drop(rc, sk, family);
+}
+
+/*
+ * 6.18 and later only (the rx_sk argument is there since 6.11): every
+ * dropped skb passes here, so anything but PROTO_MEM returns at the first
+ * test; what remains is counted when the socket it was refused by is UDP.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(udp_buffer_proto_mem_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PROTO_MEM))
+		return 0;
+	if (!rx_sk || BPF_CORE_READ(rx_sk, sk_protocol) != UDP_BUFFER_IPPROTO_UDP ||
+	    BPF_CORE_READ(rx_sk, sk_type) != UDP_BUFFER_SOCK_DGRAM)
+		return 0;
+	return udp_buffer_drop(-UDP_BUFFER_ENOBUFS, rx_sk, BPF_CORE_READ(rx_sk, __sk_common.skc_family));
 }

@@ -136,7 +136,7 @@ test('IPv6 receivers keeping the default buffer grow rmem_default', async () => 
   restoreGlobalSysctls();
 });
 
-test('UDP memory refusing datagrams near udp_mem max raises udp_mem', async (t) => {
+test('UDP memory refusing datagrams (udp_mem set just above use) raises udp_mem', async (t) => {
   const pair = createVethPair();
   const pages = udpPagesNow();
   // Above what UDP holds now by more than the per-CPU reserves the kernel adds to the
@@ -150,9 +150,12 @@ test('UDP memory refusing datagrams near udp_mem max raises udp_mem', async (t) 
   try {
     await daemon.started();
     const before = udpCounters(pair.server);
-    await udpFlood(pair.client, pair.server, pair.serverAddr4, 5402, { rcvbufRequest: 16 << 20, seconds: 2, drainMs: 5000 });
-    const refused = udpCounters(pair.server).memErrors - before.memErrors;
-    if (refused === 0) {
+    const flood = await udpFlood(pair.client, pair.server, pair.serverAddr4, 5402, { rcvbufRequest: 16 << 20, seconds: 2, drainMs: 5000 });
+    const after = udpCounters(pair.server);
+    // 6.18 counts no MemErrors for what its receive batches refuse (see udp_buffer.bpf.c): there the
+    // datagrams that never reached the receiver, with its buffer far from full, are the refusals.
+    const refused = Math.max(after.memErrors - before.memErrors, flood.sent - flood.received - (after.rcvbufErrors - before.rcvbufErrors));
+    if (refused <= 0) {
       // Without refusals (e.g. the flood was too slow on a loaded machine) there is nothing to react to.
       t.skip(`the kernel refused no UDP memory (MemErrors unchanged) with udp_mem ${low.join(' ')} and ${udpPagesNow()} pages in use: scenario not produced`);
       return;
@@ -162,7 +165,7 @@ test('UDP memory refusing datagrams near udp_mem max raises udp_mem', async (t) 
     assert.match(
       daemon.log,
       new RegExp(
-        `Due to near memory exhaustion \\(\\d+ datagrams refused UDP memory in netns bpftune-test-[\\d-]+, UDP memory use of \\d+ pages near udp_mem max ${low[2]}\\) ` +
+        `Due to near memory exhaustion \\(\\d+ datagrams refused UDP memory in netns bpftune-test-[\\d-]+, UDP memory use of \\d+ pages (?:near udp_mem max ${low[2]}|above udp_mem min ${low[0]}, past which UDP refuses receive memory)\\) ` +
           `change net\\.ipv4\\.udp_mem\\(min pressure max\\) from \\(${low.join(' ')}\\) -> \\(${grown.join(' ')}\\)`,
       ),
     );

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { applyConditions, kernelFacts, selectPrograms } from '../../src/core/program-selection';
-import { ipv6FexitNeeded } from '../../src/tuners/udp_buffer/index';
+import { ipv6FexitNeeded, memoryKfreeNeeded } from '../../src/tuners/udp_buffer/index';
 import type { AttachKind } from '../../src/core/attach-kinds';
 import type { ProgramInfo } from '../../src/core/native';
 
@@ -81,4 +81,9 @@ test('a conditional program loads only where its test says this kernel needs it,
   }
   assert.deepEqual(kernelFacts('6.12.48+deb13-amd64').version, [6, 12]);
   assert.throws(() => applyConditions(udp, [{ program: 'nope', neededBecause: () => 'x' }], kernelFacts('6.1.0')), /'nope' is not a program/);
+});
+
+test("udp_buffer's kfree_skb program for memory refusals is needed from 6.18 only", () => {
+  for (const release of ['6.18.44-fc-v1045', '6.19.0', '7.1.0']) assert.match(memoryKfreeNeeded(kernelFacts(release)) ?? '', /is 6\.18 or later/, release);
+  for (const release of ['6.1.0-57-cloud-amd64', '6.12.48+deb13-amd64', '6.17.9', '5.15.0', 'garbage']) assert.equal(memoryKfreeNeeded(kernelFacts(release)), undefined, release);
 });

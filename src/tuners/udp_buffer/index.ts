@@ -7,7 +7,9 @@
  *   (policy.ts), within what memory allows (bufferCap).
  * - UDP memory near udp_mem[1] (pressure; /proc/net/sockstat on a timer):
  *   raise udp_mem within a share of free buffer pages. Near udp_mem[2]
- *   (exhaustion; BPF: rc -ENOBUFS, memory accounting refused a datagram):
+ *   (exhaustion; BPF: rc -ENOBUFS, memory accounting refused a datagram; from
+ *   6.18 skb:kfree_skb with reason PROTO_MEM, as its batches refuse silently;
+ *   also a refusal at udp_mem[0], where UDP, having no pressure mode, starts refusing):
  *   raise udp_mem while there is room, else shrink rmem_max/rmem_default.
  *   No buffer grows while UDP is near pressure.
  * All three sysctls are global: the kernel keeps one value for the system

@@ -3,6 +3,7 @@
  * tuner which attach mode it would run in.
  */
 import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
 import { attachTargetExists, kernelTargetSources } from '../core/attach-targets';
@@ -11,7 +12,7 @@ import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
 import { builtinLibdir, probeObjectPath } from '../core/paths';
 import { scanTunerDirectory } from '../core/plugin-dir';
-import { selectPrograms } from '../core/program-selection';
+import { applyConditions, kernelFacts, selectPrograms } from '../core/program-selection';
 import type { TunerDefinition } from '../core/tuner';
 
 export interface SupportReport {
@@ -53,14 +54,19 @@ export async function supportReport(
         const object = nativeBinding.openObject(path.join(m.dir, def.bpfObject ?? `${def.name}.bpf.o`));
         try {
           const exists = (section: string) => attachTargetExists(section, targets);
-          const { selected, missing } = selectPrograms(object.programs(), def.programAlternatives ?? [], () => supported, legacy, exists);
+          const conditions = applyConditions(object.programs(), def.conditionalPrograms ?? [], kernelFacts(os.release()));
+          const { selected, missing } = selectPrograms(conditions.programs, def.programAlternatives ?? [], () => supported, legacy, exists);
+          const because = conditions.needed
+            .filter((n) => selected.some((s) => s.name === n.program))
+            .map((n) => `; ${n.program} because ${n.because}`)
+            .join('');
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
           lines.push(
             selected.length === 0
               ? `tuner '${def.name}': would use no BPF programs (reads kernel counters)`
-              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}`,
+              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}${because}`,
           );
         } finally {
           object.close();

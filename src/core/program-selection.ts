@@ -8,7 +8,7 @@
  */
 import { attachKindOf, needsBtf, type AttachKind } from './attach-kinds';
 import type { ProgramInfo } from './native';
-import type { ProgramAlternatives } from './tuner';
+import type { ConditionalProgram, KernelFacts, ProgramAlternatives } from './tuner';
 
 export interface SelectedProgram {
   name: string;
@@ -64,4 +64,38 @@ export function selectPrograms(
     .filter((p) => p.autoload && !disabled.has(p.name))
     .map((p) => ({ name: p.name, section: p.section, kind: attachKindOf(p.section) }));
   return { selected, disabled: [...disabled], missing };
+}
+
+/** A conditional program this kernel needs, and why. */
+export interface NeededProgram {
+  program: string;
+  because: string;
+  flag?: string;
+}
+
+export interface ConditionOutcome {
+  /** The object's programs, conditional ones this kernel does not need marked not to load. */
+  programs: ProgramInfo[];
+  /** Conditional programs not needed here. */
+  skipped: string[];
+  needed: NeededProgram[];
+}
+
+/** Applies a tuner's conditional programs to its object's programs, before selectPrograms. */
+export function applyConditions(programs: readonly ProgramInfo[], conditions: readonly ConditionalProgram[], kernel: KernelFacts): ConditionOutcome {
+  const skipped: string[] = [];
+  const needed: NeededProgram[] = [];
+  for (const c of conditions) {
+    if (!programs.some((p) => p.name === c.program)) throw new Error(`conditional program '${c.program}' is not a program in the object`);
+    const because = c.neededBecause(kernel);
+    if (because === undefined) skipped.push(c.program);
+    else needed.push({ program: c.program, because, flag: c.flag });
+  }
+  return { programs: programs.map((p) => (skipped.includes(p.name) ? { ...p, autoload: false } : p)), skipped, needed };
+}
+
+/** KernelFacts from a release string (os.release()). */
+export function kernelFacts(release: string): KernelFacts {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return { release, version: m ? [Number(m[1]), Number(m[2])] : [0, 0] };
 }

@@ -5,10 +5,11 @@
  * whatever was done, in reverse; the same close() serves a load that failed
  * half way and an unload.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { attachTargetExists, type kernelTargetSources } from './attach-targets';
-import { selectPrograms, type SelectedProgram } from './program-selection';
+import { applyConditions, kernelFacts, selectPrograms, type SelectedProgram } from './program-selection';
 import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject } from './native';
 import type { NetnsRegistry } from './netns';
@@ -167,9 +168,9 @@ export async function loadTuner(
   try {
     object = services.nativeBinding.openObject(path.join(module.dir, definition.bpfObject ?? `${name}.bpf.o`));
     step = 'choose programs';
-    const programs = choosePrograms(definition, object, services, options);
+    const { programs, flags } = choosePrograms(definition, object, services, options);
     step = 'set constants';
-    setConstants(object, id, options, services.log);
+    setConstants(object, id, options, services.log, flags);
     if (object.maps().some((m) => m.name === 'ring_buffer')) object.reuseMap('ring_buffer', services.ringFd());
     step = 'load BPF object';
     object.load();
@@ -219,20 +220,35 @@ export async function loadTuner(
   }
 }
 
-function choosePrograms(definition: TunerDefinition<Ability>, object: NativeObject, services: LoaderServices, options: LoaderOptions): SelectedProgram[] {
+function choosePrograms(
+  definition: TunerDefinition<Ability>,
+  object: NativeObject,
+  services: LoaderServices,
+  options: LoaderOptions,
+): { programs: SelectedProgram[]; flags: string[] } {
   const supported = () => new Set(options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
   const exists = (section: string) => attachTargetExists(section, services.targets);
-  const { selected, disabled, missing } = selectPrograms(object.programs(), [...(definition.programAlternatives ?? [])], supported, options.legacy, exists);
+  const conditions = applyConditions(object.programs(), definition.conditionalPrograms ?? [], kernelFacts(os.release()));
+  const { selected, disabled, missing } = selectPrograms(conditions.programs, [...(definition.programAlternatives ?? [])], supported, options.legacy, exists);
   for (const p of missing) {
     services.log.warn(
       `tuner '${definition.name}': this kernel has no target for program '${p.name}' (${p.section}) and the tuner declares no fallback for it; running without it`,
     );
   }
-  for (const name of disabled) object.setAutoload(name, false);
-  return selected;
+  for (const name of [...disabled, ...conditions.skipped]) object.setAutoload(name, false);
+  const flags: string[] = [];
+  for (const n of conditions.needed) {
+    const chosen = selected.find((p) => p.name === n.program);
+    if (!chosen) continue; // named as missing above
+    services.log.info(`tuner '${definition.name}': loading '${n.program}' (${chosen.section}) because ${n.because}`);
+    if (n.flag) flags.push(n.flag);
+  }
+  return { programs: selected, flags };
 }
 
-function setConstants(object: NativeObject, id: number, options: LoaderOptions, log: Logger): void {
+function setConstants(object: NativeObject, id: number, options: LoaderOptions, log: Logger, flags: readonly string[]): void {
+  // A conditional program's flag is the tuner's own: failing to set it must fail the load.
+  for (const flag of flags) object.setConst(flag, 1);
   const constants: Array<[string, number]> = [
     ['bpftune_tuner_id', id],
     ['bpftune_learning_shift', options.learningShift],

@@ -85,6 +85,30 @@ export interface ProgramAlternatives {
   variants: string[];
 }
 
+/** What a conditional program's test may ask about the running kernel. */
+export interface KernelFacts {
+  /** uname -r, e.g. "6.1.0-57-cloud-amd64". */
+  release: string;
+  /** Major and minor from the release ([6, 1]); [0, 0] when it cannot be parsed. */
+  version: readonly [number, number];
+}
+
+/**
+ * A BPF program this kernel needs only sometimes: for what its hooks exist
+ * but do not do here (6.1's IPv6 UDP receive path never calls the tracepoint
+ * 6.18's does). Decided before load; a program not needed is not loaded.
+ */
+export interface ConditionalProgram {
+  program: string;
+  /** Why this kernel needs the program (logged when it loads), or undefined when it does not. */
+  neededBecause(kernel: KernelFacts): string | undefined;
+  /**
+   * A `const volatile` in the object set to 1 when the program is loaded, so
+   * the programs it stands in for can leave their share to it.
+   */
+  flag?: string;
+}
+
 export interface ChangeRequest {
   tunable: string;
   scenario: number;
@@ -238,6 +262,8 @@ export interface TunerDefinition<A extends Ability = never> {
   tunables: readonly TunableDeclaration[];
   scenarios: readonly ScenarioDeclaration[];
   programAlternatives?: readonly ProgramAlternatives[];
+  /** Programs loaded only on kernels that need them (see ConditionalProgram). */
+  conditionalPrograms?: readonly ConditionalProgram[];
   /** The rarer abilities create() needs (see Abilities). */
   abilities?: readonly A[];
   /**

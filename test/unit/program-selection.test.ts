@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { selectPrograms } from '../../src/core/program-selection';
+import { applyConditions, kernelFacts, selectPrograms } from '../../src/core/program-selection';
+import { ipv6FexitNeeded, memoryKfreeNeeded } from '../../src/tuners/udp_buffer/index';
 import type { AttachKind } from '../../src/core/attach-kinds';
 import type { ProgramInfo } from '../../src/core/native';
 
@@ -55,4 +56,34 @@ test('no usable variant: the error says per variant whether the kind or the targ
     () => selectPrograms(programs, alternatives, kinds('tp_btf', 'cgroup'), false, (s) => !s.startsWith('tp_btf/')),
     /tp_btf\/tcp_rcv_space_adjust: no such target here; fentry\/tcp_rcv_space_adjust: fentry not supported/,
   );
+});
+
+test('a conditional program loads only where its test says this kernel needs it, and its flag goes with it', () => {
+  const udp: ProgramInfo[] = [
+    { name: 'udp_fail_queue_rcv_skb', section: 'tp_btf/udp_fail_queue_rcv_skb', type: 26, autoload: true },
+    { name: 'udp_buffer_enqueue_exit', section: 'fexit/__udp_enqueue_schedule_skb', type: 26, autoload: true },
+  ];
+  const conditions = [{ program: 'udp_buffer_enqueue_exit', neededBecause: ipv6FexitNeeded, flag: 'udp_buffer_ipv6_by_fexit' }];
+  const loaded = (release: string) => {
+    const c = applyConditions(udp, conditions, kernelFacts(release));
+    const { selected } = selectPrograms(c.programs, [], kinds('tp_btf', 'fentry'), false);
+    return { names: selected.map((s) => s.name), needed: c.needed, skipped: c.skipped };
+  };
+  const old = loaded('6.1.0-57-cloud-amd64');
+  assert.deepEqual(old.names, ['udp_fail_queue_rcv_skb', 'udp_buffer_enqueue_exit']);
+  assert.equal(old.needed[0]?.flag, 'udp_buffer_ipv6_by_fexit');
+  assert.match(old.needed[0]?.because ?? '', /kernel 6\.1\.0-57-cloud-amd64 is older than 6\.4: its IPv6 UDP receive path does not call udp:udp_fail_queue_rcv_skb/);
+  assert.deepEqual(loaded('5.15.0-100-generic').names, ['udp_fail_queue_rcv_skb', 'udp_buffer_enqueue_exit']);
+  for (const release of ['6.4.0', '6.12.48+deb13-amd64', '6.18.44-fc-v1045', '7.0.1', 'not-a-version']) {
+    const r = loaded(release);
+    assert.deepEqual(r.names, ['udp_fail_queue_rcv_skb'], release);
+    assert.deepEqual(r.skipped, ['udp_buffer_enqueue_exit'], release);
+  }
+  assert.deepEqual(kernelFacts('6.12.48+deb13-amd64').version, [6, 12]);
+  assert.throws(() => applyConditions(udp, [{ program: 'nope', neededBecause: () => 'x' }], kernelFacts('6.1.0')), /'nope' is not a program/);
+});
+
+test("udp_buffer's kfree_skb program for memory refusals is needed from 6.18 only", () => {
+  for (const release of ['6.18.44-fc-v1045', '6.19.0', '7.1.0']) assert.match(memoryKfreeNeeded(kernelFacts(release)) ?? '', /is 6\.18 or later/, release);
+  for (const release of ['6.1.0-57-cloud-amd64', '6.12.48+deb13-amd64', '6.17.9', '5.15.0', 'garbage']) assert.equal(memoryKfreeNeeded(kernelFacts(release)), undefined, release);
 });

@@ -94,7 +94,7 @@ function tunerRows(support: string[]): string[] {
     .map((l) => /^tuner '([^']+)': (.*)$/.exec(l))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => {
-      const detail = /^(would use|cannot attach) ([^(]+?) \((.*)\)(.*)$/.exec(m[2] ?? '');
+      const detail = /^(would use|cannot attach) ([^(]+?) \((.*?)\)(.*)$/.exec(m[2] ?? '');
       if (!detail) return `| ${m[1]} | ${m[2]} | |`;
       const state = detail[1] === 'would use' ? 'loads' : '**cannot attach**';
       return `| ${m[1]} | ${state}: ${detail[2]} | ${(detail[3] ?? '').split(', ').join('<br>')}${detail[4] ?? ''} |`;

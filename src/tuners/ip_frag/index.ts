@@ -19,6 +19,18 @@ const IPV6_TUNABLE = { name: IPV6_HIGH_THRESH, namespaced: true, values: 1, opti
 
 type IpFragContext = ContextWith<'readProcNet'>;
 
+/**
+ * Samples (one per change, threshold against the failure rate since the
+ * last one) the correlation looks back over. Eight changes span a sixfold
+ * range of thresholds at 25% steps: enough for a trend, short enough that
+ * it is the current one. With the default 32, a flood that began after
+ * raising had helped (failures first falling from ~99% as the threshold
+ * rose, then climbing again as junk grew) was hidden by the earlier,
+ * opposite samples until the threshold had outgrown the flood and drops,
+ * hence samples, stopped: no step back at all (ip_frag.test.ts).
+ */
+const CORRELATION_WINDOW = 8;
+
 export interface FragDropEvent {
   family: number;
   drops: number;
@@ -69,7 +81,7 @@ class IpFragTuner {
     const declaration = drop.family === IpFragFamily.IPV4 ? IPV4_TUNABLE : IPV6_TUNABLE;
     const tunable = declaration.name;
     const key = `${cookie}/${drop.family}`;
-    const h = this.history.get(key) ?? { correlation: new Correlation() };
+    const h = this.history.get(key) ?? { correlation: new Correlation(CORRELATION_WINDOW) };
     this.history.set(key, h);
     const [highThresh = 0] = await this.ctx.tunable(declaration).get(cookie);
     if (this.declined.get(key) === highThresh) return;

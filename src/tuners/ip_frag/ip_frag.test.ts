@@ -8,13 +8,13 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { cleanupNamespaces, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
+import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { learningRateFor } from '../../core/tuner-loader';
 import { Correlation } from '../../core/correlation';
 import { createVethPair } from '../tcp_buffer/test-net';
 import { failPercent, HIGH_THRESH_MAX, parseIp6Reasm, parseIpReasm, thresholdDecision } from './reassembly';
-import { fragmentedPings, setThreshold, thresholdSysctls } from './test-traffic';
+import { fragmentedPings, fragmentFlood, setThreshold, thresholdSysctls } from './test-traffic';
 
 /** Learning rate 4 (-r default): steps and "nearly full" are a quarter. */
 const learning = learningRateFor(2);
@@ -82,6 +82,8 @@ for (const family of [4, 6] as const) {
       // had before for 30 s), so not all get through yet; without bpftune none ever do.
       const delivered = await fragmentedPings(pair.client, target(pair), 20);
       assert.ok(delivered >= 10, `${delivered} of 20 fragmented pings delivered after bpftune raised the threshold to ${sysctlIn(pair.server, high)}`);
+      // Every ping completes once it fits: failures fall as the threshold rises, so no step back.
+      assert.doesNotMatch(daemon.log, /need to decrease IP fragmentation high threshold/);
     } finally {
       assert.equal(await daemon.stop(), 0);
     }
@@ -89,3 +91,38 @@ for (const family of [4, 6] as const) {
     assert.equal(sysctlIn(null, high), globalBefore, 'the global namespace is untouched');
   });
 }
+
+test('IPv4: reassembly failures that rise with the threshold (a growing flood of fragments that never complete) step it back', async () => {
+  const pair = createVethPair();
+  const high = 'net.ipv4.ipfrag_high_thresh';
+  setThreshold(pair.server, 4, 8192);
+  // Junk leaves reassembly memory (and counts as a failure) a second after it came, not 30.
+  setSysctlIn(pair.server, 'net.ipv4.ipfrag_time', '1');
+  const daemon = new DaemonProcess(['-a', 'ip_frag']);
+  try {
+    await daemon.started();
+    // Legitimate datagrams at a steady 100/s; junk from 20/s to 3000/s: the failing share climbs while
+    // the drops at the threshold keep raising it, until the two are seen to rise together.
+    const flood = fragmentFlood(pair.client, pair.clientAddr4, pair.serverAddr4, { legitPerSecond: 100, junkFrom: 20, junkTo: 3000, seconds: 30 });
+    flood.catch(() => undefined); // awaited below; a failed wait for the log must not leave it unhandled
+    const backOff = daemon.waitFor(
+      /Due to reassembly failures rising with the fragmentation threshold \(correlation (-?[\d.]+); (\d+) fragments dropped in netns (\S+) .*?, ([\d.]+)% of reassemblies failing since the last change\) change net\.ipv4\.ipfrag_high_thresh from \((\d+)\) -> \((\d+)\)/,
+      40_000,
+    );
+    const m = await backOff;
+    // Read at once: the flood goes on, and the threshold may move again within the next 250 ms.
+    const now = Number(sysctlIn(pair.server, high));
+    const [, correlation, , ns, , from, to] = m;
+    assert.equal(ns, pair.server);
+    assert.ok(Number(correlation) > 0.7, `correlation ${correlation} above 0.7`);
+    assert.ok(Number(to) < Number(from) && Number(to) >= 8192, `stepped back from ${from} to ${to}, not below where it started (8192)`);
+    assert.ok(now < Number(from), `${high} is ${now}, below the ${from} it stepped back from`);
+    assert.match(daemon.log, /Scenario 'need to decrease IP fragmentation high threshold' occurred for tunable 'net\.ipv4\.ipfrag_high_thresh' in non-global ns\./);
+    // It had been raised before, by the flood's drops at the threshold.
+    assert.match(daemon.log, /Due to approaching fragmentation maximum threshold .* change net\.ipv4\.ipfrag_high_thresh from \(8192\) -> \(10240\)/);
+    const sent = await flood;
+    assert.ok(sent.junk > sent.legit, `the flood sent ${JSON.stringify(sent)}`);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});

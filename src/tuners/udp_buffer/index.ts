@@ -1,12 +1,15 @@
 /**
  * udp_buffer tuner: UDP receive buffers and UDP memory.
  * - Datagrams dropped at a full receive buffer (BPF: udp:udp_fail_queue_rcv_skb,
- *   rc -ENOMEM): grow net.core.rmem_max when the socket asked SO_RCVBUF for
+ *   rc -ENOMEM; before 6.4 IPv6 sockets' drops from fexit on
+ *   __udp_enqueue_schedule_skb, which that kernel's IPv6 path does not trace): grow net.core.rmem_max when the socket asked SO_RCVBUF for
  *   at least that much, net.core.rmem_default when it kept the default
  *   (policy.ts), within what memory allows (bufferCap).
  * - UDP memory near udp_mem[1] (pressure; /proc/net/sockstat on a timer):
  *   raise udp_mem within a share of free buffer pages. Near udp_mem[2]
- *   (exhaustion; BPF: rc -ENOBUFS, memory accounting refused a datagram):
+ *   (exhaustion; BPF: rc -ENOBUFS, memory accounting refused a datagram; from
+ *   6.18 skb:kfree_skb with reason PROTO_MEM, as its batches refuse silently;
+ *   also a refusal at udp_mem[0], where UDP, having no pressure mode, starts refusing):
  *   raise udp_mem while there is room, else shrink rmem_max/rmem_default.
  *   No buffer grows while UDP is near pressure.
  * All three sysctls are global: the kernel keeps one value for the system
@@ -16,7 +19,7 @@
  */
 import { errorText } from '../../core/log';
 import { freeBufferPages, grownProtoMem, pagesAllocated } from '../../core/socket-memory';
-import type { ChangeRequest, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ChangeRequest, KernelFacts, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
 import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_MEM, udpMemoryState, type UdpMemoryState } from './policy';
 import { UdpBufferDropKind, UdpBufferEventData, UdpBufferScenario } from './udp_buffer.contract';
 
@@ -25,6 +28,8 @@ const RMEM_MAX_TUNABLE = { name: RMEM_MAX, namespaced: false, values: 1 } satisf
 const RMEM_DEFAULT_TUNABLE = { name: RMEM_DEFAULT, namespaced: false, values: 1 } satisfies TunableDeclaration;
 
 const MEMORY_INTERVAL_MS = 5_000;
+/** Linux 6.4 added the udp_fail_queue_rcv_skb call to __udpv6_queue_rcv_skb(); before it, IPv6 drops pass by the tracepoint. */
+const IPV6_TRACEPOINT_SINCE: readonly [number, number] = [6, 4];
 const AF_INET6 = 10;
 
 export interface UdpDropEvent {
@@ -48,6 +53,35 @@ export function decodeUdpDrop(event: TunerEvent): UdpDropEvent {
     pagesAllocated: Number(d.memoryAllocated),
     windowMs: Number(d.windowNs) / 1e6,
   };
+}
+
+/**
+ * The call site is not visible in BTF or kallsyms (the tracepoint exists on
+ * 6.1, only its IPv6 caller is missing), so the release decides. A kernel
+ * below 6.4 that has the call after all (a backport) costs a per-datagram
+ * fexit but counts nothing twice: with the flag set, the tracepoint program
+ * leaves AF_INET6 sockets to the fexit one.
+ */
+export function ipv6FexitNeeded(kernel: KernelFacts): string | undefined {
+  const [major, minor] = kernel.version;
+  const [sinceMajor, sinceMinor] = IPV6_TRACEPOINT_SINCE;
+  if (major === 0 || major > sinceMajor || (major === sinceMajor && minor >= sinceMinor)) return undefined;
+  return `kernel ${kernel.release} is older than ${sinceMajor}.${sinceMinor}: its IPv6 UDP receive path does not call udp:udp_fail_queue_rcv_skb, so IPv6 sockets' drops are counted on return from __udp_enqueue_schedule_skb`;
+}
+
+/**
+ * 6.18's per-NUMA receive batches (net/ipv4/udp.c, "udp: remove busylock and
+ * add per NUMA queues") free what UDP memory refuses with reason PROTO_MEM
+ * only: no tracepoint, no MemErrors. skb:kfree_skb's rx_sk (6.11 and later)
+ * names the socket; the flag makes the other programs leave -ENOBUFS to it.
+ */
+export function memoryKfreeNeeded(kernel: KernelFacts): string | undefined {
+  const [major, minor] = kernel.version;
+  if (major < 6 || (major === 6 && minor < 18)) return undefined;
+  return (
+    `kernel ${kernel.release} is 6.18 or later: datagrams UDP memory refuses are dropped in receive batches without ` +
+    'udp:udp_fail_queue_rcv_skb or MemErrors, so they are counted at skb:kfree_skb (reason PROTO_MEM, with the socket)'
+  );
 }
 
 function where(ns: Namespace | undefined, cookie: bigint): string {
@@ -143,8 +177,17 @@ class UdpBufferTuner {
     const udpMem = await this.udpMem();
     this.pages = Math.max(pagesAllocated('UDP'), drop.pagesAllocated);
     const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
-    if (state === 'normal') return;
-    const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages near udp_mem max ${udpMem[2]}`;
+    const [min = 0, , max = 0] = udpMem;
+    // UDP has no memory-pressure mode: once its pages pass udp_mem[0], __sk_mem_raise_allocated()
+    // refuses receive memory to any socket already holding udp_rmem_min (seen here on 6.18 at 258
+    // pages with udp_mem 256 2000 4000). So a refusal at or near min is udp_mem's doing too; well
+    // below it, something else refused (a memory cgroup), which udp_mem cannot help.
+    if (state === 'normal' && !this.ctx.learning.nearlyFull(this.pages, min)) {
+      this.skip(`${drop.drops} datagrams refused UDP memory in ${place} at ${this.pages} pages, below udp_mem (${udpMem.join(' ')}): not udp_mem's limit`);
+      return;
+    }
+    const limit = state === 'normal' ? `above udp_mem min ${min}, past which UDP refuses receive memory` : `near udp_mem max ${max}`;
+    const why = `${drop.drops} datagrams refused UDP memory in ${place}, UDP memory use of ${this.pages} pages ${limit}`;
     if (await this.raiseUdpMem(udpMem, UdpBufferScenario.MEM_EXHAUSTION, `near memory exhaustion (${why})`)) return;
     // No room left to give UDP: make each socket cost less instead.
     for (const declaration of [RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE]) {
@@ -195,6 +238,10 @@ const udpBufferTuner: TunerDefinition = {
   name: 'udp_buffer',
   description: 'Grows net.core.rmem_max/rmem_default on UDP receive-buffer drops and net.ipv4.udp_mem near UDP memory pressure',
   tunables: [UDP_MEM_TUNABLE, RMEM_MAX_TUNABLE, RMEM_DEFAULT_TUNABLE],
+  conditionalPrograms: [
+    { program: 'udp_buffer_enqueue_exit', neededBecause: ipv6FexitNeeded, flag: 'udp_buffer_ipv6_by_fexit' },
+    { program: 'udp_buffer_proto_mem_drop', neededBecause: memoryKfreeNeeded, flag: 'udp_buffer_memory_by_kfree_skb' },
+  ],
   scenarios: [
     {
       id: UdpBufferScenario.INCREASE,

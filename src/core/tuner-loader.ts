@@ -19,6 +19,7 @@ import type { TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
 import { typedMap } from './typed-map';
+import { startTicker } from './ticker';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -137,14 +138,14 @@ export async function loadTuner(
 ): Promise<LoadedTuner> {
   const name = definition.name;
   const links: NativeLink[] = [];
-  const timers: NodeJS.Timeout[] = [];
+  const timers: Array<{ stop(): void }> = [];
   let object: NativeObject | undefined;
   let registered = false;
   let instance: TunerInstance | undefined;
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closed ??= (async () => {
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) t.stop();
       try {
         await instance?.close?.();
       } catch (err) {
@@ -229,7 +230,7 @@ function createContext(
   definition: TunerDefinition<Ability>,
   object: NativeObject,
   attachModes: string[],
-  timers: NodeJS.Timeout[],
+  timers: Array<{ stop(): void }>,
   services: LoaderServices,
   options: LoaderOptions,
 ): TunerContext & Abilities {
@@ -265,21 +266,11 @@ function createContext(
     set: (change) => registry.set(name, change),
     map: (spec) => typedMap(object.map(spec.name), spec),
     manualNamespaces: () => registry.manualNamespaces(name),
-    every: (intervalMs, task) => {
-      // A slow round (many namespaces to read) skips ticks rather than overlapping itself.
-      let running = false;
-      const timer = setInterval(() => {
-        if (running) return;
-        running = true;
-        Promise.resolve()
-          .then(task)
-          .catch((err) => log.error(`timer task failed: ${errorText(err)}`))
-          .finally(() => {
-            running = false;
-          });
-      }, intervalMs);
-      timer.unref();
-      timers.push(timer);
+    every: (intervalMs, task, tickerOptions) => {
+      // A slow round (many namespaces to read) delays the next rather than overlapping itself.
+      const ticker = startTicker(intervalMs, task, (err) => log.error(`timer task failed: ${errorText(err)}`), tickerOptions);
+      timers.push(ticker);
+      return ticker;
     },
     readProcNet: (file, cookie) => {
       need('readProcNet');

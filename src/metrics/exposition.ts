@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { noteActivity } from '../core/heap';
 import { errorText, type Logger } from '../core/log';
+import { startTicker } from '../core/ticker';
 import { formatListenAddress, type ListenAddress } from './address';
 import { BpftuneMetrics } from './registry';
 import type { MetricsSource } from './source';
@@ -101,7 +102,7 @@ function serve(metrics: BpftuneMetrics, listen: ListenAddress, log: Logger): Pro
 }
 
 class TextfileWriter {
-  private timer: NodeJS.Timeout | undefined;
+  private ticker: { stop(): void } | undefined;
   private writing: Promise<void> = Promise.resolve();
   private lastError = '';
   private readonly file: string;
@@ -123,13 +124,13 @@ class TextfileWriter {
     });
     if (!st.isDirectory()) throw new Error(`--metrics-textfile ${this.dir}: not a directory; give node_exporter's --collector.textfile.directory`);
     await this.write();
-    this.timer = setInterval(() => this.schedule(), TEXTFILE_INTERVAL_MS);
-    this.timer.unref();
+    // On the tuners' timer grid (src/core/ticker.ts), so a write shares their wake-ups where the grids meet.
+    this.ticker = startTicker(
+      TEXTFILE_INTERVAL_MS,
+      () => (this.writing = this.write()),
+      () => undefined,
+    );
     this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s`);
-  }
-
-  private schedule(): void {
-    this.writing = this.writing.then(() => this.write());
   }
 
   /** Never throws: a failed write is logged once (until it changes) and retried on the next tick. */
@@ -150,7 +151,7 @@ class TextfileWriter {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.ticker?.stop();
     await this.writing;
     await fs.rm(this.file, { force: true }).catch(() => undefined);
     await fs.rm(this.temp, { force: true }).catch(() => undefined);

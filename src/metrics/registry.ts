@@ -32,6 +32,25 @@ interface ChangeCount {
   count: number;
 }
 
+/**
+ * prom-client's default collectors (process CPU, memory, fds, heap, GC,
+ * version) but its event-loop lag: that one keeps monitorEventLoopDelay's
+ * timer running, a wake-up every `eventLoopMonitoringPrecision` ms whether
+ * or not anyone scrapes, which was most of the idle daemon's CPU with
+ * metrics on. The others compute their values only when a scrape or the
+ * textfile asks. lib/metrics/<name> is where collectDefaultMetrics itself
+ * loads them from (prom-client 15; the metrics test fails if that moves).
+ */
+function collectDefaultMetricsWithoutTimers(registry: Registry, prefix: string): void {
+  type DefaultCollector = (registry: Registry, config: { prefix: string }) => void;
+  for (const name of collectDefaultMetrics.metricsList) {
+    if (name === 'eventLoopLag') continue;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const collector = require(`prom-client/lib/metrics/${name}`) as DefaultCollector;
+    collector(registry, { prefix });
+  }
+}
+
 export class BpftuneMetrics {
   readonly registry = new Registry();
   /** cookie -> label key -> count; a namespace's entry is dropped when it goes. */
@@ -42,7 +61,7 @@ export class BpftuneMetrics {
   constructor(private readonly source: MetricsSource) {
     const registers = [this.registry];
     // Prefixed, so that in a node_exporter textfile they do not collide with node_exporter's own process_* series.
-    collectDefaultMetrics({ register: this.registry, prefix: 'bpftune_', eventLoopMonitoringPrecision: 1000 });
+    collectDefaultMetricsWithoutTimers(this.registry, 'bpftune_');
     // Gauges named like counters (promtool flags them); the same counts remain without the suffix.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(`bpftune_${name}`);

@@ -4,7 +4,7 @@
  * hold what the tuner wrote as the kernel would (encoded bytes), tunables
  * read from a table, and every set() and recordAction() recorded.
  */
-import type { Abilities, ActionRecord, ChangeRequest, MapSpec, SysctlValue, TunerContext, TypedMap } from '../../src/core/tuner';
+import type { Abilities, ActionRecord, ChangeRequest, MapSpec, SysctlValue, TickResult, TunerContext, TypedMap } from '../../src/core/tuner';
 import { learningRateFor } from '../../src/core/tuner-loader';
 import { tunableHandle } from '../../src/core/tunable-handle';
 
@@ -36,7 +36,7 @@ export interface FakeContext {
   changes: ChangeRequest[];
   actions: ActionRecord[];
   /** Tasks given to ctx.every(), for the test to run when it likes. */
-  timers: Array<() => Promise<void> | void>;
+  timers: Array<() => Promise<TickResult> | TickResult>;
 }
 
 /** tunables: current values by name (global namespace); a set() that returns true updates them. */
@@ -44,7 +44,7 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
   const maps = new Map<string, FakeMap<unknown, unknown>>();
   const changes: ChangeRequest[] = [];
   const actions: ActionRecord[] = [];
-  const timers: Array<() => Promise<void> | void> = [];
+  const timers: Array<() => Promise<TickResult> | TickResult> = [];
   const global = { cookie: 1n, inum: 1, path: '/proc/self/ns/net', global: true };
   const ctx: TunerContext & Abilities = {
     name,
@@ -70,6 +70,7 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
     },
     every: (_ms, task) => {
       timers.push(task);
+      return { wake: () => undefined, intervalMs: _ms };
     },
     manualNamespaces: () => [],
     readProcNet: async () => '',

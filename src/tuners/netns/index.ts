@@ -11,6 +11,13 @@ import { NetnsScenario } from './netns.contract';
 
 /** One readlink per known namespace: negligible even on hosts with hundreds of containers. */
 const VERIFY_INTERVAL_MS = 5000;
+/**
+ * With no namespace but the daemon's own known there is nothing to verify;
+ * the timer still runs this often in case one was found some other way than
+ * the creation hooks (a tuner's event from a namespace made before start-up
+ * is resolved by a rescan).
+ */
+const QUIET_INTERVAL_MS = 30_000;
 
 const netnsTuner: TunerDefinition<'verifyNamespaces'> = {
   name: 'netns',
@@ -21,9 +28,17 @@ const netnsTuner: TunerDefinition<'verifyNamespaces'> = {
   // The reference's scenario name and description.
   scenarios: [{ id: NetnsScenario.CREATED, name: 'netns created', description: 'network namespace creation' }],
   create(ctx) {
-    ctx.every(VERIFY_INTERVAL_MS, () => ctx.verifyNamespaces());
+    const verifier = ctx.every(
+      VERIFY_INTERVAL_MS,
+      async () => {
+        await ctx.verifyNamespaces();
+        return ctx.namespaces.all().some((ns) => !ns.global) ? undefined : 'quiet';
+      },
+      { quietIntervalMs: QUIET_INTERVAL_MS },
+    );
     return {
       async event(event) {
+        verifier.wake();
         if (ctx.namespaces.byCookie(event.netnsCookie)) return;
         const ns = await ctx.namespaces.seen(event.netnsCookie, event.netnsInum);
         ctx.log.debug(`pid ${event.pid} created netns cookie ${event.netnsCookie}${ns ? ` (${ns.path})` : ' (already gone)'}`);

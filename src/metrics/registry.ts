@@ -14,11 +14,14 @@ import type { MetricsSource, TunableReading } from './source';
 /** Event-to-handler-done latencies: tens of microseconds when idle, up to seconds for a handler that writes in many namespaces. */
 const HANDLING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
 /*
- * Tunable values change only when bpftune or an administrator writes them;
- * reading each one in each namespace at most once a second keeps frequent
- * scrapers (or several) from turning into sysctl reads.
+ * Tunable values change only when bpftune or an administrator writes them.
+ * bpftune's own changes (and namespaces going) drop the cached readings at
+ * once; otherwise each one is read at most once a minute, so scrapes and the
+ * 15 s textfile do not turn into ~30 sysctl reads each (worker-thread hops
+ * that were most of an idle daemon's CPU with metrics on). A value an
+ * administrator writes shows within a minute.
  */
-const TUNABLE_READ_MIN_AGE_MS = 1000;
+const TUNABLE_READ_MIN_AGE_MS = 60_000;
 
 /** "global", the namespace's name under /var/run/netns, or its cookie. */
 export function netnsLabel(ns: Namespace): string {
@@ -208,7 +211,10 @@ export class BpftuneMetrics {
 
     source.onRecord((event) => this.count(event));
     source.onEventHandled((tuner, seconds) => handling.observe({ tuner }, seconds));
-    source.onNamespaceRemoved((ns) => this.changeCounts.delete(ns.cookie));
+    source.onNamespaceRemoved((ns) => {
+      this.changeCounts.delete(ns.cookie);
+      this.tunableCache = undefined;
+    });
   }
 
   private count(event: RecordedEvent): void {

@@ -12,10 +12,10 @@ import { NetnsScenario } from './netns.contract';
 /** One readlink per known namespace: negligible even on hosts with hundreds of containers. */
 const VERIFY_INTERVAL_MS = 5000;
 /**
- * With no namespace but the daemon's own known there is nothing to verify;
- * the timer still runs this often in case one was found some other way than
- * the creation hooks (a tuner's event from a namespace made before start-up
- * is resolved by a rescan).
+ * Once the known namespaces have stayed the same for 30 s, they are checked
+ * this often instead, until one is created (an event) or found gone: a
+ * teardown on a quiet host is noticed up to 30 s late, which only delays
+ * dropping its state (a write into it fails and rescans at once anyway).
  */
 const QUIET_INTERVAL_MS = 30_000;
 
@@ -28,11 +28,18 @@ const netnsTuner: TunerDefinition<'verifyNamespaces'> = {
   // The reference's scenario name and description.
   scenarios: [{ id: NetnsScenario.CREATED, name: 'netns created', description: 'network namespace creation' }],
   create(ctx) {
+    const knownCookies = () =>
+      ctx.namespaces
+        .all()
+        .map((ns) => ns.cookie)
+        .sort()
+        .join(' ');
     const verifier = ctx.every(
       VERIFY_INTERVAL_MS,
       async () => {
+        const before = knownCookies();
         await ctx.verifyNamespaces();
-        return ctx.namespaces.all().some((ns) => !ns.global) ? undefined : 'quiet';
+        return knownCookies() === before ? 'quiet' : undefined;
       },
       { quietIntervalMs: QUIET_INTERVAL_MS },
     );

@@ -19,6 +19,12 @@ import type { MetricsSource } from './source';
 
 export const TEXTFILE_NAME = 'bpftune.prom';
 export const TEXTFILE_INTERVAL_MS = 15_000;
+/**
+ * Once a minute passes with no change, action or event, the file is
+ * rewritten this often instead (only the process metrics would differ);
+ * the next one brings back 15 s at once.
+ */
+export const QUIET_TEXTFILE_INTERVAL_MS = 60_000;
 /** Prometheus scrapes one at a time per target; a few more allow a second scraper and a curl. */
 const MAX_CONNECTIONS = 16;
 
@@ -102,7 +108,7 @@ function serve(metrics: BpftuneMetrics, listen: ListenAddress, log: Logger): Pro
 }
 
 class TextfileWriter {
-  private ticker: { stop(): void } | undefined;
+  private ticker: { stop(): void; wake(): void } | undefined;
   private writing: Promise<void> = Promise.resolve();
   private lastError = '';
   private readonly file: string;
@@ -125,12 +131,22 @@ class TextfileWriter {
     if (!st.isDirectory()) throw new Error(`--metrics-textfile ${this.dir}: not a directory; give node_exporter's --collector.textfile.directory`);
     await this.write();
     // On the tuners' timer grid (src/core/ticker.ts), so a write shares their wake-ups where the grids meet.
+    let written = this.metrics.activity;
     this.ticker = startTicker(
       TEXTFILE_INTERVAL_MS,
-      () => (this.writing = this.write()),
+      async () => {
+        const activity = this.metrics.activity;
+        await (this.writing = this.write());
+        const quiet = activity === written;
+        written = activity;
+        return quiet ? 'quiet' : undefined;
+      },
       () => undefined,
+      { quietIntervalMs: QUIET_TEXTFILE_INTERVAL_MS, quietAfterMs: QUIET_TEXTFILE_INTERVAL_MS },
     );
-    this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s`);
+    const ticker = this.ticker;
+    this.metrics.onActivity(() => ticker.wake());
+    this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s (every ${QUIET_TEXTFILE_INTERVAL_MS / 1000} s while nothing happens)`);
   }
 
   /** Never throws: a failed write is logged once (until it changes) and retried on the next tick. */

@@ -60,6 +60,9 @@ export class BpftuneMetrics {
   private readonly changeCounts = new Map<bigint, Map<string, ChangeCount>>();
   private readonly actionCounts = new Map<string, { tuner: string; scenario: string; count: number }>();
   private tunableCache: { at: number; readings: Promise<TunableReading[]> } | undefined;
+  /** Grows with every change, action and event handled: whether anything but the process metrics moved. */
+  activity = 0;
+  private readonly activityListeners: Array<() => void> = [];
 
   constructor(private readonly source: MetricsSource) {
     const registers = [this.registry];
@@ -209,8 +212,14 @@ export class BpftuneMetrics {
       },
     });
 
-    source.onRecord((event) => this.count(event));
-    source.onEventHandled((tuner, seconds) => handling.observe({ tuner }, seconds));
+    source.onRecord((event) => {
+      this.count(event);
+      this.noteActivity();
+    });
+    source.onEventHandled((tuner, seconds) => {
+      handling.observe({ tuner }, seconds);
+      this.noteActivity();
+    });
     source.onNamespaceRemoved((ns) => {
       this.changeCounts.delete(ns.cookie);
       this.tunableCache = undefined;
@@ -236,6 +245,16 @@ export class BpftuneMetrics {
     if (c) c.count++;
     else counts.set(key, { tuner: event.tuner, tunable: event.tunable, scenario: event.scenario.name, count: 1 });
     this.tunableCache = undefined;
+  }
+
+  /** Hears every change, action and event handled (the textfile writer, to write soon again). */
+  onActivity(listener: () => void): void {
+    this.activityListeners.push(listener);
+  }
+
+  private noteActivity(): void {
+    this.activity++;
+    for (const listener of this.activityListeners) listener();
   }
 
   private tunableReadings(): Promise<TunableReading[]> {

@@ -23,6 +23,7 @@ import { SCENARIOS, TUNABLES } from './scenarios';
  */
 const TICK_MS = 2000;
 const QUIET_TICK_MS = 30_000;
+/** Shorter than the other tuners' 30 s: its fast tick is the most frequent wake-up of all. */
 const QUIET_AFTER_MS = 10_000;
 /** Far below tcp_mem[0], sockstat is read at most this often; exhaustion still arrives at once (sock_exceed_buf_limit). */
 const CALM_MEMORY_MS = 10_000;
@@ -43,9 +44,7 @@ const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
   scenarios: SCENARIOS,
   abilities: ['readProcNet'],
   // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
-  programAlternatives: [
-    { hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] },
-  ],
+  programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
   async create(ctx) {
     const memory = new MemoryWatch(ctx);
     const buffers = new BufferGrowth(ctx, memory);
@@ -98,7 +97,6 @@ const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
             ticker.wake();
             await memory.allocationRefused(event.netnsCookie, event.newValues[0] ?? 0, event.oldValues);
             break;
-
           default:
             ctx.log.debug(`ignoring unknown event kind ${event.scenarioId}`);
         }

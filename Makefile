@@ -45,7 +45,7 @@ RUNTIME_DIR ?= $(PREFIX)/lib/bpftune
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMD_UNIT_DIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
 # The interpreter the installed command names (the package: Debian's /usr/bin/node). Not through
-# env -S like bin/bpftune (lintian: unusual-interpreter): the unit sets MALLOC_ARENA_MAX instead.
+# env -S like bin/bpftune (lintian: unusual-interpreter): the unit sets the MALLOC_* variables instead.
 NODE_BIN ?= $(shell command -v node)
 
 MAN_SOURCES := $(wildcard man/*.8.md)

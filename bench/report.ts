@@ -36,7 +36,7 @@ export interface SuiteResults {
   tuners: string[];
   start?: StartTimes;
   idle?: IdleFootprint;
-  /** The same idle run with metrics on: --metrics on loopback and --metrics-textfile (rendered every 15 s). */
+  /** The same idle run with metrics on: --metrics on loopback and --metrics-textfile (rendered every 15 s, 60 s when nothing happens). */
   idleMetrics?: IdleFootprint;
   /** A separate profiled idle run, made only when the idle CPU target was missed. */
   idleProfile?: ProfileSummary;
@@ -185,7 +185,7 @@ function footprintRows(r: SuiteResults): Row[] {
       value: formatBytes(m.memory.rss),
       target: `<= ${formatBytes(TARGETS.rssBytes)}`,
       met: m.memory.rss <= TARGETS.rssBytes,
-      context: `--metrics 127.0.0.1:0 and --metrics-textfile (bpftune.prom rendered every 15 s)${off}`,
+      context: `--metrics 127.0.0.1:0 and --metrics-textfile (bpftune.prom rendered every 15 s, every 60 s after a minute with nothing happening)${off}`,
     });
     rows.push({
       section: 'footprint',

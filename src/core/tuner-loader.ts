@@ -21,6 +21,7 @@ import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
 import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
+import { startTicker } from './ticker';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -144,7 +145,7 @@ export async function loadTuner(
   const name = definition.name;
   /** By program name, so a strategy can detach and re-attach one. */
   const links = new Map<string, NativeLink>();
-  const timers: NodeJS.Timeout[] = [];
+  const timers: Array<{ stop(): void }> = [];
   const strategies: StrategyHolder = { runner: undefined };
   let object: NativeObject | undefined;
   let registered = false;
@@ -152,7 +153,7 @@ export async function loadTuner(
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closed ??= (async () => {
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) t.stop();
       strategies.runner?.stop();
       try {
         await instance?.close?.();
@@ -274,7 +275,7 @@ function createContext(
   definition: TunerDefinition<Ability>,
   object: NativeObject,
   attachModes: string[],
-  timers: NodeJS.Timeout[],
+  timers: Array<{ stop(): void }>,
   services: LoaderServices,
   options: LoaderOptions,
   strategy: { holder: StrategyHolder; programs: ProgramSwitch },
@@ -311,21 +312,11 @@ function createContext(
     set: (change) => registry.set(name, change),
     map: (spec) => typedMap(object.map(spec.name), spec),
     manualNamespaces: () => registry.manualNamespaces(name),
-    every: (intervalMs, task) => {
-      // A slow round (many namespaces to read) skips ticks rather than overlapping itself.
-      let running = false;
-      const timer = setInterval(() => {
-        if (running) return;
-        running = true;
-        Promise.resolve()
-          .then(task)
-          .catch((err) => log.error(`timer task failed: ${errorText(err)}`))
-          .finally(() => {
-            running = false;
-          });
-      }, intervalMs);
-      timer.unref();
-      timers.push(timer);
+    every: (intervalMs, task, tickerOptions) => {
+      // A slow round (many namespaces to read) delays the next rather than overlapping itself.
+      const ticker = startTicker(intervalMs, task, (err) => log.error(`timer task failed: ${errorText(err)}`), tickerOptions);
+      timers.push(ticker);
+      return ticker;
     },
     readProcNet: (file, cookie) => {
       need('readProcNet');

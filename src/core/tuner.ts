@@ -175,6 +175,24 @@ export interface LearningRate {
  * What every tuner gets from the daemon. Plugins need nothing else at run
  * time (they may `import type` from here, but no runtime path into bpftune).
  */
+/** What a ctx.every() task returns: 'quiet' when it found nothing worth watching closely. */
+export type TickResult = void | 'quiet';
+
+export interface TickerOptions {
+  /** The interval once the task has been quiet for a while (a multiple of 30 s lets slowed timers share wake-ups). */
+  quietIntervalMs?: number;
+  /** How long the task must return 'quiet' in a row before it slows down; default 30 s. */
+  quietAfterMs?: number;
+}
+
+/** A timer from ctx.every(). */
+export interface Ticker {
+  /** Back to the task's own interval from the next grid point (no-op when not slowed). */
+  wake(): void;
+  /** The interval the next run is scheduled at. */
+  readonly intervalMs: number;
+}
+
 export interface TunerContext {
   readonly name: string;
   /** Lines are prefixed with the tuner's name. */
@@ -192,8 +210,12 @@ export interface TunerContext {
   /**
    * A timer owned by this tuner: cleared when it is unloaded, never keeps the
    * process alive, and never runs a task again while its last run is unfinished.
+   * Runs land on a grid of the interval shared by all tuners, so timers share
+   * wake-ups. With `quietIntervalMs`, a task that returns 'quiet' (nothing to
+   * watch) for `quietAfterMs` (30 s) in a row runs at that slower interval until it returns
+   * anything else or the returned ticker's wake() is called (say, on a BPF event).
    */
-  every(intervalMs: number, task: () => Promise<void> | void): void;
+  every(intervalMs: number, task: () => Promise<TickResult> | TickResult, options?: TickerOptions): Ticker;
   /**
    * Namespaces where an administrator wrote one of this tuner's sysctls, so
    * the tuner must leave them alone; for tuners whose BPF side acts on its

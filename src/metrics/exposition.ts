@@ -12,12 +12,19 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { noteActivity } from '../core/heap';
 import { errorText, type Logger } from '../core/log';
+import { startTicker } from '../core/ticker';
 import { formatListenAddress, type ListenAddress } from './address';
 import { BpftuneMetrics } from './registry';
 import type { MetricsSource } from './source';
 
 export const TEXTFILE_NAME = 'bpftune.prom';
 export const TEXTFILE_INTERVAL_MS = 15_000;
+/**
+ * Once a minute passes with no change, action or event, the file is
+ * rewritten this often instead (only the process metrics would differ);
+ * the next one brings back 15 s at once.
+ */
+export const QUIET_TEXTFILE_INTERVAL_MS = 60_000;
 /** Prometheus scrapes one at a time per target; a few more allow a second scraper and a curl. */
 const MAX_CONNECTIONS = 16;
 
@@ -101,7 +108,7 @@ function serve(metrics: BpftuneMetrics, listen: ListenAddress, log: Logger): Pro
 }
 
 class TextfileWriter {
-  private timer: NodeJS.Timeout | undefined;
+  private ticker: { stop(): void; wake(): void } | undefined;
   private writing: Promise<void> = Promise.resolve();
   private lastError = '';
   private readonly file: string;
@@ -123,13 +130,23 @@ class TextfileWriter {
     });
     if (!st.isDirectory()) throw new Error(`--metrics-textfile ${this.dir}: not a directory; give node_exporter's --collector.textfile.directory`);
     await this.write();
-    this.timer = setInterval(() => this.schedule(), TEXTFILE_INTERVAL_MS);
-    this.timer.unref();
-    this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s`);
-  }
-
-  private schedule(): void {
-    this.writing = this.writing.then(() => this.write());
+    // On the tuners' timer grid (src/core/ticker.ts), so a write shares their wake-ups where the grids meet.
+    let written = this.metrics.activity;
+    this.ticker = startTicker(
+      TEXTFILE_INTERVAL_MS,
+      async () => {
+        const activity = this.metrics.activity;
+        await (this.writing = this.write());
+        const quiet = activity === written;
+        written = activity;
+        return quiet ? 'quiet' : undefined;
+      },
+      () => undefined,
+      { quietIntervalMs: QUIET_TEXTFILE_INTERVAL_MS, quietAfterMs: QUIET_TEXTFILE_INTERVAL_MS },
+    );
+    const ticker = this.ticker;
+    this.metrics.onActivity(() => ticker.wake());
+    this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s (every ${QUIET_TEXTFILE_INTERVAL_MS / 1000} s while nothing happens)`);
   }
 
   /** Never throws: a failed write is logged once (until it changes) and retried on the next tick. */
@@ -150,7 +167,7 @@ class TextfileWriter {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.ticker?.stop();
     await this.writing;
     await fs.rm(this.file, { force: true }).catch(() => undefined);
     await fs.rm(this.temp, { force: true }).catch(() => undefined);

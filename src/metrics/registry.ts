@@ -14,11 +14,14 @@ import type { MetricsSource, TunableReading } from './source';
 /** Event-to-handler-done latencies: tens of microseconds when idle, up to seconds for a handler that writes in many namespaces. */
 const HANDLING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
 /*
- * Tunable values change only when bpftune or an administrator writes them;
- * reading each one in each namespace at most once a second keeps frequent
- * scrapers (or several) from turning into sysctl reads.
+ * Tunable values change only when bpftune or an administrator writes them.
+ * bpftune's own changes (and namespaces going) drop the cached readings at
+ * once; otherwise each one is read at most once a minute, so scrapes and the
+ * 15 s textfile do not turn into ~30 sysctl reads each (worker-thread hops
+ * that were most of an idle daemon's CPU with metrics on). A value an
+ * administrator writes shows within a minute.
  */
-const TUNABLE_READ_MIN_AGE_MS = 1000;
+const TUNABLE_READ_MIN_AGE_MS = 60_000;
 
 /** "global", the namespace's name under /var/run/netns, or its cookie. */
 export function netnsLabel(ns: Namespace): string {
@@ -32,17 +35,39 @@ interface ChangeCount {
   count: number;
 }
 
+/**
+ * prom-client's default collectors (process CPU, memory, fds, heap, GC,
+ * version) but its event-loop lag: that one keeps monitorEventLoopDelay's
+ * timer running, a wake-up every `eventLoopMonitoringPrecision` ms whether
+ * or not anyone scrapes, which was most of the idle daemon's CPU with
+ * metrics on. The others compute their values only when a scrape or the
+ * textfile asks. lib/metrics/<name> is where collectDefaultMetrics itself
+ * loads them from (prom-client 15; the metrics test fails if that moves).
+ */
+function collectDefaultMetricsWithoutTimers(registry: Registry, prefix: string): void {
+  type DefaultCollector = (registry: Registry, config: { prefix: string }) => void;
+  for (const name of collectDefaultMetrics.metricsList) {
+    if (name === 'eventLoopLag') continue;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const collector = require(`prom-client/lib/metrics/${name}`) as DefaultCollector;
+    collector(registry, { prefix });
+  }
+}
+
 export class BpftuneMetrics {
   readonly registry = new Registry();
   /** cookie -> label key -> count; a namespace's entry is dropped when it goes. */
   private readonly changeCounts = new Map<bigint, Map<string, ChangeCount>>();
   private readonly actionCounts = new Map<string, { tuner: string; scenario: string; count: number }>();
   private tunableCache: { at: number; readings: Promise<TunableReading[]> } | undefined;
+  /** Grows with every change, action and event handled: whether anything but the process metrics moved. */
+  activity = 0;
+  private readonly activityListeners: Array<() => void> = [];
 
   constructor(private readonly source: MetricsSource) {
     const registers = [this.registry];
     // Prefixed, so that in a node_exporter textfile they do not collide with node_exporter's own process_* series.
-    collectDefaultMetrics({ register: this.registry, prefix: 'bpftune_', eventLoopMonitoringPrecision: 1000 });
+    collectDefaultMetricsWithoutTimers(this.registry, 'bpftune_');
     // Gauges named like counters (promtool flags them); the same counts remain without the suffix.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(`bpftune_${name}`);
@@ -187,9 +212,18 @@ export class BpftuneMetrics {
       },
     });
 
-    source.onRecord((event) => this.count(event));
-    source.onEventHandled((tuner, seconds) => handling.observe({ tuner }, seconds));
-    source.onNamespaceRemoved((ns) => this.changeCounts.delete(ns.cookie));
+    source.onRecord((event) => {
+      this.count(event);
+      this.noteActivity();
+    });
+    source.onEventHandled((tuner, seconds) => {
+      handling.observe({ tuner }, seconds);
+      this.noteActivity();
+    });
+    source.onNamespaceRemoved((ns) => {
+      this.changeCounts.delete(ns.cookie);
+      this.tunableCache = undefined;
+    });
   }
 
   private count(event: RecordedEvent): void {
@@ -211,6 +245,16 @@ export class BpftuneMetrics {
     if (c) c.count++;
     else counts.set(key, { tuner: event.tuner, tunable: event.tunable, scenario: event.scenario.name, count: 1 });
     this.tunableCache = undefined;
+  }
+
+  /** Hears every change, action and event handled (the textfile writer, to write soon again). */
+  onActivity(listener: () => void): void {
+    this.activityListeners.push(listener);
+  }
+
+  private noteActivity(): void {
+    this.activity++;
+    for (const listener of this.activityListeners) listener();
   }
 
   private tunableReadings(): Promise<TunableReading[]> {

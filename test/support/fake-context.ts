@@ -4,7 +4,7 @@
  * hold what the tuner wrote as the kernel would (encoded bytes), tunables
  * read from a table, and every set() and recordAction() recorded.
  */
-import type { Abilities, ActionRecord, ChangeRequest, MapSpec, StrategyDeclaration, SysctlValue, TunerContext, TypedMap } from '../../src/core/tuner';
+import type { Abilities, ActionRecord, ChangeRequest, MapSpec, StrategyDeclaration, SysctlValue, TickResult, TunerContext, TypedMap } from '../../src/core/tuner';
 import { learningRateFor } from '../../src/core/tuner-loader';
 import { tunableHandle } from '../../src/core/tunable-handle';
 
@@ -36,7 +36,7 @@ export interface FakeContext {
   changes: ChangeRequest[];
   actions: ActionRecord[];
   /** Tasks given to ctx.every(), for the test to run when it likes. */
-  timers: Array<() => Promise<void> | void>;
+  timers: Array<() => Promise<TickResult> | TickResult>;
   /** What ctx.strategies() was given; the first runs, and switchTo() runs another, as the core would. */
   strategies: FakeStrategies;
 }
@@ -52,7 +52,7 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
   const maps = new Map<string, FakeMap<unknown, unknown>>();
   const changes: ChangeRequest[] = [];
   const actions: ActionRecord[] = [];
-  const timers: Array<() => Promise<void> | void> = [];
+  const timers: Array<() => Promise<TickResult> | TickResult> = [];
   const strategies: FakeStrategies = {
     declarations: [],
     current: undefined,
@@ -88,6 +88,7 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
     },
     every: (_ms, task) => {
       timers.push(task);
+      return { wake: () => undefined, intervalMs: _ms };
     },
     manualNamespaces: () => [],
     readProcNet: async () => '',

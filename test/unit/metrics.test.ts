@@ -70,8 +70,8 @@ test('netns label is global, the name, or the cookie; a namespace that goes take
   assert.match(text, /^bpftune_tunable_value\{tunable="net.core.somaxconn",netns="blue",index="0"\} 4096$/m);
   assert.match(text, /^bpftune_info\{version="0.1.0",kernel="6.18",mode="full"\} 1$/m);
 
+  // A namespace going drops the cached tunable readings (read at most once a minute otherwise).
   fake.remove(named);
-  await new Promise((r) => setTimeout(r, 1100)); // tunable values are read at most once a second
   text = await metrics.text();
   assert.doesNotMatch(text, /netns="blue"/);
   assert.match(text, /netns="4098"/);

@@ -6,7 +6,7 @@
  * (see README.md for the choice).
  */
 import { errorText } from '../../core/log';
-import type { ContextWith, Namespace, TunableDeclaration, TunerContext, TunerDefinition } from '../../core/tuner';
+import type { ContextWith, Namespace, TickResult, TunableDeclaration, TunerContext, TunerDefinition } from '../../core/tuner';
 import { parseRt6Stats, type Rt6Stats } from './rt6-stats';
 
 const MAX_SIZE = { name: 'net.ipv6.route.max_size', namespaced: true, values: 1 } satisfies TunableDeclaration;
@@ -14,6 +14,8 @@ const SCENARIO_NEARLY_FULL = 0;
 /** The sysctl is an int. */
 const MAX_SIZE_CAP = 0x7fffffff;
 const CHECK_INTERVAL_MS = 5_000;
+/** While every namespace holds less than a quarter of its max_size. */
+const QUIET_CHECK_INTERVAL_MS = 30_000;
 
 /** The smallest max_size above `limit` at which `entries` is no longer nearly full. */
 export function roomyMaxSize(entries: number, limit: number, ctx: Pick<TunerContext, 'learning'>): number {
@@ -30,15 +32,22 @@ class RouteTableTuner {
 
   constructor(private readonly ctx: ContextWith<'readProcNet'>) {}
 
-  /** Runs on ctx.every(), which never overlaps a slow round with the next. */
-  async check(): Promise<void> {
+  /**
+   * Runs on ctx.every(), which never overlaps a slow round with the next;
+   * 'quiet' (read less often) while every namespace holds less than a
+   * quarter of its max_size.
+   */
+  async check(): Promise<TickResult> {
     const namespaces = this.ctx.namespaces.all();
     const alive = new Set(namespaces.map((ns) => ns.cookie));
     for (const cookie of this.declined.keys()) if (!alive.has(cookie)) this.declined.delete(cookie);
-    for (const ns of namespaces) await this.checkNamespace(ns);
+    let quiet = true;
+    for (const ns of namespaces) if (!(await this.checkNamespace(ns))) quiet = false;
+    return quiet ? 'quiet' : undefined;
   }
 
-  private async checkNamespace(ns: Namespace): Promise<void> {
+  /** Whether the namespace's entries are far (under a quarter) from its max_size. */
+  private async checkNamespace(ns: Namespace): Promise<boolean> {
     let stats: Rt6Stats;
     let limit: number;
     try {
@@ -47,12 +56,13 @@ class RouteTableTuner {
     } catch (err) {
       // Namespaces come and go between the list and the read; IPv6 may be disabled in one.
       this.ctx.log.debug(`cannot read IPv6 destination count in netns cookie ${ns.cookie}: ${errorText(err)}`);
-      return;
+      return true;
     }
-    if (!this.ctx.learning.nearlyFull(stats.dstEntries, limit)) return;
-    if (this.declined.get(ns.cookie) === limit) return;
+    if (stats.dstEntries < limit / 4) return true;
+    if (!this.ctx.learning.nearlyFull(stats.dstEntries, limit)) return false;
+    if (this.declined.get(ns.cookie) === limit) return false;
     const target = roomyMaxSize(stats.dstEntries, limit, this.ctx);
-    if (target <= limit) return;
+    if (target <= limit) return false;
     const changed = await this.ctx.set({
       tunable: MAX_SIZE.name,
       scenario: SCENARIO_NEARLY_FULL,
@@ -62,6 +72,7 @@ class RouteTableTuner {
     });
     if (changed) this.declined.delete(ns.cookie);
     else this.declined.set(ns.cookie, limit);
+    return false;
   }
 }
 
@@ -80,7 +91,7 @@ const routeTableTuner: TunerDefinition<'readProcNet'> = {
   ],
   create(ctx) {
     const tuner = new RouteTableTuner(ctx);
-    ctx.every(CHECK_INTERVAL_MS, () => tuner.check());
+    ctx.every(CHECK_INTERVAL_MS, () => tuner.check(), { quietIntervalMs: QUIET_CHECK_INTERVAL_MS });
     return {};
   },
 };

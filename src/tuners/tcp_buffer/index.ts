@@ -5,6 +5,7 @@
  * TCP memory nears pressure and retreats when it nears exhaustion, and sizes
  * the SYN backlog against floods. See README.md.
  */
+import { performance } from 'node:perf_hooks';
 import type { TunerDefinition } from '../../core/tuner';
 import { errorText } from '../../core/log';
 import { TcpBufferData, TcpBufferEvent, maps } from './tcp_buffer.contract';
@@ -14,20 +15,25 @@ import { SynFloodWatch } from './syn-flood';
 import { SCENARIOS, TUNABLES } from './scenarios';
 
 /**
- * One wake-up every 2 s serves all of this tuner's polling, and what runs in
- * it depends on how busy things are: an idle host costs a timer tick (each
- * wake-up of the daemon costs ~0.1 ms of CPU on a VM, whatever it does).
+ * One timer serves all of this tuner's polling: every 2 s while something
+ * is going on (a SYN queue overflowing, TCP memory beyond half of
+ * tcp_mem[0], a near-limit event posted), every 30 s once nothing has been
+ * for 10 s; any event from the BPF side brings it back to 2 s at once.
+ * (Each wake-up of the daemon costs ~0.1 ms of CPU on a VM, whatever it does.)
  */
 const TICK_MS = 2000;
-/** Far below tcp_mem[0], sockstat is read every this many ticks; exhaustion still arrives at once (sock_exceed_buf_limit). */
-const CALM_MEMORY_TICKS = 5;
+const QUIET_TICK_MS = 30_000;
+/** Shorter than the other tuners' 30 s: its fast tick is the most frequent wake-up of all. */
+const QUIET_AFTER_MS = 10_000;
+/** Far below tcp_mem[0], sockstat is read at most this often; exhaustion still arrives at once (sock_exceed_buf_limit). */
+const CALM_MEMORY_MS = 10_000;
 /**
  * The BPF side may post the same limit for the same namespace again once
  * last_posted is cleared (see tcp_buffer.bpf.c): after each tick in which
- * something was posted, and every 15 ticks regardless, so a ring buffer
+ * something was posted, and every 30 s regardless, so a ring buffer
  * sample that never arrived cannot pin an entry.
  */
-const REPOST_SWEEP_TICKS = 15;
+const REPOST_SWEEP_MS = 30_000;
 /** last_posted is indexed by event kind, for the two that post a limit. */
 const LAST_POSTED_KINDS = [TcpBufferEvent.RMEM_NEAR_MAX, TcpBufferEvent.WMEM_NEAR_MAX];
 
@@ -43,40 +49,52 @@ const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
     const memory = new MemoryWatch(ctx);
     const buffers = new BufferGrowth(ctx, memory);
     const syn = new SynFloodWatch(ctx);
-    let ticks = 0;
     /** A near-limit event arrived since last_posted was last cleared. */
     let posted = false;
+    let lastSweep = performance.now();
+    let lastMemoryCheck = performance.now();
     await memory.enableHighOrderAllocations().catch((err) => ctx.log.warn(`enabling high-order allocations failed: ${errorText(err)}`));
     await memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     const lastPosted = ctx.map(maps.lastPosted);
     const clearLastPosted = () => {
       for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0 });
     };
-    ctx.every(TICK_MS, async () => {
-      const tick = ++ticks;
-      if (posted || tick % REPOST_SWEEP_TICKS === 0) {
-        posted = false;
-        clearLastPosted();
-      }
-      if (!memory.calm || tick % CALM_MEMORY_TICKS === 0) {
-        await memory.check().catch((err) => ctx.log.warn(`TCP memory check failed: ${errorText(err)}`));
-      }
-      // SYN counters every tick: a burst in a new namespace must find its baseline already read.
-      await syn.check();
-      buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
-    });
+    const ticker = ctx.every(
+      TICK_MS,
+      async () => {
+        const now = performance.now();
+        const busy = posted;
+        if (posted || now - lastSweep >= REPOST_SWEEP_MS - TICK_MS / 2) {
+          posted = false;
+          lastSweep = now;
+          clearLastPosted();
+        }
+        if (!memory.calm || now - lastMemoryCheck >= CALM_MEMORY_MS - TICK_MS / 2) {
+          lastMemoryCheck = now;
+          await memory.check().catch((err) => ctx.log.warn(`TCP memory check failed: ${errorText(err)}`));
+        }
+        // SYN counters on every tick: a burst in a new namespace must find its baseline already read.
+        const overflowing = await syn.check();
+        buffers.retain(new Set([ctx.namespaces.global.cookie, ...ctx.namespaces.all().map((n) => n.cookie)]));
+        return busy || overflowing || !memory.calm ? undefined : 'quiet';
+      },
+      { quietIntervalMs: QUIET_TICK_MS, quietAfterMs: QUIET_AFTER_MS },
+    );
     return {
       async event(event) {
         switch (event.scenarioId) {
           case TcpBufferEvent.RMEM_NEAR_MAX:
             posted = true;
+            ticker.wake();
             await buffers.nearMax('rmem', event, TcpBufferData.decode(event.data));
             break;
           case TcpBufferEvent.WMEM_NEAR_MAX:
             posted = true;
+            ticker.wake();
             await buffers.nearMax('wmem', event, TcpBufferData.decode(event.data));
             break;
           case TcpBufferEvent.MEM_EXCEEDED:
+            ticker.wake();
             await memory.allocationRefused(event.netnsCookie, event.newValues[0] ?? 0, event.oldValues);
             break;
           default:

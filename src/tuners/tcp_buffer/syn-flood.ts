@@ -1,9 +1,13 @@
 /**
  * SYN floods, from the counters the kernel already keeps per namespace
- * (/proc/net/netstat TcpExt, /proc/net/snmp Tcp), polled every two seconds:
- * no tracepoint marks a SYN-queue overflow, and a counter read is cheaper
- * than any probe on the SYN path. Only netstat is read while nothing
- * overflows (one read of ~100 us per namespace); snmp joins while it does.
+ * (/proc/net/netstat TcpExt, /proc/net/snmp Tcp), read on the tuner's tick:
+ * every 2 s while a SYN queue overflows somewhere, every 30 s once none has
+ * for 10 s (an idle host reads them twice a minute; a burst there is seen at
+ * the next read, with every overflow since the last one counted). No
+ * tracepoint marks a SYN-queue overflow, and the function that counts one
+ * (tcp_conn_request) needs fentry or kprobes, which not every kernel offers.
+ * Only netstat is read while nothing overflows (one read of ~100 us per
+ * namespace); snmp joins while it does.
  *
  * A SYN-queue overflow is legitimate load when it goes with connections being
  * accepted (handshakes completing, PassiveOpens): then a longer queue,
@@ -73,28 +77,35 @@ export class SynFloodWatch {
 
   constructor(private readonly ctx: ContextWith<'readProcNet'>) {}
 
-  /** Runs on the tuner's ctx.every() tick, which never overlaps a slow round with the next. */
-  async check(): Promise<void> {
+  /**
+   * Runs on the tuner's ctx.every() tick, which never overlaps a slow round
+   * with the next. True when a SYN queue overflowed somewhere since the last
+   * check: the tick must stay fast.
+   */
+  async check(): Promise<boolean> {
+    let overflowing = false;
     const namespaces = [this.ctx.namespaces.global, ...this.ctx.namespaces.all().filter((n) => !n.global)];
     const alive = new Set<bigint>();
     for (const ns of namespaces) {
       alive.add(ns.cookie);
       try {
-        await this.checkNamespace(ns.global ? 0n : ns.cookie);
+        if (await this.checkNamespace(ns.global ? 0n : ns.cookie)) overflowing = true;
       } catch (err) {
         // A namespace that went away between listing and reading is not worth a warning.
         this.ctx.log.debug(`SYN counters of netns cookie ${ns.cookie}: ${errorText(err)}`);
       }
     }
     for (const cookie of this.states.keys()) if (cookie !== 0n && !alive.has(cookie)) this.states.delete(cookie);
+    return overflowing;
   }
 
-  private async checkNamespace(cookie: bigint): Promise<void> {
+  /** Whether the namespace's SYN queue overflowed since the last read. */
+  private async checkNamespace(cookie: bigint): Promise<boolean> {
     const now = synCounters(await this.ctx.readProcNet('netstat', cookie));
     const st = this.states.get(cookie);
     if (!st) {
       this.states.set(cookie, { last: now, lastPassiveOpens: undefined, correlation: new Correlation(), unansweredCookies: 0 });
-      return;
+      return false;
     }
     const overflows = now.overflows - st.last.overflows;
     const validCookies = now.cookiesValid - st.last.cookiesValid;
@@ -103,7 +114,7 @@ export class SynFloodWatch {
     st.last = now;
     if (overflows <= 0) {
       st.lastPassiveOpens = undefined;
-      return;
+      return false;
     }
     // In the first overflowing interval there is no PassiveOpens baseline yet; handshakes
     // completed with a cookie are accepted connections too (all of them, while cookies answer the overflow).
@@ -115,6 +126,7 @@ export class SynFloodWatch {
       accepted > 0 && (st.correlation.count < MIN_CORRELATION_SAMPLES || st.correlation.value() > 0.7 || accepted >= overflows);
     if (legitimate) await this.legitimateLoad(cookie, overflows, accepted);
     else await this.flood(cookie, overflows, accepted, st);
+    return true;
   }
 
   private async legitimateLoad(cookie: bigint, overflows: number, accepted: number): Promise<void> {

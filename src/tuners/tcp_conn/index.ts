@@ -14,6 +14,7 @@ import type {
   ContextWith,
   StrategyDeclaration,
   StrategyHandle,
+  TickResult,
   TunableDeclaration,
   TunerDefinition,
   TunerEvent,
@@ -67,6 +68,8 @@ const LEARNED = 'learned-per-host';
  */
 const STRATEGY_MARGIN = 0.05;
 const MINUTE = 60_000;
+/** ... and this often once none was given them for 30 s, until an event from the BPF side (close() logs the rest). */
+const QUIET_THIN_LTO_LOG_MS = 30_000;
 
 interface RemoteEntry {
   remote: TcpConnRemote;
@@ -188,8 +191,9 @@ function syncManual(ctx: Context, state: TcpConnState): void {
  * The BPF side sets TCP_THIN_LINEAR_TIMEOUTS on connections by itself and
  * counts them per namespace; each namespace whose count grew gets one line.
  */
-async function logThinLinearTimeouts(ctx: Context, state: TcpConnState): Promise<void> {
+async function logThinLinearTimeouts(ctx: Context, state: TcpConnState): Promise<TickResult> {
   const seen = new Set<bigint>();
+  let logged = false;
   for (const cookie of state.thinLto.keys()) {
     const total = state.thinLto.lookup(cookie);
     if (total === undefined) continue;
@@ -197,6 +201,7 @@ async function logThinLinearTimeouts(ctx: Context, state: TcpConnState): Promise
     const grown = total - (state.thinLtoLogged.get(cookie) ?? 0n);
     if (grown <= 0n) continue;
     state.thinLtoLogged.set(cookie, total);
+    logged = true;
     await ctx.recordAction({
       tunable: THIN_LINEAR_TIMEOUTS,
       scenario: THIN,
@@ -208,6 +213,7 @@ async function logThinLinearTimeouts(ctx: Context, state: TcpConnState): Promise
   }
   // Entries the LRU map evicted (namespaces long quiet or gone) start again from 0.
   for (const cookie of state.thinLtoLogged.keys()) if (!seen.has(cookie)) state.thinLtoLogged.delete(cookie);
+  return logged ? undefined : 'quiet';
 }
 
 /** A tcp_conn_counts slot (enum tcp_conn_count); 0 if it cannot be read. */
@@ -407,14 +413,20 @@ const tcpConnTuner: TunerDefinition<'recordAction' | 'strategies'> = {
     };
     syncManual(ctx, state);
     ctx.every(MANUAL_SWEEP_MS, () => syncManual(ctx, state));
-    ctx.every(THIN_LTO_LOG_MS, () => logThinLinearTimeouts(ctx, state));
+    const thinLtoTimer = ctx.every(THIN_LTO_LOG_MS, () => logThinLinearTimeouts(ctx, state), { quietIntervalMs: QUIET_THIN_LTO_LOG_MS });
     ctx.log.debug(`choosing among ${algorithms.join(', ')}`);
     return {
-      event: (event) => onEvent(ctx, state, event),
+      event: (event) => {
+        // Connections are retransmitting or closing: thin ones may be getting linear timeouts.
+        thinLtoTimer.wake();
+        return onEvent(ctx, state, event);
+      },
       report: () => report(state),
       manual: () => syncManual(ctx, state),
       // What the last few seconds set is logged before the maps go.
-      close: () => logThinLinearTimeouts(ctx, state).catch((err) => ctx.log.warn(`logging thin linear timeouts failed: ${errorText(err)}`)),
+      close: async () => {
+        await logThinLinearTimeouts(ctx, state).catch((err) => ctx.log.warn(`logging thin linear timeouts failed: ${errorText(err)}`));
+      },
     };
   },
 };

@@ -19,7 +19,7 @@
  */
 import { errorText } from '../../core/log';
 import { freeBufferPages, grownProtoMem, pagesAllocated } from '../../core/socket-memory';
-import type { ChangeRequest, KernelFacts, Namespace, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
+import type { ChangeRequest, KernelFacts, Namespace, TickResult, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
 import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_MEM, udpMemoryState, type UdpMemoryState } from './policy';
 import { UdpBufferDropKind, UdpBufferEventData, UdpBufferScenario } from './udp_buffer.contract';
 
@@ -30,6 +30,8 @@ const RMEM_DEFAULT_TUNABLE = { name: RMEM_DEFAULT, namespaced: false, values: 1 
 const MEMORY_INTERVAL_MS = 5_000;
 /** Linux 6.4 added the udp_fail_queue_rcv_skb call to __udpv6_queue_rcv_skb(); before it, IPv6 drops pass by the tracepoint. */
 const IPV6_TRACEPOINT_SINCE: readonly [number, number] = [6, 4];
+/** While UDP holds less than half of udp_mem[0] (drops still arrive at once as events). */
+const QUIET_MEMORY_INTERVAL_MS = 30_000;
 const AF_INET6 = 10;
 
 export interface UdpDropEvent {
@@ -110,9 +112,12 @@ class UdpBufferTuner {
   }
 
   /** One change at a time: drop events and the memory timer share the sysctls. */
-  serialised(task: () => Promise<void>): Promise<void> {
+  serialised<T>(task: () => Promise<T>): Promise<T> {
     const next = this.queue.then(task);
-    this.queue = next.catch(() => undefined);
+    this.queue = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 
@@ -210,8 +215,12 @@ class UdpBufferTuner {
     return this.change({ tunable: UDP_MEM, scenario, values: grown, reason }, udpMem.join(' '));
   }
 
-  /** The timer: pressure has no event of its own (nothing is refused yet), so the counter is polled. */
-  async checkMemory(): Promise<void> {
+  /**
+   * The timer: pressure has no event of its own (nothing is refused yet), so
+   * the counter is polled; 'quiet' (poll slowly) while UDP holds less than
+   * half of udp_mem[0].
+   */
+  async checkMemory(): Promise<TickResult> {
     let udpMem: number[];
     try {
       this.pages = pagesAllocated('UDP');
@@ -223,7 +232,7 @@ class UdpBufferTuner {
     const state = udpMemoryState(this.pages, udpMem, this.ctx.learning);
     if (state !== this.memoryState) this.ctx.log.debug(`UDP memory ${state} (${this.pages} pages, udp_mem ${udpMem.join(' ')})`);
     this.memoryState = state;
-    if (state === 'normal') return;
+    if (state === 'normal') return this.pages < (udpMem[0] ?? 0) / 2 ? 'quiet' : undefined;
     const label = state === 'pressure' ? 'near memory pressure' : 'near memory exhaustion';
     const threshold = state === 'pressure' ? `pressure threshold ${udpMem[1]}` : `max ${udpMem[2]}`;
     await this.raiseUdpMem(
@@ -267,8 +276,14 @@ const udpBufferTuner: TunerDefinition = {
   create(ctx) {
     const tuner = new UdpBufferTuner(ctx);
     tuner.init();
-    ctx.every(MEMORY_INTERVAL_MS, () => tuner.serialised(() => tuner.checkMemory()));
-    return { event: (event) => tuner.serialised(() => tuner.event(event)) };
+    const memoryTimer = ctx.every(MEMORY_INTERVAL_MS, () => tuner.serialised(() => tuner.checkMemory()), { quietIntervalMs: QUIET_MEMORY_INTERVAL_MS });
+    return {
+      event: (event) => {
+        // A drop: UDP is busy, so its memory is worth watching closely again.
+        memoryTimer.wake();
+        return tuner.serialised(() => tuner.event(event));
+      },
+    };
   },
 };
 

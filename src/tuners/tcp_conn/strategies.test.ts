@@ -110,7 +110,9 @@ test('strategies take turns on a lossy path; each is scored from its measured co
   const baselineMbit = mean((measured.get('kernel-default') ?? []).map((m) => m.mbit));
   assert.ok(winnerMbit > baselineMbit, `iperf3: '${best.name}' ${winnerMbit.toFixed(1)} Mbit/s against kernel-default ${baselineMbit.toFixed(1)} Mbit/s`);
 
-  // The log says what switched and why, in the order the rules give.
+  // The log says what switched and why, in the order the rules give. The queries above ran
+  // synchronously, so the daemon's last lines may not have been read from its pipe yet.
+  await daemon.waitFor(/^Due to .* switch strategy from 'kernel-default' -> /m);
   const switches = [...daemon.log.matchAll(/^Due to (.*) switch strategy from '([a-z-]+)' -> '([a-z-]+)'$/gm)].map((m) => [m[2], m[3], m[1]]);
   assert.deepEqual(
     switches.slice(0, 2).map(([from, to, why]) => [from, to, why]),

@@ -19,6 +19,7 @@ import type { TunerModule } from './plugin-dir';
 import { LatencyWindow } from './latency';
 import { delta, grow, nearlyFull, shrink } from './learning-rate';
 import { typedMap } from './typed-map';
+import { ChangeVerifier, verifierTimings } from './change-verifier';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -38,7 +39,7 @@ export interface LoaderServices {
   targets: ReturnType<typeof kernelTargetSources>;
   /** The shared ring buffer's fd, for objects that post events. */
   ringFd(): number;
-  abilities: Omit<Abilities, 'recordAction' | 'reportExternalWrite'>;
+  abilities: Omit<Abilities, 'recordAction' | 'reportExternalWrite' | 'verifyChange'>;
   /** Tells the tuners an administrator wrote in that namespace took it over. */
   tellManual(tuner: string, cookie: bigint): void;
 }
@@ -67,7 +68,7 @@ export class LoadError extends Error {
   }
 }
 
-const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'reportExternalWrite', 'verifyNamespaces'];
+const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'verifyChange', 'reportExternalWrite', 'verifyNamespaces'];
 /** Abilities only a core service (built in) is lent. */
 const SERVICE_ABILITIES: readonly Ability[] = ['reportExternalWrite', 'verifyNamespaces'];
 const KNOWN: ReadonlySet<unknown> = new Set(ABILITIES);
@@ -244,6 +245,7 @@ function createContext(
     debug: (m) => services.log.debug(prefix + m),
   };
   const granted = new Set<Ability>(definition.abilities ?? []);
+  let verifier: ChangeVerifier | undefined;
   // Every ability is in the object, so it has one type; one not requested refuses, saying what to declare.
   const need = (ability: Ability): void => {
     if (!granted.has(ability)) throw new Error(`tuner '${name}' did not request the '${ability}' ability: add it to the definition's abilities`);
@@ -292,6 +294,13 @@ function createContext(
     verifyNamespaces: () => {
       need('verifyNamespaces');
       return abilities.verifyNamespaces();
+    },
+    verifyChange: (change) => {
+      need('verifyChange');
+      // Windows never keep the process alive: an exit while a change is being verified is not held up.
+      const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+      verifier ??= new ChangeVerifier({ ...verifierTimings(), log: (line) => log.info(line), sleep });
+      return verifier.verify(change);
     },
     recordAction: (action) => {
       need('recordAction');

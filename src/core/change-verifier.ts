@@ -157,8 +157,18 @@ export class ChangeVerifier {
  * A measure from counters read at the start and the end of a window (e.g. a
  * namespace's /proc/net/snmp): `value` gets the increases and the seconds
  * between the reads. A failed read gives NaN, which never counts as a change.
+ * With `sampleMs`, the counters are also read every sampleMs and the measure
+ * is the highest value over those slices (for a rate: the peak rate), so a
+ * pause in the traffic within a window does not read as a loss.
  */
-export function counterMeasure(spec: Omit<Measure, 'start'> & { read(): Promise<number[]>; value(increase: number[], seconds: number): number }): Measure {
+export function counterMeasure(
+  spec: Omit<Measure, 'start'> & { read(): Promise<number[]>; value(increase: number[], seconds: number): number; sampleMs?: number },
+): Measure {
+  const slice = (a: number[], b: number[], seconds: number) =>
+    spec.value(
+      b.map((v, i) => v - (a[i] ?? 0)),
+      Math.max(0.001, seconds),
+    );
   return {
     name: spec.name,
     better: spec.better,
@@ -166,14 +176,36 @@ export function counterMeasure(spec: Omit<Measure, 'start'> & { read(): Promise<
     floor: spec.floor,
     async start() {
       const t0 = Date.now();
-      const a = await spec.read().catch(() => undefined);
+      const first = await spec.read().catch(() => undefined);
+      let last = first ? { at: t0, values: first } : undefined;
+      let peak = Number.NaN;
+      let reading = false;
+      const sample = async () => {
+        const at = Date.now();
+        const values = await spec.read().catch(() => undefined);
+        if (!values) return;
+        if (last && at > last.at) {
+          const v = slice(last.values, values, (at - last.at) / 1000);
+          if (!(v <= peak)) peak = v;
+        }
+        last = { at, values };
+      };
+      const timer = spec.sampleMs
+        ? setInterval(() => {
+            if (reading) return;
+            reading = true;
+            void sample().finally(() => (reading = false));
+          }, spec.sampleMs)
+        : undefined;
+      timer?.unref();
       return async () => {
-        const b = await spec.read().catch(() => undefined);
-        if (!a || !b) return Number.NaN;
-        return spec.value(
-          b.map((v, i) => v - (a[i] ?? 0)),
-          Math.max(0.001, (Date.now() - t0) / 1000),
-        );
+        if (timer) clearInterval(timer);
+        if (!spec.sampleMs) {
+          const b = await spec.read().catch(() => undefined);
+          return first && b ? slice(first, b, (Date.now() - t0) / 1000) : Number.NaN;
+        }
+        await sample();
+        return peak;
       };
     },
   };

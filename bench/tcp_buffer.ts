@@ -29,6 +29,7 @@ import type { EffectResult, EffectRow, EffectSample } from './effect';
 import { DaemonProcess, REPO_ROOT, stopAllDaemons } from '../test/support/daemon';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
+import { TestCgroup } from '../test/support/cgroup';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
 import { native, type NativeLink, type NativeObject } from '../src/core/native';
 import { daemonPrograms, enableBpfStats, programNames } from './bpf-stats';
@@ -150,7 +151,10 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
   let singleConnection: Run;
   let before: ProgStat[] = [];
   let after: ProgStat[] = [];
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-R']);
+  // -c: the sysctl service then watches only that (empty) cgroup, so the benchmark's own tcp_rmem
+  // writes into each fresh namespace are not an administrator taking tcp_buffer over there.
+  const cgroup = new TestCgroup();
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-a', 'netns', '-R', '-c', cgroup.mountPoint]);
   const floor = new MeasurementFloor();
   let floorPerCall = new Map<string, number>();
   let releaseStats: () => void = () => undefined;
@@ -169,6 +173,7 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
     releaseStats();
     floor.close();
     await daemon.stop();
+    cgroup.remove();
   }
 
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;

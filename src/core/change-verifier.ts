@@ -36,8 +36,16 @@ export interface ProposedChange {
   guards: Measure[];
   /** Makes the change; false if it was not made (the verifier then does nothing more). */
   apply(): Promise<boolean>;
-  /** Puts the old value back. */
-  undo(): Promise<void>;
+  /** Puts the old value back; `verdict` says why (the tuner's own log line can carry it). */
+  undo(verdict: UndoVerdict): Promise<void>;
+}
+
+/** Why a change is being undone, and for how long its key is held off. */
+export interface UndoVerdict {
+  why: string;
+  holdOffMs: number;
+  benefit: Reading;
+  guards: Reading[];
 }
 
 export interface Reading {
@@ -57,6 +65,7 @@ export type Outcome =
 /** How one measure moved from one window to the next. */
 export function compareWindows(measure: Pick<Measure, 'name' | 'better' | 'tolerance' | 'floor'>, before: number, after: number): Reading {
   const diff = after - before;
+  if (!Number.isFinite(diff)) return { measure: measure.name, before, after, verdict: 'unchanged' };
   const significant = Math.abs(diff) > measure.floor && Math.abs(diff) > Math.abs(before) * measure.tolerance;
   const up = measure.better === 'higher' ? diff > 0 : diff < 0;
   return { measure: measure.name, before, after, verdict: !significant ? 'unchanged' : up ? 'improved' : 'worse' };
@@ -133,13 +142,101 @@ export class ChangeVerifier {
       this.options.log(`Kept ${change.description}: ${readings.map((r) => `${r.measure} ${fmt(r.before)} -> ${fmt(r.after)}`).join(', ')}`);
       return { kind: 'kept', key: change.key, benefit, guards };
     }
-    await change.undo();
     const last = this.holdOffs.get(change.key)?.lastMs;
     const holdOffMs = last ? Math.min(this.options.maxHoldOffMs, last * 2) : this.options.initialHoldOffMs;
     this.holdOffs.set(change.key, { untilMs: this.now() + holdOffMs, lastMs: holdOffMs });
+    await change.undo({ why, holdOffMs, benefit, guards });
     this.options.log(
       `Scenario 'change did not help' occurred for '${change.key}'. Undid ${change.description}: ${why}; not retried for ${Math.round(holdOffMs / 1000)} s`,
     );
     return { kind: 'undone', key: change.key, benefit, guards, why, holdOffMs };
   }
+}
+
+/**
+ * A measure from counters read at the start and the end of a window (e.g. a
+ * namespace's /proc/net/snmp): `value` gets the increases and the seconds
+ * between the reads. A failed read gives NaN, which never counts as a change.
+ * With `sampleMs`, the counters are also read every sampleMs and the measure
+ * is the highest value over those slices (for a rate: the peak rate), so a
+ * pause in the traffic within a window does not read as a loss.
+ */
+export function counterMeasure(
+  spec: Omit<Measure, 'start'> & { read(): Promise<number[]>; value(increase: number[], seconds: number): number; sampleMs?: number },
+): Measure {
+  const slice = (a: number[], b: number[], seconds: number) =>
+    spec.value(
+      b.map((v, i) => v - (a[i] ?? 0)),
+      Math.max(0.001, seconds),
+    );
+  return {
+    name: spec.name,
+    better: spec.better,
+    tolerance: spec.tolerance,
+    floor: spec.floor,
+    async start() {
+      const t0 = Date.now();
+      const first = await spec.read().catch(() => undefined);
+      let last = first ? { at: t0, values: first } : undefined;
+      let peak = Number.NaN;
+      let reading = false;
+      const sample = async () => {
+        const at = Date.now();
+        const values = await spec.read().catch(() => undefined);
+        if (!values) return;
+        if (last && at > last.at) {
+          const v = slice(last.values, values, (at - last.at) / 1000);
+          if (!(v <= peak)) peak = v;
+        }
+        last = { at, values };
+      };
+      const timer = spec.sampleMs
+        ? setInterval(() => {
+            if (reading) return;
+            reading = true;
+            void sample().finally(() => (reading = false));
+          }, spec.sampleMs)
+        : undefined;
+      timer?.unref();
+      return async () => {
+        if (timer) clearInterval(timer);
+        if (!spec.sampleMs) {
+          const b = await spec.read().catch(() => undefined);
+          return first && b ? slice(first, b, (Date.now() - t0) / 1000) : Number.NaN;
+        }
+        await sample();
+        return peak;
+      };
+    },
+  };
+}
+
+/** A measure of a level read at the end of the window (e.g. memory in use). */
+export function levelMeasure(spec: Omit<Measure, 'start'> & { read(): Promise<number> }): Measure {
+  return {
+    name: spec.name,
+    better: spec.better,
+    tolerance: spec.tolerance,
+    floor: spec.floor,
+    start: () => Promise.resolve(() => spec.read().catch(() => Number.NaN)),
+  };
+}
+
+/**
+ * Windows and hold-offs of the verifier the core lends tuners (the
+ * verifyChange ability): defaults, or BPFTUNE_VERIFY_WINDOW_MS,
+ * BPFTUNE_VERIFY_SETTLE_MS, BPFTUNE_VERIFY_HOLDOFF_MS and
+ * BPFTUNE_VERIFY_MAX_HOLDOFF_MS from the environment (tests shorten them).
+ */
+export function verifierTimings(env: NodeJS.ProcessEnv = process.env): Omit<VerifierOptions, 'log' | 'now' | 'sleep'> {
+  const ms = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return Number.isFinite(v) && v >= 0 && env[name] !== undefined && env[name] !== '' ? v : fallback;
+  };
+  return {
+    windowMs: ms('BPFTUNE_VERIFY_WINDOW_MS', 1000),
+    settleMs: ms('BPFTUNE_VERIFY_SETTLE_MS', 1000),
+    initialHoldOffMs: ms('BPFTUNE_VERIFY_HOLDOFF_MS', 60_000),
+    maxHoldOffMs: ms('BPFTUNE_VERIFY_MAX_HOLDOFF_MS', 3_600_000),
+  };
 }

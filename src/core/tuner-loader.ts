@@ -22,6 +22,7 @@ import { delta, grow, nearlyFull, shrink } from './learning-rate';
 import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 import { startTicker } from './ticker';
+import { ChangeVerifier, verifierTimings } from './change-verifier';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -43,7 +44,7 @@ export interface LoaderServices {
   targets: ReturnType<typeof kernelTargetSources>;
   /** The shared ring buffer's fd, for objects that post events. */
   ringFd(): number;
-  abilities: Omit<Abilities, 'recordAction' | 'strategies' | 'reportExternalWrite'>;
+  abilities: Omit<Abilities, 'recordAction' | 'strategies' | 'reportExternalWrite' | 'verifyChange'>;
   /** Tells the tuners an administrator wrote in that namespace took it over. */
   tellManual(tuner: string, cookie: bigint): void;
 }
@@ -74,7 +75,7 @@ export class LoadError extends Error {
   }
 }
 
-const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'strategies', 'reportExternalWrite', 'verifyNamespaces'];
+const ABILITIES: readonly Ability[] = ['readProcNet', 'netlink', 'recordAction', 'strategies', 'verifyChange', 'reportExternalWrite', 'verifyNamespaces'];
 /** Abilities only a core service (built in) is lent. */
 const SERVICE_ABILITIES: readonly Ability[] = ['reportExternalWrite', 'verifyNamespaces'];
 const KNOWN: ReadonlySet<unknown> = new Set(ABILITIES);
@@ -291,6 +292,7 @@ function createContext(
     debug: (m) => services.log.debug(prefix + m),
   };
   const granted = new Set<Ability>(definition.abilities ?? []);
+  let verifier: ChangeVerifier | undefined;
   // Every ability is in the object, so it has one type; one not requested refuses, saying what to declare.
   const need = (ability: Ability): void => {
     if (!granted.has(ability)) throw new Error(`tuner '${name}' did not request the '${ability}' ability: add it to the definition's abilities`);
@@ -329,6 +331,13 @@ function createContext(
     verifyNamespaces: () => {
       need('verifyNamespaces');
       return abilities.verifyNamespaces();
+    },
+    verifyChange: (change) => {
+      need('verifyChange');
+      // Windows never keep the process alive: an exit while a change is being verified is not held up.
+      const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+      verifier ??= new ChangeVerifier({ ...verifierTimings(), log: (line) => log.info(line), sleep });
+      return verifier.verify(change);
     },
     recordAction: (action) => {
       need('recordAction');

@@ -10,11 +10,13 @@ import type { SysctlValue } from './sysctl-values';
 import type { TunerEvent } from './event';
 import type { Namespace } from './netns';
 import type { StrategyDeclaration, StrategyHandle, StrategyOptions } from './strategy';
+import type { Outcome, ProposedChange } from './change-verifier';
 
 export type { TunerEvent } from './event';
 export type { StrategyDeclaration, StrategyHandle, StrategyOptions, StrategyScore } from './strategy';
 export type { SysctlValue } from './sysctl-values';
 export type { Namespace } from './netns';
+export type { Measure, Outcome, ProposedChange, Reading, UndoVerdict } from './change-verifier';
 export type { Codec, MapSpec, TypedMap } from './typed-map';
 
 export interface TunableDeclaration {
@@ -251,6 +253,16 @@ export interface Abilities {
    * every switch and shows them in `-q status`.
    */
   strategies(declarations: readonly StrategyDeclaration[], options?: StrategyOptions): Promise<StrategyHandle>;
+  /**
+   * No change without a measured benefit: measures the change's benefit and
+   * guards over a window, applies it, lets it settle, measures again, and
+   * keeps it only if the benefit improved and no guard got worse; otherwise
+   * undoes it and holds its key off for a period that doubles with each undo
+   * (see change-verifier.ts). Resolves when that is decided; `apply` and
+   * `undo` must still change things through ctx.set(). One verifier per
+   * tuner; windows from BPFTUNE_VERIFY_* (see verifierTimings()).
+   */
+  verifyChange(change: ProposedChange): Promise<Outcome>;
   /** Core services only: tells the core someone else wrote a sysctl, so its tuners stand down there. */
   reportExternalWrite(write: ExternalWrite): void;
   /** Core services only: checks that known namespaces still exist (rescans only if one is gone). */

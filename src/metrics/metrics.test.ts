@@ -6,6 +6,7 @@
  * promtool finds nothing wrong with a scrape; and the series of 200
  * namespaces go when the namespaces do.
  */
+import { createEmulatedLink } from '../../test/support/link-emulator';
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +18,7 @@ import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, stopAllDaemons } from '../../
 import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../../test/support/netns';
 import { listenWithBacklog } from '../../test/support/listen';
 import { startNodeExporter, startPrometheus, stopAllServers } from '../../test/support/prometheus';
-import { createVethPair, runIperfClient, startIperfServer } from '../tuners/tcp_buffer/test-net';
+import { runIperfClient, startIperfServer } from '../tuners/tcp_buffer/test-net';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -83,9 +84,12 @@ function dashboardQueries(): Array<{ panel: string; expr: string }> {
 
 test('Prometheus sees tcp_rmem grow in a namespace, over HTTP and through the node_exporter textfile; every dashboard panel has data', async () => {
   const textfiles = tempDir();
-  const pair = createVethPair();
+  // A 20 ms path: on a bare veth the path carries far less per round trip than the limit, so tcp_rmem does not grow.
+  // (The emulated link's forwarder and namespaces go with the test process, like every test namespace.)
+  const pair = await createEmulatedLink({ rttMs: 20 });
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles]);
+  // The change verifier's verdict after the test: the 3 s run ending must not undo the growth.
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles], { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } });
   await daemon.started();
   const port = await metricsPort(daemon);
   const exporter = await startNodeExporter(textfiles);

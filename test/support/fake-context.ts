@@ -92,6 +92,11 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
     },
     manualNamespaces: () => [],
     readProcNet: async () => '',
+    // Pure-logic tests: every change is applied and kept, nothing is measured.
+    verifyChange: async (change) => {
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key };
+      return { kind: 'kept', key: change.key, benefit: { measure: change.benefit.name, before: 0, after: 0, verdict: 'improved' }, guards: [] };
+    },
     netlink: async () => [],
     recordAction: async (action) => {
       actions.push(action);

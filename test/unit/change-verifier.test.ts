@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { ChangeVerifier, compareWindows, judge, type Measure, type ProposedChange } from '../../src/core/change-verifier';
+import { ChangeVerifier, compareWindows, counterMeasure, judge, verifierTimings, type Measure, type ProposedChange } from '../../src/core/change-verifier';
 
 const lower = { name: 'sndbuf-limited %', better: 'lower' as const, tolerance: 0.2, floor: 1 };
 
@@ -101,4 +101,47 @@ test('a change that was not applied is neither measured after nor undone', async
   const c = { ...change(scripted('b', [1, 0]), [], state), apply: () => Promise.resolve(false) };
   assert.deepEqual(await verifier.verify(c), { kind: 'not applied', key: 'net.ipv4.tcp_wmem@4097' });
   assert.equal(state.undone, 0);
+});
+
+test('compareWindows: a failed read (NaN) never counts as a change', () => {
+  assert.equal(compareWindows(lower, Number.NaN, 10).verdict, 'unchanged');
+  assert.equal(compareWindows(lower, 10, Number.NaN).verdict, 'unchanged');
+});
+
+test('counterMeasure: increases over the window, or the peak over slices with sampleMs', async () => {
+  let counter = 0;
+  const whole = counterMeasure({ name: 'rate', better: 'higher', tolerance: 0, floor: 0, read: () => Promise.resolve([counter]), value: (d) => d[0] ?? 0 });
+  const end = await whole.start();
+  counter = 30;
+  assert.equal(await end(), 30);
+  // A burst then a pause: the peak slice, not the average, so the pause is not read as a loss.
+  const rates: number[] = [];
+  const peak = counterMeasure({
+    name: 'peak rate',
+    better: 'higher',
+    tolerance: 0,
+    floor: 0,
+    sampleMs: 20,
+    read: () => Promise.resolve([counter]),
+    value: (d, s) => {
+      rates.push((d[0] ?? 0) / s);
+      return (d[0] ?? 0) / s;
+    },
+  });
+  counter = 0;
+  const endPeak = await peak.start();
+  counter = 1000;
+  await new Promise((r) => setTimeout(r, 70));
+  const p = await endPeak();
+  assert.ok(rates.length >= 2, `sampled ${rates.length} slices`);
+  assert.equal(p, Math.max(...rates));
+  assert.ok(p > 1000 / 0.07, 'the peak is above the window average');
+  const failing = counterMeasure({ name: 'x', better: 'higher', tolerance: 0, floor: 0, read: () => Promise.reject(new Error('gone')), value: () => 1 });
+  assert.ok(Number.isNaN(await (await failing.start())()));
+});
+
+test('verifierTimings: defaults, and the environment for tests', () => {
+  assert.deepEqual(verifierTimings({}), { windowMs: 1000, settleMs: 1000, initialHoldOffMs: 60_000, maxHoldOffMs: 3_600_000 });
+  assert.equal(verifierTimings({ BPFTUNE_VERIFY_SETTLE_MS: '600000' }).settleMs, 600_000);
+  assert.equal(verifierTimings({ BPFTUNE_VERIFY_WINDOW_MS: 'soon' }).windowMs, 1000, 'not a number: the default');
 });

@@ -9,12 +9,23 @@
  * A socket at its limit posts again only once the kernel has grown it up to
  * the new limit, so there is about one sample per increase: the correlation
  * is over the limits a namespace went through, not over time.
+ *
+ * No increase without a measured benefit: the first increase of a limit in a
+ * namespace opens a growth episode through the core's change verifier. The
+ * namespace's throughput and guards (verify.ts) are measured over a window,
+ * the limit is raised, and while the verifier lets it settle and measures
+ * again, further events raise it step by step as before. At the end the whole
+ * episode is judged: kept, or the limit goes back to where the episode
+ * started (scenario 'TCP buffer increase did not help') and is not raised
+ * again in that namespace for a hold-off that doubles with each undo.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
-import type { TunableDeclaration, TunerContext, TunerEvent } from '../../core/tuner';
+import type { ContextWith, TunableDeclaration, TunerEvent, UndoVerdict } from '../../core/tuner';
+import { errorText } from '../../core/log';
 import type { TcpBufferData } from './tcp_buffer.contract';
 import type { MemoryWatch } from './memory-watch';
 import { Scenario, TCP_MODERATE_RCVBUF, TCP_RMEM, Tunable } from './scenarios';
+import { bufferMeasures } from './verify';
 
 export type BufferSide = 'rmem' | 'wmem';
 
@@ -41,6 +52,17 @@ interface SideState {
   correlation: Correlation;
   lowestRttUs: number;
   holdUntil: number;
+  /** A growth episode being verified: 'before' while the window before it is measured, then 'growing'. */
+  episode?: 'before' | 'growing';
+}
+
+/** Why the limit is worth raising, from the BPF side's reading of the socket. */
+function signalText(side: BufferSide, data: TcpBufferData): string {
+  if (side === 'wmem') {
+    const pct = data.busy > 0 ? Math.round((data.sndbufLimited * 100) / data.busy) : 0;
+    return `, sender limited by it ${pct}% of its busy time`;
+  }
+  return data.bdp > 0 ? `, path carrying ${data.bdp} bytes per round trip` : '';
 }
 
 function familyName(family: number): string {
@@ -51,14 +73,14 @@ export class BufferGrowth {
   private readonly states = new Map<string, SideState>();
 
   constructor(
-    private readonly ctx: TunerContext,
+    private readonly ctx: ContextWith<'readProcNet' | 'verifyChange'>,
     private readonly memory: MemoryWatch,
   ) {}
 
   async nearMax(side: BufferSide, event: TunerEvent, data: TcpBufferData): Promise<void> {
     const ctx = this.ctx;
     const tunable = TUNABLE[side].name;
-    const [min = 0, def = 0, max = 0] = event.oldValues;
+    const max = event.oldValues[2] ?? 0;
     const cookie = event.netnsCookie;
     if (this.memory.constrained) {
       ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): TCP memory is near pressure`);
@@ -80,16 +102,82 @@ export class BufferGrowth {
       await this.stepBackForLatency(side, event, data, st);
       return;
     }
+    if (st.episode === 'before') return;
+    if (st.episode === 'growing') {
+      await this.raise(side, event, data);
+      return;
+    }
+    this.startEpisode(side, event, data, st);
+  }
+
+  /**
+   * Opens a growth episode in the background (the event handler must not
+   * wait out the windows): the verifier measures, calls apply (the first
+   * raise), and judges the episode's growth as one change.
+   */
+  private startEpisode(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): void {
+    const ctx = this.ctx;
+    const tunable = TUNABLE[side].name;
+    const cookie = event.netnsCookie;
+    let from: number[] | undefined;
+    st.episode = 'before';
+    const { benefit, guards } = bufferMeasures(ctx, side, cookie, this.memory.sockstatPath);
+    ctx
+      .verifyChange({
+        key: `${tunable}@${cookie}`,
+        description: `growth of ${tunable} max from ${event.oldValues[2] ?? 0}`,
+        benefit,
+        guards,
+        apply: async () => {
+          from = await ctx.tunable(TUNABLE[side]).get(cookie);
+          const raised = await this.raise(side, event, data);
+          if (raised) st.episode = 'growing';
+          return raised;
+        },
+        undo: (verdict) => this.undo(side, cookie, from, verdict),
+      })
+      .then((outcome) => {
+        if (outcome.kind === 'held off') {
+          ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): an increase there did not help, held off until ${new Date(outcome.untilMs).toISOString()}`);
+        }
+      })
+      .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
+      .finally(() => {
+        st.episode = undefined;
+      });
+  }
+
+  /** Back to where the episode started, if the limit is still above it. */
+  private async undo(side: BufferSide, cookie: bigint, from: number[] | undefined, verdict: UndoVerdict): Promise<void> {
+    const tunable = TUNABLE[side].name;
+    const start = from?.[2];
+    if (start === undefined) return;
+    const current = await this.ctx.tunable(TUNABLE[side]).get(cookie);
+    if ((current[2] ?? 0) <= start) return;
+    await this.ctx.set({
+      tunable,
+      scenario: Scenario.increaseUndone,
+      netnsCookie: cookie,
+      values: [current[0] ?? 0, current[1] ?? 0, start],
+      reason: `raising ${tunable} max from ${start} to ${current[2]} did not help: ${verdict.why}; not raised again there for ${Math.round(verdict.holdOffMs / 1000)} s`,
+    });
+  }
+
+  private async raise(side: BufferSide, event: TunerEvent, data: TcpBufferData): Promise<boolean> {
+    const ctx = this.ctx;
+    const tunable = TUNABLE[side].name;
+    const [min = 0, def = 0, max = 0] = event.oldValues;
+    const cookie = event.netnsCookie;
     const target = Math.min(BUFFER_MAX_CAP, event.newValues[2] ?? 0);
     // Events queued before an earlier one was acted on carry the old limit.
     const current = await ctx.tunable(TUNABLE[side]).get(cookie);
-    if (target <= (current[2] ?? 0)) return;
+    if (target <= (current[2] ?? 0)) return false;
     const raised = await ctx.set({
       tunable,
       scenario: Scenario.increase,
       netnsCookie: cookie,
       values: [current[0] ?? min, current[1] ?? def, target],
-      reason: `${WHAT[side]} buffer of ${data.skBuf} bytes (${familyName(data.family)} socket, pid ${event.pid}) nearly at ${tunable} max ${max}`,
+      reason: `${WHAT[side]} buffer of ${data.skBuf} bytes (${familyName(data.family)} socket, pid ${event.pid}) nearly at ${tunable} max ${max}${signalText(side, data)}`,
     });
     if (raised && side === 'rmem' && data.tcpModerateRcvbuf === 0) {
       await ctx.set({
@@ -100,6 +188,7 @@ export class BufferGrowth {
         reason: `raising ${TCP_RMEM} max while receive buffer auto-tuning is off`,
       });
     }
+    return raised;
   }
 
   /** Drops what is known about namespaces that are gone. */

@@ -37,12 +37,12 @@ const REPOST_SWEEP_MS = 30_000;
 /** last_posted is indexed by event kind, for the two that post a limit. */
 const LAST_POSTED_KINDS = [TcpBufferEvent.RMEM_NEAR_MAX, TcpBufferEvent.WMEM_NEAR_MAX];
 
-const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
+const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
   name: 'tcp_buffer',
   description: 'Grows TCP buffer limits that block throughput; backs off under memory pressure or rising latency; sizes the SYN backlog',
   tunables: TUNABLES,
   scenarios: SCENARIOS,
-  abilities: ['readProcNet'],
+  abilities: ['readProcNet', 'verifyChange'],
   // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
   programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
   async create(ctx) {
@@ -57,7 +57,7 @@ const tcpBufferTuner: TunerDefinition<'readProcNet'> = {
     await memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     const lastPosted = ctx.map(maps.lastPosted);
     const clearLastPosted = () => {
-      for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0 });
+      for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0, recheck: 0 });
     };
     const ticker = ctx.every(
       TICK_MS,

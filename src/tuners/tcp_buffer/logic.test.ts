@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
 import { parseProcNetCounters, passiveOpens, synCounters } from './syn-flood';
 import { releaseAtLeast } from './memory-watch';
+import { parseNamespaceCounters } from './verify';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -53,4 +54,11 @@ test('kernel release comparison for the high-order allocation rule (>= 5.14)', (
   assert.equal(releaseAtLeast('4.19.0', [5, 14]), false);
   assert.equal(releaseAtLeast('5.4.0', [5, 14]), false, 'minor compared as a number, not as text');
   assert.equal(releaseAtLeast('not a release', [5, 14]), false);
+});
+
+test('namespace counters for the verifier: IpExt octets, Tcp segments and retransmits, TcpExt out-of-order', () => {
+  const netstat = 'TcpExt: TCPOFOQueue SyncookiesSent\nTcpExt: 17 0\nIpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 123456 654321\n';
+  const snmp = 'Tcp: RtoAlgorithm InSegs OutSegs RetransSegs\nTcp: 1 1000 2000 30\n';
+  assert.deepEqual(parseNamespaceCounters(netstat, snmp), { inOctets: 123456, outOctets: 654321, inSegs: 1000, outSegs: 2000, retransSegs: 30, ofoQueue: 17 });
+  assert.deepEqual(parseNamespaceCounters('', ''), { inOctets: 0, outOctets: 0, inSegs: 0, outSegs: 0, retransSegs: 0, ofoQueue: 0 });
 });

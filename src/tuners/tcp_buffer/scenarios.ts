@@ -46,6 +46,7 @@ export const Scenario = {
   syncookiesEnable: 9,
   syncookiesDisable: 10,
   highOrderAllocEnable: 11,
+  increaseUndone: 12,
 } as const;
 
 export const SCENARIOS: ScenarioDeclaration[] = [
@@ -111,5 +112,11 @@ export const SCENARIOS: ScenarioDeclaration[] = [
     name: 'need to enable high-order allocation for skb page frags',
     description:
       'On pre-5.14 kernels setting net.core.high_order_alloc_disable=1 reduced contention, but disabling high-order allocations lowers performance with little benefit now that frags are allocated on a pre-cpu basis and contention is minimized.',
+  },
+  {
+    id: Scenario.increaseUndone,
+    name: 'TCP buffer increase did not help',
+    description:
+      'Raising the buffer limit brought no more throughput, or more retransmits, losses or memory: it is undone and not retried for a while',
   },
 ];

@@ -13,8 +13,25 @@
  * test the cheapest condition first (two loads and a compare, no map). A
  * socket sitting at its limit passes that test on every call until the daemon
  * has raised the limit, so the next check is an inlined array lookup: "this
- * namespace already reported this very limit a moment ago". Only a different
- * namespace or limit reaches the per-namespace rate limiter (a hash lookup).
+ * namespace already reported this very limit a moment ago", or "already
+ * judged it not worth reporting, a moment ago" (a jiffies load). Only a
+ * different namespace or limit reaches the per-namespace rate limiter (a hash
+ * lookup), and only then is the socket asked whether the limit really holds
+ * it back:
+ *  - send: tcp_info's chrono stats. The kernel accounts a sender's busy time
+ *    as plain busy, limited by the receive window, or limited by the send
+ *    buffer (TCP_CHRONO_SNDBUF_LIMITED: out of data to send because the
+ *    application could not queue more). Only a sender limited by its send
+ *    buffer for at least 1/8 of its busy time asks for more. A bulk sender on
+ *    a fast local path sits at tcp_wmem[2] without ever being limited by it;
+ *  - receive: the bandwidth-delay product. rcvq_space.space is the most the
+ *    application read in one receiver RTT (the kernel's own demand estimate);
+ *    scaled to the path's smoothed RTT it is what the window must hold per
+ *    round trip. Only when that reaches 1/4 of tcp_rmem[2] (the window at the
+ *    limit is about half of it, the rest being overhead) is the limit what
+ *    holds the flow back. On a 0.04 ms veth path it never is: the kernel's
+ *    auto-tuning grows the buffer to the limit there, but the path carries a
+ *    few tens of KB per round trip.
  */
 #include "bpftune.bpf.h"
 #include "tcp_buffer.h"
@@ -54,8 +71,19 @@
 struct last_post {
 	__u64 net;	/* struct net address: comparing it needs no read through it */
 	__s32 limit;
-	__u32 pad;
+	/*
+	 * 0: posted (wait for the daemon to clear it). Else the limit was judged
+	 * not to hold the socket back: jiffies (low 32 bits) from which to ask again.
+	 */
+	__u32 recheck;
 };
+
+/* How long a "not held back" verdict stands: 64 jiffies, 64-256 ms depending on HZ. */
+#define TCP_BUFFER_RECHECK_JIFFIES	64
+/* Send: limited by the send buffer for at least 1/SNDBUF_SHARE of busy time. */
+#define TCP_BUFFER_SNDBUF_SHARE		8
+/* Receive: bytes per path RTT of at least 1/BDP_SHARE of tcp_rmem[2]. */
+#define TCP_BUFFER_BDP_SHARE		4
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -80,24 +108,92 @@ static __always_inline __u32 socket_rtt_us(const struct sock *sk, bool receiver)
 	return rtt >> 3;
 }
 
-/* True when this (namespace, limit) was posted since the daemon last cleared it; else claims it. */
-static __always_inline bool already_posted(__u32 kind, const struct net *net, int limit)
+/*
+ * The slot to record this (namespace, limit) in, or NULL when it was posted
+ * since the daemon last cleared it, judged not worth posting a moment ago, or
+ * the namespace's rate limit says wait.
+ */
+static __always_inline struct last_post *post_slot(__u32 kind, const struct net *net, int limit)
 {
 	struct last_post *last = bpf_map_lookup_elem(&last_posted, &kind);
 
 	if (!last)
-		return true;
-	if (last->net == (__u64)net && last->limit == limit)
-		return true;
+		return NULL;
+	if (last->net == (__u64)net && last->limit == limit) {
+		if (!last->recheck)
+			return NULL;
+		/* bpf_jiffies64() is inlined to a load on 64-bit JITs. */
+		if ((__s32)((__u32)bpf_jiffies64() - last->recheck) < 0)
+			return NULL;
+	}
 	if (bpftune_rate_limited(bpftune_net_cookie((struct net *)net), kind, TCP_BUFFER_INTERVAL_NS))
-		return true;
-	last->net = (__u64)net;
-	last->limit = limit;
-	return false;
+		return NULL;
+	return last;
 }
 
-static __always_inline void post_near_max(const struct sock *sk, struct net *net,
-					  __u32 kind, const int limits[3], int sk_buf)
+static __always_inline void mark_slot(struct last_post *slot, const struct net *net, int limit, bool posted)
+{
+	__u32 recheck = 0;
+
+	if (!posted) {
+		recheck = (__u32)bpf_jiffies64() + TCP_BUFFER_RECHECK_JIFFIES;
+		if (!recheck)
+			recheck = 1;
+	}
+	slot->net = (__u64)net;
+	slot->limit = limit;
+	slot->recheck = recheck;
+}
+
+/*
+ * The sender's busy time and the part of it limited by the send buffer, from
+ * the chrono stats (jiffies; the running period counted up to now, as
+ * tcp_get_info_chrono_stats() does). CO-RE reads throughout: the kprobe
+ * variant's sk is not BTF-typed, and this is the rare path.
+ */
+static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buffer_data *data)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 stat[3] = {};
+	__u32 start, now;
+	__u8 type;
+
+	bpf_core_read(stat, sizeof(stat), &tp->chrono_stat);
+	start = BPF_CORE_READ(tp, chrono_start);
+	/* A 2-bit bitfield before 6.5, a u8 since: the bitfield read handles both. */
+	type = (__u8)BPF_CORE_READ_BITFIELD_PROBED(tp, chrono_type);
+	now = (__u32)bpf_jiffies64();
+	if (type >= 1 && type <= 3) {
+		if (type == 1)
+			stat[0] += now - start;
+		else if (type == 2)
+			stat[1] += now - start;
+		else
+			stat[2] += now - start;
+	}
+	data->busy = stat[0] + stat[1] + stat[2];
+	data->sndbuf_limited = stat[2];
+}
+
+/*
+ * Bytes the path carries per round trip: the most read in one receiver RTT
+ * (rcvq_space.space), times srtt / receiver RTT. Both RTTs are in 1/8 us.
+ */
+static __always_inline __u32 path_bdp(const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 space = BPF_CORE_READ(tp, rcvq_space.space);
+	__u64 rcv_rtt = BPF_CORE_READ(tp, rcv_rtt_est.rtt_us);
+	__u64 srtt = BPF_CORE_READ(tp, srtt_us);
+	__u64 bdp = space;
+
+	if (rcv_rtt && srtt)
+		bdp = space * srtt / rcv_rtt;
+	return bdp > 0xffffffffULL ? 0xffffffffU : (__u32)bdp;
+}
+
+static __always_inline void post_near_max(const struct sock *sk, struct net *net, __u32 kind,
+					  const int limits[3], int sk_buf, const struct tcp_buffer_data *why)
 {
 	struct bpftune_event event = {};
 	struct tcp_buffer_data *data = (struct tcp_buffer_data *)event.data;
@@ -114,6 +210,9 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	/* Read with CO-RE helpers: the kprobe variant's pointers are not BTF-typed. */
 	data->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	data->tcp_moderate_rcvbuf = BPF_CORE_READ(net, ipv4.sysctl_tcp_moderate_rcvbuf);
+	data->busy = why->busy;
+	data->sndbuf_limited = why->sndbuf_limited;
+	data->bdp = why->bdp;
 	bpftune_post(&event);
 }
 
@@ -129,6 +228,8 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	struct net *net = sk->__sk_common.skc_net.net;
 	int rcvbuf = sk->sk_rcvbuf;
 	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
+	struct tcp_buffer_data why = {};
+	struct last_post *slot;
 	int rmem[3];
 
 	if (!bpftune_nearly_full(rcvbuf, rmem_max))
@@ -136,12 +237,20 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
 	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
 		return 0;
-	if (already_posted(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max))
+	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
+	if (!slot)
 		return 0;
+	why.bdp = path_bdp(sk);
+	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
+		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
+		mark_slot(slot, net, rmem_max, false);
+		return 0;
+	}
+	mark_slot(slot, net, rmem_max, true);
 	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
 	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
 	rmem[2] = rmem_max;
-	post_near_max(sk, net, TCP_BUFFER_EVENT_RMEM_NEAR_MAX, rmem, rcvbuf);
+	post_near_max(sk, net, TCP_BUFFER_EVENT_RMEM_NEAR_MAX, rmem, rcvbuf, &why);
 	return 0;
 }
 
@@ -152,16 +261,26 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 static __always_inline void snd_near_max(const struct sock *sk, struct net *net, int sndbuf, int wmem_max,
 					 __u8 userlocks)
 {
+	struct tcp_buffer_data why = {};
+	struct last_post *slot;
 	int wmem[3];
 
 	if (userlocks & SOCK_SNDBUF_LOCK)
 		return;
-	if (already_posted(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max))
+	slot = post_slot(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max);
+	if (!slot)
 		return;
+	sndbuf_chrono(sk, &why);
+	if (!why.busy || (__u64)why.sndbuf_limited * TCP_BUFFER_SNDBUF_SHARE < why.busy) {
+		/* At the limit but not held back by it (the receiver's window, the path or the application is). */
+		mark_slot(slot, net, wmem_max, false);
+		return;
+	}
+	mark_slot(slot, net, wmem_max, true);
 	wmem[0] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[0]);
 	wmem[1] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[1]);
 	wmem[2] = wmem_max;
-	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf);
+	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf, &why);
 }
 
 /* The cheap test with direct loads, for the variants whose sk is BTF-typed (tp_btf, fentry). */

@@ -23,6 +23,19 @@ struct tcp_buffer_data {
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u16 pad;
 	__u32 tcp_moderate_rcvbuf;
+	/*
+	 * Why the limit matters (tcp_info's chrono stats and the receiver's
+	 * demand), read only once the cheap test has passed:
+	 * send side: of the sender's busy time (jiffies, busy + rwnd- + sndbuf-
+	 * limited), the part it was limited by its send buffer;
+	 * receive side: bytes the path carries per round trip (the most read in
+	 * one receiver RTT, rcvq_space.space, scaled from the receiver's RTT
+	 * estimate to the path's smoothed RTT): what the window must hold.
+	 */
+	__u32 busy;		/* send: jiffies busy in all (0: unknown) */
+	__u32 sndbuf_limited;	/* send: jiffies of those limited by the send buffer */
+	__u32 bdp;		/* receive: bytes per path RTT (0: unknown) */
+	__u32 pad2;
 };
 
 #endif

@@ -16,6 +16,12 @@ import { createEmulatedLink, type EmulatedLink } from '../../../test/support/lin
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
 const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
+/*
+ * These tests are about what makes the tuner raise or lower a limit, not about
+ * whether the raise is kept (verify.test.ts): the verifier's verdict is put
+ * off beyond the test, so a short iperf3 run ending does not undo the growth.
+ */
+const VERDICT_LATER = { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } };
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
 
@@ -62,7 +68,9 @@ for (const { family, reverse } of [
   test(`${label}: low tcp_rmem/tcp_wmem max grow in the receiver's/sender's namespace only`, async () => {
     const globalRmem = sysctlIn(null, 'net.ipv4.tcp_rmem');
     const globalWmem = sysctlIn(null, 'net.ipv4.tcp_wmem');
-    const pair = createVethPair();
+    // A 20 ms path: on a bare veth the path carries far less per round trip than the limit, so nothing grows.
+    const pair = await createEmulatedLink({ rttMs: 20 });
+    links.push(pair);
     const receiver = reverse ? pair.client : pair.server;
     const sender = reverse ? pair.server : pair.client;
     setSysctlIn(receiver, 'net.ipv4.tcp_rmem', '4096 65536 131072');
@@ -70,7 +78,7 @@ for (const { family, reverse } of [
     const untouchedRmem = sysctlIn(sender, 'net.ipv4.tcp_rmem');
     const untouchedWmem = sysctlIn(receiver, 'net.ipv4.tcp_wmem');
 
-    const daemon = new DaemonProcess(DAEMON_ARGS);
+    const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
     await daemon.started();
     // The sender hook is tp_btf where the kernel has tcp:tcp_sendmsg_locked (6.18), else its fentry/kprobe fallback (6.1, 6.12).
     assert.match(daemon.log, /tuner 'tcp_buffer' loaded \(tp_btf(, fentry|, kprobe)?\)/);
@@ -82,12 +90,12 @@ for (const { family, reverse } of [
     const fam = family === 4 ? '(IPv4|IPv6) socket' : 'IPv6 socket';
     await daemon.waitFor(
       new RegExp(
-        `Due to receive buffer of \\d+ bytes \\(${fam}, pid \\d+\\) nearly at net\\.ipv4\\.tcp_rmem max 131072 ` +
+        `Due to receive buffer of \\d+ bytes \\(${fam}, pid \\d+\\) nearly at net\\.ipv4\\.tcp_rmem max 131072, path carrying \\d+ bytes per round trip ` +
           `change net\\.ipv4\\.tcp_rmem\\(min default max\\) from \\(4096 65536 131072\\) -> \\(4096 65536 163840\\)`,
       ),
     );
     await daemon.waitFor(
-      /Due to send buffer of \d+ bytes \(IPv[46] socket, pid \d+\) nearly at net\.ipv4\.tcp_wmem max 65536 change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/,
+      /Due to send buffer of \d+ bytes \(IPv[46] socket, pid \d+\) nearly at net\.ipv4\.tcp_wmem max 65536, sender limited by it \d+% of its busy time change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/,
     );
     assert.match(
       daemon.log,
@@ -109,11 +117,12 @@ for (const { family, reverse } of [
 }
 
 test('a receive buffer at the limit with auto-tuning off grows the limit and turns tcp_moderate_rcvbuf on', async () => {
-  const pair = createVethPair();
+  const pair = await createEmulatedLink({ rttMs: 20 });
+  links.push(pair);
   setSysctlIn(pair.server, 'net.ipv4.tcp_moderate_rcvbuf', '0');
   // Without auto-tuning every socket keeps tcp_rmem[1]; make that the max so it is "at the limit".
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 131072 131072');
-  const daemon = new DaemonProcess(DAEMON_ARGS);
+  const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
   await daemon.started();
   const server = startIperfServer(pair.server);
   servers.push(server);
@@ -152,7 +161,7 @@ test('when bigger send buffers only fill a queue, rising RTT stops the growth an
   // (tiny) path BDP waits in the queue, so the sender's smoothed RTT grows with its send buffer.
   inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
-  const daemon = new DaemonProcess(DAEMON_ARGS);
+  const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
   await daemon.started();
   const server = startIperfServer(pair.server);
   servers.push(server);

@@ -1,0 +1,94 @@
+/**
+ * No increase without a measured benefit, with real traffic: the daemon's
+ * tcp_buffer raises a limit, the core's verifier measures the namespace's
+ * throughput and guards before and after, and the raise is kept or undone.
+ *
+ *  - does not help: a 20 Mbit/s bottleneck with a deep queue right at the
+ *    sender, whose send buffer limit is tiny. The sender really is limited by
+ *    its send buffer (the queue holds what it sent), so the BPF side asks for
+ *    more, but more only fills the queue: the rate stays 20 Mbit/s. Undone,
+ *    logged with the figures, held off.
+ *  - helps: a 40 ms path whose receiver's tcp_rmem max is 128 KiB, with a new
+ *    connection every 2 s (a connection's window scale is fixed at its SYN,
+ *    so new ones are what a raise pays off for). The raise stays.
+ */
+import { after, afterEach, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
+import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+
+const servers: IperfServer[] = [];
+const links: EmulatedLink[] = [];
+
+before(() => removeStaleNamespaces());
+afterEach(async () => {
+  for (const s of servers.splice(0)) s.stop();
+  await stopAllDaemons();
+  for (const l of links.splice(0)) await l.close();
+});
+after(async () => {
+  await stopAllDaemons();
+  cleanupNamespaces();
+});
+
+const maxOf = (triple: string) => Number(triple.split(/\s+/)[2]);
+
+test('an increase that does not help (send buffer in front of a 20 Mbit/s queue) is undone, logged with its figures, and held off', async () => {
+  const pair = createVethPair();
+  inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
+  setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R']);
+  await daemon.started();
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  const run = runIperfClient(pair.client, pair.serverAddr4, 10, ['-C', 'cubic']).catch((err: unknown) => err);
+  try {
+    await daemon.waitFor(/change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 32768\) -> \(4096 16384 40960\)/, 15_000);
+    const undone = await daemon.waitFor(
+      /Scenario 'TCP buffer increase did not help' occurred for tunable 'net\.ipv4\.tcp_wmem' in non-global ns\. Raising the buffer limit brought no more throughput, or more retransmits, losses or memory: it is undone and not retried for a while\n.*Due to raising net\.ipv4\.tcp_wmem max from 32768 to (\d+) did not help: peak sent Mbit\/s did not improve \(([\d.]+) -> ([\d.]+)\)[^\n]*; not raised again there for 60 s change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 32768\)/,
+      20_000,
+    );
+    assert.ok(Number(undone[1]) > 32768);
+    assert.equal(undone[1], undone[4]);
+    // The verifier's own verdict line, with every measure's figures.
+    assert.match(daemon.log, /Scenario 'change did not help' occurred for 'net\.ipv4\.tcp_wmem@\d+'\. Undid growth of net\.ipv4\.tcp_wmem max from 32768: peak sent Mbit\/s did not improve/);
+    assert.equal(sysctlIn(pair.client, 'net.ipv4.tcp_wmem'), '4096 16384 32768', 'the old value is back');
+    // Still sending for a few seconds: held off, so not raised again.
+    const undoneAt = daemon.log.length;
+    const iperf = await run;
+    assert.ok(!(iperf instanceof Error), `iperf3 ran: ${iperf instanceof Error ? iperf.message : ''}`);
+    assert.doesNotMatch(daemon.log.slice(undoneAt), /change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 32768\) ->/, 'not raised again while held off');
+    assert.equal(maxOf(sysctlIn(pair.client, 'net.ipv4.tcp_wmem')), 32768);
+  } finally {
+    server.stop();
+    await run;
+  }
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('an increase that helps (receive window on a 40 ms path, new connections) is kept', async () => {
+  const link = await createEmulatedLink({ rttMs: 40, seed: 3 });
+  links.push(link);
+  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 131072');
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R']);
+  await daemon.started();
+  // Back-to-back 2 s connections for 12 s: the verdict comes about 3 s after the first raise.
+  const rates: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const server = startIperfServer(link.server, 5202 + i);
+    servers.push(server);
+    rates.push((await runIperfClient(link.client, link.serverAddr4, 2, [], 5202 + i)).bitsPerSecond);
+    server.stop();
+  }
+  const kept = await daemon.waitFor(/Kept growth of net\.ipv4\.tcp_rmem max from 131072: peak received Mbit\/s ([\d.]+) -> ([\d.]+)/, 10_000);
+  assert.ok(Number(kept[2]) > Number(kept[1]) * 1.15, `throughput rose: ${kept[1]} -> ${kept[2]} Mbit/s`);
+  // Later episodes are judged on their own (growth beyond what the path needs is undone), never back to the start.
+  assert.doesNotMatch(daemon.log, /Due to raising net\.ipv4\.tcp_rmem max from 131072 to/);
+  const final = maxOf(sysctlIn(link.server, 'net.ipv4.tcp_rmem'));
+  const episodeEnd = [...daemon.log.matchAll(/change net\.ipv4\.tcp_rmem\(min default max\) from \(4096 131072 \d+\) -> \(4096 131072 (\d+)\)/g)].map((m) => Number(m[1]));
+  assert.ok(final > 131072 * 4, `the raise stayed: tcp_rmem max ${final} (changes to ${episodeEnd.join(', ')})`);
+  assert.ok(rates[rates.length - 1] > rates[0] * 2, `later connections are faster: ${rates.map((r) => (r / 1e6).toFixed(0)).join(', ')} Mbit/s`);
+  assert.equal(await daemon.stop(), 0);
+});

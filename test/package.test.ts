@@ -7,7 +7,7 @@
  * telling systemd it is ready and sending the change's journal fields, both to
  * sockets this test binds.
  */
-import { createEmulatedLink } from './support/link-emulator';
+import { closeAllLinks, createEmulatedLink } from './support/link-emulator';
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -41,6 +41,7 @@ before(() => removeStaleNamespaces());
 after(async () => {
   for (const s of servers) s.stop();
   await stopAllDaemons();
+  await closeAllLinks();
   cleanupNamespaces();
   for (const r of receivers) r.close();
   node18?.remove();
@@ -155,7 +156,7 @@ test("the packaged daemon on Debian's Node.js 18 raises a namespace's tcp_rmem u
   await Promise.all([notify.listening(), journal.listening()]);
 
   // A 20 ms path: on a bare veth the path carries far less per round trip than the limit, so tcp_rmem does not grow.
-  // (The emulated link's forwarder and namespaces go with the test process, like every test namespace.)
+  // after() closes it: its forwarder would keep this test file's process alive.
   const pair = await createEmulatedLink({ rttMs: 20 });
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
   const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], {

@@ -6,7 +6,7 @@
  * promtool finds nothing wrong with a scrape; and the series of 200
  * namespaces go when the namespaces do.
  */
-import { createEmulatedLink } from '../../test/support/link-emulator';
+import { closeAllLinks, createEmulatedLink } from '../../test/support/link-emulator';
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -35,6 +35,7 @@ afterEach(async () => {
 after(async () => {
   await stopAllServers();
   await stopAllDaemons();
+  await closeAllLinks();
   cleanupNamespaces();
   for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -85,7 +86,7 @@ function dashboardQueries(): Array<{ panel: string; expr: string }> {
 test('Prometheus sees tcp_rmem grow in a namespace, over HTTP and through the node_exporter textfile; every dashboard panel has data', async () => {
   const textfiles = tempDir();
   // A 20 ms path: on a bare veth the path carries far less per round trip than the limit, so tcp_rmem does not grow.
-  // (The emulated link's forwarder and namespaces go with the test process, like every test namespace.)
+  // after() closes it: its forwarder would keep this test file's process alive.
   const pair = await createEmulatedLink({ rttMs: 20 });
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
   // The change verifier's verdict after the test: the 3 s run ending must not undo the growth.

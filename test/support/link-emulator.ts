@@ -64,6 +64,13 @@ const forwarders = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of forwarders) child.kill('SIGKILL');
 });
+/** Links not closed yet: a running forwarder keeps the test process (and its file) from ever ending. */
+const openLinks = new Set<EmulatedLink>();
+
+/** For a test file's after() hook: closes every link a test left open (a failed test, or one that kept it to the end). */
+export async function closeAllLinks(): Promise<void> {
+  for (const link of [...openLinks]) await link.close();
+}
 
 function waitForReady(child: ChildProcess, lines: AsyncIterableIterator<string>): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -144,6 +151,7 @@ export async function createEmulatedLink(options: LinkOptions = {}): Promise<Emu
       clearTimeout(timer);
     }
     forwarders.delete(child);
+    for (const open of openLinks) if (open.close === close) openLinks.delete(open);
     deleteNamespace(client);
     deleteNamespace(server);
     return counters;
@@ -158,5 +166,7 @@ export async function createEmulatedLink(options: LinkOptions = {}): Promise<Emu
     await close();
     throw err;
   }
-  return { client, server, ...addrs, clientDevice: CLIENT_DEV, serverDevice: SERVER_DEV, close };
+  const link: EmulatedLink = { client, server, ...addrs, clientDevice: CLIENT_DEV, serverDevice: SERVER_DEV, close };
+  openLinks.add(link);
+  return link;
 }

@@ -16,7 +16,8 @@ import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons } from './support/daemon'
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { restoreGlobalSysctls, saveGlobalSysctls } from './support/global-sysctls';
 import { listenWithBacklog } from './support/listen';
-import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from '../src/tuners/tcp_buffer/test-net';
+import { runIperfClient, startIperfServer, type IperfServer } from '../src/tuners/tcp_buffer/test-net';
+import { closeAllLinks, createEmulatedLink, type EmulatedLink } from './support/link-emulator';
 
 const SOMAXCONN = 'net.core.somaxconn';
 const TCP_RMEM = 'net.ipv4.tcp_rmem';
@@ -45,6 +46,7 @@ afterEach(async () => {
 });
 after(async () => {
   await stopAllDaemons();
+  await closeAllLinks();
   cleanupNamespaces();
   restoreGlobalSysctls();
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
@@ -60,7 +62,7 @@ function listenInHost(backlog: number): void {
 }
 
 /** Makes tcp_buffer raise tcp_rmem max in the receiver namespace (low limit + a transfer). */
-async function raiseRmem(daemon: DaemonProcess, pair: ReturnType<typeof createVethPair>, from: string): Promise<void> {
+async function raiseRmem(daemon: DaemonProcess, pair: EmulatedLink, from: string): Promise<void> {
   const server = startIperfServer(pair.server);
   servers.push(server);
   const logged = daemon.log.length;
@@ -90,11 +92,13 @@ function stateFile(dir: string): StateOnDisk {
  * somaxconn, and is killed with SIGKILL (so it rolls nothing back).
  */
 async function changeThenKill(firstArgs: string[]) {
-  const pair = createVethPair();
+  // A 20 ms path: on a bare veth the path carries far less per round trip than the limit, so tcp_rmem does not grow.
+  const pair = await createEmulatedLink({ rttMs: 20 });
   setSysctlIn(pair.server, TCP_RMEM, LOW_RMEM);
   const somaxconn = Number(sysctlIn(null, SOMAXCONN));
   const dir = stateDir();
-  const first = new DaemonProcess(firstArgs, { stateDir: dir });
+  // The change verifier's verdict comes after the kill: the growth must still be in place then.
+  const first = new DaemonProcess(firstArgs, { stateDir: dir, env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } });
   await first.started();
   await raiseRmem(first, pair, LOW_RMEM);
   const raisedSomaxconn = await raiseSomaxconn(first, somaxconn);

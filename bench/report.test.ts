@@ -40,7 +40,8 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
     tuners: ['netns', 'sysctl', 'tcp_buffer'],
     start: { daemonMs: [130, 140, 135], internalMs: [60, 70, 65], nodeMs: [50, 55, 52], tuners: ['netns', 'sysctl'] },
     idle: {
-      seconds: 60,
+      startSeconds: 90,
+      seconds: 120,
       memory: { rss: 51 * MB, peakRss: 60 * MB, anon: 12 * MB, file: 39 * MB },
       cpuPercent: 0.01,
       baseRss: 39 * MB,

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
 import { removeStaleNamespaces } from '../test/support/netns';
 import { cleanupAll, installSignalHandlers, wasAborted } from './cleanup';
-import { builtinDaemonArgs, daemonProblems, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
+import { builtinDaemonArgs, daemonProblems, IDLE_STEADY_START_S, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
 import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
 import { measureHarm, harmSettings } from './harm';
@@ -148,11 +148,13 @@ async function main(): Promise<void> {
     results.tuners = results.start.tuners;
   });
   await run('idle', 'idle footprint', async () => {
-    results.idle = await idleFootprint(q ? 10 : 60, builtinDaemonArgs(), q ? 3 : 10);
+    // Steady state (timers slowed) for 120 s from 90 s after start, after a warm-up window from 10 s to 70 s.
+    const idleWindows = (args: string[]) => (q ? idleFootprint(30, args, 3, 10, 40) : idleFootprint(120, args, 10, 60, IDLE_STEADY_START_S));
+    results.idle = await idleWindows(builtinDaemonArgs());
     results.tuners = results.idle.tuners;
     const textfileDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-textfile-'));
     try {
-      results.idleMetrics = await idleFootprint(q ? 10 : 60, [...builtinDaemonArgs(), '--metrics', '127.0.0.1:0', '--metrics-textfile', textfileDir], q ? 3 : 10);
+      results.idleMetrics = await idleWindows([...builtinDaemonArgs(), '--metrics', '127.0.0.1:0', '--metrics-textfile', textfileDir]);
     } finally {
       rmSync(textfileDir, { recursive: true, force: true });
     }

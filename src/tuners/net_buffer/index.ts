@@ -7,6 +7,12 @@
  * - softnet time_squeeze rising (slow timer on /proc/net/softnet_stat): grow
  *   net.core.netdev_budget and netdev_budget_usecs; when budget increases
  *   go together with rising scheduler wait time, shrink them again.
+ * The timer's idle cost: each sysctl read through ctx.tunable() is a
+ * worker-thread round trip (a wake-up of its own), so a sample reads only
+ * softnet_stat and the wait time (synchronous, a few hundred bytes) unless
+ * the counters say a rule has something to judge: the backlog threshold is
+ * re-read when backlog drops moved, the budgets when polls were squeezed or
+ * bpftune has grown them (the back-off then needs every sample).
  * All four sysctls are global (one value for the whole system).
  */
 import type { ChangeRequest, SysctlValue, TunableDeclaration, TunerContext, TunerDefinition, TunerEvent } from '../../core/tuner';
@@ -50,6 +56,10 @@ class NetBufferTuner {
   private waitSource?: WaitSource;
   /** netdev_budget and _usecs before bpftune grew them: shrinking stops there. */
   private budgetFloor?: [number, number];
+  /** The threshold last written to the BPF map: an unchanged one is not written again. */
+  private thresholdWritten?: number;
+  /** Backlog drops (softnet_stat column 1) when the threshold was last synced. */
+  private dropsAtSync?: number;
 
   /**
    * Value at which a change was declined (an administrator took the sysctl
@@ -78,7 +88,6 @@ class NetBufferTuner {
     if (!this.waitSource) {
       this.ctx.log.info('no scheduler wait time (/proc/pressure/cpu, /proc/schedstat): netdev_budget increases will not be checked against it');
     }
-    await this.syncThreshold();
     await this.sampleSoftnet();
   }
 
@@ -95,16 +104,21 @@ class NetBufferTuner {
   }
 
   tick(): Promise<void> {
-    return this.serialised(async () => {
-      await this.syncThreshold();
-      await this.sampleSoftnet();
-    });
+    return this.serialised(() => this.sampleSoftnet());
   }
 
-  /** The BPF side compares drops with netdev_max_backlog / 32; keep it current (an administrator may change it). */
+  /**
+   * The BPF side compares drops with netdev_max_backlog / 32; keep it current
+   * (an administrator may change it). On the timer only once backlog drops
+   * moved: the threshold matters only for drops, and an administrator's
+   * change with no drops since is picked up at the first sample that sees some.
+   */
   private async syncThreshold(limit?: number): Promise<void> {
     const [backlog = 0] = limit === undefined ? await this.ctx.tunable(MAX_BACKLOG_TUNABLE).get() : [limit];
-    this.ctx.map(maps.backlogThreshold).update(0, backlog >> 5);
+    const threshold = backlog >> 5;
+    if (threshold === this.thresholdWritten) return;
+    this.ctx.map(maps.backlogThreshold).update(0, threshold);
+    this.thresholdWritten = threshold;
   }
 
   private async backlogDrops(event: TunerEvent): Promise<void> {
@@ -139,6 +153,10 @@ class NetBufferTuner {
 
   private async sampleSoftnet(): Promise<void> {
     const softnet = await readSoftnet();
+    if (softnet.dropped !== this.dropsAtSync) {
+      await this.syncThreshold();
+      this.dropsAtSync = softnet.dropped;
+    }
     const waitNs = await this.waitSource?.read().catch(() => undefined);
     const at = Date.now();
     const previous = this.previous;
@@ -146,6 +164,11 @@ class NetBufferTuner {
     if (!previous) return;
     const seconds = (at - previous.at) / 1000;
     const squeezes = softnet.timeSqueeze - previous.softnet.timeSqueeze;
+    // No squeezed poll and budgets bpftune never grew: the rule would hold
+    // (nothing to grow for, nothing of ours to shrink), so no sysctl is read.
+    // The back-off's correlation then sees samples from the first squeezed
+    // interval on, and every sample once bpftune has grown the budgets.
+    if (squeezes === 0 && !this.budgetFloor) return;
     const [budget = 0] = await this.ctx.tunable(BUDGET_TUNABLE).get();
     const [usecs = 0] = await this.ctx.tunable(BUDGET_USECS_TUNABLE).get();
     const decision = this.policy.decide({

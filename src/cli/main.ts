@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Daemon } from '../core/daemon';
 import { narrowCapabilities } from '../core/capabilities';
-import { keepHeapSmall, releaseStartupMemory } from '../core/heap';
+import { keepHeapSmall, releaseStartupMemory, withNodeFlags } from '../core/heap';
 import { Mounts, TRACEFS_DIR } from '../core/mounts';
 import { createLogger, errorText, type Logger } from '../core/log';
 import { daemonLogSink } from '../core/log-sink';
@@ -139,7 +139,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (options.daemon) return daemonize(argv);
   const nativeBinding = native();
   // First, before the environment is consumed (NOTIFY_SOCKET): may execve and not return.
-  const capabilities = narrowCapabilities(nativeBinding, ADDON_PATH, [...process.execArgv, process.argv[1], ...argv]);
+  const capabilities = narrowCapabilities(nativeBinding, ADDON_PATH, [...withNodeFlags(process.execArgv), process.argv[1], ...argv]);
   const send = (socketPath: string, data: Buffer) => nativeBinding.sendUnixDatagram(socketPath, data);
   const service = ServiceStatus.fromEnvironment(send, (message) => log.warn(message));
   const log = createLogger(service.watch(daemonLogSink(nativeBinding, options.stderr)), options.debug);

@@ -33,6 +33,18 @@
  * The V8 flags are set at run time, not as node command-line flags, so they
  * hold however the daemon is started (bin/bpftune, the packaged link, a
  * unit file running node directly).
+ *
+ * - The rest was node's own binary: ~39.5 MB of its pages resident, of which
+ *   ~4.5 MB were V8's compilers (Sparkplug, Maglev, the code generators):
+ *   --lite-mode (V8's "performance for memory" mode: no compiler at all,
+ *   only the bytecode interpreter, feedback vectors allocated lazily) left
+ *   35.0 MB and the V8 heap ~1 MB smaller. It must be on node's command line
+ *   (the isolate is made before any JavaScript runs), so it is in NODE_FLAGS,
+ *   which the daemon's capability relaunch (an execve of itself it makes
+ *   anyway, src/core/capabilities.ts) adds: again however it is started.
+ *   It disables WebAssembly (no executable memory); --no-expose-wasm says so
+ *   to V8, which otherwise warns on stderr. Measured cost in
+ *   bench/results/query-load.md and README.md (Memory under load).
  */
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
@@ -50,6 +62,20 @@ export const HEAP_FLAGS = [
   // for a daemon whose JavaScript runs in short bursts (the load's CPU did not rise, measured).
   '--no-opt',
 ];
+/**
+ * node command-line flags the daemon relaunches itself with (see above). A
+ * flag already given, or its --no- form (`node --no-lite-mode bin/bpftune`:
+ * a plugin that needs WebAssembly), is left as the command line has it.
+ */
+export const NODE_FLAGS = ['--lite-mode', '--no-expose-wasm'];
+
+/** execArgv with NODE_FLAGS added where it says nothing of them. */
+export function withNodeFlags(execArgv: readonly string[]): string[] {
+  const base = (arg: string) => arg.replace(/^--(no-)?/, '').replace(/=.*$/, '').replace(/_/g, '-');
+  const given = new Set(execArgv.map(base));
+  return [...execArgv, ...NODE_FLAGS.filter((flag) => !given.has(base(flag)))];
+}
+
 /** Heap growth (committed bytes) since the last collection that makes the daemon collect. */
 export const HEAP_GROWTH_BYTES = 1024 * 1024;
 /** A collection happens at most this often, so a query storm costs a few ms per 2 s at worst. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { COLLECT_MIN_INTERVAL_MS, HEAP_GROWTH_BYTES, MemoryKeeper, type HeapCollector } from '../../src/core/heap';
+import { COLLECT_MIN_INTERVAL_MS, HEAP_GROWTH_BYTES, MemoryKeeper, withNodeFlags, type HeapCollector } from '../../src/core/heap';
 
 const MiB = 1024 * 1024;
 
@@ -68,4 +68,11 @@ test('MemoryKeeper.noteActivity checks once per burst, about a second later, and
   } finally {
     keeper.stop();
   }
+});
+
+test('withNodeFlags adds --lite-mode and --no-expose-wasm, keeping what the command line says', () => {
+  assert.deepEqual(withNodeFlags([]), ['--lite-mode', '--no-expose-wasm']);
+  assert.deepEqual(withNodeFlags(['--no-lite-mode']), ['--no-lite-mode', '--no-expose-wasm']);
+  assert.deepEqual(withNodeFlags(['--lite_mode', '--expose-wasm']), ['--lite_mode', '--expose-wasm']);
+  assert.deepEqual(withNodeFlags(['--max-old-space-size=64']), ['--max-old-space-size=64', '--lite-mode', '--no-expose-wasm']);
 });

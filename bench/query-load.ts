@@ -10,7 +10,7 @@
  * Usage (root): node dist/bench/query-load.js [--seconds 600] [--burst 40000] [--quick]
  * --quick: 60 s and 10,000 queries, written to bench/results/quick/.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -66,6 +66,17 @@ interface LoadResult {
   settledMappings: Mappings;
   endMappings: Mappings;
   burst: { queries: number; seconds: number; rssBefore: number; maxRss: number; rssAfter: number; mappings: Mappings };
+  /** The daemon's node flags as it runs (after its relaunch), from /proc/PID/cmdline. */
+  nodeFlags: string[];
+}
+
+function nodeFlagsOf(pid: number): string[] {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.slice(1).filter((a, i, all) => a.startsWith('--') && all.slice(0, i).every((b) => b.startsWith('--')));
+  } catch {
+    return [];
+  }
 }
 
 async function run(seconds: number, burst: number): Promise<LoadResult> {
@@ -77,6 +88,7 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
     const socketPath = path.join(daemon.runDir, 'bpftune.sock');
     await sleep(10_000); // settled, as the idle footprint is measured
     const startRss = memoryStatus(daemon.pid).rss;
+    const nodeFlags = nodeFlagsOf(daemon.pid);
     const settledMappings = processSmaps(daemon.pid);
     const cpu0 = cpuNs(daemon.pid);
     const samples: number[] = [];
@@ -133,6 +145,7 @@ async function run(seconds: number, burst: number): Promise<LoadResult> {
       settledMappings,
       endMappings,
       burst: { queries: burst, seconds: burstSeconds, rssBefore, maxRss: Math.max(burstMax, rssAfter), rssAfter, mappings: burstMappings },
+      nodeFlags,
     };
   } finally {
     agent.destroy();
@@ -155,6 +168,7 @@ function report(r: LoadResult): string {
     '',
     `- kernel ${os.release()}, ${os.cpus().length} CPUs, Node.js ${process.version}, ${new Date().toISOString()}`,
     '- daemon: every built-in tuner, -R, --metrics 127.0.0.1:0; RSS is VmRSS from /proc (MB = 2^20 bytes, as in report.md)',
+    `- node flags of the running daemon (its command line after the relaunch): ${r.nodeFlags.join(' ') || 'none'}`,
     '',
     '| metric | value | target | status | context |',
     '|---|---|---|---|---|',

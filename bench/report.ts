@@ -199,7 +199,7 @@ function footprintRows(r: SuiteResults): Row[] {
       value: formatBytes(m.memory.rss),
       target: `<= ${formatBytes(TARGETS.rssBytes)}`,
       met: m.memory.rss <= TARGETS.rssBytes,
-      context: `--metrics 127.0.0.1:0 and --metrics-textfile (bpftune.prom rendered every 15 s, every 60 s after a minute with nothing happening)${off}`,
+      context: `--metrics 127.0.0.1:0 and --metrics-textfile (bpftune.prom rendered every 15 s, every 5 min after a minute with nothing happening)${off}`,
     });
     rows.push({
       section: 'footprint',
@@ -355,11 +355,14 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
           : `Growth above the idle value comes while the daemon handles events: V8 heap taken for the burst and returned after the next collection.`),
     );
   }
-  if (r.idle && missed('footprint', /idle CPU/)) {
-    const i = r.idle;
+  for (const [i, label] of [
+    [r.idle, ''],
+    [r.idleMetrics, ', metrics on'],
+  ] as const) {
+    if (!i || !rows.some((x) => x.section === 'footprint' && x.metric === `idle CPU over ${i.seconds} s from ${i.startSeconds} s after start, steady state${label}` && !x.met)) continue;
     const total = i.threads.reduce((a, t) => a + t.ns, 0) || 1;
     out.push(
-      `**Idle CPU ${i.cpuPercent.toFixed(3)} %** (${(total / 1e6).toFixed(1)} ms over ${i.seconds} s) by thread: ${i.threads
+      `**Idle CPU${label} ${i.cpuPercent.toFixed(3)} %** (${(total / 1e6).toFixed(1)} ms over ${i.seconds} s) by thread: ${i.threads
         .slice(0, 6)
         .map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(1)} ms (${((t.ns / total) * 100).toFixed(0)} %)`)
         .join(', ')}.` +
@@ -368,7 +371,7 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
             ` i.e. namespaces created and sysctls written elsewhere on the machine by other tests, each of which wakes it (${(total / 1e6 / Math.max(1, i.events.reduce((a, e) => a + e.count, 0))).toFixed(2)} ms of CPU per event, namespace rescans included).`
           : ' No events arrived in the window: this is the cost of its timers alone.'),
     );
-    const p = r.idleProfile;
+    const p = label ? undefined : r.idleProfile;
     if (p) {
       const share = (us: number) => `${((us / Math.max(1, p.busyUs)) * 100).toFixed(0)} %`;
       out.push(

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
 import { removeStaleNamespaces } from '../test/support/netns';
 import { cleanupAll, installSignalHandlers, wasAborted } from './cleanup';
+import { QUIET_TEXTFILE_INTERVAL_MS } from '../src/metrics/exposition';
 import { builtinDaemonArgs, daemonProblems, IDLE_STEADY_START_S, idleFootprint, reaction, startTimes, withSampleDaemonArgs } from './core';
 import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
@@ -148,13 +149,15 @@ async function main(): Promise<void> {
     results.tuners = results.start.tuners;
   });
   await run('idle', 'idle footprint', async () => {
-    // Steady state (timers slowed) for 120 s from 90 s after start, after a warm-up window from 10 s to 70 s.
-    const idleWindows = (args: string[]) => (q ? idleFootprint(30, args, 3, 10, 40) : idleFootprint(120, args, 10, 60, IDLE_STEADY_START_S));
-    results.idle = await idleWindows(builtinDaemonArgs());
+    // Steady state (timers slowed) from 90 s after start, after a warm-up window from 10 s to 70 s. The
+    // window holds whole periods of the slowest timer: 30 s without metrics, the textfile's 5 min with.
+    const idleWindows = (args: string[], steadySeconds: number) =>
+      q ? idleFootprint(30, args, 3, 10, 40) : idleFootprint(steadySeconds, args, 10, 60, IDLE_STEADY_START_S);
+    results.idle = await idleWindows(builtinDaemonArgs(), 120);
     results.tuners = results.idle.tuners;
     const textfileDir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-textfile-'));
     try {
-      results.idleMetrics = await idleWindows([...builtinDaemonArgs(), '--metrics', '127.0.0.1:0', '--metrics-textfile', textfileDir]);
+      results.idleMetrics = await idleWindows([...builtinDaemonArgs(), '--metrics', '127.0.0.1:0', '--metrics-textfile', textfileDir], QUIET_TEXTFILE_INTERVAL_MS / 1000);
     } finally {
       rmSync(textfileDir, { recursive: true, force: true });
     }

@@ -21,10 +21,16 @@ export const TEXTFILE_NAME = 'bpftune.prom';
 export const TEXTFILE_INTERVAL_MS = 15_000;
 /**
  * Once a minute passes with no change, action or event, the file is
- * rewritten this often instead (only the process metrics would differ);
- * the next one brings back 15 s at once.
+ * rewritten this often instead (only the process metrics, and a value an
+ * administrator wrote, would differ); the next change, action or event
+ * brings back 15 s at once. A rewrite is a render of every series and a
+ * read of each managed sysctl: at 60 s it was ~14 ms of CPU a minute, a
+ * third of the idle daemon's (bench/results/report-only-idle.md), so an idle
+ * daemon's file is at most 5 minutes old.
  */
-export const QUIET_TEXTFILE_INTERVAL_MS = 60_000;
+export const QUIET_TEXTFILE_INTERVAL_MS = 300_000;
+/** How long nothing must happen before the file is rewritten at the quiet interval. */
+export const QUIET_TEXTFILE_AFTER_MS = 60_000;
 /** Prometheus scrapes one at a time per target; a few more allow a second scraper and a curl. */
 const MAX_CONNECTIONS = 16;
 
@@ -142,11 +148,13 @@ class TextfileWriter {
         return quiet ? 'quiet' : undefined;
       },
       () => undefined,
-      { quietIntervalMs: QUIET_TEXTFILE_INTERVAL_MS, quietAfterMs: QUIET_TEXTFILE_INTERVAL_MS },
+      { quietIntervalMs: QUIET_TEXTFILE_INTERVAL_MS, quietAfterMs: QUIET_TEXTFILE_AFTER_MS },
     );
     const ticker = this.ticker;
     this.metrics.onActivity(() => ticker.wake());
-    this.log.info(`metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s (every ${QUIET_TEXTFILE_INTERVAL_MS / 1000} s while nothing happens)`);
+    this.log.info(
+      `metrics: writing ${this.file} every ${TEXTFILE_INTERVAL_MS / 1000} s (every ${QUIET_TEXTFILE_INTERVAL_MS / 60_000} min once nothing has happened for ${QUIET_TEXTFILE_AFTER_MS / 1000} s)`,
+    );
   }
 
   /** Never throws: a failed write is logged once (until it changes) and retried on the next tick. */

@@ -12,12 +12,19 @@
  *
  * No increase without a measured benefit: the first increase of a limit in a
  * namespace opens a growth episode through the core's change verifier. The
- * namespace's throughput and guards (verify.ts) are measured over a window,
- * the limit is raised, and while the verifier lets it settle and measures
- * again, further events raise it step by step as before. At the end the whole
- * episode is judged: kept, or the limit goes back to where the episode
- * started (scenario 'TCP buffer increase did not help') and is not raised
- * again in that namespace for a hold-off that doubles with each undo.
+ * first step is taken at once (the verifier's `first`, when the namespace's
+ * last episode was kept or there was none), so reacting does not wait out a
+ * window; the namespace's throughput and guards (verify.ts) are then
+ * measured over a window with it in place, while events only note that
+ * sockets still press on the limit. The next step is the change the episode
+ * judges: taken if a socket pressed on the limit during that window, and
+ * while the verifier lets it settle and measures again, further events raise
+ * the limit step by step as before. At the end the whole episode is judged:
+ * kept, or the limit goes back to where the episode started (scenario 'TCP
+ * buffer increase did not help') and is not raised again in that namespace
+ * for a hold-off that doubles with each undo. An episode whose first step
+ * was enough (no socket pressed on the new limit) ends there, and the next
+ * one measures its window before raising anything.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import type { ContextWith, TunableDeclaration, TunerEvent, UndoVerdict } from '../../core/tuner';
@@ -54,6 +61,11 @@ interface SideState {
   holdUntil: number;
   /** A growth episode being verified: 'before' while the window before it is measured, then 'growing'. */
   episode?: 'before' | 'growing';
+  /** The latest event during the 'before' window: a socket still pressing on the limit. */
+  pending?: { event: TunerEvent; data: TcpBufferData };
+  /** The limit before the episode's judged step, and whether a socket's buffer has since grown past it. */
+  judgedFrom?: number;
+  exercised?: boolean;
 }
 
 /** Why the limit is worth raising, from the BPF side's reading of the socket. */
@@ -102,8 +114,12 @@ export class BufferGrowth {
       await this.stepBackForLatency(side, event, data, st);
       return;
     }
-    if (st.episode === 'before') return;
+    if (st.episode === 'before') {
+      st.pending = { event, data };
+      return;
+    }
     if (st.episode === 'growing') {
+      if (st.judgedFrom !== undefined && data.skBuf > st.judgedFrom) st.exercised = true;
       await this.raise(side, event, data);
       return;
     }
@@ -112,38 +128,65 @@ export class BufferGrowth {
 
   /**
    * Opens a growth episode in the background (the event handler must not
-   * wait out the windows): the verifier measures, calls apply (the first
-   * raise), and judges the episode's growth as one change.
+   * wait out the windows): the verifier takes the first step at once if it
+   * trusts the namespace, measures, calls apply (the next step, or the first
+   * when it was not trusted), and judges the episode's growth as one change.
    */
   private startEpisode(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): void {
     const ctx = this.ctx;
     const tunable = TUNABLE[side].name;
     const cookie = event.netnsCookie;
     let from: number[] | undefined;
+    let firstMade = false;
     st.episode = 'before';
+    st.pending = undefined;
+    st.judgedFrom = undefined;
+    st.exercised = false;
     const { benefit, guards } = bufferMeasures(ctx, side, cookie, this.memory.sockstatPath);
+    const note = async () => {
+      from ??= await ctx.tunable(TUNABLE[side]).get(cookie);
+    };
     ctx
       .verifyChange({
         key: `${tunable}@${cookie}`,
         description: `growth of ${tunable} max from ${event.oldValues[2] ?? 0}`,
         benefit,
         guards,
+        first: async () => {
+          await note();
+          firstMade = await this.raise(side, event, data);
+          return firstMade;
+        },
         apply: async () => {
-          from = await ctx.tunable(TUNABLE[side]).get(cookie);
-          const raised = await this.raise(side, event, data);
-          if (raised) st.episode = 'growing';
+          await note();
+          // After a first step, only a socket that pressed on the new limit asks for more.
+          const next = firstMade ? st.pending : { event, data };
+          st.pending = undefined;
+          const judgedFrom = (await ctx.tunable(TUNABLE[side]).get(cookie))[2];
+          const raised = next !== undefined && (await this.raise(side, next.event, next.data));
+          if (raised) {
+            st.episode = 'growing';
+            st.judgedFrom = judgedFrom;
+          }
           return raised;
         },
+        // A live connection whose reads do not grow never grows into a raised limit (the kernel
+        // sizes its buffer from what it read per round trip): only a socket whose buffer grew past
+        // the limit before the judged step shows whether it helped.
+        exercised: () => st.exercised === true,
         undo: (verdict) => this.undo(side, cookie, from, verdict),
       })
       .then((outcome) => {
         if (outcome.kind === 'held off') {
           ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): an increase there did not help, held off until ${new Date(outcome.untilMs).toISOString()}`);
+        } else if (outcome.kind === 'not applied' && outcome.firstMade) {
+          ctx.log.debug(`${tunable} (cookie ${cookie}): no socket pressed on the raised limit; the next increase there is measured first`);
         }
       })
       .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
       .finally(() => {
         st.episode = undefined;
+        st.pending = undefined;
       });
   }
 

@@ -39,7 +39,8 @@ test('an increase that does not help (send buffer in front of a 20 Mbit/s queue)
   const pair = createVethPair();
   inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R']);
+  // The default first hold-off (10 s) would end within this run; a minute shows it holds.
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: { BPFTUNE_VERIFY_HOLDOFF_MS: '60000' } });
   await daemon.started();
   const server = startIperfServer(pair.server);
   servers.push(server);

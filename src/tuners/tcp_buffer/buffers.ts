@@ -13,18 +13,17 @@
  * No increase without a measured benefit: the first increase of a limit in a
  * namespace opens a growth episode through the core's change verifier. The
  * first step is taken at once (the verifier's `first`, when the namespace's
- * last episode was kept or there was none), so reacting does not wait out a
- * window; the namespace's throughput and guards (verify.ts) are then
- * measured over a window with it in place, while events only note that
- * sockets still press on the limit. The next step is the change the episode
- * judges: taken if a socket pressed on the limit during that window, and
- * while the verifier lets it settle and measures again, further events raise
- * the limit step by step as before. At the end the whole episode is judged:
- * kept, or the limit goes back to where the episode started (scenario 'TCP
- * buffer increase did not help') and is not raised again in that namespace
- * for a hold-off that doubles with each undo. An episode whose first step
- * was enough (no socket pressed on the new limit) ends there, and the next
- * one measures its window before raising anything.
+ * last episode was kept or there was none), and growth goes on step by step
+ * without a pause: a live connection whose limit stands still for a moment
+ * settles at it, and the kernel then never grows its buffer again (it grows
+ * it only when the reads per round trip grow). The namespace's throughput and
+ * guards (verify.ts) are measured over a window meanwhile, then again after
+ * the verifier lets it settle, and the episode is judged on the growth after
+ * that baseline (no verdict if no socket's buffer grew past the limit the
+ * baseline ended at): kept, or the limit goes back to where the episode
+ * started (scenario 'TCP buffer increase did not help') and is not raised
+ * again in that namespace for a hold-off that doubles with each undo. An
+ * episode after an undo or a no-verdict measures its window before raising.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import type { ContextWith, TunableDeclaration, TunerEvent, UndoVerdict } from '../../core/tuner';
@@ -155,15 +154,22 @@ export class BufferGrowth {
         first: async () => {
           await note();
           firstMade = await this.raise(side, event, data);
+          // No pause after it: a live connection that settles while its limit stands still stops
+          // growing its buffer for good (the kernel grows it only when reads per round trip grow).
+          if (firstMade) st.episode = 'growing';
           return firstMade;
         },
         apply: async () => {
           await note();
-          // After a first step, only a socket that pressed on the new limit asks for more.
-          const next = firstMade ? st.pending : { event, data };
-          st.pending = undefined;
           const judgedFrom = (await ctx.tunable(TUNABLE[side]).get(cookie))[2];
-          const raised = next !== undefined && (await this.raise(side, next.event, next.data));
+          if (firstMade) {
+            // Growth went on through the baseline window; what is judged is the growth after it.
+            st.judgedFrom = judgedFrom;
+            return true;
+          }
+          const next = st.pending ?? { event, data };
+          st.pending = undefined;
+          const raised = await this.raise(side, next.event, next.data);
           if (raised) {
             st.episode = 'growing';
             st.judgedFrom = judgedFrom;
@@ -171,17 +177,16 @@ export class BufferGrowth {
           return raised;
         },
         // A live connection whose reads do not grow never grows into a raised limit (the kernel
-        // sizes its buffer from what it read per round trip): only a socket whose buffer grew past
-        // the limit before the judged step shows whether it helped.
+        // sizes its buffer from what it read per round trip), and growth that ended within the
+        // baseline window left nothing for the window after it to show: only a socket whose
+        // buffer grew past the limit the baseline ended at shows whether the growth helped.
         exercised: () => st.exercised === true,
         undo: (verdict) => this.undo(side, cookie, from, verdict),
       })
       .then((outcome) => {
         if (outcome.kind === 'held off') {
           ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): an increase there did not help, held off until ${new Date(outcome.untilMs).toISOString()}`);
-        } else if (outcome.kind === 'not applied' && outcome.firstMade) {
-          ctx.log.debug(`${tunable} (cookie ${cookie}): no socket pressed on the raised limit; the next increase there is measured first`);
-        }
+
       })
       .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
       .finally(() => {

@@ -186,7 +186,7 @@ export class BufferGrowth {
       .then((outcome) => {
         if (outcome.kind === 'held off') {
           ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): an increase there did not help, held off until ${new Date(outcome.untilMs).toISOString()}`);
-
+        }
       })
       .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
       .finally(() => {

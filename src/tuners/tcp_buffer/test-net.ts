@@ -100,10 +100,15 @@ export async function runIperfClient(ns: string, server: string, seconds: number
 /**
  * A sender whose bottleneck queue is one hop away: client -- router -- server,
  * the router's device towards the server a `rateMbit` tbf with a deep queue
- * (16 MB). The queue must not be on the sender's own device: there the
- * kernel's chrono stats count the sender as busy (its qdisc has data of its
- * own queued) rather than limited by its send buffer, past its first second
- * or so. One hop away, everything the sender has queued is in flight, the
+ * (16 MB). The queue must not be on the sender's own device: while its own
+ * qdisc holds its packets, autocorking keeps the tail of each write in the
+ * write queue, and the kernel counts a sender with unsent data as busy, not
+ * limited by its send buffer (TCP_CHRONO_SNDBUF_LIMITED starts only once the
+ * write queue is empty). Measured with ss -tin on a 32 KB tcp_wmem max: there
+ * sndbuf_limited stops growing after about a second (32% of busy time at
+ * 0.25 s, 10% at 1.75 s, 4% at 4.5 s), so tcp_buffer's 1/8 gate is open only
+ * in the connection's first second; one hop away it stays at 40-45%, under
+ * CPU load too. There everything the sender has queued is in flight, the
  * network starves whenever the application waits for send buffer space, and
  * a bigger send buffer only makes the router's queue (and the RTT) longer.
  * Server 198.18.2.2 (fd00:0:b2::2), client 198.18.0.1 (fd00:0:b0::1).

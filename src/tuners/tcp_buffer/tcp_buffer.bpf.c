@@ -24,6 +24,9 @@
  *    application could not queue more). Only a sender limited by its send
  *    buffer for at least 1/8 of its busy time asks for more. A bulk sender on
  *    a fast local path sits at tcp_wmem[2] without ever being limited by it;
+ *    so does one whose own qdisc is the bottleneck (autocorking keeps its
+ *    unsent tail in the write queue, and SNDBUF_LIMITED starts only with that
+ *    queue empty): more buffer would only lengthen its queue;
  *  - receive: the bandwidth-delay product. rcvq_space.space is the most the
  *    application read in one receiver RTT (the kernel's own demand estimate);
  *    scaled to the path's smoothed RTT it is what the window must hold per

@@ -3,8 +3,8 @@
  * tcp_buffer raises a limit, the core's verifier measures the namespace's
  * throughput and guards before and after, and the raise is kept or undone.
  *
- *  - does not help: a 20 Mbit/s bottleneck with a deep queue right at the
- *    sender, whose send buffer limit is tiny. The sender really is limited by
+ *  - does not help: a 20 Mbit/s bottleneck with a deep queue one hop from
+ *    the sender, whose send buffer limit is tiny. The sender really is limited by
  *    its send buffer (the queue holds what it sent), so the BPF side asks for
  *    more, but more only fills the queue: the rate stays 20 Mbit/s. Undone,
  *    logged with the figures, held off.
@@ -14,10 +14,10 @@
  */
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
-import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
@@ -36,8 +36,8 @@ after(async () => {
 const maxOf = (triple: string) => Number(triple.split(/\s+/)[2]);
 
 test('an increase that does not help (send buffer in front of a 20 Mbit/s queue) is undone, logged with its figures, and held off', async () => {
-  const pair = createVethPair();
-  inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
+  // The queue one hop from the sender, not on its own device: see createQueuedPath.
+  const pair = createQueuedPath(20);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
   // The default first hold-off (10 s) would end within this run; a minute shows it holds.
   const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: { BPFTUNE_VERIFY_HOLDOFF_MS: '60000' } });

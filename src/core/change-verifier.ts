@@ -61,6 +61,14 @@ export interface ProposedChange {
    * made. The baseline is then measured with it in place.
    */
   first?(): Promise<boolean>;
+  /**
+   * Optional: the benefit as the signal that asked for the change measured
+   * it (e.g. the rate the socket at its limit was reading at). Given, the
+   * change is made at once, with no window before it: the guards' window
+   * before runs while the change settles, and the benefit after is judged
+   * against this. For changes whose effect a pause would spoil.
+   */
+  signalBaseline?: number;
   /** Makes the change; false if it was not made (the verifier then does nothing more). */
   apply(): Promise<boolean>;
   /**
@@ -191,6 +199,11 @@ export class ChangeVerifier {
     return this.now() - last.atMs <= this.options.windowMs * CHAIN_WINDOWS ? last.values : undefined;
   }
 
+  private noUse(change: ProposedChange, afterMs: number): Outcome {
+    this.options.log(`Kept ${change.description} without a verdict: nothing used it within ${Math.round(afterMs)} ms`);
+    return { kind: 'no verdict', key: change.key };
+  }
+
   /** Whether a change to `key` may take its first step before the baseline window. */
   trusted(key: string): boolean {
     return !this.untrusted.has(key);
@@ -205,30 +218,42 @@ export class ChangeVerifier {
     const until = this.heldOffUntil(change.key);
     if (until) return { kind: 'held off', key: change.key, untilMs: until };
     const measures = [change.benefit, ...change.guards];
-    const chained = this.chainedBaseline(change.key, measures.length);
     let firstMade = false;
     let before: number[];
-    if (chained) {
-      before = chained;
-    } else {
-      if (change.first && this.trusted(change.key)) {
-        firstMade = await change.first();
-        if (firstMade) this.untrusted.add(change.key);
+    let after: number[];
+    const waitForUse = async () => {
+      // Something may take a while to use it (a connection's reads must grow first): wait a little more.
+      const useWaitMs = this.options.settleMs * USE_WAIT_SETTLES;
+      for (let waited = 0; change.exercised && !change.exercised() && waited < useWaitMs; waited += USE_POLL_MS) {
+        await this.sleep(USE_POLL_MS);
       }
-      before = await measureAll(measures, this.options.windowMs, this.sleep);
+      return !change.exercised || change.exercised() ? 0 : this.options.settleMs + useWaitMs;
+    };
+    if (change.signalBaseline !== undefined) {
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+      // The guards' window before doubles as the settling time.
+      const guardsBefore = await measureAll(change.guards, this.options.settleMs, this.sleep);
+      const unusedFor = await waitForUse();
+      if (unusedFor) return this.noUse(change, unusedFor);
+      before = [change.signalBaseline, ...guardsBefore];
+      after = await measureAll(measures, this.options.windowMs, this.sleep);
+    } else {
+      const chained = this.chainedBaseline(change.key, measures.length);
+      if (chained) {
+        before = chained;
+      } else {
+        if (change.first && this.trusted(change.key)) {
+          firstMade = await change.first();
+          if (firstMade) this.untrusted.add(change.key);
+        }
+        before = await measureAll(measures, this.options.windowMs, this.sleep);
+      }
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+      await this.sleep(this.options.settleMs);
+      const unusedFor = await waitForUse();
+      if (unusedFor) return this.noUse(change, unusedFor);
+      after = await measureAll(measures, this.options.windowMs, this.sleep);
     }
-    if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
-    await this.sleep(this.options.settleMs);
-    // Something may take a while to use it (a connection's reads must grow first): wait a little more.
-    const useWaitMs = this.options.settleMs * USE_WAIT_SETTLES;
-    for (let waited = 0; change.exercised && !change.exercised() && waited < useWaitMs; waited += USE_POLL_MS) {
-      await this.sleep(USE_POLL_MS);
-    }
-    if (change.exercised && !change.exercised()) {
-      this.options.log(`Kept ${change.description} without a verdict: nothing used it within ${Math.round(this.options.settleMs + useWaitMs)} ms`);
-      return { kind: 'no verdict', key: change.key };
-    }
-    const after = await measureAll(measures, this.options.windowMs, this.sleep);
     const readings = measures.map((m, i) => compareWindows(m, before[i], after[i]));
     const [benefit, ...guards] = readings;
     const { keep, conclusive, why } = judge(benefit, guards);

@@ -240,3 +240,35 @@ test('a change soon after a kept one takes that one\'s window after as its basel
   assert.equal((await verifier.verify(change(rising([60, 90]), [], state))).kind, 'kept');
   assert.equal(windows, 4);
 });
+
+test('a change with a signal baseline is made at once; the guards\' window before runs while it settles', async () => {
+  const { verifier } = setup();
+  const order: string[] = [];
+  const traced = (name: string, values: number[], better: 'lower' | 'higher'): Measure => {
+    let i = 0;
+    return {
+      name,
+      better,
+      tolerance: 0.15,
+      floor: 1,
+      start: () => {
+        order.push(`${name} window`);
+        return Promise.resolve(() => Promise.resolve(values[i++]));
+      },
+    };
+  };
+  const c = (signal: number, after: number): ProposedChange => ({
+    key: 'rmem@1',
+    description: 'growth of rmem',
+    benefit: traced('peak Mbit/s', [after], 'higher'),
+    guards: [traced('drops', [0, 0], 'lower')],
+    signalBaseline: signal,
+    apply: () => Promise.resolve((order.push('apply'), true)),
+    undo: () => Promise.resolve(void order.push('undo')),
+  });
+  const kept = await verifier.verify(c(21, 400));
+  assert.equal(kept.kind === 'kept' && kept.benefit.before, 21, 'judged against the signal');
+  assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window']);
+  assert.equal((await verifier.verify(c(21, 22))).kind, 'undone', 'no better than the socket was reading: undone');
+  assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window', 'undo']);
+});

@@ -11,19 +11,12 @@
  * is over the limits a namespace went through, not over time.
  *
  * No increase without a measured benefit: the first increase of a limit in a
- * namespace opens a growth episode through the core's change verifier. The
- * first step is taken at once (the verifier's `first`, when the namespace's
- * last episode was kept or there was none), and growth goes on step by step
- * without a pause: a live connection whose limit stands still for a moment
- * settles at it, and the kernel then never grows its buffer again (it grows
- * it only when the reads per round trip grow). The namespace's throughput and
- * guards (verify.ts) are measured over a window meanwhile, then again after
- * the verifier lets it settle, and the episode is judged on the growth after
- * that baseline (no verdict if no socket's buffer grew past the limit the
- * baseline ended at): kept, or the limit goes back to where the episode
- * started (scenario 'TCP buffer increase did not help') and is not raised
- * again in that namespace for a hold-off that doubles with each undo. An
- * episode after an undo or a no-verdict measures its window before raising.
+ * namespace opens a growth episode through the core's change verifier (see
+ * startEpisode for how each side is measured), and further events raise the
+ * limit step by step while it is judged. At the end the whole episode is
+ * judged: kept, or the limit goes back to where the episode started
+ * (scenario 'TCP buffer increase did not help') and is not raised again in
+ * that namespace for a hold-off that doubles with each undo.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import type { ContextWith, TunableDeclaration, TunerEvent, UndoVerdict } from '../../core/tuner';
@@ -74,6 +67,15 @@ function signalText(side: BufferSide, data: TcpBufferData): string {
     return `, sender limited by it ${pct}% of its busy time`;
   }
   return data.bdp > 0 ? `, path carrying ${data.bdp} bytes per round trip` : '';
+}
+
+/**
+ * The rate a receiving socket was reading at when it asked: the most it read
+ * in one receiver RTT over that RTT, in Mbit/s (bytes per us x 8); undefined
+ * when the event does not say.
+ */
+export function socketReadMbit(data: TcpBufferData): number | undefined {
+  return data.rcvSpace > 0 && data.rttUs > 0 ? (data.rcvSpace * 8) / data.rttUs : undefined;
 }
 
 function familyName(family: number): string {
@@ -127,9 +129,23 @@ export class BufferGrowth {
 
   /**
    * Opens a growth episode in the background (the event handler must not
-   * wait out the windows): the verifier takes the first step at once if it
-   * trusts the namespace, measures, calls apply (the next step, or the first
-   * when it was not trusted), and judges the episode's growth as one change.
+   * wait out the windows), judged by the core's verifier as one change. The
+   * two sides differ in what a pause costs:
+   *  - receive: a live connection whose limit stands still settles at it, and
+   *    the kernel then never grows its buffer again (it grows it only when
+   *    the reads per round trip grow; seen on a 40 ms path: a connection at a
+   *    131072 limit stayed there through raises to 163840 and 204800). So no
+   *    window before: the limit is raised at once and growth goes on, judged
+   *    against the rate the socket was reading at when it asked (its
+   *    rcvq_space per receiver RTT, carried by the event);
+   *  - send: the kernel grows a send buffer into a raised limit on the next
+   *    ACK while the application is short of space, so a pause costs only
+   *    time. The first step is taken at once (when the namespace's last
+   *    episode was kept), the window before is measured with it in place
+   *    while events only note that a socket still presses on the limit, and
+   *    the step after is the change judged.
+   * Either way the verdict waits until a socket's buffer grew past the limit
+   * the judged growth started from (else no verdict: nothing used it).
    */
   private startEpisode(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): void {
     const ctx = this.ctx;
@@ -142,6 +158,7 @@ export class BufferGrowth {
     st.judgedFrom = undefined;
     st.exercised = false;
     const { benefit, guards } = bufferMeasures(ctx, side, cookie, this.memory.sockstatPath);
+    const readRate = side === 'rmem' ? socketReadMbit(data) : undefined;
     const note = async () => {
       from ??= await ctx.tunable(TUNABLE[side]).get(cookie);
     };
@@ -151,35 +168,28 @@ export class BufferGrowth {
         description: `growth of ${tunable} max from ${event.oldValues[2] ?? 0}`,
         benefit,
         guards,
-        first: async () => {
-          await note();
-          firstMade = await this.raise(side, event, data);
-          // No pause after it: a live connection that settles while its limit stands still stops
-          // growing its buffer for good (the kernel grows it only when reads per round trip grow).
-          if (firstMade) st.episode = 'growing';
-          return firstMade;
-        },
+        signalBaseline: readRate,
+        first:
+          readRate === undefined
+            ? async () => {
+                await note();
+                firstMade = await this.raise(side, event, data);
+                return firstMade;
+              }
+            : undefined,
         apply: async () => {
           await note();
           const judgedFrom = (await ctx.tunable(TUNABLE[side]).get(cookie))[2];
-          if (firstMade) {
-            // Growth went on through the baseline window; what is judged is the growth after it.
-            st.judgedFrom = judgedFrom;
-            return true;
-          }
-          const next = st.pending ?? { event, data };
+          // After a first step, only a socket that pressed on the new limit asks for more.
+          const next = firstMade ? st.pending : (st.pending ?? { event, data });
           st.pending = undefined;
-          const raised = await this.raise(side, next.event, next.data);
+          const raised = next !== undefined && (await this.raise(side, next.event, next.data));
           if (raised) {
             st.episode = 'growing';
             st.judgedFrom = judgedFrom;
           }
           return raised;
         },
-        // A live connection whose reads do not grow never grows into a raised limit (the kernel
-        // sizes its buffer from what it read per round trip), and growth that ended within the
-        // baseline window left nothing for the window after it to show: only a socket whose
-        // buffer grew past the limit the baseline ended at shows whether the growth helped.
         exercised: () => st.exercised === true,
         undo: (verdict) => this.undo(side, cookie, from, verdict),
       })

@@ -182,7 +182,7 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
  * Bytes the path carries per round trip: the most read in one receiver RTT
  * (rcvq_space.space), times srtt / receiver RTT. Both RTTs are in 1/8 us.
  */
-static __always_inline __u32 path_bdp(const struct sock *sk)
+static __always_inline void path_bdp(const struct sock *sk, struct tcp_buffer_data *why)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 space = BPF_CORE_READ(tp, rcvq_space.space);
@@ -192,7 +192,8 @@ static __always_inline __u32 path_bdp(const struct sock *sk)
 
 	if (rcv_rtt && srtt)
 		bdp = space * srtt / rcv_rtt;
-	return bdp > 0xffffffffULL ? 0xffffffffU : (__u32)bdp;
+	why->bdp = bdp > 0xffffffffULL ? 0xffffffffU : (__u32)bdp;
+	why->rcv_space = space > 0xffffffffULL ? 0xffffffffU : (__u32)space;
 }
 
 static __always_inline void post_near_max(const struct sock *sk, struct net *net, __u32 kind,
@@ -216,6 +217,7 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	data->busy = why->busy;
 	data->sndbuf_limited = why->sndbuf_limited;
 	data->bdp = why->bdp;
+	data->rcv_space = why->rcv_space;
 	bpftune_post(&event);
 }
 
@@ -243,7 +245,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
 	if (!slot)
 		return 0;
-	why.bdp = path_bdp(sk);
+	path_bdp(sk, &why);
 	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
 		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
 		mark_slot(slot, net, rmem_max, false);

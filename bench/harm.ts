@@ -17,7 +17,8 @@
  * vm settings that do not touch the network: the profile condition sets the
  * two TCP ones in both namespaces.
  *
- * Standalone: node dist/bench/harm.js [--quick] (root) prints the table.
+ * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [a,b,...] (root)
+ * prints the table; more rounds narrow the spread the verdicts are judged by.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -242,8 +243,12 @@ if (require.main === module) {
   runBenchmark(async () => {
     const quick = process.argv.includes('--quick');
     const only = process.argv.find((a) => /^[a-d](,[a-d])*$/.test(a))?.split(',');
+    const roundsArg = process.argv.indexOf('--rounds');
+    const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : undefined;
+    if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds needs a whole number of at least 1, not ${process.argv[roundsArg + 1]}`);
     const progress = (line: string) => process.stderr.write(`${line}\n`);
-    const results = await measureHarm({ ...harmSettings(quick), quick, daemonArgs: builtinDaemonArgs(), progress }, only);
+    const settings = { ...harmSettings(quick), ...(rounds ? { rounds } : {}) };
+    const results = await measureHarm({ ...settings, quick, daemonArgs: builtinDaemonArgs(), progress }, only);
     process.stdout.write(`${renderHarmTable(results)}\n`);
   });
 }

@@ -174,6 +174,8 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
     floor.close();
     await daemon.stop();
     cgroup.remove();
+    // What the daemon decided and why (each raise, verdict and undo), for reading the figures.
+    if (process.env.BPFTUNE_BENCH_DAEMON_LOG) writeFileSync(process.env.BPFTUNE_BENCH_DAEMON_LOG, daemon.log);
   }
 
   const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;

@@ -8,6 +8,22 @@
  * (tunable and namespace) held off from being changed again for a period that
  * doubles each time, up to a limit. A change that helped resets the hold-off.
  *
+ * Two refinements, both from runs where the plain scheme undid good changes
+ * or reacted late:
+ *  - A window in which the benefit measure saw nothing (below its
+ *    `minimum`: no traffic at all) gives no verdict, nor does a change that
+ *    nothing used by the time it settled (`exercised`: a connection whose
+ *    reads do not grow never grows into a raised buffer limit, so the
+ *    windows would judge a change it never saw). The change stays, the
+ *    hold-off is left as it was, and nothing is concluded from it.
+ *  - Waiting out the window before a change delays every reaction by that
+ *    window. A change may carry a `first` step, made at once, before the
+ *    baseline window; the baseline then includes it and `apply` is what the
+ *    windows judge (an undo takes back both). That is allowed only while the
+ *    key's last verified change was kept (or there was none), so unverified
+ *    steps never follow one another: each is judged with what comes after it
+ *    before another may be taken on trust.
+ *
  * Generic on purpose: the core knows no tuner and no kernel signal here, only
  * measures a tuner declares, so it can sit between a tuner and ctx.set()
  * without either changing shape.
@@ -24,6 +40,11 @@ export interface Measure {
   tolerance: number;
   /** Differences smaller than this, in the measure's unit, never count (noise around zero). */
   floor: number;
+  /**
+   * A window reading below this measured nothing (e.g. no traffic at all):
+   * the two windows cannot be compared, and the change gets no verdict.
+   */
+  minimum?: number;
   start(): Promise<() => Promise<number>>;
 }
 
@@ -34,8 +55,28 @@ export interface ProposedChange {
   description: string;
   benefit: Measure;
   guards: Measure[];
+  /**
+   * Optional first step, made at once (before the baseline window) when the
+   * key's last verified change was kept or it has none; false if it was not
+   * made. The baseline is then measured with it in place.
+   */
+  first?(): Promise<boolean>;
+  /**
+   * Optional: the benefit as the signal that asked for the change measured
+   * it (e.g. the rate the socket at its limit was reading at). Given, the
+   * change is made at once, with no window before it: the guards' window
+   * before runs while the change settles, and the benefit after is judged
+   * against this. For changes whose effect a pause would spoil.
+   */
+  signalBaseline?: number;
   /** Makes the change; false if it was not made (the verifier then does nothing more). */
   apply(): Promise<boolean>;
+  /**
+   * Optional: whether anything has used the change yet (e.g. a socket grew
+   * into a raised limit). Asked when the change has settled: a change nothing
+   * used cannot be judged by the windows, and gets no verdict.
+   */
+  exercised?(): boolean;
   /** Puts the old value back; `verdict` says why (the tuner's own log line can carry it). */
   undo(verdict: UndoVerdict): Promise<void>;
 }
@@ -52,18 +93,25 @@ export interface Reading {
   measure: string;
   before: number;
   after: number;
-  /** improved / unchanged / worse, by the measure's direction, tolerance and floor. */
-  verdict: 'improved' | 'unchanged' | 'worse';
+  /**
+   * improved / unchanged / worse, by the measure's direction, tolerance and
+   * floor; 'no data' when a window measured nothing (below the minimum).
+   */
+  verdict: 'improved' | 'unchanged' | 'worse' | 'no data';
 }
 
 export type Outcome =
   | { kind: 'held off'; key: string; untilMs: number }
-  | { kind: 'not applied'; key: string }
+  | { kind: 'not applied'; key: string; firstMade: boolean }
   | { kind: 'kept'; key: string; benefit: Reading; guards: Reading[] }
+  | { kind: 'no verdict'; key: string; benefit?: Reading; guards?: Reading[] }
   | { kind: 'undone'; key: string; benefit: Reading; guards: Reading[]; why: string; holdOffMs: number };
 
 /** How one measure moved from one window to the next. */
-export function compareWindows(measure: Pick<Measure, 'name' | 'better' | 'tolerance' | 'floor'>, before: number, after: number): Reading {
+export function compareWindows(measure: Pick<Measure, 'name' | 'better' | 'tolerance' | 'floor' | 'minimum'>, before: number, after: number): Reading {
+  if (measure.minimum !== undefined && (before < measure.minimum || after < measure.minimum)) {
+    return { measure: measure.name, before, after, verdict: 'no data' };
+  }
   const diff = after - before;
   if (!Number.isFinite(diff)) return { measure: measure.name, before, after, verdict: 'unchanged' };
   const significant = Math.abs(diff) > measure.floor && Math.abs(diff) > Math.abs(before) * measure.tolerance;
@@ -71,12 +119,19 @@ export function compareWindows(measure: Pick<Measure, 'name' | 'better' | 'toler
   return { measure: measure.name, before, after, verdict: !significant ? 'unchanged' : up ? 'improved' : 'worse' };
 }
 
-/** Keep a change only if its benefit improved and no guard got worse; otherwise say why not. */
-export function judge(benefit: Reading, guards: Reading[]): { keep: boolean; why: string } {
+/**
+ * Keep a change only if its benefit improved and no guard got worse;
+ * otherwise say why not. A benefit with no data in a window is no reason
+ * either way (`conclusive` false): the change stays unless a guard got worse.
+ */
+export function judge(benefit: Reading, guards: Reading[]): { keep: boolean; conclusive: boolean; why: string } {
   const reasons: string[] = [];
-  if (benefit.verdict !== 'improved') reasons.push(`${benefit.measure} ${benefit.verdict === 'worse' ? 'got worse' : 'did not improve'} (${fmt(benefit.before)} -> ${fmt(benefit.after)})`);
+  const conclusive = benefit.verdict !== 'no data';
+  if (conclusive && benefit.verdict !== 'improved') {
+    reasons.push(`${benefit.measure} ${benefit.verdict === 'worse' ? 'got worse' : 'did not improve'} (${fmt(benefit.before)} -> ${fmt(benefit.after)})`);
+  }
   for (const g of guards) if (g.verdict === 'worse') reasons.push(`${g.measure} got worse (${fmt(g.before)} -> ${fmt(g.after)})`);
-  return { keep: reasons.length === 0, why: reasons.join('; ') };
+  return { keep: reasons.length === 0, conclusive: conclusive || reasons.length > 0, why: reasons.join('; ') };
 }
 
 function fmt(v: number): string {
@@ -95,6 +150,16 @@ export interface VerifierOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** After settling, how long (in settle periods) to wait for something to use a change, polling every USE_POLL_MS. */
+const USE_WAIT_SETTLES = 4;
+const USE_POLL_MS = 250;
+/**
+ * A change to a key whose last change was kept within this many windows of
+ * it takes that change's window after as its baseline: growth that goes on
+ * step after step is not paused by a fresh window before each step.
+ */
+const CHAIN_WINDOWS = 2;
+
 interface HoldOff {
   untilMs: number;
   lastMs: number;
@@ -108,6 +173,10 @@ async function measureAll(measures: Measure[], windowMs: number, sleep: (ms: num
 
 export class ChangeVerifier {
   private readonly holdOffs = new Map<string, HoldOff>();
+  /** Keys whose last step was taken on trust (`first`) and not yet followed by a kept verdict. */
+  private readonly untrusted = new Set<string>();
+  /** The window after each key's last kept change: the next change's baseline if it comes soon enough. */
+  private readonly lastKept = new Map<string, { atMs: number; values: number[] }>();
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -122,29 +191,88 @@ export class ChangeVerifier {
     return h && h.untilMs > this.now() ? h.untilMs : 0;
   }
 
+  /** The window after the key's last kept change, if it ended recently enough to be this change's baseline. */
+  private chainedBaseline(key: string, count: number): number[] | undefined {
+    const last = this.lastKept.get(key);
+    this.lastKept.delete(key);
+    if (!last || last.values.length !== count || this.untrusted.has(key)) return undefined;
+    return this.now() - last.atMs <= this.options.windowMs * CHAIN_WINDOWS ? last.values : undefined;
+  }
+
+  private noUse(change: ProposedChange, afterMs: number): Outcome {
+    this.options.log(`Kept ${change.description} without a verdict: nothing used it within ${Math.round(afterMs)} ms`);
+    return { kind: 'no verdict', key: change.key };
+  }
+
+  /** Whether a change to `key` may take its first step before the baseline window. */
+  trusted(key: string): boolean {
+    return !this.untrusted.has(key);
+  }
+
   /**
-   * Measures a window, makes the change, lets it settle, measures another
-   * window and keeps or undoes the change. Resolves when that is decided.
+   * Makes the first step if trusted, measures a window, makes the change,
+   * lets it settle, measures another window and keeps or undoes the change.
+   * Resolves when that is decided.
    */
   async verify(change: ProposedChange): Promise<Outcome> {
     const until = this.heldOffUntil(change.key);
     if (until) return { kind: 'held off', key: change.key, untilMs: until };
     const measures = [change.benefit, ...change.guards];
-    const before = await measureAll(measures, this.options.windowMs, this.sleep);
-    if (!(await change.apply())) return { kind: 'not applied', key: change.key };
-    await this.sleep(this.options.settleMs);
-    const after = await measureAll(measures, this.options.windowMs, this.sleep);
+    let firstMade = false;
+    let before: number[];
+    let after: number[];
+    const waitForUse = async () => {
+      // Something may take a while to use it (a connection's reads must grow first): wait a little more.
+      const useWaitMs = this.options.settleMs * USE_WAIT_SETTLES;
+      for (let waited = 0; change.exercised && !change.exercised() && waited < useWaitMs; waited += USE_POLL_MS) {
+        await this.sleep(USE_POLL_MS);
+      }
+      return !change.exercised || change.exercised() ? 0 : this.options.settleMs + useWaitMs;
+    };
+    if (change.signalBaseline !== undefined) {
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+      // The guards' window before doubles as the settling time.
+      const guardsBefore = await measureAll(change.guards, this.options.settleMs, this.sleep);
+      const unusedFor = await waitForUse();
+      if (unusedFor) return this.noUse(change, unusedFor);
+      before = [change.signalBaseline, ...guardsBefore];
+      after = await measureAll(measures, this.options.windowMs, this.sleep);
+    } else {
+      const chained = this.chainedBaseline(change.key, measures.length);
+      if (chained) {
+        before = chained;
+      } else {
+        if (change.first && this.trusted(change.key)) {
+          firstMade = await change.first();
+          if (firstMade) this.untrusted.add(change.key);
+        }
+        before = await measureAll(measures, this.options.windowMs, this.sleep);
+      }
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+      await this.sleep(this.options.settleMs);
+      const unusedFor = await waitForUse();
+      if (unusedFor) return this.noUse(change, unusedFor);
+      after = await measureAll(measures, this.options.windowMs, this.sleep);
+    }
     const readings = measures.map((m, i) => compareWindows(m, before[i], after[i]));
     const [benefit, ...guards] = readings;
-    const { keep, why } = judge(benefit, guards);
+    const { keep, conclusive, why } = judge(benefit, guards);
+    const figures = readings.map((r) => `${r.measure} ${fmt(r.before)} -> ${fmt(r.after)}`).join(', ');
+    if (keep && !conclusive) {
+      this.options.log(`Kept ${change.description} without a verdict: ${benefit.measure} measured nothing in a window (${figures})`);
+      return { kind: 'no verdict', key: change.key, benefit, guards };
+    }
     if (keep) {
       this.holdOffs.delete(change.key);
-      this.options.log(`Kept ${change.description}: ${readings.map((r) => `${r.measure} ${fmt(r.before)} -> ${fmt(r.after)}`).join(', ')}`);
+      this.untrusted.delete(change.key);
+      this.lastKept.set(change.key, { atMs: this.now(), values: after });
+      this.options.log(`Kept ${change.description}: ${figures}`);
       return { kind: 'kept', key: change.key, benefit, guards };
     }
     const last = this.holdOffs.get(change.key)?.lastMs;
     const holdOffMs = last ? Math.min(this.options.maxHoldOffMs, last * 2) : this.options.initialHoldOffMs;
     this.holdOffs.set(change.key, { untilMs: this.now() + holdOffMs, lastMs: holdOffMs });
+    this.untrusted.add(change.key);
     await change.undo({ why, holdOffMs, benefit, guards });
     this.options.log(
       `Scenario 'change did not help' occurred for '${change.key}'. Undid ${change.description}: ${why}; not retried for ${Math.round(holdOffMs / 1000)} s`,
@@ -174,6 +302,7 @@ export function counterMeasure(
     better: spec.better,
     tolerance: spec.tolerance,
     floor: spec.floor,
+    minimum: spec.minimum,
     async start() {
       const t0 = Date.now();
       const first = await spec.read().catch(() => undefined);
@@ -218,6 +347,7 @@ export function levelMeasure(spec: Omit<Measure, 'start'> & { read(): Promise<nu
     better: spec.better,
     tolerance: spec.tolerance,
     floor: spec.floor,
+    minimum: spec.minimum,
     start: () => Promise.resolve(() => spec.read().catch(() => Number.NaN)),
   };
 }
@@ -236,7 +366,8 @@ export function verifierTimings(env: NodeJS.ProcessEnv = process.env): Omit<Veri
   return {
     windowMs: ms('BPFTUNE_VERIFY_WINDOW_MS', 1000),
     settleMs: ms('BPFTUNE_VERIFY_SETTLE_MS', 1000),
-    initialHoldOffMs: ms('BPFTUNE_VERIFY_HOLDOFF_MS', 60_000),
+    // Short at first: a change undone on a misjudged window should come back within a minute of traffic.
+    initialHoldOffMs: ms('BPFTUNE_VERIFY_HOLDOFF_MS', 10_000),
     maxHoldOffMs: ms('BPFTUNE_VERIFY_MAX_HOLDOFF_MS', 3_600_000),
   };
 }

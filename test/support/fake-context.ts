@@ -92,9 +92,10 @@ export function fakeContext(name: string, tunables: Record<string, SysctlValue[]
     },
     manualNamespaces: () => [],
     readProcNet: async () => '',
-    // Pure-logic tests: every change is applied and kept, nothing is measured.
+    // Pure-logic tests: every change (and its first step, if any) is applied and kept, nothing is measured.
     verifyChange: async (change) => {
-      if (!(await change.apply())) return { kind: 'not applied', key: change.key };
+      const firstMade = change.first ? await change.first() : false;
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
       return { kind: 'kept', key: change.key, benefit: { measure: change.benefit.name, before: 0, after: 0, verdict: 'improved' }, guards: [] };
     },
     netlink: async () => [],

@@ -18,7 +18,7 @@ test('judge: keep only when the benefit improved and no guard got worse', () => 
   const flat = compareWindows(lower, 0, 0);
   const retransWorse = compareWindows({ name: 'retransmits per MB', better: 'lower', tolerance: 0.25, floor: 0.5 }, 10, 30);
   const rttSame = compareWindows({ name: 'srtt us', better: 'lower', tolerance: 0.25, floor: 50 }, 200, 210);
-  assert.deepEqual(judge(improved, [rttSame]), { keep: true, why: '' });
+  assert.deepEqual(judge(improved, [rttSame]), { keep: true, conclusive: true, why: '' });
   assert.match(judge(flat, [rttSame]).why, /^sndbuf-limited % did not improve \(0 -> 0\)$/);
   const both = judge(improved, [retransWorse]);
   assert.equal(both.keep, false);
@@ -69,6 +69,7 @@ test('a change that helps stays; one that does not is undone, logged, and held o
   assert.match(lines[0], /^Kept net\.ipv4\.tcp_wmem .*: sndbuf-limited % 40 -> 5, retransmits per MB 10 -> 10$/);
 
   state.value = 'old';
+  advance(10_000); // not chained to the kept change: a baseline window of its own
   const undone = await verifier.verify(change(scripted('sndbuf-limited %', [0, 0]), [scripted('retransmits per MB', [10, 35])], state));
   assert.equal(undone.kind, 'undone');
   assert.equal(state.value, 'old');
@@ -99,7 +100,7 @@ test('a change that was not applied is neither measured after nor undone', async
   const { verifier } = setup();
   const state = { value: 'old', undone: 0 };
   const c = { ...change(scripted('b', [1, 0]), [], state), apply: () => Promise.resolve(false) };
-  assert.deepEqual(await verifier.verify(c), { kind: 'not applied', key: 'net.ipv4.tcp_wmem@4097' });
+  assert.deepEqual(await verifier.verify(c), { kind: 'not applied', key: 'net.ipv4.tcp_wmem@4097', firstMade: false });
   assert.equal(state.undone, 0);
 });
 
@@ -141,7 +142,133 @@ test('counterMeasure: increases over the window, or the peak over slices with sa
 });
 
 test('verifierTimings: defaults, and the environment for tests', () => {
-  assert.deepEqual(verifierTimings({}), { windowMs: 1000, settleMs: 1000, initialHoldOffMs: 60_000, maxHoldOffMs: 3_600_000 });
+  assert.deepEqual(verifierTimings({}), { windowMs: 1000, settleMs: 1000, initialHoldOffMs: 10_000, maxHoldOffMs: 3_600_000 });
   assert.equal(verifierTimings({ BPFTUNE_VERIFY_SETTLE_MS: '600000' }).settleMs, 600_000);
   assert.equal(verifierTimings({ BPFTUNE_VERIFY_WINDOW_MS: 'soon' }).windowMs, 1000, 'not a number: the default');
+});
+
+test('a window that measured nothing (below the minimum) gives no verdict: the change stays, the hold-off is untouched', async () => {
+  const traffic = { name: 'peak Mbit/s', better: 'higher' as const, tolerance: 0.15, floor: 1, minimum: 1 };
+  assert.equal(compareWindows(traffic, 0.0008, 0.05).verdict, 'no data', 'no traffic either side');
+  assert.equal(compareWindows(traffic, 8, 0.2).verdict, 'no data', 'traffic stopped');
+  assert.equal(compareWindows(traffic, 0.2, 50).verdict, 'no data', 'traffic started');
+  assert.equal(compareWindows(traffic, 8, 7).verdict, 'unchanged');
+  const retransWorse = compareWindows({ name: 'retransmits', better: 'lower', tolerance: 0.25, floor: 0.5 }, 10, 30);
+  assert.deepEqual(judge(compareWindows(traffic, 0, 0), []), { keep: true, conclusive: false, why: '' });
+  assert.equal(judge(compareWindows(traffic, 0, 0), [retransWorse]).keep, false, 'a worse guard still undoes it');
+
+  const { verifier, lines } = setup();
+  const state = { value: 'old', undone: 0 };
+  const quiet: Measure = { ...scripted('peak Mbit/s', [0.0008, 0.05], 'higher'), minimum: 1 };
+  const outcome = await verifier.verify(change(quiet, [], state));
+  assert.equal(outcome.kind, 'no verdict');
+  assert.equal(state.value, 'new');
+  assert.equal(state.undone, 0);
+  assert.equal(verifier.heldOffUntil('net.ipv4.tcp_wmem@4097'), 0);
+  assert.match(lines[0], /^Kept .* without a verdict: peak Mbit\/s measured nothing in a window \(peak Mbit\/s 0\.000800 -> 0\.0500\)$/);
+});
+
+test('a first step is taken before the baseline only while the key is trusted; an undo takes it back with the rest', async () => {
+  const { verifier, advance } = setup();
+  const steps: string[] = [];
+  const stepping = (benefit: number[], applies = true): ProposedChange => ({
+    key: 'k',
+    description: 'growth of k',
+    benefit: scripted('peak', benefit, 'higher'),
+    guards: [],
+    first: () => Promise.resolve((steps.push('first'), true)),
+    apply: () => Promise.resolve(applies && (steps.push('apply'), true)),
+    undo: () => Promise.resolve(void steps.push('undo')),
+  });
+  // Trusted at first: the first step comes before the baseline window.
+  assert.equal((await verifier.verify(stepping([10, 20]))).kind, 'kept');
+  assert.deepEqual(steps.splice(0), ['first', 'apply']);
+  advance(10_000);
+  // Kept, so still trusted. This time nothing more was needed: the first step stays, unjudged...
+  assert.deepEqual(await verifier.verify(stepping([10], false)), { kind: 'not applied', key: 'k', firstMade: true });
+  assert.deepEqual(steps.splice(0), ['first']);
+  // ...and the next change to k measures its baseline before any step.
+  assert.equal(verifier.trusted('k'), false);
+  assert.equal((await verifier.verify(stepping([10, 10]))).kind, 'undone');
+  assert.deepEqual(steps.splice(0), ['apply', 'undo']);
+  // Undone: not trusted after the hold-off either, until a change is kept.
+  advance(10 * 60_000);
+  assert.equal((await verifier.verify(stepping([10, 30]))).kind, 'kept');
+  assert.deepEqual(steps.splice(0), ['apply']);
+  assert.equal(verifier.trusted('k'), true);
+});
+
+test('a change nothing used by the time it settled gets no verdict, and is not measured after', async () => {
+  const { verifier, lines } = setup();
+  const state = { value: 'old', undone: 0 };
+  let windows = 0;
+  const counting: Measure = { ...scripted('peak', []), start: () => ((windows++), Promise.resolve(() => Promise.resolve(5))) };
+  const unused = { ...change(counting, [], state), exercised: () => false };
+  assert.deepEqual(await verifier.verify(unused), { kind: 'no verdict', key: 'net.ipv4.tcp_wmem@4097' });
+  assert.equal(windows, 1, 'only the window before');
+  assert.equal(state.value, 'new');
+  assert.equal(state.undone, 0);
+  assert.match(lines[0], /without a verdict: nothing used it within 2500 ms$/, 'the settle time, then four more for something to use it');
+  // Used: judged as usual (here: no better, so undone).
+  const used = { ...change(scripted('peak', [5, 5], 'higher'), [], state), exercised: () => true };
+  assert.equal((await verifier.verify(used)).kind, 'undone');
+});
+
+test('a change soon after a kept one takes that one\'s window after as its baseline (no pause before it)', async () => {
+  const { verifier, advance } = setup();
+  const state = { value: 'old', undone: 0 };
+  let windows = 0;
+  const rising = (values: number[]): Measure => {
+    let i = 0;
+    return { name: 'peak', better: 'higher', tolerance: 0.1, floor: 0, start: () => ((windows++), Promise.resolve(() => Promise.resolve(values[i++]))) };
+  };
+  assert.equal((await verifier.verify(change(rising([10, 20]), [], state))).kind, 'kept');
+  assert.equal(windows, 2);
+  // Within two windows of that verdict: only the window after is measured, against 20.
+  advance(1500);
+  const chained = await verifier.verify(change(rising([40]), [], state));
+  assert.equal(chained.kind === 'kept' && chained.benefit.before, 20);
+  assert.equal(windows, 3);
+  // Chained and not better than the last window after: undone.
+  const flat = await verifier.verify(change(rising([41]), [], state));
+  assert.equal(flat.kind, 'undone');
+  // Too late to chain: a baseline window of its own.
+  advance(10 * 60_000);
+  windows = 0;
+  assert.equal((await verifier.verify(change(rising([30, 60]), [], state))).kind, 'kept');
+  advance(5000);
+  assert.equal((await verifier.verify(change(rising([60, 90]), [], state))).kind, 'kept');
+  assert.equal(windows, 4);
+});
+
+test('a change with a signal baseline is made at once; the guards\' window before runs while it settles', async () => {
+  const { verifier } = setup();
+  const order: string[] = [];
+  const traced = (name: string, values: number[], better: 'lower' | 'higher'): Measure => {
+    let i = 0;
+    return {
+      name,
+      better,
+      tolerance: 0.15,
+      floor: 1,
+      start: () => {
+        order.push(`${name} window`);
+        return Promise.resolve(() => Promise.resolve(values[i++]));
+      },
+    };
+  };
+  const c = (signal: number, after: number): ProposedChange => ({
+    key: 'rmem@1',
+    description: 'growth of rmem',
+    benefit: traced('peak Mbit/s', [after], 'higher'),
+    guards: [traced('drops', [0, 0], 'lower')],
+    signalBaseline: signal,
+    apply: () => Promise.resolve((order.push('apply'), true)),
+    undo: () => Promise.resolve(void order.push('undo')),
+  });
+  const kept = await verifier.verify(c(21, 400));
+  assert.equal(kept.kind === 'kept' && kept.benefit.before, 21, 'judged against the signal');
+  assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window']);
+  assert.equal((await verifier.verify(c(21, 22))).kind, 'undone', 'no better than the socket was reading: undone');
+  assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window', 'undo']);
 });

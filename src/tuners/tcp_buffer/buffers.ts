@@ -11,13 +11,12 @@
  * is over the limits a namespace went through, not over time.
  *
  * No increase without a measured benefit: the first increase of a limit in a
- * namespace opens a growth episode through the core's change verifier. The
- * namespace's throughput and guards (verify.ts) are measured over a window,
- * the limit is raised, and while the verifier lets it settle and measures
- * again, further events raise it step by step as before. At the end the whole
- * episode is judged: kept, or the limit goes back to where the episode
- * started (scenario 'TCP buffer increase did not help') and is not raised
- * again in that namespace for a hold-off that doubles with each undo.
+ * namespace opens a growth episode through the core's change verifier (see
+ * startEpisode for how each side is measured), and further events raise the
+ * limit step by step while it is judged. At the end the whole episode is
+ * judged: kept, or the limit goes back to where the episode started
+ * (scenario 'TCP buffer increase did not help') and is not raised again in
+ * that namespace for a hold-off that doubles with each undo.
  */
 import { Correlation, MIN_CORRELATION_SAMPLES } from '../../core/correlation';
 import type { ContextWith, TunableDeclaration, TunerEvent, UndoVerdict } from '../../core/tuner';
@@ -54,6 +53,11 @@ interface SideState {
   holdUntil: number;
   /** A growth episode being verified: 'before' while the window before it is measured, then 'growing'. */
   episode?: 'before' | 'growing';
+  /** The latest event during the 'before' window: a socket still pressing on the limit. */
+  pending?: { event: TunerEvent; data: TcpBufferData };
+  /** The limit before the episode's judged step, and whether a socket's buffer has since grown past it. */
+  judgedFrom?: number;
+  exercised?: boolean;
 }
 
 /** Why the limit is worth raising, from the BPF side's reading of the socket. */
@@ -63,6 +67,15 @@ function signalText(side: BufferSide, data: TcpBufferData): string {
     return `, sender limited by it ${pct}% of its busy time`;
   }
   return data.bdp > 0 ? `, path carrying ${data.bdp} bytes per round trip` : '';
+}
+
+/**
+ * The rate a receiving socket was reading at when it asked: the most it read
+ * in one receiver RTT over that RTT, in Mbit/s (bytes per us x 8); undefined
+ * when the event does not say.
+ */
+export function socketReadMbit(data: TcpBufferData): number | undefined {
+  return data.rcvSpace > 0 && data.rttUs > 0 ? (data.rcvSpace * 8) / data.rttUs : undefined;
 }
 
 function familyName(family: number): string {
@@ -102,8 +115,12 @@ export class BufferGrowth {
       await this.stepBackForLatency(side, event, data, st);
       return;
     }
-    if (st.episode === 'before') return;
+    if (st.episode === 'before') {
+      st.pending = { event, data };
+      return;
+    }
     if (st.episode === 'growing') {
+      if (st.judgedFrom !== undefined && data.skBuf > st.judgedFrom) st.exercised = true;
       await this.raise(side, event, data);
       return;
     }
@@ -112,28 +129,68 @@ export class BufferGrowth {
 
   /**
    * Opens a growth episode in the background (the event handler must not
-   * wait out the windows): the verifier measures, calls apply (the first
-   * raise), and judges the episode's growth as one change.
+   * wait out the windows), judged by the core's verifier as one change. The
+   * two sides differ in what a pause costs:
+   *  - receive: a live connection whose limit stands still settles at it, and
+   *    the kernel then never grows its buffer again (it grows it only when
+   *    the reads per round trip grow; seen on a 40 ms path: a connection at a
+   *    131072 limit stayed there through raises to 163840 and 204800). So no
+   *    window before: the limit is raised at once and growth goes on, judged
+   *    against the rate the socket was reading at when it asked (its
+   *    rcvq_space per receiver RTT, carried by the event);
+   *  - send: the kernel grows a send buffer into a raised limit on the next
+   *    ACK while the application is short of space, so a pause costs only
+   *    time. The first step is taken at once (when the namespace's last
+   *    episode was kept), the window before is measured with it in place
+   *    while events only note that a socket still presses on the limit, and
+   *    the step after is the change judged.
+   * Either way the verdict waits until a socket's buffer grew past the limit
+   * the judged growth started from (else no verdict: nothing used it).
    */
   private startEpisode(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): void {
     const ctx = this.ctx;
     const tunable = TUNABLE[side].name;
     const cookie = event.netnsCookie;
     let from: number[] | undefined;
+    let firstMade = false;
     st.episode = 'before';
+    st.pending = undefined;
+    st.judgedFrom = undefined;
+    st.exercised = false;
     const { benefit, guards } = bufferMeasures(ctx, side, cookie, this.memory.sockstatPath);
+    const readRate = side === 'rmem' ? socketReadMbit(data) : undefined;
+    const note = async () => {
+      from ??= await ctx.tunable(TUNABLE[side]).get(cookie);
+    };
     ctx
       .verifyChange({
         key: `${tunable}@${cookie}`,
         description: `growth of ${tunable} max from ${event.oldValues[2] ?? 0}`,
         benefit,
         guards,
+        signalBaseline: readRate,
+        first:
+          readRate === undefined
+            ? async () => {
+                await note();
+                firstMade = await this.raise(side, event, data);
+                return firstMade;
+              }
+            : undefined,
         apply: async () => {
-          from = await ctx.tunable(TUNABLE[side]).get(cookie);
-          const raised = await this.raise(side, event, data);
-          if (raised) st.episode = 'growing';
+          await note();
+          const judgedFrom = (await ctx.tunable(TUNABLE[side]).get(cookie))[2];
+          // After a first step, only a socket that pressed on the new limit asks for more.
+          const next = firstMade ? st.pending : (st.pending ?? { event, data });
+          st.pending = undefined;
+          const raised = next !== undefined && (await this.raise(side, next.event, next.data));
+          if (raised) {
+            st.episode = 'growing';
+            st.judgedFrom = judgedFrom;
+          }
           return raised;
         },
+        exercised: () => st.exercised === true,
         undo: (verdict) => this.undo(side, cookie, from, verdict),
       })
       .then((outcome) => {
@@ -144,6 +201,7 @@ export class BufferGrowth {
       .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
       .finally(() => {
         st.episode = undefined;
+        st.pending = undefined;
       });
   }
 

@@ -56,9 +56,9 @@ test('kernel release comparison for the high-order allocation rule (>= 5.14)', (
   assert.equal(releaseAtLeast('not a release', [5, 14]), false);
 });
 
-test('namespace counters for the verifier: IpExt octets, Tcp segments and retransmits, TcpExt out-of-order', () => {
-  const netstat = 'TcpExt: TCPOFOQueue SyncookiesSent\nTcpExt: 17 0\nIpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 123456 654321\n';
+test('namespace counters for the verifier: IpExt octets, Tcp segments and retransmits, TcpExt receiver drops', () => {
+  const netstat = 'TcpExt: RcvPruned TCPOFOQueue TCPOFODrop TCPRcvQDrop SyncookiesSent\nTcpExt: 2 900 5 10 0\nIpExt: InNoRoutes InOctets OutOctets\nIpExt: 0 123456 654321\n';
   const snmp = 'Tcp: RtoAlgorithm InSegs OutSegs RetransSegs\nTcp: 1 1000 2000 30\n';
-  assert.deepEqual(parseNamespaceCounters(netstat, snmp), { inOctets: 123456, outOctets: 654321, inSegs: 1000, outSegs: 2000, retransSegs: 30, ofoQueue: 17 });
-  assert.deepEqual(parseNamespaceCounters('', ''), { inOctets: 0, outOctets: 0, inSegs: 0, outSegs: 0, retransSegs: 0, ofoQueue: 0 });
+  assert.deepEqual(parseNamespaceCounters(netstat, snmp), { inOctets: 123456, outOctets: 654321, inSegs: 1000, outSegs: 2000, retransSegs: 30, receiverDrops: 17 });
+  assert.deepEqual(parseNamespaceCounters('', ''), { inOctets: 0, outOctets: 0, inSegs: 0, outSegs: 0, retransSegs: 0, receiverDrops: 0 });
 });

@@ -24,6 +24,9 @@
  *    application could not queue more). Only a sender limited by its send
  *    buffer for at least 1/8 of its busy time asks for more. A bulk sender on
  *    a fast local path sits at tcp_wmem[2] without ever being limited by it;
+ *    so does one whose own qdisc is the bottleneck (autocorking keeps its
+ *    unsent tail in the write queue, and SNDBUF_LIMITED starts only with that
+ *    queue empty): more buffer would only lengthen its queue;
  *  - receive: the bandwidth-delay product. rcvq_space.space is the most the
  *    application read in one receiver RTT (the kernel's own demand estimate);
  *    scaled to the path's smoothed RTT it is what the window must hold per
@@ -179,7 +182,7 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
  * Bytes the path carries per round trip: the most read in one receiver RTT
  * (rcvq_space.space), times srtt / receiver RTT. Both RTTs are in 1/8 us.
  */
-static __always_inline __u32 path_bdp(const struct sock *sk)
+static __always_inline void path_bdp(const struct sock *sk, struct tcp_buffer_data *why)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 space = BPF_CORE_READ(tp, rcvq_space.space);
@@ -189,7 +192,8 @@ static __always_inline __u32 path_bdp(const struct sock *sk)
 
 	if (rcv_rtt && srtt)
 		bdp = space * srtt / rcv_rtt;
-	return bdp > 0xffffffffULL ? 0xffffffffU : (__u32)bdp;
+	why->bdp = bdp > 0xffffffffULL ? 0xffffffffU : (__u32)bdp;
+	why->rcv_space = space > 0xffffffffULL ? 0xffffffffU : (__u32)space;
 }
 
 static __always_inline void post_near_max(const struct sock *sk, struct net *net, __u32 kind,
@@ -213,6 +217,7 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	data->busy = why->busy;
 	data->sndbuf_limited = why->sndbuf_limited;
 	data->bdp = why->bdp;
+	data->rcv_space = why->rcv_space;
 	bpftune_post(&event);
 }
 
@@ -240,7 +245,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
 	if (!slot)
 		return 0;
-	why.bdp = path_bdp(sk);
+	path_bdp(sk, &why);
 	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
 		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
 		mark_slot(slot, net, rmem_max, false);

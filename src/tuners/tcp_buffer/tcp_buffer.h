@@ -35,7 +35,12 @@ struct tcp_buffer_data {
 	__u32 busy;		/* send: jiffies busy in all (0: unknown) */
 	__u32 sndbuf_limited;	/* send: jiffies of those limited by the send buffer */
 	__u32 bdp;		/* receive: bytes per path RTT (0: unknown) */
-	__u32 pad2;
+	/*
+	 * receive: the most read in one receiver RTT (rcvq_space.space); with
+	 * rtt_us, the rate the socket was reading at when it asked: the
+	 * baseline its growth is judged against.
+	 */
+	__u32 rcv_space;
 };
 
 #endif

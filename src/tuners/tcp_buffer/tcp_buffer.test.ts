@@ -10,7 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 
@@ -156,10 +156,10 @@ test('a socket with SO_RCVBUF set is not a reason to grow tcp_rmem', async () =>
 });
 
 test('when bigger send buffers only fill a queue, rising RTT stops the growth and steps back', async () => {
-  const pair = createVethPair();
-  // A 20 Mbit/s bottleneck with a deep queue at the sender: every byte in flight beyond the
-  // (tiny) path BDP waits in the queue, so the sender's smoothed RTT grows with its send buffer.
-  inNamespace(pair.client, 'tc', ['qdisc', 'add', 'dev', 'veth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'limit', '16mb']);
+  // A 20 Mbit/s bottleneck with a deep queue one hop from the sender: every byte in flight beyond
+  // the (tiny) path BDP waits in the queue, so the sender's smoothed RTT grows with its send buffer.
+  // (Not on the sender's own device: see createQueuedPath.)
+  const pair = createQueuedPath(20);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
   const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
   await daemon.started();

@@ -96,3 +96,56 @@ export async function runIperfClient(ns: string, server: string, seconds: number
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * A sender whose bottleneck queue is one hop away: client -- router -- server,
+ * the router's device towards the server a `rateMbit` tbf with a deep queue
+ * (16 MB). The queue must not be on the sender's own device: while its own
+ * qdisc holds its packets, autocorking keeps the tail of each write in the
+ * write queue, and the kernel counts a sender with unsent data as busy, not
+ * limited by its send buffer (TCP_CHRONO_SNDBUF_LIMITED starts only once the
+ * write queue is empty). Measured with ss -tin on a 32 KB tcp_wmem max: there
+ * sndbuf_limited stops growing after about a second (32% of busy time at
+ * 0.25 s, 10% at 1.75 s, 4% at 4.5 s), so tcp_buffer's 1/8 gate is open only
+ * in the connection's first second; one hop away it stays at 40-45%, under
+ * CPU load too. There everything the sender has queued is in flight, the
+ * network starves whenever the application waits for send buffer space, and
+ * a bigger send buffer only makes the router's queue (and the RTT) longer.
+ * Server 198.18.2.2 (fd00:0:b2::2), client 198.18.0.1 (fd00:0:b0::1).
+ */
+export function createQueuedPath(rateMbit: number): VethPair {
+  const client = createNamespace();
+  const router = createNamespace();
+  const server = createNamespace();
+  inNamespace(client, 'ip', ['link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'r0', 'netns', router]);
+  inNamespace(router, 'ip', ['link', 'add', 'r1', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', server]);
+  const pair: VethPair = {
+    client,
+    server,
+    clientAddr4: '198.18.0.1',
+    serverAddr4: '198.18.2.2',
+    clientAddr6: 'fd00:0:b0::1',
+    serverAddr6: 'fd00:0:b2::2',
+  };
+  for (const [ns, dev, a4, a6] of [
+    [client, 'veth0', `${pair.clientAddr4}/24`, `${pair.clientAddr6}/64`],
+    [router, 'r0', '198.18.0.254/24', 'fd00:0:b0::fe/64'],
+    [router, 'r1', '198.18.2.254/24', 'fd00:0:b2::fe/64'],
+    [server, 'veth1', `${pair.serverAddr4}/24`, `${pair.serverAddr6}/64`],
+  ] as const) {
+    inNamespace(ns, 'ip', ['addr', 'add', a4, 'dev', dev]);
+    inNamespace(ns, 'ip', ['addr', 'add', a6, 'dev', dev, 'nodad']);
+    inNamespace(ns, 'ip', ['link', 'set', dev, 'up']);
+  }
+  for (const [ns, via4, via6] of [
+    [client, '198.18.0.254', 'fd00:0:b0::fe'],
+    [server, '198.18.2.254', 'fd00:0:b2::fe'],
+  ] as const) {
+    inNamespace(ns, 'ip', ['route', 'add', 'default', 'via', via4]);
+    inNamespace(ns, 'ip', ['-6', 'route', 'add', 'default', 'via', via6]);
+  }
+  inNamespace(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+  inNamespace(router, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+  inNamespace(router, 'tc', ['qdisc', 'add', 'dev', 'r1', 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', '32kb', 'limit', '16mb']);
+  return pair;
+}

@@ -8,8 +8,8 @@
  * (tunable and namespace) held off from being changed again for a period that
  * doubles each time, up to a limit. A change that helped resets the hold-off.
  *
- * Two refinements, both from runs where the plain scheme undid good changes
- * or reacted late:
+ * Refinements, all from runs where the plain scheme undid good changes or
+ * reacted late:
  *  - A window in which the benefit measure saw nothing (below its
  *    `minimum`: no traffic at all) gives no verdict, nor does a change that
  *    nothing used by the time it settled (`exercised`: a connection whose
@@ -23,6 +23,15 @@
  *    key's last verified change was kept (or there was none), so unverified
  *    steps never follow one another: each is judged with what comes after it
  *    before another may be taken on trust.
+ *  - Some changes must not wait for a window at all (a receive buffer limit
+ *    that stands still while a connection settles is never grown into). A
+ *    change with a `signalBaseline` is made at once and its benefit judged
+ *    against the figure its signal carried; the guards' window before runs
+ *    while it settles.
+ *  - A change that comes within two windows of a kept one to the same key
+ *    takes the kept one's window after as its baseline: growth that goes on
+ *    step after step is neither paused by a fresh window nor judged against
+ *    a signal's figure (which can be a sharper peak than a window measures).
  *
  * Generic on purpose: the core knows no tuner and no kernel signal here, only
  * measures a tuner declares, so it can sit between a tuner and ctx.set()
@@ -229,7 +238,16 @@ export class ChangeVerifier {
       }
       return !change.exercised || change.exercised() ? 0 : this.options.settleMs + useWaitMs;
     };
-    if (change.signalBaseline !== undefined) {
+    const chained = this.chainedBaseline(change.key, measures.length);
+    if (chained) {
+      // Growth going on: the window after the last kept step is this one's baseline, same measures.
+      before = chained;
+      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+      await this.sleep(this.options.settleMs);
+      const unusedFor = await waitForUse();
+      if (unusedFor) return this.noUse(change, unusedFor);
+      after = await measureAll(measures, this.options.windowMs, this.sleep);
+    } else if (change.signalBaseline !== undefined) {
       if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
       // The guards' window before doubles as the settling time.
       const guardsBefore = await measureAll(change.guards, this.options.settleMs, this.sleep);
@@ -238,16 +256,11 @@ export class ChangeVerifier {
       before = [change.signalBaseline, ...guardsBefore];
       after = await measureAll(measures, this.options.windowMs, this.sleep);
     } else {
-      const chained = this.chainedBaseline(change.key, measures.length);
-      if (chained) {
-        before = chained;
-      } else {
-        if (change.first && this.trusted(change.key)) {
-          firstMade = await change.first();
-          if (firstMade) this.untrusted.add(change.key);
-        }
-        before = await measureAll(measures, this.options.windowMs, this.sleep);
+      if (change.first && this.trusted(change.key)) {
+        firstMade = await change.first();
+        if (firstMade) this.untrusted.add(change.key);
       }
+      before = await measureAll(measures, this.options.windowMs, this.sleep);
       if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
       await this.sleep(this.options.settleMs);
       const unusedFor = await waitForUse();

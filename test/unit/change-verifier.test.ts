@@ -242,7 +242,7 @@ test('a change soon after a kept one takes that one\'s window after as its basel
 });
 
 test('a change with a signal baseline is made at once; the guards\' window before runs while it settles', async () => {
-  const { verifier } = setup();
+  const { verifier, advance } = setup();
   const order: string[] = [];
   const traced = (name: string, values: number[], better: 'lower' | 'higher'): Measure => {
     let i = 0;
@@ -269,6 +269,27 @@ test('a change with a signal baseline is made at once; the guards\' window befor
   const kept = await verifier.verify(c(21, 400));
   assert.equal(kept.kind === 'kept' && kept.benefit.before, 21, 'judged against the signal');
   assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window']);
+  advance(10_000); // not chained to the kept one
   assert.equal((await verifier.verify(c(21, 22))).kind, 'undone', 'no better than the socket was reading: undone');
   assert.deepEqual(order.splice(0), ['apply', 'drops window', 'peak Mbit/s window', 'drops window', 'undo']);
+});
+
+test('a signal-baseline change chained to a kept one is judged against that one\'s window after', async () => {
+  const { verifier, advance } = setup();
+  let i = 0;
+  const afters = [400, 1370];
+  const c = (signal: number): ProposedChange => ({
+    key: 'rmem@2',
+    description: 'growth of rmem',
+    benefit: { name: 'peak Mbit/s', better: 'higher', tolerance: 0.15, floor: 1, start: () => Promise.resolve(() => Promise.resolve(afters[i++])) },
+    guards: [],
+    signalBaseline: signal,
+    apply: () => Promise.resolve(true),
+    undo: () => Promise.resolve(),
+  });
+  assert.equal((await verifier.verify(c(21))).kind, 'kept');
+  advance(500);
+  // The socket's one-RTT peak said 1985; the window after the last kept step said 400.
+  const chained = await verifier.verify(c(1985));
+  assert.equal(chained.kind === 'kept' && chained.benefit.before, 400);
 });

@@ -28,15 +28,20 @@ export function createVethPair(): VethPair {
     clientAddr6: 'fd00:0:b0::1',
     serverAddr6: 'fd00:0:b0::2',
   };
-  for (const [ns, dev, a4, a6] of [
-    [client, 'veth0', pair.clientAddr4, pair.clientAddr6],
-    [server, 'veth1', pair.serverAddr4, pair.serverAddr6],
-  ] as const) {
-    inNamespace(ns, 'ip', ['addr', 'add', `${a4}/24`, 'dev', dev]);
-    inNamespace(ns, 'ip', ['addr', 'add', `${a6}/64`, 'dev', dev, 'nodad']);
+  addressDevices([
+    [client, 'veth0', `${pair.clientAddr4}/24`, `${pair.clientAddr6}/64`],
+    [server, 'veth1', `${pair.serverAddr4}/24`, `${pair.serverAddr6}/64`],
+  ]);
+  return pair;
+}
+
+/** Each [namespace, device, IPv4/prefix, IPv6/prefix]: addressed (no DAD wait) and up. */
+function addressDevices(devices: ReadonlyArray<readonly [string, string, string, string]>): void {
+  for (const [ns, dev, a4, a6] of devices) {
+    inNamespace(ns, 'ip', ['addr', 'add', a4, 'dev', dev]);
+    inNamespace(ns, 'ip', ['addr', 'add', a6, 'dev', dev, 'nodad']);
     inNamespace(ns, 'ip', ['link', 'set', dev, 'up']);
   }
-  return pair;
 }
 
 export interface IperfServer {
@@ -127,16 +132,12 @@ export function createQueuedPath(rateMbit: number): VethPair {
     clientAddr6: 'fd00:0:b0::1',
     serverAddr6: 'fd00:0:b2::2',
   };
-  for (const [ns, dev, a4, a6] of [
+  addressDevices([
     [client, 'veth0', `${pair.clientAddr4}/24`, `${pair.clientAddr6}/64`],
     [router, 'r0', '198.18.0.254/24', 'fd00:0:b0::fe/64'],
     [router, 'r1', '198.18.2.254/24', 'fd00:0:b2::fe/64'],
     [server, 'veth1', `${pair.serverAddr4}/24`, `${pair.serverAddr6}/64`],
-  ] as const) {
-    inNamespace(ns, 'ip', ['addr', 'add', a4, 'dev', dev]);
-    inNamespace(ns, 'ip', ['addr', 'add', a6, 'dev', dev, 'nodad']);
-    inNamespace(ns, 'ip', ['link', 'set', dev, 'up']);
-  }
+  ]);
   for (const [ns, via4, via6] of [
     [client, '198.18.0.254', 'fd00:0:b0::fe'],
     [server, '198.18.2.254', 'fd00:0:b2::fe'],

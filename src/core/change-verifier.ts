@@ -25,9 +25,9 @@
  *    before another may be taken on trust.
  *  - Some changes must not wait for a window at all (a receive buffer limit
  *    that stands still while a connection settles is never grown into). A
- *    change with a `signalBaseline` is made at once and its benefit judged
- *    against the figure its signal carried; the guards' window before runs
- *    while it settles.
+ *    change with a `signalBaseline` is made at once; the window before runs
+ *    while it settles, and its benefit is judged against the lower of the
+ *    signal's figure and that window's.
  *  - A change that comes within two windows of a kept one to the same key
  *    takes the kept one's window after as its baseline: growth that goes on
  *    step after step is neither paused by a fresh window nor judged against
@@ -73,9 +73,10 @@ export interface ProposedChange {
   /**
    * Optional: the benefit as the signal that asked for the change measured
    * it (e.g. the rate the socket at its limit was reading at). Given, the
-   * change is made at once, with no window before it: the guards' window
-   * before runs while the change settles, and the benefit after is judged
-   * against this. For changes whose effect a pause would spoil.
+   * change is made at once, with no window before it: the window before runs
+   * while the change settles, and the benefit after is judged against the
+   * lower of this and that window's. For changes whose effect a pause would
+   * spoil.
    */
   signalBaseline?: number;
   /** Makes the change; false if it was not made (the verifier then does nothing more). */
@@ -249,11 +250,14 @@ export class ChangeVerifier {
       after = await measureAll(measures, this.options.windowMs, this.sleep);
     } else if (change.signalBaseline !== undefined) {
       if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
-      // The guards' window before doubles as the settling time.
-      const guardsBefore = await measureAll(change.guards, this.options.settleMs, this.sleep);
+      // The window before doubles as the settling time. Its benefit already has some of the change
+      // in it, and the signal's figure can be a sharper peak than a window measures (on loopback a
+      // socket's read per RTT over that RTT says tens of Gbit/s): the lower of the two is the baseline.
+      const settling = await measureAll(measures, this.options.settleMs, this.sleep);
       const unusedFor = await waitForUse();
       if (unusedFor) return this.noUse(change, unusedFor);
-      before = [change.signalBaseline, ...guardsBefore];
+      const [settlingBenefit = Number.NaN, ...guardsBefore] = settling;
+      before = [Number.isFinite(settlingBenefit) ? Math.min(change.signalBaseline, settlingBenefit) : change.signalBaseline, ...guardsBefore];
       after = await measureAll(measures, this.options.windowMs, this.sleep);
     } else {
       if (change.first && this.trusted(change.key)) {

@@ -229,8 +229,6 @@ export class ChangeVerifier {
     if (until) return { kind: 'held off', key: change.key, untilMs: until };
     const measures = [change.benefit, ...change.guards];
     let firstMade = false;
-    let before: number[];
-    let after: number[];
     const waitForUse = async () => {
       // Something may take a while to use it (a connection's reads must grow first): wait a little more.
       const useWaitMs = this.options.settleMs * USE_WAIT_SETTLES;
@@ -240,38 +238,31 @@ export class ChangeVerifier {
       return !change.exercised || change.exercised() ? 0 : this.options.settleMs + useWaitMs;
     };
     const chained = this.chainedBaseline(change.key, measures.length);
-    if (chained) {
-      // Growth going on: the window after the last kept step is this one's baseline, same measures.
-      before = chained;
-      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
-      await this.sleep(this.options.settleMs);
-      const unusedFor = await waitForUse();
-      if (unusedFor) return this.noUse(change, unusedFor);
-      after = await measureAll(measures, this.options.windowMs, this.sleep);
-    } else if (change.signalBaseline !== undefined) {
-      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
-      // The window before doubles as the settling time. Its benefit already has some of the change
-      // in it, and the signal's figure can be a sharper peak than a window measures (on loopback a
-      // socket's read per RTT over that RTT says tens of Gbit/s): the lower of the two is the baseline.
-      const settling = await measureAll(measures, this.options.settleMs, this.sleep);
-      const unusedFor = await waitForUse();
-      if (unusedFor) return this.noUse(change, unusedFor);
-      const [settlingBenefit = Number.NaN, ...guardsBefore] = settling;
-      before = [Number.isFinite(settlingBenefit) ? Math.min(change.signalBaseline, settlingBenefit) : change.signalBaseline, ...guardsBefore];
-      after = await measureAll(measures, this.options.windowMs, this.sleep);
-    } else {
+    const signal = chained ? undefined : change.signalBaseline;
+    // Growth going on: the window after the last kept step is this one's baseline, same measures.
+    let before = chained;
+    if (!before && signal === undefined) {
       if (change.first && this.trusted(change.key)) {
         firstMade = await change.first();
         if (firstMade) this.untrusted.add(change.key);
       }
       before = await measureAll(measures, this.options.windowMs, this.sleep);
-      if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
-      await this.sleep(this.options.settleMs);
-      const unusedFor = await waitForUse();
-      if (unusedFor) return this.noUse(change, unusedFor);
-      after = await measureAll(measures, this.options.windowMs, this.sleep);
     }
-    const readings = measures.map((m, i) => compareWindows(m, before[i], after[i]));
+    if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+    if (signal === undefined) {
+      await this.sleep(this.options.settleMs);
+    } else {
+      // The window before doubles as the settling time. Its benefit already has some of the change
+      // in it, and the signal's figure can be a sharper peak than a window measures (on loopback a
+      // socket's read per RTT over that RTT says tens of Gbit/s): the lower of the two is the baseline.
+      const [settlingBenefit = Number.NaN, ...guardsBefore] = await measureAll(measures, this.options.settleMs, this.sleep);
+      before = [Number.isFinite(settlingBenefit) ? Math.min(signal, settlingBenefit) : signal, ...guardsBefore];
+    }
+    const unusedFor = await waitForUse();
+    if (unusedFor) return this.noUse(change, unusedFor);
+    const after = await measureAll(measures, this.options.windowMs, this.sleep);
+    const baseline = before ?? [];
+    const readings = measures.map((m, i) => compareWindows(m, baseline[i] ?? Number.NaN, after[i]));
     const [benefit, ...guards] = readings;
     const { keep, conclusive, why } = judge(benefit, guards);
     const figures = readings.map((r) => `${r.measure} ${fmt(r.before)} -> ${fmt(r.after)}`).join(', ');

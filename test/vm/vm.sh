@@ -5,7 +5,7 @@
 #   test/vm/vm.sh run KERNEL      KERNEL: 6.1 | 6.12 | a linux-image-* package | a version (6.1.0-47)
 #   test/vm/vm.sh matrix          6.1 then 6.12, one VM at a time; writes test/vm/results/
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
-#   test/vm/vm.sh kvm-usable      exit status 0 when /dev/kvm can be opened (CI runs the matrix then)
+#   test/vm/vm.sh kvm-usable      exit status 0 when KVM can boot the images (CI runs the matrix then)
 # VM_PARTS="support tests service" (default: all three; "bench" only on request) chooses what runs inside, VM_TESTS=REGEX
 # which test files (default: all); VM_TIMEOUT=seconds; VM_RUN_LABEL=x keeps the results apart
 # (results/raw/<kernel>-x), e.g. for a partial rerun after a fix.
@@ -158,7 +158,33 @@ build_payload() {
   mkfs.ext4 -q -L payload -d "$stage" "$out" "$(( $(du -sm "$stage" | cut -f1) + 64 ))M"
 }
 
-kvm_usable() { [ -z "${VM_FORCE_TCG:-}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] && exec 9<>/dev/kvm 2>/dev/null && exec 9>&-; }
+# KVM can run Debian's kernels only with hardware virtualisation (vmx or svm among the CPU's flags).
+# A /dev/kvm without it can be a paravirtual one (kvm_pvm, on machines that are themselves guests):
+# it opens, and qemu starts, but a stock kernel hangs right after the boot loader's "Probing EDD".
+kvm_usable() {
+  [ -z "${VM_FORCE_TCG:-}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo &&
+    exec 9<>/dev/kvm 2>/dev/null && exec 9>&-
+}
+
+# The -cpu model KVM accepts here, or nothing. `host` first; where this machine is itself a guest,
+# its KVM can refuse the IA32_ARCH_CAPABILITIES MSR that `host` passes on (qemu then aborts with
+# "failed to set MSR 0x10a"), so the same model without that feature next. Each is tried with the
+# vCPUs created and paused (-S): a model that fails does so at once.
+kvm_cpu() {
+  local cpu pid
+  for cpu in host host,-arch-capabilities; do
+    qemu-system-x86_64 -accel kvm -cpu "$cpu" -machine q35 -smp 1 -m 64 -nodefaults -display none -S \
+      -nic none -monitor none -serial none >/dev/null 2>&1 &
+    pid=$!
+    sleep 1.5
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+      echo "$cpu"; return 0
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  return 1
+}
 
 QEMU_PID=
 CLEANUP_DIRS=()
@@ -176,7 +202,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # Boots KERNEL's image with the payload and collects the results in $OUT_DIR/<kernel>/.
 run_vm() {
-  local kernel=$1 dir work out accel timeout t0 t_boot t_done= rc=0 elapsed
+  local kernel=$1 dir work out accel cpu timeout t0 t_boot t_done= rc=0 elapsed
   ensure_image "$kernel"; dir=$IMAGE_DIR
   work=$(mktemp -d /tmp/bpftune-vm.XXXXXX)
   CLEANUP_DIRS+=("$work")
@@ -185,9 +211,11 @@ run_vm() {
   rm -f "$out"/console.log "$out"/results.log
   echo "$(cat "$dir/kernel-package") from Debian's archive, key $(basename "$dir"); cold build $(cat "$dir/build-seconds") s; ${IMAGE_BUILT:+built by this run}${IMAGE_BUILT:-cached for this run}" > "$out/image"
   build_payload "$work/payload.img" "$work/stage"
-  if kvm_usable; then
-    accel=(-accel kvm -cpu host); timeout=${VM_TIMEOUT:-900}; echo kvm > "$out/accel"
+  if kvm_usable && cpu=$(kvm_cpu); then
+    accel=(-accel kvm -cpu "$cpu"); timeout=${VM_TIMEOUT:-900}; echo kvm > "$out/accel"
+    [ "$cpu" = host ] || log "KVM refuses -cpu host here; using -cpu $cpu"
   else
+    kvm_usable && log "warning: /dev/kvm opens but qemu could not start a KVM vCPU with any model tried"
     log "warning: /dev/kvm is not usable here: running under TCG (software emulation), much slower"
     accel=(-accel tcg,thread=multi -cpu max); timeout=${VM_TIMEOUT:-3600}; echo tcg > "$out/accel"
   fi

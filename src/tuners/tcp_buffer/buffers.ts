@@ -159,6 +159,7 @@ export class BufferGrowth {
     st.exercised = false;
     const { benefit, guards } = bufferMeasures(ctx, side, cookie, this.memory.sockstatPath);
     const readRate = side === 'rmem' ? socketReadMbit(data) : undefined;
+    // The limit where the episode started (what an undo goes back to); read once, before the first step.
     const note = async () => {
       from ??= await ctx.tunable(TUNABLE[side]).get(cookie);
     };
@@ -179,14 +180,16 @@ export class BufferGrowth {
             : undefined,
         apply: async () => {
           await note();
-          const judgedFrom = (await ctx.tunable(TUNABLE[side]).get(cookie))[2];
+          // Without a first step the limit is still the one just noted: no second read (each one
+          // enters the namespace on a worker thread, and this is the reaction's path).
+          const current = firstMade ? await ctx.tunable(TUNABLE[side]).get(cookie) : (from as number[]);
           // After a first step, only a socket that pressed on the new limit asks for more.
           const next = firstMade ? st.pending : (st.pending ?? { event, data });
           st.pending = undefined;
-          const raised = next !== undefined && (await this.raise(side, next.event, next.data));
+          const raised = next !== undefined && (await this.raise(side, next.event, next.data, current));
           if (raised) {
             st.episode = 'growing';
-            st.judgedFrom = judgedFrom;
+            st.judgedFrom = current[2];
           }
           return raised;
         },
@@ -221,14 +224,15 @@ export class BufferGrowth {
     });
   }
 
-  private async raise(side: BufferSide, event: TunerEvent, data: TcpBufferData): Promise<boolean> {
+  /** One step up, from the limit the event saw; `known` is the namespace's limit if the caller has just read it. */
+  private async raise(side: BufferSide, event: TunerEvent, data: TcpBufferData, known?: number[]): Promise<boolean> {
     const ctx = this.ctx;
     const tunable = TUNABLE[side].name;
     const [min = 0, def = 0, max = 0] = event.oldValues;
     const cookie = event.netnsCookie;
     const target = Math.min(BUFFER_MAX_CAP, event.newValues[2] ?? 0);
     // Events queued before an earlier one was acted on carry the old limit.
-    const current = await ctx.tunable(TUNABLE[side]).get(cookie);
+    const current = known ?? (await ctx.tunable(TUNABLE[side]).get(cookie));
     if (target <= (current[2] ?? 0)) return false;
     const raised = await ctx.set({
       tunable,

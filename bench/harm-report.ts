@@ -6,15 +6,20 @@
  * without bpftune than the control is, in the harmful direction.
  */
 
-export const HARM_CONDITIONS = ['none', 'bpftune', 'profile', 'control'] as const;
+/** 'reference' (oracle/bpftune) runs only where it can start: in the 6.1 VM of the side-by-side benchmark. */
+export const HARM_CONDITIONS = ['none', 'bpftune', 'reference', 'profile', 'control'] as const;
 export type HarmCondition = (typeof HARM_CONDITIONS)[number];
 
 export const CONDITION_LABELS: Record<HarmCondition, string> = {
   none: 'no daemon',
   bpftune: 'bpftune',
+  reference: 'oracle/bpftune',
   profile: 'tuned network-throughput',
   control: 'no daemon (control)',
 };
+
+/** The conditions whose daemon's changes the matrix lists. */
+const DAEMON_CONDITIONS: ReadonlySet<HarmCondition> = new Set(['bpftune', 'reference']);
 
 export interface TunableChange {
   tunable: string;
@@ -33,7 +38,7 @@ export interface HarmRun {
   probeTransactions: number;
   /** Highest TCP memory seen during the run above its value at the start (sockstat's mem, all namespaces), bytes. */
   tcpMemBytes: number;
-  /** What bpftune changed during the run (empty for the other conditions). */
+  /** What the daemon (bpftune or the reference) changed during the run (empty for the other conditions). */
   changes: TunableChange[];
   /** Scenario-specific extras, e.g. backlog drops, connections held. */
   extra: Record<string, number | string>;
@@ -162,7 +167,7 @@ export function renderHarmTable(scenarios: HarmScenarioResult[]): string {
         us(r.p99Us),
         mb(r.tcpMemBytes),
         verdictCell(s, c),
-        c === 'bpftune' ? formatChanges(r.changes) : c === 'profile' ? 'tcp_rmem 4096 87380 16777216, tcp_wmem 4096 16384 16777216' : '',
+        DAEMON_CONDITIONS.has(c) ? formatChanges(r.changes) : c === 'profile' ? 'tcp_rmem 4096 87380 16777216, tcp_wmem 4096 16384 16777216' : '',
         Object.entries(r.extra)
           .map(([k, v]) => `${k} ${v}`)
           .join(', '),

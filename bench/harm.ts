@@ -17,8 +17,11 @@
  * vm settings that do not touch the network: the profile condition sets the
  * two TCP ones in both namespaces.
  *
- * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [a,b,...] (root)
- * prints the table; more rounds narrow the spread the verdicts are judged by.
+ * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [--seconds S] [a,b,...]
+ * (root) prints the table; more rounds narrow the spread the verdicts are judged
+ * by, longer runs give the daemons time to act (a fresh daemon starts with
+ * each run). In the 6.1 VM, bench/vs-upstream.ts runs it with oracle/bpftune as
+ * one more condition (phase "harm").
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,6 +34,7 @@ import { HARM_CONDITIONS, parseChanges, parseSockstatTcpMemory, parseSoftnet, re
 import { createVethPair, runIperf, type VethPair } from './iperf';
 import { startEchoServer, tcpCounters, TRAFFIC_SCRIPT } from './workloads';
 import type { TrafficResult } from './traffic';
+import { settled } from './vs-upstream-daemons';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ECHO_PORT = 5301;
@@ -144,6 +148,8 @@ export const SCENARIOS: ScenarioSpec[] = [
 
 export interface HarmOptions {
   seconds: number;
+  /** oracle/bpftune's command: adds the 'reference' condition (only where it can start, e.g. the 6.1 VM). */
+  referenceCommand?: string[];
   /** Each round runs every condition once (the profile in the first only); odd rounds in the reverse order. */
   rounds: number;
   quick: boolean;
@@ -163,6 +169,10 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
     if (condition === 'bpftune') {
       daemon = new DaemonProcess(options.daemonArgs);
       await daemon.started();
+    } else if (condition === 'reference' && options.referenceCommand) {
+      // It says nothing once it has loaded: settled is when its BPF fds and CPU stand still.
+      daemon = new DaemonProcess(['-R'], { command: options.referenceCommand });
+      await settled(daemon, 'theirs');
     }
     await echo.ready;
     await sleep(500);
@@ -217,7 +227,7 @@ export async function measureHarm(options: HarmOptions, only?: string[]): Promis
     try {
       for (let round = 0; round < options.rounds; round++) {
         // The static profile is a reference, run once; the conditions compared for harm run every round.
-        const conditions = round === 0 ? HARM_CONDITIONS : HARM_CONDITIONS.filter((c) => c !== 'profile');
+        const conditions = HARM_CONDITIONS.filter((c) => (c !== 'profile' || round === 0) && (c !== 'reference' || options.referenceCommand));
         for (const condition of round % 2 ? [...conditions].reverse() : conditions) {
           throwIfAborted();
           options.progress(`harm ${spec.title}: ${condition} (round ${round + 1}/${options.rounds})`);
@@ -247,7 +257,10 @@ if (require.main === module) {
     const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : undefined;
     if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds needs a whole number of at least 1, not ${process.argv[roundsArg + 1]}`);
     const progress = (line: string) => process.stderr.write(`${line}\n`);
-    const settings = { ...harmSettings(quick), ...(rounds ? { rounds } : {}) };
+    const secondsArg = process.argv.indexOf('--seconds');
+    const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : undefined;
+    if (seconds !== undefined && !(seconds > 0)) throw new Error(`--seconds needs a positive number, not ${process.argv[secondsArg + 1]}`);
+    const settings = { ...harmSettings(quick), ...(rounds ? { rounds } : {}), ...(seconds ? { seconds } : {}) };
     const results = await measureHarm({ ...settings, quick, daemonArgs: builtinDaemonArgs(), progress }, only);
     process.stdout.write(`${renderHarmTable(results)}\n`);
   });

@@ -11,7 +11,8 @@
 #    (KVM or TCG).
 #
 # KERNEL (default 6.1); VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS, VS_TRIALS, VS_PHASES
-# are passed to the guest. Needs root. Run it niced on a shared machine: nice -n 10 make ...
+# are passed to the guest (bench/vs-upstream.ts lists them all); VS_REPORT writes the report elsewhere.
+# Needs root. Run it niced on a shared machine: nice -n 10 make ...
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -68,7 +69,7 @@ fi
 rc=0
 VM_IMAGE=bench VM_PARTS=bench VM_EXTRA_PAYLOAD="$ref" VM_RUN_LABEL="$LABEL" "$REPO/test/vm/vm.sh" run "$KERNEL" || rc=$?
 raw="$REPO/test/vm/results/raw/$KERNEL-$LABEL"
-out="$REPO/bench/results/vs-upstream-$KERNEL.md"
+out=${VS_REPORT:-$REPO/bench/results/vs-upstream-$KERNEL.md}
 accel=$(cat "$raw/accel" 2>/dev/null || echo unknown)
 {
   tr -d '\r' < "$raw/results.log" | sed -n 's/^REPORT //p' | sed -n '1p'

@@ -24,18 +24,24 @@
  * RSS and PSS from smaps_rollup), then the three workloads of bench/workloads.ts
  * run on a fresh veth pair per condition, and RSS/PSS are read again.
  *
+ * Phase "harm": the harm matrix (bench/harm.ts) with oracle/bpftune as one
+ * more condition (VS_HARM_ROUNDS, VS_HARM_SECONDS). Phases "footprint" (the
+ * steady state after a warm-up) and "cost" (each daemon's direct cost per unit
+ * of work, from BPF run-time statistics): bench/vs-upstream-cost.ts.
+ *
  * Every figure is reported as ours/theirs with a bootstrap interval (paired by
  * block where runs are paired), next to each one against none.
  *
  * Environment: BPFTUNE_REFERENCE (the reference's command, default
- * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead"),
- * VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS, VS_TRIALS.
+ * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
+ * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
+ * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_FOOTPRINT_ROUNDS,
+ * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS.
  * Prints the report (markdown) on stdout, progress on stderr.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as os from 'node:os';
-import { DaemonProcess } from '../test/support/daemon';
+import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
 import { createNamespace, deleteNamespace, removeStaleNamespaces, sysctlIn } from '../test/support/netns';
 import { createEmulatedLink } from '../test/support/link-emulator';
@@ -48,12 +54,12 @@ import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-rat
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName, type WorkloadRun } from './overhead-summary';
 import { runWorkload } from './workloads';
 import { median } from './stats';
+import { costPhase, footprintPhase, type Bracket } from './vs-upstream-cost';
+import { measureHarm } from './harm';
+import { renderHarmTable } from './harm-report';
+import { env, log, REFERENCE, settled, sleep, smapsRollup, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const env = (name: string, fallback: number) => Number(process.env[name]) || fallback;
-
-const REFERENCE = process.env.BPFTUNE_REFERENCE ?? '/usr/sbin/bpftune-reference';
-const PHASES = (process.env.VS_PHASES ?? 'function overhead').split(/\s+/).filter(Boolean);
+const PHASES = (process.env.VS_PHASES ?? 'function overhead harm footprint cost').split(/\s+/).filter(Boolean);
 const ROUNDS = env('VS_ROUNDS', 3);
 const BLOCKS = env('VS_BLOCKS', 4);
 const SECONDS = env('VS_SECONDS', 3);
@@ -67,68 +73,7 @@ const LONG_CONNECTION_SECONDS = 2;
 const LOSSY = { rttMs: 30, lossPercent: 2, rateMbit: 10, seconds: 10 };
 const REACTION_LIMIT_MS = 20_000;
 
-type Daemon = 'ours' | 'theirs';
 type Condition = 'none' | 'control' | Daemon;
-
-const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-
-function startDaemon(which: Daemon): DaemonProcess {
-  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs()) : new DaemonProcess(['-R'], { command: [REFERENCE] });
-}
-
-/** BPF programs and links the process holds. */
-function bpfFds(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (/^anon_inode:bpf[-_](link|prog)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
-}
-
-/**
- * Settled: holds BPF programs, their number unchanged and its CPU below 5% of
- * a core for 3 s in a row. The same test for both daemons (the reference logs
- * nothing at its default level once it has loaded); ours also says "tuners loaded".
- */
-async function settled(daemon: DaemonProcess, which: Daemon): Promise<number> {
-  const t0 = Date.now();
-  if (which === 'ours') await daemon.waitFor(/tuners loaded/, 600_000);
-  let last = -1;
-  let quiet = 0;
-  let cpu = cpuNs(daemon.pid);
-  while (quiet < 3) {
-    await sleep(1000);
-    throwIfAborted();
-    if (Date.now() - t0 > 900_000) throw new Error(`${which} did not settle in 900 s; log:\n${daemon.log.slice(-2000)}`);
-    let n: number;
-    let c: number;
-    try {
-      n = bpfFds(daemon.pid);
-      c = cpuNs(daemon.pid);
-    } catch {
-      throw new Error(`${which} exited while starting; log:\n${daemon.log.slice(-3000)}`);
-    }
-    quiet = n > 0 && n === last && c - cpu < 0.05e9 ? quiet + 1 : 0;
-    last = n;
-    cpu = c;
-  }
-  return (Date.now() - t0 - 3000) / 1000;
-}
-
-interface Memory {
-  rss: number;
-  pss: number;
-}
-
-function smapsRollup(pid: number): Memory {
-  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-  return { rss: kb('Rss'), pss: kb('Pss') };
-}
 
 /** Net sysctls of the initial namespace, to put back whatever a daemon left changed. */
 function netSysctls(): Map<string, string> {
@@ -218,6 +163,18 @@ interface FunctionRun {
   lossyMbit: number;
   lossyCongestion: string;
   log?: string;
+  /** Ours only: its own measure of tcp_buffer events, BPF posting to the handler starting, after the reaction trials. */
+  eventToHandlerUs?: { p50: number | null; p99: number | null; samples: number };
+}
+
+/** Our daemon's event latency for tcp_buffer (its -q jstatus), to split a reaction into the kernel side and the daemon's. */
+function eventToHandler(daemon: DaemonProcess): FunctionRun['eventToHandlerUs'] {
+  try {
+    const status = JSON.parse(daemon.query('jstatus').stdout) as { tuners: Array<{ name: string; eventLatencyUs: NonNullable<FunctionRun['eventToHandlerUs']> }> };
+    return status.tuners.find((t) => t.name === 'tcp_buffer')?.eventLatencyUs;
+  } catch {
+    return undefined;
+  }
 }
 
 async function longRtt(): Promise<{ mbit: number; perSecond: number[]; finalRmem: number }> {
@@ -282,6 +239,7 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
       }
     }
     log(`  ${condition} reaction ms: ${run.reactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
+    if (daemon && condition === 'ours') run.eventToHandlerUs = eventToHandler(daemon);
     const l = await longRtt();
     Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttFinalRmem: l.finalRmem });
     log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s, receiver tcp_rmem[2] at the end ${l.finalRmem}`);
@@ -408,6 +366,11 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '|---|---|---|---|---|',
     `| start to settled (BPF loaded, CPU quiet 3 s) | ${spread(ours.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${spread(theirs.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${fmtRatio(safe(() => unpairedMedianRatio(theirs.map((r) => r.settleSeconds ?? NaN), ours.map((r) => r.settleSeconds ?? NaN))), 2)} | |`,
     `| reaction: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours), ms)}; ${missed(ours)} missed | ${spread(reacted(theirs), ms)}; ${missed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs), reacted(ours))), 2)} | ${reacted(none).length} of ${none.flatMap((r) => r.reactionMs).length} trials saw a change (3 s each) |`,
+    `| reaction, ours split: tcp_buffer events, BPF posting -> handler starting (its own measure, p50 / p99 over the trials' events) | ${ours
+      .map((r) => r.eventToHandlerUs)
+      .filter((e) => e && e.samples > 0)
+      .map((e) => `${e?.p50} / ${e?.p99} us (n=${e?.samples})`)
+      .join('; ') || 'n/a'} | | | |`,
     `| reaction, lower bound (last poll that still saw the old value) | ${spread(ours.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | ${spread(theirs.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | | |`,
     `| long RTT (${LONG_RTT_MS} ms), ${LONG_SECONDS} s of ${LONG_CONNECTION_SECONDS} s iperf3 connections, receiver tcp_rmem[2] from 131072: mean throughput | ${spread(ours.map((r) => r.longRttMbit), mbit)} | ${spread(theirs.map((r) => r.longRttMbit), mbit)} | ${fmtRatio(paired((r) => r.longRttMbit, ours, theirs), 2)} | ${spread(none.map((r) => r.longRttMbit), mbit)} |`,
     `| long RTT: vs none (paired by round) | ${fmtRatio(paired((r) => r.longRttMbit, ours, none), 2)} | ${fmtRatio(paired((r) => r.longRttMbit, theirs, none), 2)} | | 1 |`,
@@ -563,6 +526,38 @@ async function main(): Promise<void> {
     }
     out.push(...reportOverhead(runs, samples, orders), '');
   }
+  // A fresh daemon for `run`, stopped after it, and what it left changed put back.
+  const bracket: Bracket = async (which, run) => {
+    const before = netSysctls();
+    const daemon = startDaemon(which);
+    try {
+      return await run(daemon);
+    } finally {
+      await daemon.stop();
+      restore(snapshot, which, before);
+    }
+  };
+  if (PHASES.includes('harm')) {
+    const results = await measureHarm({
+      seconds: env('VS_HARM_SECONDS', 8),
+      rounds: env('VS_HARM_ROUNDS', 2),
+      quick: false,
+      daemonArgs: builtinDaemonArgs(),
+      referenceCommand: [REFERENCE],
+      progress: log,
+    });
+    out.push(
+      '## Harm matrix with oracle/bpftune (phase "harm")',
+      '',
+      `bench/harm.ts on this kernel, ${env('VS_HARM_ROUNDS', 2)} rounds of ${env('VS_HARM_SECONDS', 8)} s runs, with oracle/bpftune as one more condition; a fresh daemon for each run. ` +
+        '"Worse" means further from the first no-daemon figure than the control, in the harmful direction (at least 10 %).',
+      '',
+      renderHarmTable(results),
+      '',
+    );
+  }
+  if (PHASES.includes('footprint')) out.push(...(await footprintPhase(bracket)));
+  if (PHASES.includes('cost')) out.push(...(await costPhase(bracket)));
   out.push('## Notes', '', ...daemonNotes(functionRuns), '');
   out.push(`Whole run inside the VM: ${((Date.now() - started) / 60000).toFixed(1)} min.`, '');
   process.stdout.write(`${out.join('\n')}\n`);

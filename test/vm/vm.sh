@@ -148,7 +148,9 @@ build_payload() {
   echo "${VM_PARTS:-support tests service}" > "$stage/bpftune/test/vm/parts"
   echo "${VM_TESTS:-.}" > "$stage/bpftune/test/vm/tests-pattern"
   # VS_*: the settings of bench/vs-upstream.ts (part "bench"), passed on to the guest.
-  env | grep '^VS_[A-Z_]*=' > "$stage/bpftune/test/vm/bench-env" || true
+  # Quoted for the guest's `.`: a value with spaces (VS_PHASES="function harm") must stay one value.
+  local v
+  for v in $(compgen -e | grep '^VS_[A-Z_]*$'); do printf '%s=%q\n' "$v" "${!v}"; done > "$stage/bpftune/test/vm/bench-env"
   # VM_SERVICE_DROPIN: unit lines the service test adds as a drop-in (to try a change to the unit).
   [ -z "${VM_SERVICE_DROPIN:-}" ] || printf '%s\n' "$VM_SERVICE_DROPIN" > "$stage/bpftune/test/vm/service-dropin.conf"
   local deb

@@ -1,0 +1,238 @@
+/**
+ * Two phases of the side-by-side benchmark (bench/vs-upstream.ts) that say
+ * where each daemon's cost comes from, not only how large it is:
+ *
+ *  - "footprint": each daemon alone, settled, then left idle for a warm-up
+ *    (VS_WARMUP_SECONDS, default 90) before its CPU is counted over
+ *    VS_STEADY_SECONDS (default 60) and its memory read. An always-on
+ *    daemon's cost is its steady state; the overhead phase's idle window
+ *    starts right after settling, while ours still runs its start-up timers.
+ *    A bare Node.js process, started with the flags our daemon runs under,
+ *    is measured too: the part of our memory that any Node.js program has.
+ *  - "cost": the direct cost of each daemon on each workload. With BPF
+ *    run-time statistics on, the run time of the daemon's own programs (its
+ *    fds' run_time_ns), the daemon's CPU and the workload's CPU per unit of
+ *    work. Work per CPU-second with the daemon over work per CPU-second
+ *    without it would then be (C - b) / (C + d), C the workload's CPU (it
+ *    includes the hooks, which run in its context), b the hooks' run time,
+ *    d the daemon's CPU. It counts what each daemon adds directly, not what
+ *    it might cost indirectly (caches, locks); the end-to-end ratios of the
+ *    overhead phase are the check on that, within their resolution. The
+ *    statistics' own clock reads are inside b, so b is an upper bound.
+ */
+import { spawn } from 'node:child_process';
+import type { DaemonProcess } from '../test/support/daemon';
+import { TestCgroup } from '../test/support/cgroup';
+import { daemonPrograms, enableBpfStats, programNames, type ProgramCounters } from './bpf-stats';
+import { throwIfAborted, track } from './cleanup';
+import { createVethPair } from './iperf';
+import { cpuNs } from './proc';
+import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
+import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName } from './overhead-summary';
+import { median } from './stats';
+import { env, log, settled, sleep, smapsRollup, type Daemon, type Memory } from './vs-upstream-daemons';
+import { runWorkload } from './workloads';
+
+const FOOTPRINT_ROUNDS = env('VS_FOOTPRINT_ROUNDS', 2);
+const WARMUP_SECONDS = env('VS_WARMUP_SECONDS', 90);
+const STEADY_SECONDS = env('VS_STEADY_SECONDS', 60);
+const COST_BLOCKS = env('VS_COST_BLOCKS', 3);
+const COST_SECONDS = env('VS_SECONDS', 3);
+
+/** Runs `run` with a fresh daemon of the kind, puts back what it left changed (the caller's bracket). */
+export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>) => Promise<T>;
+
+const fmtRatio = (p: PairedRatio | undefined, digits = 3) => (p ? `${p.ratio.toFixed(digits)} [${p.low.toFixed(digits)}, ${p.high.toFixed(digits)}]` : 'n/a');
+const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
+
+function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+function spread(xs: number[], f: (v: number) => string): string {
+  if (!xs.length) return 'none';
+  if (xs.length === 1) return f(xs[0]);
+  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))}, n=${xs.length})`;
+}
+
+// ---------------------------------------------------------------- footprint
+
+interface SteadySample {
+  cpuPercent: number;
+  memory: Memory;
+}
+
+/** A bare Node.js process under the flags our daemon re-executes itself with: what any Node.js program holds. */
+async function bareNode(): Promise<Memory> {
+  const child = track(spawn(process.execPath, ['--lite-mode', '--no-expose-wasm', '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' }));
+  try {
+    await sleep(5000);
+    return smapsRollup(child.pid as number);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+export async function footprintPhase(bracket: Bracket): Promise<string[]> {
+  const samples: Record<Daemon, SteadySample[]> = { ours: [], theirs: [] };
+  for (let round = 0; round < FOOTPRINT_ROUNDS; round++) {
+    for (const which of round % 2 ? (['theirs', 'ours'] as const) : (['ours', 'theirs'] as const)) {
+      throwIfAborted();
+      log(`footprint round ${round + 1}/${FOOTPRINT_ROUNDS}: ${which}, ${WARMUP_SECONDS} s warm-up, ${STEADY_SECONDS} s counted`);
+      samples[which].push(
+        await bracket(which, async (daemon) => {
+          await settled(daemon, which);
+          await sleep(WARMUP_SECONDS * 1000);
+          const c0 = cpuNs(daemon.pid);
+          const t0 = process.hrtime.bigint();
+          await sleep(STEADY_SECONDS * 1000);
+          const cpuPercent = ((cpuNs(daemon.pid) - c0) / Number(process.hrtime.bigint() - t0)) * 100;
+          return { cpuPercent, memory: smapsRollup(daemon.pid) };
+        }),
+      );
+      const s = samples[which].at(-1) as SteadySample;
+      log(`  ${which}: idle CPU ${s.cpuPercent.toFixed(4)} %, RSS ${mb(s.memory.rss)}, PSS ${mb(s.memory.pss)}`);
+    }
+  }
+  const node = await bareNode();
+  const row = (what: string, f: (s: SteadySample) => number, fmt: (v: number) => string, extra = '') =>
+    `| ${what} | ${spread(samples.ours.map(f), fmt)} | ${spread(samples.theirs.map(f), fmt)} | ${fmtRatio(
+      safe(() => unpairedMedianRatio(samples.theirs.map(f), samples.ours.map(f))),
+      2,
+    )} | ${extra} |`;
+  const pct = (v: number) => `${v.toFixed(4)} %`;
+  return [
+    '## Steady-state footprint (phase "footprint")',
+    '',
+    `${FOOTPRINT_ROUNDS} rounds, each daemon alone with no traffic: settled, then ${WARMUP_SECONDS} s of warm-up, then CPU counted over ${STEADY_SECONDS} s and memory read (smaps_rollup). ` +
+      'Spread: median (min–max, n); ratio of medians, 95% bootstrap interval. "Bare Node.js" is `node --lite-mode --no-expose-wasm` running an empty timer: what any Node.js program holds before it does anything.',
+    '',
+    '| figure | ours | theirs | ours/theirs | bare Node.js |',
+    '|---|---|---|---|---|',
+    row(`idle CPU, steady state (% of a core)`, (s) => s.cpuPercent, pct),
+    row('RSS', (s) => s.memory.rss, mb, mb(node.rss)),
+    row('PSS', (s) => s.memory.pss, mb, mb(node.pss)),
+    row('anonymous (heaps)', (s) => s.memory.anon, mb, mb(node.anon)),
+    row('file-backed (binary, libraries)', (s) => s.memory.rss - s.memory.anon, mb, mb(node.rss - node.anon)),
+    row('RSS above a bare Node.js process', (s) => s.memory.rss - node.rss, mb),
+    '',
+  ];
+}
+
+// ---------------------------------------------------------------- direct cost
+
+interface CostRun {
+  workload: WorkloadName;
+  work: number;
+  /** The workload's processes (their cgroup); includes the hooks, which run in their context. */
+  workloadCpuNs: number;
+  daemonCpuNs: number;
+  /** Run time of the daemon's BPF programs over the run, and their calls, by program name. */
+  programs: Map<string, { ns: number; calls: number }>;
+}
+
+function sumPrograms(before: ProgramCounters[], after: ProgramCounters[], names: Map<number, { name: string }>): Map<string, { ns: number; calls: number }> {
+  const start = new Map(before.map((p) => [p.id, p]));
+  const out = new Map<string, { ns: number; calls: number }>();
+  for (const p of after) {
+    const b = start.get(p.id);
+    const name = names.get(p.id)?.name ?? `id ${p.id}`;
+    const cur = out.get(name) ?? { ns: 0, calls: 0 };
+    cur.ns += p.runTimeNs - (b?.runTimeNs ?? 0);
+    cur.calls += p.runCnt - (b?.runCnt ?? 0);
+    out.set(name, cur);
+  }
+  return out;
+}
+
+const bpfNs = (r: CostRun) => [...r.programs.values()].reduce((a, p) => a + p.ns, 0);
+
+export async function costPhase(bracket: Bracket): Promise<string[]> {
+  const runs: Record<Daemon, CostRun[]> = { ours: [], theirs: [] };
+  for (let block = 0; block < COST_BLOCKS; block++) {
+    for (const which of block % 2 ? (['theirs', 'ours'] as const) : (['ours', 'theirs'] as const)) {
+      throwIfAborted();
+      log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
+      await bracket(which, async (daemon) => {
+        await settled(daemon, which);
+        const names = programNames();
+        const stop = await enableBpfStats(log);
+        const pair = createVethPair();
+        const cgroup = new TestCgroup();
+        try {
+          for (const w of WORKLOADS) {
+            const p0 = daemonPrograms(daemon.pid);
+            const d0 = cpuNs(daemon.pid);
+            const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
+            const run: CostRun = { workload: w, work: r.work, workloadCpuNs: r.cpuNs, daemonCpuNs: cpuNs(daemon.pid) - d0, programs: sumPrograms(p0, daemonPrograms(daemon.pid), names) };
+            runs[which].push(run);
+            log(`  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit, workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit`);
+          }
+        } finally {
+          cgroup.remove();
+          pair.close();
+          stop();
+        }
+      });
+    }
+  }
+  return reportCost(runs);
+}
+
+function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
+  const lines = [
+    '## Direct cost per unit of work (phase "cost")',
+    '',
+    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
+      "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
+      '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
+      "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call).",
+    '',
+    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | hook calls per unit | busiest programs (ns per call, calls per unit) |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const w of WORKLOADS) {
+    for (const which of ['ours', 'theirs'] as const) {
+      const rs = runs[which].filter((r) => r.workload === w);
+      if (!rs.length) continue;
+      const per = (f: (r: CostRun) => number) => rs.map((r) => f(r) / r.work);
+      const b = per(bpfNs);
+      const d = per((r) => r.daemonCpuNs);
+      const c = per((r) => r.workloadCpuNs);
+      const ratio = safe(() =>
+        pairedRatio(
+          rs.map((r) => (r.workloadCpuNs + r.daemonCpuNs) / r.work),
+          rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work),
+        ),
+      );
+      const share = rs.map((r) => (bpfNs(r) + r.daemonCpuNs) / r.workloadCpuNs);
+      const calls = per((r) => [...r.programs.values()].reduce((a, p) => a + p.calls, 0));
+      const byProgram = new Map<string, { ns: number; calls: number }>();
+      for (const r of rs) {
+        for (const [name, p] of r.programs) {
+          const cur = byProgram.get(name) ?? { ns: 0, calls: 0 };
+          cur.ns += p.ns;
+          cur.calls += p.calls;
+          byProgram.set(name, cur);
+        }
+      }
+      const work = rs.reduce((a, r) => a + r.work, 0);
+      const busiest = [...byProgram]
+        .filter(([, p]) => p.calls > 0)
+        .sort((x, y) => y[1].ns - x[1].ns)
+        .slice(0, 3)
+        .map(([name, p]) => `${name} ${(p.ns / p.calls).toFixed(0)} ns, ${(p.calls / work).toPrecision(2)}`)
+        .join('; ');
+      const g = (v: number) => v.toPrecision(3);
+      lines.push(
+        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} |`,
+      );
+    }
+  }
+  lines.push('');
+  return lines;
+}

@@ -1,0 +1,79 @@
+/**
+ * The two daemons of the side-by-side benchmark (bench/vs-upstream.ts), started and
+ * judged the same way: ours with every built-in tuner, theirs (oracle/bpftune) with
+ * every tuner it ships, both with -R so that they roll back what they changed.
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { DaemonProcess } from '../test/support/daemon';
+import { throwIfAborted } from './cleanup';
+import { builtinDaemonArgs } from './core';
+import { cpuNs } from './proc';
+
+export type Daemon = 'ours' | 'theirs';
+
+export const REFERENCE = process.env.BPFTUNE_REFERENCE ?? '/usr/sbin/bpftune-reference';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A positive number from the environment, else the fallback. */
+export const env = (name: string, fallback: number) => Number(process.env[name]) || fallback;
+export const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+export function startDaemon(which: Daemon): DaemonProcess {
+  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs()) : new DaemonProcess(['-R'], { command: [REFERENCE] });
+}
+
+/** BPF programs and links the process holds. */
+function bpfFds(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (/^anon_inode:bpf[-_](link|prog)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+/**
+ * Settled: holds BPF programs, their number unchanged and its CPU below 5% of
+ * a core for 3 s in a row. The same test for both daemons (the reference logs
+ * nothing at its default level once it has loaded); ours also says "tuners loaded".
+ */
+export async function settled(daemon: DaemonProcess, which: Daemon): Promise<number> {
+  const t0 = Date.now();
+  if (which === 'ours') await daemon.waitFor(/tuners loaded/, 600_000);
+  let last = -1;
+  let quiet = 0;
+  let cpu = cpuNs(daemon.pid);
+  while (quiet < 3) {
+    await sleep(1000);
+    throwIfAborted();
+    if (Date.now() - t0 > 900_000) throw new Error(`${which} did not settle in 900 s; log:\n${daemon.log.slice(-2000)}`);
+    let n: number;
+    let c: number;
+    try {
+      n = bpfFds(daemon.pid);
+      c = cpuNs(daemon.pid);
+    } catch {
+      throw new Error(`${which} exited while starting; log:\n${daemon.log.slice(-3000)}`);
+    }
+    quiet = n > 0 && n === last && c - cpu < 0.05e9 ? quiet + 1 : 0;
+    last = n;
+    cpu = c;
+  }
+  return (Date.now() - t0 - 3000) / 1000;
+}
+
+export interface Memory {
+  rss: number;
+  pss: number;
+  /** Anonymous pages (heaps, stacks): the rest of RSS is file-backed (the binary and its libraries). */
+  anon: number;
+}
+
+export function smapsRollup(pid: number): Memory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss'), anon: kb('Anonymous') };
+}

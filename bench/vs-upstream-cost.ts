@@ -26,7 +26,7 @@ import { TestCgroup } from '../test/support/cgroup';
 import { daemonPrograms, enableBpfStats, programNames, type ProgramCounters } from './bpf-stats';
 import { throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
-import { cpuNs } from './proc';
+import { cpuNs, threadCpu, threadCpuDelta } from './proc';
 import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName } from './overhead-summary';
 import { median } from './stats';
@@ -38,6 +38,8 @@ const WARMUP_SECONDS = env('VS_WARMUP_SECONDS', 90);
 const STEADY_SECONDS = env('VS_STEADY_SECONDS', 60);
 const COST_BLOCKS = env('VS_COST_BLOCKS', 3);
 const COST_SECONDS = env('VS_SECONDS', 3);
+/** Before the cost runs: ours runs its start-up timers for a while after settling, which is not a workload's cost. */
+const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
 
 /** Runs `run` with a fresh daemon of the kind, puts back what it left changed (the caller's bracket). */
 export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>) => Promise<T>;
@@ -133,6 +135,9 @@ interface CostRun {
   daemonCpuNs: number;
   /** Run time of the daemon's BPF programs over the run, and their calls, by program name. */
   programs: Map<string, { ns: number; calls: number }>;
+  /** The daemon's CPU by thread name over the run, and what it logged meanwhile: where d went. */
+  threads: Array<{ comm: string; ns: number }>;
+  logged: string[];
 }
 
 function sumPrograms(before: ProgramCounters[], after: ProgramCounters[], names: Map<number, { name: string }>): Map<string, { ns: number; calls: number }> {
@@ -159,6 +164,7 @@ export async function costPhase(bracket: Bracket): Promise<string[]> {
       log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
       await bracket(which, async (daemon) => {
         await settled(daemon, which);
+        await sleep(COST_WARMUP_SECONDS * 1000);
         const names = programNames();
         const stop = await enableBpfStats(log);
         const pair = createVethPair();
@@ -167,10 +173,25 @@ export async function costPhase(bracket: Bracket): Promise<string[]> {
           for (const w of WORKLOADS) {
             const p0 = daemonPrograms(daemon.pid);
             const d0 = cpuNs(daemon.pid);
+            const t0 = threadCpu(daemon.pid);
+            const logAt = daemon.log.length;
             const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
-            const run: CostRun = { workload: w, work: r.work, workloadCpuNs: r.cpuNs, daemonCpuNs: cpuNs(daemon.pid) - d0, programs: sumPrograms(p0, daemonPrograms(daemon.pid), names) };
+            const run: CostRun = {
+              workload: w,
+              work: r.work,
+              workloadCpuNs: r.cpuNs,
+              daemonCpuNs: cpuNs(daemon.pid) - d0,
+              programs: sumPrograms(p0, daemonPrograms(daemon.pid), names),
+              threads: threadCpuDelta(t0, threadCpu(daemon.pid)),
+              logged: daemon.log.slice(logAt).split('\n').filter(Boolean),
+            };
             runs[which].push(run);
-            log(`  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit, workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit`);
+            log(
+              `  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit ` +
+                `(${run.threads.slice(0, 3).map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(0)} ms`).join(', ')}), workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit, ` +
+                `${run.logged.length} log lines`,
+            );
+            for (const line of run.logged.slice(0, 12)) log(`DAEMONLOG-COST ${which} ${w} ${line}`);
           }
         } finally {
           cgroup.remove();
@@ -187,13 +208,13 @@ function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
   const lines = [
     '## Direct cost per unit of work (phase "cost")',
     '',
-    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
+    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled and left idle ${COST_WARMUP_SECONDS} s, then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
       "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
       '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
       "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call).",
     '',
-    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | hook calls per unit | busiest programs (ns per call, calls per unit) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | hook calls per unit | busiest programs (ns per call, calls per unit) | daemon CPU by thread (ms, all runs); lines it logged |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const w of WORKLOADS) {
     for (const which of ['ours', 'theirs'] as const) {
@@ -228,8 +249,16 @@ function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
         .map(([name, p]) => `${name} ${(p.ns / p.calls).toFixed(0)} ns, ${(p.calls / work).toPrecision(2)}`)
         .join('; ');
       const g = (v: number) => v.toPrecision(3);
+      const threads = new Map<string, number>();
+      for (const r of rs) for (const t of r.threads) threads.set(t.comm, (threads.get(t.comm) ?? 0) + t.ns);
+      const busyThreads = [...threads]
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 3)
+        .map(([comm, ns]) => `${comm} ${(ns / 1e6).toFixed(0)}`)
+        .join(', ');
+      const logged = rs.reduce((a, r) => a + r.logged.length, 0);
       lines.push(
-        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} |`,
+        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines |`,
       );
     }
   }

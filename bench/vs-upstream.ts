@@ -36,7 +36,7 @@
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
  * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_FOOTPRINT_ROUNDS,
- * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS.
+ * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS.
  * Prints the report (markdown) on stdout, progress on stderr.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -18,6 +18,8 @@ export class Dispatcher {
   constructor(
     private readonly nativeBinding: NativeBinding,
     private readonly log: Logger,
+    /** Told of each event's namespace before its tuner is: an event proves the namespace is alive. */
+    private readonly namespaceAlive: (cookie: bigint) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -58,6 +60,7 @@ export class Dispatcher {
         this.log.warn(`dropping malformed ring buffer sample: ${errorText(err)}`);
         continue;
       }
+      this.namespaceAlive(event.netnsCookie);
       const tuner = this.byId.get(event.tunerId);
       if (!tuner?.instance.event) continue;
       tuner.events++;

@@ -65,7 +65,7 @@ export class TunerHost {
     private readonly log: Logger,
     private readonly options: HostOptions,
   ) {
-    this.dispatcher = new Dispatcher(nativeBinding, log);
+    this.dispatcher = new Dispatcher(nativeBinding, log, (cookie) => namespaces.alive(cookie));
     this.watcher = new PluginWatcher(
       {
         loaded: () => this.tuners().map((t) => ({ name: t.definition.name, module: t.module })),

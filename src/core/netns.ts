@@ -74,12 +74,25 @@ export function procNamespaceSource(nativeBinding: Pick<NativeBinding, 'netnsId'
   };
 }
 
+/** How long a cookie a scan did not find is not scanned for again, and how many such cookies are kept. */
+export const MISSING_HOLD_MS = 10_000;
+const MISSING_KEPT = 256;
+
 export class NetnsRegistry {
   private readonly byInum = new Map<number, Namespace>();
   private readonly byCookieMap = new Map<bigint, Namespace>();
   private readonly listeners: NamespaceListener[] = [];
   private pendingScan: Promise<void> | undefined;
   private globalNs: Namespace | undefined;
+  /**
+   * Cookies a scan did not find (gone, or never seen), until when a lookup
+   * of them does not scan again. A vanished namespace is still asked about
+   * for a while (a change being verified there reads its counters every few
+   * hundred ms), and each scan reads every process's namespace link: without
+   * this, every such read rescanned the whole of /proc. A BPF event from the
+   * cookie (seen()) always scans: it proves the namespace is alive.
+   */
+  private readonly missing = new Map<bigint, number>();
 
   constructor(
     private readonly source: NamespaceSource,
@@ -115,8 +128,39 @@ export class NetnsRegistry {
   async resolve(cookie: bigint): Promise<Namespace | undefined> {
     const known = this.byCookieMap.get(cookie);
     if (known) return known;
+    return this.refresh(cookie);
+  }
+
+  /**
+   * The namespace as a fresh scan finds it (its known path no longer leads
+   * to it, or it is not known); undefined when it is gone. A cookie a scan
+   * missed within MISSING_HOLD_MS is not scanned for again.
+   */
+  async refresh(cookie: bigint): Promise<Namespace | undefined> {
+    const until = this.missing.get(cookie);
+    if (until !== undefined && until > Date.now()) return undefined;
     await this.rescan();
-    return this.byCookieMap.get(cookie);
+    const found = this.byCookieMap.get(cookie);
+    if (!found) this.noteMissing(cookie);
+    return found;
+  }
+
+  /** A BPF event came from this namespace: it exists, so a lookup of it may scan again. */
+  alive(cookie: bigint): void {
+    if (this.missing.size) this.missing.delete(cookie);
+  }
+
+  private noteMissing(cookie: bigint): void {
+    const now = Date.now();
+    if (this.missing.size >= MISSING_KEPT) {
+      for (const [c, until] of this.missing) if (until <= now) this.missing.delete(c);
+      // Still full: the oldest go first (a Map iterates in insertion order).
+      for (const c of this.missing.keys()) {
+        if (this.missing.size < MISSING_KEPT) break;
+        this.missing.delete(c);
+      }
+    }
+    this.missing.set(cookie, now + MISSING_HOLD_MS);
   }
 
   /**
@@ -152,6 +196,7 @@ export class NetnsRegistry {
   async seen(cookie: bigint, inum: number): Promise<Namespace | undefined> {
     const known = this.byInum.get(inum);
     if (known && known.cookie !== cookie && !known.global) this.remove(known);
+    this.alive(cookie);
     return this.resolve(cookie);
   }
 
@@ -208,6 +253,7 @@ export class NetnsRegistry {
   private remove(ns: Namespace): void {
     this.byInum.delete(ns.inum);
     this.byCookieMap.delete(ns.cookie);
+    this.noteMissing(ns.cookie);
     this.log.debug(`netns: namespace cookie ${ns.cookie} is gone`);
     // The reference's wording, which its users grep debug logs for.
     this.log.debug(`netns destroyed (cookie ${ns.cookie})`);

@@ -2,7 +2,8 @@
  * Sysctl reads and writes through the native addon, which enters the
  * namespace on a worker thread. A namespace path can go stale (its process
  * exited, or the pid was reused): then the registry is rescanned and the call
- * retried once with a current path.
+ * retried once with a current path (no rescan for a namespace a scan has just
+ * found gone: see NetnsRegistry.refresh).
  */
 import type { NativeBinding } from './native';
 import type { Namespace, NetnsRegistry } from './netns';
@@ -20,8 +21,7 @@ async function inNamespace<T>(namespaces: NetnsRegistry, ns: Namespace, op: (nsP
     return await op(ns.path, ns.inum);
   } catch (err) {
     if (!isStalePath(err)) throw err;
-    await namespaces.rescan();
-    const current = namespaces.byCookie(ns.cookie);
+    const current = await namespaces.refresh(ns.cookie);
     if (!current) throw new Error(`network namespace cookie ${ns.cookie} no longer exists`);
     return op(current.path, current.inum);
   }

@@ -101,3 +101,30 @@ test('a namespace that only changes path keeps its identity and state', async ()
   assert.equal(registry.byCookie(4000n)?.path, '/var/run/netns/named');
   assert.deepEqual(events, ['added 4000']);
 });
+
+test('a namespace a scan found gone is not scanned for again on every lookup, until an event shows it alive', async () => {
+  const { src, paths } = source({ '/proc/self/ns/net': 1, '/proc/30/ns/net': 3 });
+  let scans = 0;
+  const counting: NamespaceSource = { ...src, listPaths: async () => (scans++, src.listPaths()) };
+  const registry = new NetnsRegistry(counting, quiet);
+  await registry.init();
+  paths.delete('/proc/30/ns/net');
+  await registry.rescan();
+  assert.equal(registry.byCookie(3000n), undefined);
+  scans = 0;
+  // A change being verified there goes on reading its counters: no scan each time.
+  for (let i = 0; i < 5; i++) {
+    assert.equal(await registry.resolve(3000n), undefined);
+    assert.equal(await registry.refresh(3000n), undefined);
+  }
+  assert.equal(scans, 0);
+  // Never seen at all: one scan, then the same hold.
+  assert.equal(await registry.resolve(8000n), undefined);
+  assert.equal(await registry.resolve(8000n), undefined);
+  assert.equal(scans, 1);
+  // An event from it (it was only out of sight, e.g. held by an fd): the next lookup scans and finds it.
+  paths.set('/proc/31/ns/net', 3);
+  registry.alive(3000n);
+  assert.equal((await registry.resolve(3000n))?.path, '/proc/31/ns/net');
+  assert.equal(scans, 2);
+});

@@ -163,15 +163,24 @@ interface FunctionRun {
   lossyMbit: number;
   lossyCongestion: string;
   log?: string;
-  /** Ours only: its own measure of tcp_buffer events, BPF posting to the handler starting, after the reaction trials. */
-  eventToHandlerUs?: { p50: number | null; p99: number | null; samples: number };
+  /** Ours only, after the reaction trials (its -q jstatus): tcp_buffer events from BPF posting to the handler starting, and each step of its changes. */
+  split?: ReactionSplit;
 }
 
-/** Our daemon's event latency for tcp_buffer (its -q jstatus), to split a reaction into the kernel side and the daemon's. */
-function eventToHandler(daemon: DaemonProcess): FunctionRun['eventToHandlerUs'] {
+type Percentiles = { p50: number | null; p99: number | null; samples: number };
+interface ReactionSplit {
+  eventToHandlerUs?: Percentiles;
+  changeStepsUs?: Record<'read' | 'state' | 'write', Percentiles>;
+}
+
+/** Our daemon's own timings (-q jstatus), to split a reaction into its parts. */
+function reactionSplit(daemon: DaemonProcess): ReactionSplit | undefined {
   try {
-    const status = JSON.parse(daemon.query('jstatus').stdout) as { tuners: Array<{ name: string; eventLatencyUs: NonNullable<FunctionRun['eventToHandlerUs']> }> };
-    return status.tuners.find((t) => t.name === 'tcp_buffer')?.eventLatencyUs;
+    const status = JSON.parse(daemon.query('jstatus').stdout) as {
+      tuners: Array<{ name: string; eventLatencyUs: Percentiles }>;
+      changeStepsUs?: ReactionSplit['changeStepsUs'];
+    };
+    return { eventToHandlerUs: status.tuners.find((t) => t.name === 'tcp_buffer')?.eventLatencyUs, changeStepsUs: status.changeStepsUs };
   } catch {
     return undefined;
   }
@@ -239,7 +248,7 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
       }
     }
     log(`  ${condition} reaction ms: ${run.reactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
-    if (daemon && condition === 'ours') run.eventToHandlerUs = eventToHandler(daemon);
+    if (daemon && condition === 'ours') run.split = reactionSplit(daemon);
     const l = await longRtt();
     Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttFinalRmem: l.finalRmem });
     log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s, receiver tcp_rmem[2] at the end ${l.finalRmem}`);
@@ -366,10 +375,13 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '|---|---|---|---|---|',
     `| start to settled (BPF loaded, CPU quiet 3 s) | ${spread(ours.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${spread(theirs.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${fmtRatio(safe(() => unpairedMedianRatio(theirs.map((r) => r.settleSeconds ?? NaN), ours.map((r) => r.settleSeconds ?? NaN))), 2)} | |`,
     `| reaction: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours), ms)}; ${missed(ours)} missed | ${spread(reacted(theirs), ms)}; ${missed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs), reacted(ours))), 2)} | ${reacted(none).length} of ${none.flatMap((r) => r.reactionMs).length} trials saw a change (3 s each) |`,
-    `| reaction, ours split: tcp_buffer events, BPF posting -> handler starting (its own measure, p50 / p99 over the trials' events) | ${ours
-      .map((r) => r.eventToHandlerUs)
-      .filter((e) => e && e.samples > 0)
-      .map((e) => `${e?.p50} / ${e?.p99} us (n=${e?.samples})`)
+    `| reaction, ours split (its own measures, p50 / p99 in us per round): tcp_buffer events, BPF posting -> handler starting; then each change's steps: read the old value, record it in the state file (fsync), write | ${ours
+      .map((r) => r.split)
+      .filter((x): x is ReactionSplit => x !== undefined)
+      .map((x) => {
+        const pp = (p?: Percentiles) => (p && p.samples ? `${p.p50}/${p.p99}` : '-');
+        return `event->handler ${pp(x.eventToHandlerUs)}, read ${pp(x.changeStepsUs?.read)}, state ${pp(x.changeStepsUs?.state)}, write ${pp(x.changeStepsUs?.write)}`;
+      })
       .join('; ') || 'n/a'} | | | |`,
     `| reaction, lower bound (last poll that still saw the old value) | ${spread(ours.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | ${spread(theirs.flatMap((r) => r.reactionLowerMs.filter((_, i) => r.reactionMs[i] >= 0)), ms)} | | |`,
     `| long RTT (${LONG_RTT_MS} ms), ${LONG_SECONDS} s of ${LONG_CONNECTION_SECONDS} s iperf3 connections, receiver tcp_rmem[2] from 131072: mean throughput | ${spread(ours.map((r) => r.longRttMbit), mbit)} | ${spread(theirs.map((r) => r.longRttMbit), mbit)} | ${fmtRatio(paired((r) => r.longRttMbit, ours, theirs), 2)} | ${spread(none.map((r) => r.longRttMbit), mbit)} |`,

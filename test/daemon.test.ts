@@ -77,9 +77,19 @@ test('every query answers, the summary is printed on SIGTERM, and nothing is lef
   assert.ok(jt.some((t) => t.name === 'net.core.somaxconn' && t.tuner === 'listen_backlog'));
   assert.match(daemon.query('summary').stdout, /# sysctl 'net\.core\.somaxconn' changed from \(128 \) -> \(200 \)/);
   assert.match(daemon.query('rollback').stdout, /sysctl -w net\.core\.somaxconn="128"/);
-  const status = JSON.parse(daemon.query('jstatus').stdout) as { pid: number; changes: number };
+  const status = JSON.parse(daemon.query('jstatus').stdout) as {
+    pid: number;
+    changes: number;
+    changeStepsUs: Record<'read' | 'state' | 'write', { p50: number | null; samples: number }>;
+  };
   assert.equal(status.pid, daemon.pid);
   assert.equal(status.changes, 1);
+  // The one change's steps, each timed: reading the old value, the state file's fsync, the write.
+  for (const step of ['read', 'state', 'write'] as const) {
+    assert.equal(status.changeStepsUs[step].samples, 1, step);
+    assert.ok((status.changeStepsUs[step].p50 ?? -1) >= 0, step);
+  }
+  assert.match(daemon.query('status').stdout, /^change steps p50\/p99 us: read \d+\/\d+, state \d+\/\d+, write \d+\/\d+$/m);
   assert.match(daemon.query('nonsense').stdout, /unknown query 'nonsense'/);
 
   assert.equal(await daemon.stop('SIGTERM'), 0);

@@ -20,6 +20,7 @@ import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
 import { strategyTimeoutOverride } from './strategy';
 import { TunableRegistry } from './tunables';
+import type { LatencyWindow } from './latency';
 import { QueryServer } from '../server/query-server';
 import { createQueries } from '../server/queries';
 import type { DaemonView } from '../server/view';
@@ -176,6 +177,11 @@ export class Daemon {
       tunables: () => tunables.declarations().map(({ tuner, tunable }) => ({ tuner, name: tunable.name, namespaced: tunable.namespaced })),
       tunableValues: (tuner, tunable) => tunables.get(tuner, tunable),
       writeCount: () => tunables.writeCount,
+      changeTimings: () => {
+        const t = tunables.changeTimings;
+        const of = (w: LatencyWindow) => ({ p50: w.percentile(50), p99: w.percentile(99), samples: w.count });
+        return { read: of(t.read), state: of(t.state), write: of(t.write) };
+      },
       summary: () => this.summary(),
       rollbackCommands: () => this.rollbackCommands(),
       changes: () => tunables.changes(),

@@ -5,6 +5,7 @@
  * for (shared/compat.md), and records the original value for rollback and
  * the scenario for the summary.
  */
+import { LatencyWindow } from './latency';
 import type { Logger } from './log';
 import { errorText } from './log';
 import { changeFields } from './journal';
@@ -104,6 +105,9 @@ function sysctlDeclaration(rec: ChangeRecord): TunableDeclaration {
   return { name: rec.tunable, namespaced: !rec.ns.global, values: rec.original.length, string: typeof rec.original[0] === 'string' };
 }
 
+/** The steps of making a change, each timed: read the old value, record it in the state file, write the new one. */
+export type ChangeStep = 'read' | 'state' | 'write';
+
 export class TunableRegistry {
   private readonly tuners = new Map<string, RegisteredTuner>();
   /** tuner -> namespace cookies where an administrator took over. */
@@ -115,6 +119,7 @@ export class TunableRegistry {
   /** Serialises read-modify-write of one tunable in one namespace. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private writes = 0;
+  private readonly stepTimes: Record<ChangeStep, LatencyWindow> = { read: new LatencyWindow(256), state: new LatencyWindow(256), write: new LatencyWindow(256) };
   /** Takeovers from an earlier run of this boot, re-applied whenever their tuner registers. */
   private readonly inheritedManual = new Map<string, Set<bigint>>();
   /** Restores of non-sysctl tunables an earlier run left behind, run once a tuner declares how to write them. */
@@ -230,6 +235,16 @@ export class TunableRegistry {
     return this.writes;
   }
 
+  /**
+   * How long the recent changes took, per step (ns): reading the old value,
+   * recording the change in the state file (written and fsynced before the
+   * change, so that a crash cannot lose the original) and writing the value.
+   * The daemon's part of a reaction, after its handler has decided.
+   */
+  get changeTimings(): Record<ChangeStep, LatencyWindow> {
+    return this.stepTimes;
+  }
+
   changes(): ChangeRecord[] {
     return [...this.changeRecords.values()];
   }
@@ -312,6 +327,7 @@ export class TunableRegistry {
     change: ChangeRequest,
   ): Promise<boolean> {
     let old: SysctlValue[];
+    const t0 = process.hrtime.bigint();
     try {
       old = await readTunable(this.sysctl, decl, ns);
     } catch (err) {
@@ -325,6 +341,7 @@ export class TunableRegistry {
       this.countScenario(tuner, decl, scenario, ns);
       return false;
     }
+    const t1 = process.hrtime.bigint();
     try {
       await this.ext.state?.beforeChange({
         ns,
@@ -340,6 +357,7 @@ export class TunableRegistry {
       this.log.error(`tuner '${tuner}': not changing '${decl.name}' in ${nsDescription(ns)}: ${errorText(err)}`);
       return false;
     }
+    const t2 = process.hrtime.bigint();
     try {
       await writeTunable(this.sysctl, decl, ns, change.values);
     } catch (err) {
@@ -352,6 +370,9 @@ export class TunableRegistry {
       return false;
     }
     this.writes++;
+    this.stepTimes.read.add(Number(t1 - t0));
+    this.stepTimes.state.add(Number(t2 - t1));
+    this.stepTimes.write.add(Number(process.hrtime.bigint() - t2));
     const labels = decl.labels ? `(${decl.labels.join(' ')})` : '';
     const fields = changeFields({
       tuner,

@@ -120,6 +120,9 @@ export function createQueries(daemon: DaemonView): QueryTable {
       rssBytes: mem.rss,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       changes: daemon.writeCount(),
+      changeStepsUs: Object.fromEntries(
+        Object.entries(daemon.changeTimings()).map(([step, w]) => [step, { p50: us(w.p50), p99: us(w.p99), samples: w.samples }]),
+      ) as Record<'read' | 'state' | 'write', { p50: number | null; p99: number | null; samples: number }>,
       namespaces: daemon.namespaces.all().map((n) => ({ cookie: String(n.cookie), global: n.global, path: n.path })),
       tuners: tunerStates(),
     };
@@ -148,6 +151,7 @@ export function createQueries(daemon: DaemonView): QueryTable {
     const lines = [
       `bpftune ${s.version} pid ${s.pid}, up ${s.uptimeSeconds} s, learning rate ${s.learningRate}`,
       `rss ${(s.rssBytes / 1048576).toFixed(1)} MiB, cpu ${s.cpuSeconds.toFixed(2)} s, ${s.changes} changes made`,
+      `change steps p50/p99 us: ${(['read', 'state', 'write'] as const).map((k) => `${k} ${s.changeStepsUs[k].p50 ?? '-'}/${s.changeStepsUs[k].p99 ?? '-'}`).join(', ')}`,
       `namespaces: ${s.namespaces.length} known`,
       ...s.tuners.flatMap((t) => [
         `tuner '${t.name}': ${t.state}, ${t.events} events (${t.eventErrors} failed), ` +

@@ -52,6 +52,8 @@ export interface DaemonView {
   /** Current global values of a declared tunable. */
   tunableValues(tuner: string, tunable: string): Promise<SysctlValue[]>;
   writeCount(): number;
+  /** ns each step of the recent changes took (see TunableRegistry.changeTimings). */
+  changeTimings(): Record<'read' | 'state' | 'write', { p50: number | undefined; p99: number | undefined; samples: number }>;
   summary(): string;
   rollbackCommands(): string;
   changes(): ChangeRecord[];

@@ -24,13 +24,13 @@ import { spawn } from 'node:child_process';
 import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
 import { daemonPrograms, enableBpfStats, programNames, type ProgramCounters } from './bpf-stats';
-import { throwIfAborted, track } from './cleanup';
+import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
 import { cpuNs, threadCpu, threadCpuDelta } from './proc';
 import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName } from './overhead-summary';
 import { median } from './stats';
-import { env, log, settled, sleep, smapsRollup, type Daemon, type Memory } from './vs-upstream-daemons';
+import { env, log, settled, sleep, smapsRollup, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
 import { runWorkload } from './workloads';
 
 const FOOTPRINT_ROUNDS = env('VS_FOOTPRINT_ROUNDS', 2);
@@ -156,10 +156,11 @@ function sumPrograms(before: ProgramCounters[], after: ProgramCounters[], names:
 
 const bpfNs = (r: CostRun) => [...r.programs.values()].reduce((a, p) => a + p.ns, 0);
 
-export async function costPhase(bracket: Bracket): Promise<string[]> {
+/** `daemons`: both in the VM; ours alone where the reference cannot start (this host: standalone run below). */
+export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = ['ours', 'theirs']): Promise<string[]> {
   const runs: Record<Daemon, CostRun[]> = { ours: [], theirs: [] };
   for (let block = 0; block < COST_BLOCKS; block++) {
-    for (const which of block % 2 ? (['theirs', 'ours'] as const) : (['ours', 'theirs'] as const)) {
+    for (const which of block % 2 ? [...daemons].reverse() : daemons) {
       throwIfAborted();
       log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
       await bracket(which, async (daemon) => {
@@ -264,4 +265,24 @@ function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
   }
   lines.push('');
   return lines;
+}
+
+/**
+ * Standalone, ours alone on this machine (root, after make): node
+ * dist/bench/vs-upstream-cost.js prints the direct-cost table (VS_COST_BLOCKS,
+ * VS_SECONDS, VS_COST_WARMUP_SECONDS as above).
+ */
+if (require.main === module) {
+  runBenchmark(async () => {
+    const bracket: Bracket = async (which, run) => {
+      const daemon = startDaemon(which);
+      try {
+        return await run(daemon);
+      } finally {
+        await daemon.stop();
+      }
+    };
+    const lines = await costPhase(bracket, ['ours']);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
 }

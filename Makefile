@@ -240,7 +240,7 @@ test-vm: all
 test-vm-matrix: all
 	test/vm/vm.sh matrix
 
-# Ours and oracle/bpftune side by side in the 6.1 VM (bench/vs-upstream.sh; about 40 minutes under
+# Ours and oracle/bpftune side by side in the 6.1 VM (bench/vs-upstream.sh; about 45 minutes under
 # TCG): builds the reference on this host, boots the bench image, writes bench/results/vs-upstream-6.1.md.
 bench-vs-upstream: all
 	bench/vs-upstream.sh

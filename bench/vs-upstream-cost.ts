@@ -27,10 +27,9 @@ import { daemonPrograms, enableBpfStats, programNames, type ProgramCounters } fr
 import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
 import { cpuNs, threadCpu, threadCpuDelta } from './proc';
-import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
+import { pairedRatio, unpairedMedianRatio } from './paired-ratio';
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName } from './overhead-summary';
-import { median } from './stats';
-import { env, log, settled, sleep, smapsRollup, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
+import { env, fmtRatio, log, safe, settled, sleep, smapsRollup, spread, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
 import { runWorkload } from './workloads';
 
 const FOOTPRINT_ROUNDS = env('VS_FOOTPRINT_ROUNDS', 2);
@@ -44,22 +43,9 @@ const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
 /** Runs `run` with a fresh daemon of the kind, puts back what it left changed (the caller's bracket). */
 export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>) => Promise<T>;
 
-const fmtRatio = (p: PairedRatio | undefined, digits = 3) => (p ? `${p.ratio.toFixed(digits)} [${p.low.toFixed(digits)}, ${p.high.toFixed(digits)}]` : 'n/a');
 const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
 
-function safe<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch {
-    return undefined;
-  }
-}
 
-function spread(xs: number[], f: (v: number) => string): string {
-  if (!xs.length) return 'none';
-  if (xs.length === 1) return f(xs[0]);
-  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))}, n=${xs.length})`;
-}
 
 // ---------------------------------------------------------------- footprint
 

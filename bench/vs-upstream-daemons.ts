@@ -7,7 +7,9 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { DaemonProcess } from '../test/support/daemon';
 import { throwIfAborted } from './cleanup';
 import { builtinDaemonArgs } from './core';
+import type { PairedRatio } from './paired-ratio';
 import { cpuNs } from './proc';
+import { median } from './stats';
 
 export type Daemon = 'ours' | 'theirs';
 
@@ -76,4 +78,25 @@ export function smapsRollup(pid: number): Memory {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
   return { rss: kb('Rss'), pss: kb('Pss'), anon: kb('Anonymous') };
+}
+
+// ---------------------------------------------------------------- report cells, shared by every phase
+
+/** "0.983 [0.979, 0.989]", or n/a when the interval could not be computed. */
+export const fmtRatio = (p: PairedRatio | undefined, digits = 3) => (p ? `${p.ratio.toFixed(digits)} [${p.low.toFixed(digits)}, ${p.high.toFixed(digits)}]` : 'n/a');
+
+/** median (min–max, n), or the one value. */
+export function spread(xs: number[], f: (v: number) => string): string {
+  if (!xs.length) return 'none';
+  if (xs.length === 1) return f(xs[0]);
+  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))}, n=${xs.length})`;
+}
+
+/** A ratio the bootstrap refuses (too few or non-positive samples) is left out of the report, not fatal. */
+export function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
 }

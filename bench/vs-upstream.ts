@@ -50,14 +50,13 @@ import { runBenchmark, throwIfAborted } from './cleanup';
 import { builtinDaemonArgs, execInNamespace } from './core';
 import { createVethPair } from './iperf';
 import { cpuNs } from './proc';
-import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
+import { pairedRatio, unpairedMedianRatio } from './paired-ratio';
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName, type WorkloadRun } from './overhead-summary';
 import { runWorkload } from './workloads';
-import { median } from './stats';
 import { costPhase, footprintPhase, type Bracket } from './vs-upstream-cost';
 import { measureHarm } from './harm';
 import { renderHarmTable } from './harm-report';
-import { env, log, REFERENCE, settled, sleep, smapsRollup, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
+import { env, fmtRatio, log, REFERENCE, safe, settled, sleep, smapsRollup, spread, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
 
 const PHASES = (process.env.VS_PHASES ?? 'function overhead harm footprint cost').split(/\s+/).filter(Boolean);
 const ROUNDS = env('VS_ROUNDS', 3);
@@ -326,21 +325,8 @@ async function overheadBlock(order: Condition[], runs: Runs, samples: Record<Dae
 
 // ---------------------------------------------------------------- report
 
-const fmtRatio = (p: PairedRatio | undefined, digits = 3) => (p ? `${p.ratio.toFixed(digits)} [${p.low.toFixed(digits)}, ${p.high.toFixed(digits)}]` : 'n/a');
 
-function spread(xs: number[], f: (v: number) => string): string {
-  if (!xs.length) return 'none';
-  if (xs.length === 1) return f(xs[0]);
-  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))}, n=${xs.length})`;
-}
 
-function safe<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch {
-    return undefined;
-  }
-}
 
 /** tcp_rmem changes a daemon logged, as "from -> to" maxima. */
 function rmemChanges(text: string): string {

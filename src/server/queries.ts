@@ -27,6 +27,11 @@ function us(ns: number | undefined): number | null {
   return ns === undefined ? null : Math.round(ns / 1000);
 }
 
+/** A latency window's percentiles in microseconds, as status and jstatus give them. */
+function usPercentiles(w: { p50: number | undefined; p99: number | undefined; samples: number }) {
+  return { p50: us(w.p50), p99: us(w.p99), samples: w.samples };
+}
+
 /** A tuner's strategies as jstatus gives them: times in seconds, scores from the last evaluation. */
 function strategyState(s: StrategyStatus) {
   const now = Date.now();
@@ -89,7 +94,7 @@ export function createQueries(daemon: DaemonView): QueryTable {
       programs: t.programs,
       events: t.events,
       eventErrors: t.eventErrors,
-      eventLatencyUs: { p50: us(t.latency.p50), p99: us(t.latency.p99), samples: t.latency.samples },
+      eventLatencyUs: usPercentiles(t.latency),
       source: t.source,
       ...(t.strategies ? { strategy: strategyState(t.strategies) } : {}),
     }));
@@ -110,6 +115,7 @@ export function createQueries(daemon: DaemonView): QueryTable {
   const status = () => {
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
+    const steps = daemon.changeTimings();
     return {
       version: VERSION,
       pid: process.pid,
@@ -120,9 +126,7 @@ export function createQueries(daemon: DaemonView): QueryTable {
       rssBytes: mem.rss,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       changes: daemon.writeCount(),
-      changeStepsUs: Object.fromEntries(
-        Object.entries(daemon.changeTimings()).map(([step, w]) => [step, { p50: us(w.p50), p99: us(w.p99), samples: w.samples }]),
-      ) as Record<'read' | 'state' | 'write', { p50: number | null; p99: number | null; samples: number }>,
+      changeStepsUs: { read: usPercentiles(steps.read), state: usPercentiles(steps.state), write: usPercentiles(steps.write) },
       namespaces: daemon.namespaces.all().map((n) => ({ cookie: String(n.cookie), global: n.global, path: n.path })),
       tuners: tunerStates(),
     };

@@ -7,7 +7,7 @@
 import type { Advice } from '../core/advice';
 import type { Namespace } from '../core/netns';
 import type { SysctlValue } from '../core/sysctl-values';
-import type { ChangeRecord } from '../core/tunables';
+import type { ChangeRecord, ChangeStep } from '../core/tunables';
 import type { TunerReport } from '../core/tuner';
 import type { StrategyStatus } from '../core/strategy';
 
@@ -53,7 +53,7 @@ export interface DaemonView {
   tunableValues(tuner: string, tunable: string): Promise<SysctlValue[]>;
   writeCount(): number;
   /** ns each step of the recent changes took (see TunableRegistry.changeTimings). */
-  changeTimings(): Record<'read' | 'state' | 'write', { p50: number | undefined; p99: number | undefined; samples: number }>;
+  changeTimings(): Record<ChangeStep, { p50: number | undefined; p99: number | undefined; samples: number }>;
   summary(): string;
   rollbackCommands(): string;
   changes(): ChangeRecord[];

@@ -114,7 +114,8 @@ test('IPv4: reassembly failures that rise with the threshold (a growing flood of
     const now = Number(sysctlIn(pair.server, high));
     const [, correlation, , ns, , from, to] = m;
     assert.equal(ns, pair.server);
-    assert.ok(Number(correlation) > 0.7, `correlation ${correlation} above 0.7`);
+    // The tuner steps back above 0.7; the log rounds to two decimals, so 0.7004 reads "0.70".
+    assert.ok(Number(correlation) >= 0.7, `correlation ${correlation} above 0.7`);
     assert.ok(Number(to) < Number(from) && Number(to) >= 8192, `stepped back from ${from} to ${to}, not below where it started (8192)`);
     assert.ok(now < Number(from), `${high} is ${now}, below the ${from} it stepped back from`);
     assert.match(daemon.log, /Scenario 'need to decrease IP fragmentation high threshold' occurred for tunable 'net\.ipv4\.ipfrag_high_thresh' in non-global ns\./);

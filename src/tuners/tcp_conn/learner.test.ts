@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 // Deterministic uniform [0, 1) (mulberry32), so a failing run can be replayed.
 import { seededRandom as seeded } from '../../../bench/paired-ratio';
-import { COST_SCALE, EXPLORATION, MIN_SAMPLES, RemoteLearner, sampleCost, updateCost, type Algorithm } from './learner';
+import { ALGORITHMS, COST_SCALE, EXPLORATION, MIN_SAMPLES, RemoteLearner, sampleCost, updateCost, type Algorithm } from './learner';
 
 test('a sample costs its relative distance from the best min RTT plus from the best delivery rate', () => {
   assert.equal(sampleCost(100, 1000, 100, 1000), 0);
@@ -98,4 +98,42 @@ test('when the path changes, the learner follows', () => {
   rate = { cubic: 500e6, bbr: 50e6 };
   for (let i = 0; i < 1000; i++) step();
   assert.equal(learner.best(), 'cubic');
+});
+
+test('where algorithms perform alike, the lead does not flip with every noisy sample', () => {
+  const random = seeded(5);
+  const learner = new RemoteLearner(['reno', 'cubic', 'bbr'], 2, random);
+  // One path, three algorithms indistinguishable on it: rate and RTT vary by 10 % from sample to sample.
+  const measure = (a: Algorithm) => ({ algorithm: a, minRttUs: 1000 + Math.floor(random() * 100), deliveryRate: 100e6 * (0.9 + 0.1 * random()) });
+  let lowestChanges = 0;
+  let leadChanges = 0;
+  let lowest: Algorithm | undefined;
+  let lead: Algorithm | undefined;
+  for (let i = 0; i < 600; i++) {
+    learner.record(measure(ALGORITHMS[i % 3]));
+    const costs = learner.rows().filter((r) => r.cost !== undefined);
+    const now = costs.reduce((a, b) => ((b.cost as number) < (a.cost as number) ? b : a)).algorithm;
+    if (now !== lowest) lowestChanges++;
+    lowest = now;
+    const best = learner.best();
+    if (best !== lead) leadChanges++;
+    lead = best;
+  }
+  // Without the margin the lead would change as often as the lowest cost does.
+  assert.ok(lowestChanges > 50, `the lowest cost changed hands ${lowestChanges} times (the noise this test needs)`);
+  assert.ok(leadChanges <= 5, `the lead changed ${leadChanges} times`);
+});
+
+test('a challenger that is better by more than the margin takes the lead', () => {
+  const learner = new RemoteLearner(['cubic', 'bbr'], 0, seeded(3));
+  learner.record({ algorithm: 'cubic', minRttUs: 1000, deliveryRate: 100e6 });
+  learner.record({ algorithm: 'bbr', minRttUs: 1000, deliveryRate: 95e6 });
+  assert.equal(learner.best(), 'cubic');
+  // bbr now as good as the best, cubic 5 % behind: within the margin, cubic keeps the lead.
+  learner.record({ algorithm: 'bbr', minRttUs: 1000, deliveryRate: 100e6 });
+  learner.record({ algorithm: 'cubic', minRttUs: 1000, deliveryRate: 95e6 });
+  assert.equal(learner.best(), 'cubic');
+  // cubic 20 % behind: bbr leads.
+  learner.record({ algorithm: 'cubic', minRttUs: 1000, deliveryRate: 80e6 });
+  assert.equal(learner.best(), 'bbr');
 });

@@ -23,6 +23,13 @@ export type Algorithm = (typeof ALGORITHMS)[number];
 export const COST_SCALE = 1000;
 /** Share of choices that explore instead of taking the lowest cost. */
 export const EXPLORATION = 0.05;
+/**
+ * How much lower (COST_SCALE units: 0.1 = 10 % of the best rate or RTT) a
+ * challenger's cost must be to take the lead from the algorithm holding it.
+ * Where algorithms perform alike, their costs cross with every noisy sample;
+ * without a margin the choice (and its log line) would flip with them.
+ */
+export const LEAD_MARGIN = COST_SCALE / 10;
 /** Samples a remote needs before the learner steers it: a host seen once or twice may never come back. */
 export const MIN_SAMPLES = 3;
 
@@ -79,6 +86,8 @@ export class RemoteLearner {
   private samples = 0;
   private bestMinRttUs = Infinity;
   private bestDeliveryRate = 0;
+  /** The algorithm best() returned last: it keeps the lead until beaten by LEAD_MARGIN. */
+  private leader: Algorithm | undefined;
 
   constructor(
     private readonly algorithms: readonly Algorithm[],
@@ -115,7 +124,7 @@ export class RemoteLearner {
     return true;
   }
 
-  /** The lowest-cost algorithm measured so far. */
+  /** The lowest-cost algorithm measured so far, unless the one leading before is within LEAD_MARGIN of it. */
   best(): Algorithm | undefined {
     let best: Algorithm | undefined;
     let bestCost = Infinity;
@@ -126,6 +135,9 @@ export class RemoteLearner {
         bestCost = cost;
       }
     }
+    const leaderCost = this.leader === undefined ? undefined : this.stats.get(this.leader)?.cost;
+    if (leaderCost !== undefined && bestCost + LEAD_MARGIN > leaderCost) return this.leader;
+    this.leader = best;
     return best;
   }
 

@@ -4,7 +4,8 @@
  * connection on the machine, so it does only cheap work per callback and
  * asks for callbacks only on established connections.
  *
- * - Established: note the strategy user space runs (tcp_conn_mode; see
+ * - Established: leave a connection over the loopback device alone (see
+ *   over_loopback()). Else note the strategy user space runs (tcp_conn_mode; see
  *   enum tcp_conn_strategy); under the learner's, apply its algorithm for
  *   this remote host if it has chosen one (tcp_conn_choices); then ask for
  *   retransmit and state-change callbacks.
@@ -292,6 +293,33 @@ static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_soc
 	}
 }
 
+/*
+ * A connection whose route runs through the loopback device (127.0.0.0/8,
+ * ::1, or one of the host's own addresses) has no path to tune: nothing is
+ * lost or queued on it, and every algorithm delivers the same. Measuring it
+ * would only feed the learner noise (its best algorithm flips from sample to
+ * sample) and cost callbacks on the busiest local traffic there is, so such a
+ * connection is left alone from its first callback. The route is set by the
+ * time either side is established; the addresses decide without one.
+ */
+static __always_inline bool over_loopback(struct bpf_sock_ops *skops, struct tcp_sock *tp)
+{
+	struct dst_entry *dst = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_dst_cache);
+	__u32 ip4 = skops->remote_ip4;
+	__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
+			 skops->remote_ip6[2], skops->remote_ip6[3] };
+
+	if (dst)
+		return BPF_CORE_READ(dst, dev, flags) & IFF_LOOPBACK;
+	if (skops->family == AF_INET)
+		return (bpf_ntohl(ip4) >> 24) == 127;
+	if (ip6[0] || ip6[1])
+		return false;
+	if (ip6[2] == bpf_htonl(0xffff)) /* ::ffff:127.x.y.z */
+		return (bpf_ntohl(ip6[3]) >> 24) == 127;
+	return ip6[2] == 0 && ip6[3] == bpf_htonl(1);
+}
+
 static __always_inline void post(struct bpf_sock_ops *skops, struct tcp_sock *tp, __u32 scenario,
 				 struct tcp_conn_event_data *data)
 {
@@ -311,7 +339,7 @@ static __always_inline void on_established(struct bpf_sock_ops *skops, struct bp
 	struct tcp_conn_sk *state;
 	__u32 zero = 0, *mode;
 
-	if (manual(skops))
+	if (over_loopback(skops, tp) || manual(skops))
 		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!state)

@@ -168,3 +168,33 @@ test('retransmitting thin flows get TCP_THIN_LINEAR_TIMEOUTS per connection, cou
   assert.ok(bbr && Number(bbr[1]) >= 1, 'bbr was set on the lossy connection');
   cgroup.remove();
 });
+
+test('connections over the loopback device are left alone: no measurement, no choice; a routed one beside them is measured', async () => {
+  cgroup = new TestCgroup();
+  const daemon = startDaemon(cgroup);
+  await daemon.started();
+  const link = await lossyLink(0);
+  // Bulk over 127.0.0.1 inside the client namespace: each connection sends far more than the 32 segments a measurement needs.
+  for (let i = 0; i < 3; i++) {
+    const seen = await transfer(cgroup, link, 1, [], '127.0.0.1', link.client);
+    assert.deepEqual([...seen], ['reno'], 'a loopback connection keeps the namespace default');
+  }
+  // The control: a routed connection from the same namespace, measured as usual.
+  await transfer(cgroup, link, 1, ['-b', '20M']);
+  const rows = async (): Promise<ReportRow[]> => {
+    const reply = daemon.query('jreport tcp_conn');
+    assert.equal(reply.code, 0, reply.stderr);
+    return (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn;
+  };
+  let measured: ReportRow[] = [];
+  for (let i = 0; i < 100 && !measured.some((r) => r.address === link.serverAddr4 && r.samples > 0); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    measured = await rows();
+  }
+  assert.ok(measured.some((r) => r.address === link.serverAddr4 && r.samples > 0), `the routed connection was measured: ${JSON.stringify(measured)}`);
+  assert.deepEqual(measured.filter((r) => r.address.startsWith('127.')), [], 'no loopback host is learned');
+  // Neither a measurement (debug) nor a choice line names it.
+  assert.doesNotMatch(daemon.log, /127\.0\.0\.1 \(netns cookie|for 127\.0\.0\.1/);
+  assert.equal(await daemon.stop(), 0);
+  cgroup.remove();
+});

@@ -21,15 +21,20 @@ export function algorithmsOnSockets(link: EmulatedLink, server: string): string[
   return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
 }
 
-/** One iperf3 transfer from client to server; returns every algorithm seen on its sockets while it ran. */
+/**
+ * One iperf3 transfer from client to server; returns every algorithm seen on
+ * its sockets while it ran. The server listens in the link's server
+ * namespace, or in listenerNs (the client's own, for a loopback transfer).
+ */
 export async function transfer(
   cg: TestCgroup,
   link: EmulatedLink,
   seconds: number,
   extra: string[] = [],
   server = link.serverAddr4,
+  listenerNs = link.server,
 ): Promise<Set<string>> {
-  return (await runTransfer(cg, link, seconds, extra, server)).algorithms;
+  return (await runTransfer(cg, link, seconds, extra, server, listenerNs)).algorithms;
 }
 
 export interface MeasuredTransfer {
@@ -41,7 +46,7 @@ export interface MeasuredTransfer {
 
 /** As transfer(), with iperf3's own figure of the throughput the receiver saw. */
 export async function measuredTransfer(cg: TestCgroup, link: EmulatedLink, seconds: number, extra: string[] = []): Promise<MeasuredTransfer> {
-  const { algorithms, stdout } = await runTransfer(cg, link, seconds, ['-J', ...extra], link.serverAddr4);
+  const { algorithms, stdout } = await runTransfer(cg, link, seconds, ['-J', ...extra], link.serverAddr4, link.server);
   const report = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } } };
   const received = report.end?.sum_received?.bits_per_second;
   if (typeof received !== 'number') throw new Error(`iperf3 -J gave no end.sum_received.bits_per_second: ${stdout.slice(0, 500)}`);
@@ -54,10 +59,11 @@ async function runTransfer(
   seconds: number,
   extra: string[],
   server: string,
+  listenerNs: string,
 ): Promise<{ algorithms: Set<string>; stdout: string }> {
-  const listener = cg.run('ip', ['netns', 'exec', link.server, 'iperf3', '-s', '-1', '-p', String(PORT)]);
+  const listener = cg.run('ip', ['netns', 'exec', listenerNs, 'iperf3', '-s', '-1', '-p', String(PORT)]);
   for (let i = 0; i < 50; i++) {
-    const listening = spawnSync('ip', ['netns', 'exec', link.server, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
+    const listening = spawnSync('ip', ['netns', 'exec', listenerNs, 'ss', '-tlnH', 'sport', `= :${PORT}`], { encoding: 'utf8' }).stdout;
     if (listening?.trim()) break;
     await new Promise((r) => setTimeout(r, 50));
   }

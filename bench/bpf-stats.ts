@@ -8,7 +8,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { onCleanup, track } from './cleanup';
+import { native, type NativeLink, type NativeObject } from '../src/core/native';
+import { attachTargetExists, kernelTargetSources } from '../src/core/attach-targets';
 
 const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 
@@ -189,4 +192,73 @@ export async function enableBpfStats(progress: (line: string) => void = () => un
   };
   const unregister = onCleanup(restore);
   return restore;
+}
+
+/** Built next to this file's compiled form: dist/test/fixtures/tp_btf_floor. */
+const FLOOR_OBJECT = path.join(__dirname, '..', 'test', 'fixtures', 'tp_btf_floor', 'tp_btf_floor.bpf.o');
+
+/**
+ * Empty programs on the tracepoints tcp_buffer hooks per call, attached for a
+ * run with statistics on: their run time per call is what measuring costs
+ * (the statistics' clock reads), the floor under any program's figure on
+ * this machine. Hooks this kernel lacks are left out.
+ */
+export class MeasurementFloor {
+  private readonly object: NativeObject;
+  private readonly links: NativeLink[] = [];
+  private start = new Map<string, { ns: bigint; calls: bigint }>();
+
+  constructor() {
+    this.object = native().openObject(FLOOR_OBJECT);
+    const targets = kernelTargetSources();
+    const present = new Set<string>();
+    for (const p of this.object.programs()) {
+      if (attachTargetExists(p.section, targets) === false) this.object.setAutoload(p.name, false);
+      else present.add(p.name);
+    }
+    try {
+      this.object.load();
+      for (const name of present) this.links.push(this.object.attach(name));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  mark(): void {
+    this.start = new Map(this.object.programStats().map((p) => [p.name, { ns: p.runTimeNs, calls: p.runCount }]));
+  }
+
+  /** Since mark(): run time per call by program, for those called. */
+  perCall(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [name, p] of this.since()) if (p.calls > 0) out.set(name, p.ns / p.calls);
+    return out;
+  }
+
+  /** Since mark(): run time per call over all of them (undefined when none was called). */
+  overall(): number | undefined {
+    let ns = 0;
+    let calls = 0;
+    for (const p of this.since().values()) {
+      ns += p.ns;
+      calls += p.calls;
+    }
+    return calls > 0 ? ns / calls : undefined;
+  }
+
+  close(): void {
+    for (const l of this.links) l.close();
+    this.links.length = 0;
+    this.object.close();
+  }
+
+  private since(): Map<string, { ns: number; calls: number }> {
+    const out = new Map<string, { ns: number; calls: number }>();
+    for (const p of this.object.programStats()) {
+      const s = this.start.get(p.name) ?? { ns: 0n, calls: 0n };
+      out.set(p.name, { ns: Number(p.runTimeNs - s.ns), calls: Number(p.runCount - s.calls) });
+    }
+    return out;
+  }
 }

@@ -31,8 +31,7 @@ import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/s
 import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
 import { TestCgroup } from '../test/support/cgroup';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
-import { native, type NativeLink, type NativeObject } from '../src/core/native';
-import { daemonPrograms, enableBpfStats, programNames } from './bpf-stats';
+import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames } from './bpf-stats';
 
 const execFileAsync = promisify(execFile);
 
@@ -47,7 +46,8 @@ const SENDER_WMEM = '4096 16384 33554432';
 const TARGET_FRACTION = 0.9;
 const TARGET_SECONDS = 10;
 const TARGET_NS_PER_CALL = 50;
-const PROGRAMS = ['tcp_buffer_rcv', 'tcp_buffer_snd', 'tcp_buffer_mem'];
+/** Whichever receive variant this kernel loads (tcp_buffer_rcv_grow from 6.16, tcp_buffer_rcv before). */
+const PROGRAMS = ['tcp_buffer_rcv_grow', 'tcp_buffer_rcv', 'tcp_buffer_snd', 'tcp_buffer_mem'];
 
 interface Run {
   samples: EffectSample[];
@@ -102,41 +102,8 @@ function programStats(daemonPid: number): ProgStat[] {
     .filter((p) => PROGRAMS.includes(p.name));
 }
 
-const FLOOR_OBJECT = path.join(REPO_ROOT, 'dist', 'test', 'fixtures', 'tp_btf_floor', 'tp_btf_floor.bpf.o');
 /** tcp_buffer program -> the empty program on the same tracepoint. */
-const FLOOR_OF: Record<string, string> = { tcp_buffer_snd: 'floor_snd', tcp_buffer_rcv: 'floor_rcv' };
-
-/** Empty programs next to the tuner's, to measure what bpf_stats itself costs per call here. */
-class MeasurementFloor {
-  private readonly object: NativeObject;
-  private readonly links: NativeLink[] = [];
-  private start = new Map<string, { ns: bigint; calls: bigint }>();
-
-  constructor() {
-    this.object = native().openObject(FLOOR_OBJECT);
-    this.object.load();
-    for (const p of this.object.programs()) this.links.push(this.object.attach(p.name));
-  }
-
-  mark(): void {
-    this.start = new Map(this.object.programStats().map((p) => [p.name, { ns: p.runTimeNs, calls: p.runCount }]));
-  }
-
-  perCall(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const p of this.object.programStats()) {
-      const s = this.start.get(p.name) ?? { ns: 0n, calls: 0n };
-      const calls = p.runCount - s.calls;
-      if (calls > 0n) out.set(p.name, Number(p.runTimeNs - s.ns) / Number(calls));
-    }
-    return out;
-  }
-
-  close(): void {
-    for (const l of this.links) l.close();
-    this.object.close();
-  }
-}
+const FLOOR_OF: Record<string, string> = { tcp_buffer_snd: 'floor_snd', tcp_buffer_rcv: 'floor_rcv', tcp_buffer_rcv_grow: 'floor_rcv_grow' };
 
 function secondsToReach(samples: EffectSample[], mbit: number): number | undefined {
   return samples.find((s) => s.throughputMbit >= mbit)?.t;

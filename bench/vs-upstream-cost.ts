@@ -18,12 +18,15 @@
  *    d the daemon's CPU. It counts what each daemon adds directly, not what
  *    it might cost indirectly (caches, locks); the end-to-end ratios of the
  *    overhead phase are the check on that, within their resolution. The
- *    statistics' own clock reads are inside b, so b is an upper bound.
+ *    statistics' own clock reads are inside b, so b is an upper bound; a
+ *    floor run per block (no daemon, empty programs on the same per-call
+ *    tracepoints) measures them per call, and the ratio is given again with
+ *    them taken off: what the daemon costs with statistics off.
  */
 import { spawn } from 'node:child_process';
 import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
-import { daemonPrograms, enableBpfStats, programNames, type ProgramCounters } from './bpf-stats';
+import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames, type ProgramCounters } from './bpf-stats';
 import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
 import { cpuNs, threadCpu, threadCpuDelta } from './proc';
@@ -142,10 +145,59 @@ function sumPrograms(before: ProgramCounters[], after: ProgramCounters[], names:
 
 const bpfNs = (r: CostRun) => [...r.programs.values()].reduce((a, p) => a + p.ns, 0);
 
+/** A run of one workload with no daemon and only empty programs on the per-call hooks: what measuring costs per call. */
+interface FloorRun {
+  workload: WorkloadName;
+  nsPerCall: number;
+}
+
+/**
+ * The hooks' run time above the measurement floor: each program's calls
+ * cost at least what an empty program's do with statistics on (the clock
+ * reads), which the daemon would not cost with them off.
+ */
+function bpfNsAboveFloor(r: CostRun, floorNs: number): number {
+  return [...r.programs.values()].reduce((a, p) => a + Math.max(0, p.ns - p.calls * floorNs), 0);
+}
+
+/** One floor run per workload, statistics on, no daemon (skipped with a log line where the fixture cannot load). */
+async function floorRuns(): Promise<FloorRun[]> {
+  let floor: MeasurementFloor;
+  try {
+    floor = new MeasurementFloor();
+  } catch (err) {
+    log(`measurement floor not measured: ${(err as Error).message}`);
+    return [];
+  }
+  const stop = await enableBpfStats(log);
+  const pair = createVethPair();
+  const cgroup = new TestCgroup();
+  const out: FloorRun[] = [];
+  try {
+    for (const w of WORKLOADS) {
+      floor.mark();
+      await runWorkload(w, pair, cgroup, COST_SECONDS);
+      const nsPerCall = floor.overall();
+      if (nsPerCall !== undefined) out.push({ workload: w, nsPerCall });
+      log(`  floor ${w}: ${nsPerCall === undefined ? 'no calls' : `${nsPerCall.toFixed(1)} ns per call`}`);
+    }
+  } finally {
+    cgroup.remove();
+    pair.close();
+    stop();
+    floor.close();
+  }
+  return out;
+}
+
 /** `daemons`: both in the VM; ours alone where the reference cannot start (this host: standalone run below). */
 export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = ['ours', 'theirs']): Promise<string[]> {
   const runs: Record<Daemon, CostRun[]> = { ours: [], theirs: [] };
+  const floors: FloorRun[] = [];
   for (let block = 0; block < COST_BLOCKS; block++) {
+    throwIfAborted();
+    log(`cost block ${block + 1}/${COST_BLOCKS}: measurement floor (no daemon, empty programs)`);
+    floors.push(...(await floorRuns()));
     for (const which of block % 2 ? [...daemons].reverse() : daemons) {
       throwIfAborted();
       log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
@@ -188,20 +240,23 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
       });
     }
   }
-  return reportCost(runs);
+  return reportCost(runs, floors);
 }
 
-function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
+function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]): string[] {
   const lines = [
     '## Direct cost per unit of work (phase "cost")',
     '',
     `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled and left idle ${COST_WARMUP_SECONDS} s, then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
       "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
       '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
-      "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call).",
+      "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call). " +
+      'In each block a floor run (no daemon; empty programs on the per-call tracepoints this kernel has, test/fixtures/tp_btf_floor) measures what those clock reads cost per call (f). ' +
+      '"Above the floor" is then (C - b) / (C - b + b\' + d), with b\' each program\'s run time less f per call: the daemon\'s cost with statistics off. ' +
+      "Neither ratio counts the tracepoint's own dispatch around a program (the kernel does not time it).",
     '',
-    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | hook calls per unit | busiest programs (ns per call, calls per unit) | daemon CPU by thread (ms, all runs); lines it logged |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | measurement floor f (ns per call) | direct-cost ratio above the floor | hook calls per unit | busiest programs (ns per call, calls per unit) | daemon CPU by thread (ms, all runs); lines it logged |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const w of WORKLOADS) {
     for (const which of ['ours', 'theirs'] as const) {
@@ -217,6 +272,17 @@ function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
           rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work),
         ),
       );
+      const floorNs = floors.filter((f) => f.workload === w).map((f) => f.nsPerCall);
+      const f = floorNs.length ? floorNs.reduce((a, v) => a + v, 0) / floorNs.length : undefined;
+      const aboveFloor =
+        f === undefined
+          ? undefined
+          : safe(() =>
+              pairedRatio(
+                rs.map((r) => (Math.max(1, r.workloadCpuNs - bpfNs(r)) + bpfNsAboveFloor(r, f) + r.daemonCpuNs) / r.work),
+                rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work),
+              ),
+            );
       const share = rs.map((r) => (bpfNs(r) + r.daemonCpuNs) / r.workloadCpuNs);
       const calls = per((r) => [...r.programs.values()].reduce((a, p) => a + p.calls, 0));
       const byProgram = new Map<string, { ns: number; calls: number }>();
@@ -245,7 +311,7 @@ function reportCost(runs: Record<Daemon, CostRun[]>): string[] {
         .join(', ');
       const logged = rs.reduce((a, r) => a + r.logged.length, 0);
       lines.push(
-        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines |`,
+        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${f === undefined ? 'not measured' : spread(floorNs, (v) => v.toFixed(1))} | ${aboveFloor === undefined ? '—' : fmtRatio(aboveFloor, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines |`,
       );
     }
   }

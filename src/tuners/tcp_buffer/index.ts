@@ -43,8 +43,12 @@ const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
   tunables: TUNABLES,
   scenarios: SCENARIOS,
   abilities: ['readProcNet', 'verifyChange'],
-  // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
-  programAlternatives: [{ hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] }],
+  programAlternatives: [
+    // tcp:tcp_rcvbuf_grow (6.16+) fires only when a reader's demand grows; before it, every read is hooked.
+    { hook: 'receive buffer growth', variants: ['tcp_buffer_rcv_grow', 'tcp_buffer_rcv'] },
+    // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
+    { hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] },
+  ],
   async create(ctx) {
     const memory = new MemoryWatch(ctx);
     const buffers = new BufferGrowth(ctx, memory);

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * tcp_buffer tuner, BPF side. Three tracepoints:
- *  - tcp:tcp_rcv_space_adjust (every read from a TCP socket): sk_rcvbuf has
- *    grown to within one learning step of tcp_rmem[2] in its namespace;
+ *  - tcp:tcp_rcvbuf_grow (a reader's demand grew; 6.16 and later), else
+ *    tcp:tcp_rcv_space_adjust (every read from a TCP socket): sk_rcvbuf has
+ *    grown, or is about to, to within one learning step of tcp_rmem[2] in
+ *    its namespace;
  *  - tcp:tcp_sendmsg_locked (every send): sk_sndbuf likewise against
  *    tcp_wmem[2]. That tracepoint is new (not in 6.1 or 6.12): there the
  *    daemon loads the fentry variant on the function itself, or the kprobe
  *    one where trampolines are refused (index.ts declares the order);
  *  - sock:sock_exceed_buf_limit (an allocation refused for memory): how much
  *    TCP holds against tcp_mem.
- * The first two fire up to ~100k times a second under bulk traffic, so they
+ * The per-call ones fire up to ~100k times a second under bulk traffic, so they
  * test the cheapest condition first (two loads and a compare, no map). A
  * socket sitting at its limit passes that test on every call until the daemon
  * has raised the limit, so the next check is an inlined array lookup: "this
@@ -221,11 +223,72 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	bpftune_post(&event);
 }
 
+/* The receiver check after the cheap test passed: sk_buf is the buffer the socket has (or is about to get). */
+static __always_inline void rcv_near_max(const struct sock *sk, struct net *net, int sk_buf, int rmem_max)
+{
+	struct tcp_buffer_data why = {};
+	struct last_post *slot;
+	int rmem[3];
+
+	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
+	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
+		return;
+	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
+	if (!slot)
+		return;
+	path_bdp(sk, &why);
+	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
+		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
+		mark_slot(slot, net, rmem_max, false);
+		return;
+	}
+	mark_slot(slot, net, rmem_max, true);
+	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
+	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
+	rmem[2] = rmem_max;
+	post_near_max(sk, net, TCP_BUFFER_EVENT_RMEM_NEAR_MAX, rmem, sk_buf, &why);
+}
+
 /*
- * Not tcp:tcp_rcvbuf_grow, although it fires far less often: it fires only
- * when the kernel's own demand estimate (bytes read per RTT) grows, and a
- * flow held back by its buffer reads the same amount every RTT, so it can
- * stall after a step or two. tcp_rcv_space_adjust runs on every read.
+ * Where the kernel has it (6.16 and later), tcp:tcp_rcvbuf_grow: it fires in
+ * tcp_rcv_space_adjust only when the bytes read in the last receiver RTT
+ * (copied) exceed the most read in one before (rcvq_space.space), just
+ * before tcp_rcvbuf_grow() sizes the buffer for twice that. At most once per
+ * RTT per socket, and only while demand grows: a bulk reader at a steady rate
+ * costs nothing here, where tcp_rcv_space_adjust below runs on every read.
+ *
+ * Nothing is missed by hooking only there: the kernel grows an existing
+ * socket's buffer at those calls and no others (out-of-order growth aside),
+ * so a raised limit reaches a live connection only at its next one. A
+ * connection held back by its limit still gets them: its reads per RTT vary,
+ * and each new record is one. The tracepoint runs before the buffer is
+ * resized, so the check is on what it is about to be: the larger of the
+ * buffer now and the space for twice the copied bytes (tcp_space_from_win:
+ * win * 256 / scaling_ratio), capped at the limit. tp is read with CO-RE
+ * helpers: sk is typed struct sock, and tcp_sock lies beyond it.
+ */
+SEC("tp_btf/tcp_rcvbuf_grow")
+int BPF_PROG(tcp_buffer_rcv_grow, struct sock *sk, int time)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	struct net *net = sk->__sk_common.skc_net.net;
+	int rcvbuf = sk->sk_rcvbuf;
+	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
+	__u32 copied = BPF_CORE_READ(tp, copied_seq) - BPF_CORE_READ(tp, rcvq_space.seq);
+	__u64 ratio = BPF_CORE_READ(tp, scaling_ratio);
+	__u64 wanted = ratio ? ((__u64)copied << 9) / ratio : 0;
+	int about_to_be = rcvbuf;
+
+	if (wanted > (__u64)rcvbuf)
+		about_to_be = wanted > (__u64)rmem_max ? rmem_max : (int)wanted;
+	if (bpftune_nearly_full(about_to_be, rmem_max))
+		rcv_near_max(sk, net, about_to_be, rmem_max);
+	return 0;
+}
+
+/*
+ * Kernels without tcp:tcp_rcvbuf_grow (6.1, 6.12): tcp_rcv_space_adjust runs
+ * on every read, so it tests the cheapest condition first.
  */
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
@@ -233,29 +296,9 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	struct net *net = sk->__sk_common.skc_net.net;
 	int rcvbuf = sk->sk_rcvbuf;
 	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
-	struct tcp_buffer_data why = {};
-	struct last_post *slot;
-	int rmem[3];
 
-	if (!bpftune_nearly_full(rcvbuf, rmem_max))
-		return 0;
-	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
-	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
-		return 0;
-	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
-	if (!slot)
-		return 0;
-	path_bdp(sk, &why);
-	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
-		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
-		mark_slot(slot, net, rmem_max, false);
-		return 0;
-	}
-	mark_slot(slot, net, rmem_max, true);
-	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
-	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
-	rmem[2] = rmem_max;
-	post_near_max(sk, net, TCP_BUFFER_EVENT_RMEM_NEAR_MAX, rmem, rcvbuf, &why);
+	if (bpftune_nearly_full(rcvbuf, rmem_max))
+		rcv_near_max(sk, net, rcvbuf, rmem_max);
 	return 0;
 }
 

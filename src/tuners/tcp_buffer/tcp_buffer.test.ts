@@ -13,6 +13,7 @@ import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createQueuedPath, createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
+import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
 const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
@@ -82,6 +83,9 @@ for (const { family, reverse } of [
     await daemon.started();
     // The sender hook is tp_btf where the kernel has tcp:tcp_sendmsg_locked (6.18), else its fentry/kprobe fallback (6.1, 6.12).
     assert.match(daemon.log, /tuner 'tcp_buffer' loaded \(tp_btf(, fentry|, kprobe)?\)/);
+    // The receiver hook is tcp:tcp_rcvbuf_grow where the kernel has it (6.16+), else the per-read tcp:tcp_rcv_space_adjust.
+    const rcvHook = attachTargetExists('tp_btf/tcp_rcvbuf_grow', kernelTargetSources()) ? 'tcp_rcvbuf_grow' : 'tcp_rcv_space_adjust';
+    assert.match(daemon.log, new RegExp(`tuner 'tcp_buffer' loaded \\([^)]*\\) with [^\\n]*tp_btf/${rcvHook}[,\\n]`));
     const server = startIperfServer(pair.server);
     servers.push(server);
     await runIperfClient(pair.client, family === 4 ? pair.serverAddr4 : pair.serverAddr6, 3, reverse ? ['-R'] : []);

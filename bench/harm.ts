@@ -17,7 +17,7 @@
  * vm settings that do not touch the network: the profile condition sets the
  * two TCP ones in both namespaces.
  *
- * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [--seconds S] [a,b,...]
+ * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [--seconds S] [--warmup S] [a,b,...]
  * (root) prints the table; more rounds narrow the spread the verdicts are judged
  * by, longer runs give the daemons time to act (a fresh daemon starts with
  * each run). In the 6.1 VM, bench/vs-upstream.ts runs it with oracle/bpftune as
@@ -35,6 +35,7 @@ import { createVethPair, runIperf, type VethPair } from './iperf';
 import { startEchoServer, tcpCounters, TRAFFIC_SCRIPT } from './workloads';
 import type { TrafficResult } from './traffic';
 import { settled } from './vs-upstream-daemons';
+import { cpuNs } from './proc';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ECHO_PORT = 5301;
@@ -152,6 +153,14 @@ export interface HarmOptions {
   referenceCommand?: string[];
   /** Each round runs every condition once (the profile in the first only); odd rounds in the reverse order. */
   rounds: number;
+  /**
+   * After a daemon has settled, how long it runs before the traffic starts.
+   * The matrix is about what a running daemon does to traffic: in its first
+   * ten seconds or so ours still runs start-up work (measured on this host:
+   * about 0.6 % of a core in the 10 s after settling, nothing after 20 s,
+   * whichever tuners are loaded), and under TCG that alone moved the probe.
+   */
+  warmupSeconds: number;
   quick: boolean;
   daemonArgs: string[];
   progress: (line: string) => void;
@@ -176,6 +185,7 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
       daemon = new DaemonProcess(['-R'], { command: options.referenceCommand });
       await settled(daemon, 'theirs');
     }
+    if (daemon && options.warmupSeconds > 0) await sleep(options.warmupSeconds * 1000);
     await echo.ready;
     await sleep(500);
     throwIfAborted();
@@ -186,6 +196,10 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
     const mem0 = tcpMemoryBytes();
     let memMax = mem0;
     const sampler = setInterval(() => (memMax = Math.max(memMax, tcpMemoryBytes())), 250);
+    // The daemon's own CPU and log lines while the traffic runs: what it takes from the workload.
+    const daemonCpu0 = daemon ? cpuNs(daemon.pid) : 0;
+    const logAt = daemon?.log.length ?? 0;
+    const t0 = process.hrtime.bigint();
     let result: Awaited<ReturnType<ScenarioSpec['traffic']>>;
     let probe: TrafficResult;
     try {
@@ -196,7 +210,13 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
     } finally {
       clearInterval(sampler);
     }
-    const extra = { ...(result.extra ?? {}), ...((await prepared?.finish()) ?? {}) };
+    const daemonExtra: Record<string, string> = {};
+    if (daemon) {
+      const share = (cpuNs(daemon.pid) - daemonCpu0) / Number(process.hrtime.bigint() - t0);
+      daemonExtra['daemon CPU during traffic'] = `${(share * 100).toFixed(1)} %`;
+      daemonExtra['lines it logged'] = String(daemon.log.slice(logAt).split('\n').filter(Boolean).length);
+    }
+    const extra = { ...(result.extra ?? {}), ...((await prepared?.finish()) ?? {}), ...daemonExtra };
     prepared = undefined;
     return {
       throughput: result.throughput,
@@ -217,8 +237,8 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
 }
 
 /** Run length and rounds: the full matrix takes about 2.5 minutes, the quick one about 1.5. */
-export function harmSettings(quick: boolean): Pick<HarmOptions, 'seconds' | 'rounds'> {
-  return quick ? { seconds: 2, rounds: 1 } : { seconds: 2, rounds: 2 };
+export function harmSettings(quick: boolean): Pick<HarmOptions, 'seconds' | 'rounds' | 'warmupSeconds'> {
+  return quick ? { seconds: 2, rounds: 1, warmupSeconds: 0 } : { seconds: 2, rounds: 2, warmupSeconds: 15 };
 }
 
 export async function measureHarm(options: HarmOptions, only?: string[]): Promise<HarmScenarioResult[]> {
@@ -262,7 +282,15 @@ if (require.main === module) {
     const secondsArg = process.argv.indexOf('--seconds');
     const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : undefined;
     if (seconds !== undefined && !(seconds > 0)) throw new Error(`--seconds needs a positive number, not ${process.argv[secondsArg + 1]}`);
-    const settings = { ...harmSettings(quick), ...(rounds ? { rounds } : {}), ...(seconds ? { seconds } : {}) };
+    const warmupArg = process.argv.indexOf('--warmup');
+    const warmupSeconds = warmupArg > 0 ? Number(process.argv[warmupArg + 1]) : undefined;
+    if (warmupSeconds !== undefined && !(warmupSeconds >= 0)) throw new Error(`--warmup needs a number of seconds (0 or more), not ${process.argv[warmupArg + 1]}`);
+    const settings = {
+      ...harmSettings(quick),
+      ...(rounds ? { rounds } : {}),
+      ...(seconds ? { seconds } : {}),
+      ...(warmupSeconds !== undefined ? { warmupSeconds } : {}),
+    };
     const results = await measureHarm({ ...settings, quick, daemonArgs: builtinDaemonArgs(), progress }, only);
     process.stdout.write(`${renderHarmTable(results)}\n`);
   });

@@ -35,7 +35,7 @@
  * Environment: BPFTUNE_REFERENCE (the reference's command, default
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
- * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_FOOTPRINT_ROUNDS,
+ * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_FOOTPRINT_ROUNDS,
  * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS.
  * Prints the report (markdown) on stdout, progress on stderr.
  */
@@ -539,6 +539,7 @@ async function main(): Promise<void> {
     const results = await measureHarm({
       seconds: env('VS_HARM_SECONDS', 8),
       rounds: env('VS_HARM_ROUNDS', 2),
+      warmupSeconds: env('VS_HARM_WARMUP_SECONDS', 20),
       quick: false,
       daemonArgs: builtinDaemonArgs(),
       referenceCommand: [REFERENCE],
@@ -547,7 +548,7 @@ async function main(): Promise<void> {
     out.push(
       '## Harm matrix with oracle/bpftune (phase "harm")',
       '',
-      `bench/harm.ts on this kernel, ${env('VS_HARM_ROUNDS', 2)} rounds of ${env('VS_HARM_SECONDS', 8)} s runs, with oracle/bpftune as one more condition; a fresh daemon for each run. ` +
+      `bench/harm.ts on this kernel, ${env('VS_HARM_ROUNDS', 2)} rounds of ${env('VS_HARM_SECONDS', 8)} s runs, with oracle/bpftune as one more condition; a fresh daemon for each run, settled and then left ${env('VS_HARM_WARMUP_SECONDS', 20)} s before the traffic. ` +
         '"Worse" means further from the first no-daemon figure than the control, in the harmful direction (at least 10 %).',
       '',
       renderHarmTable(results),

@@ -182,12 +182,12 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
 
 /*
  * Bytes the path carries per round trip: the most read in one receiver RTT
- * (rcvq_space.space), times srtt / receiver RTT. Both RTTs are in 1/8 us.
+ * (space: rcvq_space.space, or the new record about to replace it), times
+ * srtt / receiver RTT. Both RTTs are in 1/8 us.
  */
-static __always_inline void path_bdp(const struct sock *sk, struct tcp_buffer_data *why)
+static __always_inline void path_bdp(const struct sock *sk, __u64 space, struct tcp_buffer_data *why)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u64 space = BPF_CORE_READ(tp, rcvq_space.space);
 	__u64 rcv_rtt = BPF_CORE_READ(tp, rcv_rtt_est.rtt_us);
 	__u64 srtt = BPF_CORE_READ(tp, srtt_us);
 	__u64 bdp = space;
@@ -223,8 +223,11 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	bpftune_post(&event);
 }
 
-/* The receiver check after the cheap test passed: sk_buf is the buffer the socket has (or is about to get). */
-static __always_inline void rcv_near_max(const struct sock *sk, struct net *net, int sk_buf, int rmem_max)
+/*
+ * The receiver check after the cheap test passed: sk_buf is the buffer the
+ * socket has (or is about to get), space the most it read in one RTT.
+ */
+static __always_inline void rcv_near_max(const struct sock *sk, struct net *net, int sk_buf, int rmem_max, __u64 space)
 {
 	struct tcp_buffer_data why = {};
 	struct last_post *slot;
@@ -236,7 +239,7 @@ static __always_inline void rcv_near_max(const struct sock *sk, struct net *net,
 	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
 	if (!slot)
 		return;
-	path_bdp(sk, &why);
+	path_bdp(sk, space, &why);
 	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
 		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
 		mark_slot(slot, net, rmem_max, false);
@@ -281,8 +284,12 @@ int BPF_PROG(tcp_buffer_rcv_grow, struct sock *sk, int time)
 
 	if (wanted > (__u64)rcvbuf)
 		about_to_be = wanted > (__u64)rmem_max ? rmem_max : (int)wanted;
+	/*
+	 * The gate judges the new record: a connection whose window is clamped at
+	 * the limit may set no further one, so this call may be its last chance.
+	 */
 	if (bpftune_nearly_full(about_to_be, rmem_max))
-		rcv_near_max(sk, net, about_to_be, rmem_max);
+		rcv_near_max(sk, net, about_to_be, rmem_max, copied);
 	return 0;
 }
 
@@ -298,7 +305,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
 
 	if (bpftune_nearly_full(rcvbuf, rmem_max))
-		rcv_near_max(sk, net, rcvbuf, rmem_max);
+		rcv_near_max(sk, net, rcvbuf, rmem_max, BPF_CORE_READ((const struct tcp_sock *)sk, rcvq_space.space));
 	return 0;
 }
 

@@ -275,16 +275,18 @@ if (require.main === module) {
   runBenchmark(async () => {
     const quick = process.argv.includes('--quick');
     const only = process.argv.find((a) => /^[a-d](,[a-d])*$/.test(a))?.split(',');
-    const roundsArg = process.argv.indexOf('--rounds');
-    const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : undefined;
-    if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds needs a whole number of at least 1, not ${process.argv[roundsArg + 1]}`);
+    /** The number after `flag`, if given; throws naming what it needs when `valid` refuses it. */
+    const numberFlag = (flag: string, valid: (v: number) => boolean, needs: string): number | undefined => {
+      const at = process.argv.indexOf(flag);
+      if (at < 0) return undefined;
+      const value = Number(process.argv[at + 1]);
+      if (!valid(value)) throw new Error(`${flag} needs ${needs}, not ${process.argv[at + 1]}`);
+      return value;
+    };
+    const rounds = numberFlag('--rounds', (v) => Number.isInteger(v) && v >= 1, 'a whole number of at least 1');
+    const seconds = numberFlag('--seconds', (v) => v > 0, 'a positive number');
+    const warmupSeconds = numberFlag('--warmup', (v) => v >= 0, 'a number of seconds (0 or more)');
     const progress = (line: string) => process.stderr.write(`${line}\n`);
-    const secondsArg = process.argv.indexOf('--seconds');
-    const seconds = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : undefined;
-    if (seconds !== undefined && !(seconds > 0)) throw new Error(`--seconds needs a positive number, not ${process.argv[secondsArg + 1]}`);
-    const warmupArg = process.argv.indexOf('--warmup');
-    const warmupSeconds = warmupArg > 0 ? Number(process.argv[warmupArg + 1]) : undefined;
-    if (warmupSeconds !== undefined && !(warmupSeconds >= 0)) throw new Error(`--warmup needs a number of seconds (0 or more), not ${process.argv[warmupArg + 1]}`);
     const settings = {
       ...harmSettings(quick),
       ...(rounds ? { rounds } : {}),

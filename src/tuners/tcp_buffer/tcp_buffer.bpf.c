@@ -182,12 +182,13 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
 
 /*
  * Bytes the path carries per round trip: the most read in one receiver RTT
- * (space: rcvq_space.space, or the new record about to replace it), times
- * srtt / receiver RTT. Both RTTs are in 1/8 us.
+ * (record: the new one about to replace rcvq_space.space, or 0 to read
+ * rcvq_space.space itself), times srtt / receiver RTT. Both RTTs are in 1/8 us.
  */
-static __always_inline void path_bdp(const struct sock *sk, __u64 space, struct tcp_buffer_data *why)
+static __always_inline void path_bdp(const struct sock *sk, __u32 record, struct tcp_buffer_data *why)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 space = record ? record : BPF_CORE_READ(tp, rcvq_space.space);
 	__u64 rcv_rtt = BPF_CORE_READ(tp, rcv_rtt_est.rtt_us);
 	__u64 srtt = BPF_CORE_READ(tp, srtt_us);
 	__u64 bdp = space;
@@ -225,9 +226,9 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 
 /*
  * The receiver check after the cheap test passed: sk_buf is the buffer the
- * socket has (or is about to get), space the most it read in one RTT.
+ * socket has (or is about to get), record as for path_bdp().
  */
-static __always_inline void rcv_near_max(const struct sock *sk, struct net *net, int sk_buf, int rmem_max, __u64 space)
+static __always_inline void rcv_near_max(const struct sock *sk, struct net *net, int sk_buf, int rmem_max, __u32 record)
 {
 	struct tcp_buffer_data why = {};
 	struct last_post *slot;
@@ -239,7 +240,7 @@ static __always_inline void rcv_near_max(const struct sock *sk, struct net *net,
 	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
 	if (!slot)
 		return;
-	path_bdp(sk, space, &why);
+	path_bdp(sk, record, &why);
 	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
 		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
 		mark_slot(slot, net, rmem_max, false);
@@ -305,7 +306,7 @@ int BPF_PROG(tcp_buffer_rcv, struct sock *sk)
 	int rmem_max = net->ipv4.sysctl_tcp_rmem[2];
 
 	if (bpftune_nearly_full(rcvbuf, rmem_max))
-		rcv_near_max(sk, net, rcvbuf, rmem_max, BPF_CORE_READ((const struct tcp_sock *)sk, rcvq_space.space));
+		rcv_near_max(sk, net, rcvbuf, rmem_max, 0);
 	return 0;
 }
 

@@ -250,6 +250,16 @@ static __always_inline void set_thin_linear_timeouts(struct bpf_sock_ops *skops,
 }
 
 /*
+ * A dual-stack socket talking to an IPv4 peer (::ffff:a.b.c.d) is IPv4 on
+ * the wire: its route is an IPv4 one, and so is its remote host. ip6 is the
+ * context's remote_ip6, loaded by the caller.
+ */
+static __always_inline bool peer_is_v4(const struct bpf_sock_ops *skops, const __u32 ip6[4])
+{
+	return skops->family == AF_INET || (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff));
+}
+
+/*
  * The remote host is the next hop: the gateway when the route has one (every
  * host behind it shares the path's bottleneck as far as we can tell), else
  * the peer. The socket's cached route is set once it is established.
@@ -262,12 +272,7 @@ static __always_inline void remote_of(struct bpf_sock_ops *skops, struct tcp_soc
 	__u32 ip4 = skops->remote_ip4;
 	__u32 ip6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
 			 skops->remote_ip6[2], skops->remote_ip6[3] };
-	/*
-	 * A dual-stack socket talking to an IPv4 peer (::ffff:a.b.c.d) is IPv4 on
-	 * the wire: its route is an IPv4 one, and so is its remote host.
-	 */
-	bool v4 = skops->family == AF_INET ||
-		  (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff));
+	bool v4 = peer_is_v4(skops, ip6);
 
 	remote->netns_cookie = bpf_get_netns_cookie(skops);
 	if (v4) {
@@ -311,13 +316,9 @@ static __always_inline bool over_loopback(struct bpf_sock_ops *skops, struct tcp
 
 	if (dst)
 		return BPF_CORE_READ(dst, dev, flags) & IFF_LOOPBACK;
-	if (skops->family == AF_INET)
-		return (bpf_ntohl(ip4) >> 24) == 127;
-	if (ip6[0] || ip6[1])
-		return false;
-	if (ip6[2] == bpf_htonl(0xffff)) /* ::ffff:127.x.y.z */
-		return (bpf_ntohl(ip6[3]) >> 24) == 127;
-	return ip6[2] == 0 && ip6[3] == bpf_htonl(1);
+	if (peer_is_v4(skops, ip6))
+		return (bpf_ntohl(skops->family == AF_INET ? ip4 : ip6[3]) >> 24) == 127;
+	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 && ip6[3] == bpf_htonl(1);
 }
 
 static __always_inline void post(struct bpf_sock_ops *skops, struct tcp_sock *tp, __u32 scenario,

@@ -81,6 +81,13 @@ struct last_post {
 	 * not to hold the socket back: jiffies (low 32 bits) from which to ask again.
 	 */
 	__u32 recheck;
+	/*
+	 * Receive side: the record (most bytes read in one receiver RTT) that
+	 * verdict was judged on. A socket with a larger one is asked at once: the
+	 * verdict scales with the record, and a connection still in slow start
+	 * when first judged would otherwise wait out the whole hold.
+	 */
+	__u32 judged_record;
 };
 
 /* How long a "not held back" verdict stands: 64 jiffies, 64-256 ms depending on HZ. */
@@ -113,12 +120,23 @@ static __always_inline __u32 socket_rtt_us(const struct sock *sk, bool receiver)
 	return rtt >> 3;
 }
 
+/* The receive record as path_bdp() takes it: the new one, or 0 to read rcvq_space.space. */
+static __always_inline __u32 rcv_record(const struct sock *sk, __u32 record)
+{
+	return record ? record : BPF_CORE_READ((const struct tcp_sock *)sk, rcvq_space.space);
+}
+
 /*
  * The slot to record this (namespace, limit) in, or NULL when it was posted
  * since the daemon last cleared it, judged not worth posting a moment ago, or
- * the namespace's rate limit says wait.
+ * the namespace's rate limit says wait. For the receive side, rcv_sk is the
+ * socket and *record its record as for path_bdp(): a record larger than the
+ * one the standing "not held back" was judged on is asked about at once (read
+ * here only then, and left in *record for the caller). The send side passes
+ * NULL: its verdict waits out the hold.
  */
-static __always_inline struct last_post *post_slot(__u32 kind, const struct net *net, int limit)
+static __always_inline struct last_post *post_slot(__u32 kind, const struct net *net, int limit,
+						   const struct sock *rcv_sk, __u32 *record)
 {
 	struct last_post *last = bpf_map_lookup_elem(&last_posted, &kind);
 
@@ -128,15 +146,22 @@ static __always_inline struct last_post *post_slot(__u32 kind, const struct net 
 		if (!last->recheck)
 			return NULL;
 		/* bpf_jiffies64() is inlined to a load on 64-bit JITs. */
-		if ((__s32)((__u32)bpf_jiffies64() - last->recheck) < 0)
-			return NULL;
+		if ((__s32)((__u32)bpf_jiffies64() - last->recheck) < 0) {
+			if (!rcv_sk)
+				return NULL;
+			*record = rcv_record(rcv_sk, *record);
+			if (*record <= last->judged_record)
+				return NULL;
+		}
 	}
 	if (bpftune_rate_limited(bpftune_net_cookie((struct net *)net), kind, TCP_BUFFER_INTERVAL_NS))
 		return NULL;
 	return last;
 }
 
-static __always_inline void mark_slot(struct last_post *slot, const struct net *net, int limit, bool posted)
+/* record: the receive record the verdict was judged on (0 for the send side). */
+static __always_inline void mark_slot(struct last_post *slot, const struct net *net, int limit, bool posted,
+				      __u32 record)
 {
 	__u32 recheck = 0;
 
@@ -148,6 +173,7 @@ static __always_inline void mark_slot(struct last_post *slot, const struct net *
 	slot->net = (__u64)net;
 	slot->limit = limit;
 	slot->recheck = recheck;
+	slot->judged_record = record;
 }
 
 /*
@@ -188,7 +214,7 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
 static __always_inline void path_bdp(const struct sock *sk, __u32 record, struct tcp_buffer_data *why)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u64 space = record ? record : BPF_CORE_READ(tp, rcvq_space.space);
+	__u64 space = rcv_record(sk, record);
 	__u64 rcv_rtt = BPF_CORE_READ(tp, rcv_rtt_est.rtt_us);
 	__u64 srtt = BPF_CORE_READ(tp, srtt_us);
 	__u64 bdp = space;
@@ -237,16 +263,16 @@ static __always_inline void rcv_near_max(const struct sock *sk, struct net *net,
 	/* SO_RCVBUF fixes the size: the limit is not what holds this socket back. */
 	if (SK_USERLOCKS(sk) & SOCK_RCVBUF_LOCK)
 		return;
-	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max);
+	slot = post_slot(TCP_BUFFER_EVENT_RMEM_NEAR_MAX, net, rmem_max, sk, &record);
 	if (!slot)
 		return;
 	path_bdp(sk, record, &why);
 	if ((__u64)why.bdp * TCP_BUFFER_BDP_SHARE < (__u64)rmem_max) {
 		/* The path needs far less than the limit allows: auto-tuning overshoots, the limit holds nothing back. */
-		mark_slot(slot, net, rmem_max, false);
+		mark_slot(slot, net, rmem_max, false, why.rcv_space);
 		return;
 	}
-	mark_slot(slot, net, rmem_max, true);
+	mark_slot(slot, net, rmem_max, true, 0);
 	rmem[0] = net->ipv4.sysctl_tcp_rmem[0];
 	rmem[1] = net->ipv4.sysctl_tcp_rmem[1];
 	rmem[2] = rmem_max;
@@ -323,16 +349,16 @@ static __always_inline void snd_near_max(const struct sock *sk, struct net *net,
 
 	if (userlocks & SOCK_SNDBUF_LOCK)
 		return;
-	slot = post_slot(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max);
+	slot = post_slot(TCP_BUFFER_EVENT_WMEM_NEAR_MAX, net, wmem_max, NULL, NULL);
 	if (!slot)
 		return;
 	sndbuf_chrono(sk, &why);
 	if (!why.busy || (__u64)why.sndbuf_limited * TCP_BUFFER_SNDBUF_SHARE < why.busy) {
 		/* At the limit but not held back by it (the receiver's window, the path or the application is). */
-		mark_slot(slot, net, wmem_max, false);
+		mark_slot(slot, net, wmem_max, false, 0);
 		return;
 	}
-	mark_slot(slot, net, wmem_max, true);
+	mark_slot(slot, net, wmem_max, true, 0);
 	wmem[0] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[0]);
 	wmem[1] = BPF_CORE_READ(net, ipv4.sysctl_tcp_wmem[1]);
 	wmem[2] = wmem_max;

@@ -185,7 +185,20 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
       daemon = new DaemonProcess(['-R'], { command: options.referenceCommand });
       await settled(daemon, 'theirs');
     }
-    if (daemon && options.warmupSeconds > 0) await sleep(options.warmupSeconds * 1000);
+    /*
+     * The warm-up's last stretch, as long as the traffic, is the daemon's CPU
+     * without traffic in the same run: set against its CPU during the traffic,
+     * it tells work the traffic causes from start-up work still under way.
+     */
+    let idleShare: number | undefined;
+    if (daemon && options.warmupSeconds > 0) {
+      const idleSeconds = Math.min(options.warmupSeconds, options.seconds);
+      await sleep((options.warmupSeconds - idleSeconds) * 1000);
+      const idle0 = cpuNs(daemon.pid);
+      const idleT0 = process.hrtime.bigint();
+      await sleep(idleSeconds * 1000);
+      idleShare = (cpuNs(daemon.pid) - idle0) / Number(process.hrtime.bigint() - idleT0);
+    }
     await echo.ready;
     await sleep(500);
     throwIfAborted();
@@ -213,6 +226,7 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
     const daemonExtra: Record<string, string> = {};
     if (daemon) {
       const share = (cpuNs(daemon.pid) - daemonCpu0) / Number(process.hrtime.bigint() - t0);
+      if (idleShare !== undefined) daemonExtra['daemon CPU just before'] = `${(idleShare * 100).toFixed(1)} %`;
       daemonExtra['daemon CPU during traffic'] = `${(share * 100).toFixed(1)} %`;
       daemonExtra['lines it logged'] = String(daemon.log.slice(logAt).split('\n').filter(Boolean).length);
     }

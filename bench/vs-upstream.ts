@@ -14,6 +14,8 @@
  *     its socket's buffer is at tcp_rmem[2] from the first read, which both
  *     daemons' tcp_buffer tuners treat as "limit reached"; the time from that
  *     first read to the namespace's tcp_rmem reading differently (polled);
+ *     then the same over an emulated 20 ms path, where growth is warranted
+ *     (over loopback ours grows only if its per-round-trip gate passes);
  *   - long RTT: back-to-back iperf3 connections over an emulated long path
  *     (test/support/link-emulator.ts) with the receiver's tcp_rmem[2] low;
  *   - lossy path: iperf3 over an emulated path with random loss, default
@@ -35,11 +37,11 @@
  * Environment: BPFTUNE_REFERENCE (the reference's command, default
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
- * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_FOOTPRINT_ROUNDS,
+ * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_HARM_SCENARIOS, VS_FOOTPRINT_ROUNDS,
  * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS.
  * Prints the report (markdown) on stdout, progress on stderr.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
@@ -71,6 +73,8 @@ const LONG_SECONDS = 12;
 const LONG_CONNECTION_SECONDS = 2;
 const LOSSY = { rttMs: 30, lossPercent: 2, rateMbit: 10, seconds: 10 };
 const REACTION_LIMIT_MS = 20_000;
+/** VS_HARM_SCENARIOS: the harm phase's scenarios, e.g. "b,d" (all when unset). */
+const HARM_SCENARIOS = process.env.VS_HARM_SCENARIOS?.split(',').filter(Boolean);
 
 type Condition = 'none' | 'control' | Daemon;
 
@@ -150,12 +154,85 @@ server.listen(0, '127.0.0.1', () => {
   c.on('drain', pump);
 });`;
 
+/**
+ * The same reaction over an emulated path (REACTION_PATH_RTT_MS), where the
+ * path, not loopback, carries what the buffer limits: a receiver in the link's
+ * server namespace (args: limit ms, listen address), timed from its first read
+ * as above; REACTION_SENDER in the client namespace writes to it (args: address).
+ * On loopback ours grows a limit only when its bytes-per-round-trip gate
+ * passes, which is scheduling noise there; here growth is what both daemons
+ * are meant to do.
+ */
+const REACTION_PATH_RTT_MS = 20;
+const REACTION_PORT = 5401;
+const REACTION_RECEIVER = `
+const net = require('net');
+const fs = require('fs');
+const read = () => fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim();
+const before = read();
+const limitMs = Number(process.argv[1]);
+let t0 = 0n;
+let lastOld = 0;
+const finish = (r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); };
+function poll() {
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (read() !== before) return finish([ms, lastOld]);
+  lastOld = ms;
+  if (ms > limitMs) return finish([-1, lastOld]);
+  setTimeout(poll, 1);
+}
+net.createServer((s) => s.on('data', () => { if (!t0) { t0 = process.hrtime.bigint(); poll(); } }))
+  .listen(${REACTION_PORT}, process.argv[2], () => process.stderr.write('ready\\n'));`;
+const REACTION_SENDER = `
+const c = require('net').connect(${REACTION_PORT}, process.argv[1]);
+const chunk = Buffer.alloc(1 << 20);
+c.on('error', () => {});
+const pump = () => { while (c.write(chunk)) {} };
+c.on('connect', pump);
+c.on('drain', pump);`;
+
+/** One reaction trial over a fresh emulated path: [ms, lower bound] as REACTION_SCRIPT gives them. */
+async function pathReaction(limitMs: number): Promise<[number, number]> {
+  const link = await createEmulatedLink({ rttMs: REACTION_PATH_RTT_MS });
+  const receiver = spawn('ip', ['netns', 'exec', link.server, process.execPath, '-e', REACTION_RECEIVER, String(limitMs), link.serverAddr4], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let sender: ReturnType<typeof spawn> | undefined;
+  try {
+    let out = '';
+    let err = '';
+    receiver.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((resolve) => receiver.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`reaction receiver in ${link.server} did not start: ${err}`)), 30_000);
+      receiver.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        if (err.includes('ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      receiver.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`reaction receiver in ${link.server} exited (${code}): ${err}`));
+      });
+    });
+    sender = spawn('ip', ['netns', 'exec', link.client, process.execPath, '-e', REACTION_SENDER, link.serverAddr4], { stdio: 'ignore' });
+    await exited;
+    return JSON.parse(out) as [number, number];
+  } finally {
+    receiver.kill('SIGKILL');
+    sender?.kill('SIGKILL');
+    await link.close();
+  }
+}
+
 interface FunctionRun {
   condition: 'none' | Daemon;
   settleSeconds?: number;
   /** ms, per trial; -1 when no change was seen. */
   reactionMs: number[];
   reactionLowerMs: number[];
+  /** The same over an emulated REACTION_PATH_RTT_MS path. */
+  pathReactionMs: number[];
   longRttMbit: number;
   longRttPerSecond: number[];
   longRttFinalRmem: number;
@@ -226,7 +303,7 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
   setInit('net.ipv4.tcp_wmem', SENDER_WMEM);
   const before = netSysctls();
   const daemon = condition === 'none' ? undefined : startDaemon(condition);
-  const run: Partial<FunctionRun> = { condition, reactionMs: [], reactionLowerMs: [] };
+  const run: Partial<FunctionRun> = { condition, reactionMs: [], reactionLowerMs: [], pathReactionMs: [] };
   try {
     if (daemon && condition !== 'none') {
       run.settleSeconds = await settled(daemon, condition);
@@ -247,6 +324,12 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
       }
     }
     log(`  ${condition} reaction ms: ${run.reactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
+    for (let i = 0; i < (daemon ? trials : 1); i++) {
+      throwIfAborted();
+      const [ms] = await pathReaction(daemon ? REACTION_LIMIT_MS : 3000);
+      run.pathReactionMs?.push(ms);
+    }
+    log(`  ${condition} reaction over a ${REACTION_PATH_RTT_MS} ms path, ms: ${run.pathReactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
     if (daemon && condition === 'ours') run.split = reactionSplit(daemon);
     const l = await longRtt();
     Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttFinalRmem: l.finalRmem });
@@ -346,8 +429,10 @@ function reportFunction(runs: FunctionRun[]): string[] {
   const ours = by('ours');
   const theirs = by('theirs');
   const none = by('none');
-  const reacted = (rs: FunctionRun[]) => rs.flatMap((r) => r.reactionMs).filter((v) => v >= 0);
-  const missed = (rs: FunctionRun[]) => rs.flatMap((r) => r.reactionMs).filter((v) => v < 0).length;
+  const reacted = (rs: FunctionRun[], key: 'reactionMs' | 'pathReactionMs' = 'reactionMs') => rs.flatMap((r) => r[key] ?? []).filter((v) => v >= 0);
+  const missed = (rs: FunctionRun[], key: 'reactionMs' | 'pathReactionMs' = 'reactionMs') => rs.flatMap((r) => r[key] ?? []).filter((v) => v < 0).length;
+  const pathReacted = (rs: FunctionRun[]) => reacted(rs, 'pathReactionMs');
+  const pathMissed = (rs: FunctionRun[]) => missed(rs, 'pathReactionMs');
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const mbit = (v: number) => `${v.toFixed(1)} Mbit/s`;
   const rounds = Math.min(ours.length, theirs.length, none.length);
@@ -361,6 +446,7 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '|---|---|---|---|---|',
     `| start to settled (BPF loaded, CPU quiet 3 s) | ${spread(ours.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${spread(theirs.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${fmtRatio(safe(() => unpairedMedianRatio(theirs.map((r) => r.settleSeconds ?? NaN), ours.map((r) => r.settleSeconds ?? NaN))), 2)} | |`,
     `| reaction: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours), ms)}; ${missed(ours)} missed | ${spread(reacted(theirs), ms)}; ${missed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs), reacted(ours))), 2)} | ${reacted(none).length} of ${none.flatMap((r) => r.reactionMs).length} trials saw a change (3 s each) |`,
+    `| reaction over an emulated ${REACTION_PATH_RTT_MS} ms path: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(pathReacted(ours), ms)}; ${pathMissed(ours)} missed | ${spread(pathReacted(theirs), ms)}; ${pathMissed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(pathReacted(theirs), pathReacted(ours))), 2)} | ${pathReacted(none).length} of ${none.flatMap((r) => r.pathReactionMs ?? []).length} trials saw a change (3 s each) |`,
     `| reaction, ours split (its own measures, p50 / p99 in us per round): tcp_buffer events, BPF posting -> handler starting; then each change's steps: read the old value, record it in the state file (fsync), write | ${ours
       .map((r) => r.split)
       .filter((x): x is ReactionSplit => x !== undefined)
@@ -379,11 +465,11 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '',
     'Per round (in run order):',
     '',
-    '| round | condition | reaction ms (per trial) | long RTT Mbit/s per second | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |',
-    '|---|---|---|---|---|---|---|',
+    `| round | condition | reaction ms (per trial) | reaction over the ${REACTION_PATH_RTT_MS} ms path, ms | long RTT Mbit/s per second | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |`,
+    '|---|---|---|---|---|---|---|---|',
     ...runs.map(
       (r, i) =>
-        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
+        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${(r.pathReactionMs ?? []).map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
         `${r.log === undefined ? '' : rmemChanges(r.log)} | ${r.log === undefined ? '' : ccChoices(r.log)} |`,
     ),
   ];
@@ -544,7 +630,7 @@ async function main(): Promise<void> {
       daemonArgs: builtinDaemonArgs(),
       referenceCommand: [REFERENCE],
       progress: log,
-    });
+    }, HARM_SCENARIOS);
     out.push(
       '## Harm matrix with oracle/bpftune (phase "harm")',
       '',

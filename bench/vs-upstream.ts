@@ -123,22 +123,22 @@ function rotation<T>(items: readonly T[], k: number): T[] {
 
 // ---------------------------------------------------------------- function phase
 
-/**
- * Runs in a fresh namespace: a receiver reading a loopback stream. Prints
- * [ms from the receiver's first read to tcp_rmem reading differently (-1:
- * not within the limit), ms of the last poll that still saw the old value].
+/*
+ * The reaction scripts (node -e), built from two parts. REACTION_TIMER: from
+ * the first byte timedReader() sees, polls the namespace's tcp_rmem every
+ * millisecond and prints [ms from that read to tcp_rmem reading differently
+ * (-1: not within argv[1] ms), ms of the last poll that still saw the old
+ * value]. REACTION_PUMP: pumpInto() writes to a connection as fast as it takes.
  */
-const REACTION_SCRIPT = `
+const REACTION_TIMER = `
 const net = require('net');
 const fs = require('fs');
 const read = () => fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim();
 const before = read();
 const limitMs = Number(process.argv[1]);
 let t0 = 0n;
-const server = net.createServer((s) => s.on('data', () => { if (!t0) { t0 = process.hrtime.bigint(); poll(); } }));
-const chunk = Buffer.alloc(1 << 20);
-const finish = (r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); };
 let lastOld = 0;
+const finish = (r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); };
 function poll() {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (read() !== before) return finish([ms, lastOld]);
@@ -146,50 +146,35 @@ function poll() {
   if (ms > limitMs) return finish([-1, lastOld]);
   setTimeout(poll, 1);
 }
-server.listen(0, '127.0.0.1', () => {
-  const c = net.connect(server.address().port, '127.0.0.1');
+const timedReader = (s) => s.on('data', () => { if (!t0) { t0 = process.hrtime.bigint(); poll(); } });`;
+const REACTION_PUMP = `
+const chunk = Buffer.alloc(1 << 20);
+function pumpInto(c) {
   c.on('error', () => {});
   const pump = () => { while (c.write(chunk)) {} };
   c.on('connect', pump);
   c.on('drain', pump);
-});`;
+}`;
 
-/**
+/** In a fresh namespace, a receiver reading a loopback stream (args: limit ms). */
+const REACTION_SCRIPT = `${REACTION_TIMER}${REACTION_PUMP}
+const server = net.createServer(timedReader);
+server.listen(0, '127.0.0.1', () => pumpInto(net.connect(server.address().port, '127.0.0.1')));`;
+
+/*
  * The same reaction over an emulated path (REACTION_PATH_RTT_MS), where the
- * path, not loopback, carries what the buffer limits: a receiver in the link's
- * server namespace (args: limit ms, listen address), timed from its first read
- * as above; REACTION_SENDER in the client namespace writes to it (args: address).
- * On loopback ours grows a limit only when its bytes-per-round-trip gate
- * passes, which is scheduling noise there; here growth is what both daemons
- * are meant to do.
+ * path, not loopback, carries what the buffer limits: REACTION_RECEIVER in the
+ * link's server namespace (args: limit ms, listen address), REACTION_SENDER in
+ * the client namespace (args: address). On loopback ours grows a limit only
+ * when its bytes-per-round-trip gate passes, which is scheduling noise there;
+ * here growth is what both daemons are meant to do.
  */
 const REACTION_PATH_RTT_MS = 20;
 const REACTION_PORT = 5401;
-const REACTION_RECEIVER = `
-const net = require('net');
-const fs = require('fs');
-const read = () => fs.readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').trim();
-const before = read();
-const limitMs = Number(process.argv[1]);
-let t0 = 0n;
-let lastOld = 0;
-const finish = (r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); };
-function poll() {
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (read() !== before) return finish([ms, lastOld]);
-  lastOld = ms;
-  if (ms > limitMs) return finish([-1, lastOld]);
-  setTimeout(poll, 1);
-}
-net.createServer((s) => s.on('data', () => { if (!t0) { t0 = process.hrtime.bigint(); poll(); } }))
-  .listen(${REACTION_PORT}, process.argv[2], () => process.stderr.write('ready\\n'));`;
-const REACTION_SENDER = `
-const c = require('net').connect(${REACTION_PORT}, process.argv[1]);
-const chunk = Buffer.alloc(1 << 20);
-c.on('error', () => {});
-const pump = () => { while (c.write(chunk)) {} };
-c.on('connect', pump);
-c.on('drain', pump);`;
+const REACTION_RECEIVER = `${REACTION_TIMER}
+net.createServer(timedReader).listen(${REACTION_PORT}, process.argv[2], () => process.stderr.write('ready\\n'));`;
+const REACTION_SENDER = `${REACTION_PUMP}
+pumpInto(require('net').connect(${REACTION_PORT}, process.argv[1]));`;
 
 /** One reaction trial over a fresh emulated path: [ms, lower bound] as REACTION_SCRIPT gives them. */
 async function pathReaction(limitMs: number): Promise<[number, number]> {

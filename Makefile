@@ -183,7 +183,8 @@ deb: pkg-deps all
 		--buildinfo-option=-u$(CURDIR)/dist/deb --buildinfo-option=-O$(CURDIR)/dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).buildinfo \
 		--changes-option=-u$(CURDIR)/dist/deb --changes-option=-O$(CURDIR)/dist/deb/bpftune_$(VERSION)_$(DEB_ARCH).changes
 	rm -rf $(DEB_BUILD_LEFTOVERS)
-	lintian --tag-display-limit 0 $(DEB_FILE) || true
+	# lintian leaves Berkeley DB files (mldbm-elf-*) in its TMPDIR: give it one of its own.
+	lintian_tmp=$$(mktemp -d) && { TMPDIR=$$lintian_tmp lintian --tag-display-limit 0 $(DEB_FILE) || true; rm -rf $$lintian_tmp; }
 	@echo "built $(DEB_FILE)"
 
 # oracle/bpftune's name for "build this system's package".

@@ -414,10 +414,9 @@ function reportFunction(runs: FunctionRun[]): string[] {
   const ours = by('ours');
   const theirs = by('theirs');
   const none = by('none');
-  const reacted = (rs: FunctionRun[], key: 'reactionMs' | 'pathReactionMs' = 'reactionMs') => rs.flatMap((r) => r[key] ?? []).filter((v) => v >= 0);
-  const missed = (rs: FunctionRun[], key: 'reactionMs' | 'pathReactionMs' = 'reactionMs') => rs.flatMap((r) => r[key] ?? []).filter((v) => v < 0).length;
-  const pathReacted = (rs: FunctionRun[]) => reacted(rs, 'pathReactionMs');
-  const pathMissed = (rs: FunctionRun[]) => missed(rs, 'pathReactionMs');
+  type Trials = 'reactionMs' | 'pathReactionMs';
+  const reacted = (rs: FunctionRun[], key: Trials = 'reactionMs') => rs.flatMap((r) => r[key]).filter((v) => v >= 0);
+  const missed = (rs: FunctionRun[], key: Trials = 'reactionMs') => rs.flatMap((r) => r[key]).filter((v) => v < 0).length;
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const mbit = (v: number) => `${v.toFixed(1)} Mbit/s`;
   const rounds = Math.min(ours.length, theirs.length, none.length);
@@ -431,7 +430,7 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '|---|---|---|---|---|',
     `| start to settled (BPF loaded, CPU quiet 3 s) | ${spread(ours.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${spread(theirs.map((r) => r.settleSeconds ?? NaN), (v) => `${v.toFixed(0)} s`)} | ${fmtRatio(safe(() => unpairedMedianRatio(theirs.map((r) => r.settleSeconds ?? NaN), ours.map((r) => r.settleSeconds ?? NaN))), 2)} | |`,
     `| reaction: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours), ms)}; ${missed(ours)} missed | ${spread(reacted(theirs), ms)}; ${missed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs), reacted(ours))), 2)} | ${reacted(none).length} of ${none.flatMap((r) => r.reactionMs).length} trials saw a change (3 s each) |`,
-    `| reaction over an emulated ${REACTION_PATH_RTT_MS} ms path: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(pathReacted(ours), ms)}; ${pathMissed(ours)} missed | ${spread(pathReacted(theirs), ms)}; ${pathMissed(theirs)} missed | ${fmtRatio(safe(() => unpairedMedianRatio(pathReacted(theirs), pathReacted(ours))), 2)} | ${pathReacted(none).length} of ${none.flatMap((r) => r.pathReactionMs ?? []).length} trials saw a change (3 s each) |`,
+    `| reaction over an emulated ${REACTION_PATH_RTT_MS} ms path: receiver's first read at tcp_rmem[2] -> namespace's tcp_rmem changed (upper bound) | ${spread(reacted(ours, 'pathReactionMs'), ms)}; ${missed(ours, 'pathReactionMs')} missed | ${spread(reacted(theirs, 'pathReactionMs'), ms)}; ${missed(theirs, 'pathReactionMs')} missed | ${fmtRatio(safe(() => unpairedMedianRatio(reacted(theirs, 'pathReactionMs'), reacted(ours, 'pathReactionMs'))), 2)} | ${reacted(none, 'pathReactionMs').length} of ${none.flatMap((r) => r.pathReactionMs).length} trials saw a change (3 s each) |`,
     `| reaction, ours split (its own measures, p50 / p99 in us per round): tcp_buffer events, BPF posting -> handler starting; then each change's steps: read the old value, record it in the state file (fsync), write | ${ours
       .map((r) => r.split)
       .filter((x): x is ReactionSplit => x !== undefined)
@@ -454,7 +453,7 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '|---|---|---|---|---|---|---|---|',
     ...runs.map(
       (r, i) =>
-        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${(r.pathReactionMs ?? []).map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
+        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.pathReactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
         `${r.log === undefined ? '' : rmemChanges(r.log)} | ${r.log === undefined ? '' : ccChoices(r.log)} |`,
     ),
   ];

@@ -61,7 +61,7 @@ const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
     await memory.check().catch((err) => ctx.log.warn(`first TCP memory check failed: ${errorText(err)}`));
     const lastPosted = ctx.map(maps.lastPosted);
     const clearLastPosted = () => {
-      for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0, recheck: 0, judgedRecord: 0 });
+      for (const kind of LAST_POSTED_KINDS) lastPosted.update(kind, { net: 0n, limit: 0, recheck: 0, judgedRecord: 0, recordReadAt: 0 });
     };
     const ticker = ctx.every(
       TICK_MS,

@@ -88,10 +88,20 @@ struct last_post {
 	 * when first judged would otherwise wait out the whole hold.
 	 */
 	__u32 judged_record;
+	/*
+	 * Per-read hook only (no record given): jiffies from which the record may
+	 * be read again while the verdict stands. Reading it is a helper call
+	 * (tcp_sock lies beyond the BTF-typed sock), too dear for every read of a
+	 * socket sitting at its limit; once per few jiffies delays a re-ask by at
+	 * most that.
+	 */
+	__u32 record_read_at;
 };
 
 /* How long a "not held back" verdict stands: 64 jiffies, 64-256 ms depending on HZ. */
 #define TCP_BUFFER_RECHECK_JIFFIES	64
+/* Per-read hook: how often a held socket's record is read, 4 jiffies (4-16 ms). */
+#define TCP_BUFFER_RECORD_READ_JIFFIES	4
 /* Send: limited by the send buffer for at least 1/SNDBUF_SHARE of busy time. */
 #define TCP_BUFFER_SNDBUF_SHARE		8
 /* Receive: bytes per path RTT of at least 1/BDP_SHARE of tcp_rmem[2]. */
@@ -133,7 +143,8 @@ static __always_inline __u32 rcv_record(const struct sock *sk, __u32 record)
  * socket and *record its record as for path_bdp(): a record larger than the
  * one the standing "not held back" was judged on is asked about at once (read
  * here only then, and left in *record for the caller). The send side passes
- * NULL: its verdict waits out the hold.
+ * NULL: its verdict waits out the hold. The per-read hook, which gives no
+ * record, reads it at most once per TCP_BUFFER_RECORD_READ_JIFFIES.
  */
 static __always_inline struct last_post *post_slot(__u32 kind, const struct net *net, int limit,
 						   const struct sock *rcv_sk, __u32 *record)
@@ -146,9 +157,16 @@ static __always_inline struct last_post *post_slot(__u32 kind, const struct net 
 		if (!last->recheck)
 			return NULL;
 		/* bpf_jiffies64() is inlined to a load on 64-bit JITs. */
-		if ((__s32)((__u32)bpf_jiffies64() - last->recheck) < 0) {
+		__u32 now = (__u32)bpf_jiffies64();
+
+		if ((__s32)(now - last->recheck) < 0) {
 			if (!rcv_sk)
 				return NULL;
+			if (!*record) {
+				if ((__s32)(now - last->record_read_at) < 0)
+					return NULL;
+				last->record_read_at = now + TCP_BUFFER_RECORD_READ_JIFFIES;
+			}
 			*record = rcv_record(rcv_sk, *record);
 			if (*record <= last->judged_record)
 				return NULL;
@@ -163,10 +181,11 @@ static __always_inline struct last_post *post_slot(__u32 kind, const struct net 
 static __always_inline void mark_slot(struct last_post *slot, const struct net *net, int limit, bool posted,
 				      __u32 record)
 {
+	__u32 now = (__u32)bpf_jiffies64();
 	__u32 recheck = 0;
 
 	if (!posted) {
-		recheck = (__u32)bpf_jiffies64() + TCP_BUFFER_RECHECK_JIFFIES;
+		recheck = now + TCP_BUFFER_RECHECK_JIFFIES;
 		if (!recheck)
 			recheck = 1;
 	}
@@ -174,6 +193,7 @@ static __always_inline void mark_slot(struct last_post *slot, const struct net *
 	slot->limit = limit;
 	slot->recheck = recheck;
 	slot->judged_record = record;
+	slot->record_read_at = now + TCP_BUFFER_RECORD_READ_JIFFIES;
 }
 
 /*

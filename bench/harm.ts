@@ -18,8 +18,8 @@
  * two TCP ones in both namespaces.
  *
  * Standalone: node dist/bench/harm.js [--quick] [--rounds N] [--seconds S] [--warmup S] [a,b,...]
- * (root) prints the table; more rounds narrow the spread the verdicts are judged
- * by, longer runs give the daemons time to act (a fresh daemon starts with
+ * (root) prints the table; more rounds let the rank test behind each verdict
+ * see a smaller harm, longer runs give the daemons time to act (a fresh daemon starts with
  * each run). In the 6.1 VM, bench/vs-upstream.ts runs it with oracle/bpftune as
  * one more condition (phase "harm").
  */
@@ -250,9 +250,13 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
   }
 }
 
-/** Run length and rounds: the full matrix takes about 2.5 minutes, the quick one about 1.5. */
+/**
+ * Run length and rounds: the full matrix takes about 3.5 minutes, the quick
+ * one about 1.5. Three rounds are the fewest whose rank test can reach 5 %
+ * (harm-report.ts compare()); with fewer, worse needs every run worse.
+ */
 export function harmSettings(quick: boolean): Pick<HarmOptions, 'seconds' | 'rounds' | 'warmupSeconds'> {
-  return quick ? { seconds: 2, rounds: 1, warmupSeconds: 0 } : { seconds: 2, rounds: 2, warmupSeconds: 15 };
+  return quick ? { seconds: 2, rounds: 1, warmupSeconds: 0 } : { seconds: 2, rounds: 3, warmupSeconds: 15 };
 }
 
 export async function measureHarm(options: HarmOptions, only?: string[]): Promise<HarmScenarioResult[]> {

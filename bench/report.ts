@@ -486,9 +486,9 @@ export function renderReport(r: SuiteResults): string {
     parts.push(
       '## Harm matrix\n\n' +
         'Each scenario in fresh namespaces, without bpftune, with it (every built-in tuner), under tuned\'s network-throughput profile, and without it again (the control), in alternating rounds (the profile in the first only); a paced 64-byte request/response probe (one every 10 ms) shares the path for RTT under load. ' +
-        'Retransmits are both namespaces\' TCP RetransSegs; TCP memory is the highest sockstat figure during the run less its value at the start (the counter is global: sockets of other namespaces count too). "Worse" means further from the no-daemon figure than the control is, and by more than 10 %, in the harmful direction; figures are means over the runs (each run in brackets).\n\n' +
+        'Retransmits are both namespaces\' TCP RetransSegs; TCP memory is the highest sockstat figure during the run less its value at the start (the counter is global: sockets of other namespaces count too). "Worse" means that the runs rank on the harmful side of all the no-daemon runs (the first and the control, pooled) at 5 % in a one-sided rank test (with too few runs for that, every run worse than every no-daemon run), and that the medians differ by more than 10 %; figures are means over the runs (each run in brackets).\n\n' +
         renderHarmTable(r.harm) +
-        `\n\n${findings.length ? findings.map((f) => `- ${f}`).join('\n') : 'With bpftune no scenario was worse than without it beyond the control\'s spread.'}`,
+        `\n\n${findings.length ? findings.map((f) => `- ${f}`).join('\n') : 'With bpftune no scenario was worse than without it (runs ranked against all the no-daemon runs, and by more than 10 %).'}`,
     );
   }
   if (r.plotFile) parts.push(`## Plot\n\n![tunable and throughput over time, without vs with bpftune](${r.plotFile})`);

@@ -619,7 +619,7 @@ async function main(): Promise<void> {
       '## Harm matrix with oracle/bpftune (phase "harm")',
       '',
       `bench/harm.ts on this kernel, ${env('VS_HARM_ROUNDS', 2)} rounds of ${env('VS_HARM_SECONDS', 8)} s runs, with oracle/bpftune as one more condition; a fresh daemon for each run, settled and then left ${env('VS_HARM_WARMUP_SECONDS', 20)} s before the traffic. ` +
-        '"Worse" means further from the first no-daemon figure than the control, in the harmful direction (at least 10 %).',
+        '"Worse" means that the runs rank on the harmful side of all the no-daemon runs (first and control) at 5 % in a one-sided rank test, or with too few runs for that every run worse than every no-daemon run, and by more than 10 % (bench/harm-report.ts compare()).',
       '',
       renderHarmTable(results),
       '',

@@ -15,13 +15,21 @@ export type PseudoFs = 'cgroup2' | 'tracefs';
 
 export const TRACEFS_DIR = '/sys/kernel/tracing';
 
-export async function isMountOf(dir: string, fstype: PseudoFs): Promise<boolean> {
+/** The filesystem types mounted at dir, oldest first, from /proc/self/mountinfo. */
+async function fstypesAt(dir: string): Promise<string[]> {
   const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
   const target = await fs.realpath(dir).catch(() => dir);
-  return mountinfo.split('\n').some((line) => {
+  const fstypes: string[] = [];
+  for (const line of mountinfo.split('\n')) {
     const [left, right] = line.split(' - ');
-    return left?.split(' ')[4] === target && right?.split(' ')[0] === fstype;
-  });
+    const fstype = right?.split(' ')[0];
+    if (fstype !== undefined && left?.split(' ')[4] === target) fstypes.push(fstype);
+  }
+  return fstypes;
+}
+
+export async function isMountOf(dir: string, fstype: PseudoFs): Promise<boolean> {
+  return (await fstypesAt(dir)).includes(fstype);
 }
 
 export class Mounts {
@@ -39,7 +47,9 @@ export class Mounts {
       // Another process (a second bpftune starting, systemd) mounted it since we looked: use theirs.
       if (await isMountOf(dir, fstype)) return;
       await removeCreated(dir, firstCreated);
-      throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message}; ${hint}`);
+      // What is there already, so that a refusal (EBUSY) can be told from a missing directory.
+      const there = await fstypesAt(dir).then((t) => (t.length ? t.join(', ') : 'nothing'), () => 'unknown');
+      throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message} (mounted there: ${there}); ${hint}`);
     }
     this.mounted.push({ dir, firstCreated });
   }

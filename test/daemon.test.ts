@@ -84,7 +84,7 @@ test('every query answers, the summary is printed on SIGTERM, and nothing is lef
   };
   assert.equal(status.pid, daemon.pid);
   assert.equal(status.changes, 1);
-  // The one change's steps, each timed: reading the old value, the state file's fsync, the write.
+  // The one change's steps, each timed: reading the old value, the state file's write, the value's write.
   for (const step of ['read', 'state', 'write'] as const) {
     assert.equal(status.changeStepsUs[step].samples, 1, step);
     assert.ok((status.changeStepsUs[step].p50 ?? -1) >= 0, step);

@@ -1,7 +1,9 @@
 /**
  * The state file on disk: written atomically (a temporary file in the same
- * directory, fsync, rename over the old one, fsync of the directory), so a
- * crash at any point leaves either the old or the new file, never a torn one.
+ * directory, renamed over the old one), so a process that dies at any point
+ * leaves either the old or the new file, never a torn one. A durable write
+ * also syncs the file before the rename and the directory after it, so a
+ * machine that loses power keeps one of the two as well.
  * Reading checks the shape; a file that is unreadable or not a state file is
  * moved aside (state.json.corrupt-<time>) so the daemon can start afresh and
  * an operator can still look at it.
@@ -10,14 +12,14 @@ import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { errorText } from './log';
 
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
+export async function writeFileAtomic(file: string, text: string, durable = true): Promise<void> {
   const dir = path.dirname(file);
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const handle = await fs.open(temp, 'w', 0o600);
   try {
     await handle.writeFile(text, 'utf8');
     // Data only: the rename and the directory fsync below make the metadata durable.
-    await handle.datasync();
+    if (durable) await handle.datasync();
   } finally {
     await handle.close();
   }
@@ -27,6 +29,7 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
     await fs.rm(temp, { force: true });
     throw err;
   }
+  if (!durable) return;
   // The rename is durable only once the directory entry is.
   const dirHandle = await fs.open(dir, 'r');
   try {

@@ -6,8 +6,15 @@
  *
  * StateStore keeps that in memory and writes it to the state file (see
  * state-file.ts) before every change is applied, so no crash can lose an
- * original. Scenario counts are history, not safety: they are written with
- * the next change, or within a few seconds.
+ * original. That write is atomic but not synced: an original matters only
+ * while the kernel still holds bpftune's value, i.e. within this boot, and
+ * within a boot the page cache outlives any process (kill, crash, OOM). Only
+ * a machine that goes down loses unsynced data, and its next boot starts
+ * from the kernel's defaults anyway. So the sync (a few ms on a disk, tens
+ * on a slow VM, which every change waited for) follows within seconds, off
+ * the change's path, to keep the history across power loss. Scenario counts
+ * are history, not safety: they are written with the next change, or within
+ * a few seconds.
  */
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -50,6 +57,8 @@ export class StateStore {
   /** Bumped by every modification; a write covers every modification made before it started. */
   private generation = 0;
   private written = 0;
+  /** The generation last written durably (synced). */
+  private synced = 0;
   private writing: Promise<void> = Promise.resolve();
   private lazyTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
@@ -133,7 +142,8 @@ export class StateStore {
     stored.last = at;
     if (c.command) stored.commands = { original: c.command(stored.original), lastSet: c.command(c.values) };
     this.generation++;
-    await this.flush(true);
+    await this.flush(true, false);
+    this.syncSoon();
   }
 
   /** The change was not applied after all: the tunable still holds previousSet. */
@@ -204,26 +214,29 @@ export class StateStore {
   }
 
   /**
-   * Writes the state if anything changed since the last write. Concurrent
-   * callers share writes: each waits for one that started after its change.
-   * strict: throw on failure (before a change); else log it.
+   * Writes the state if anything changed since the last write (durable: or
+   * since the last synced one). Concurrent callers share writes: each waits
+   * for one that started after its change. strict: throw on failure (before a
+   * change); else log it. durable: sync it too (see the top of this file for
+   * why a change does not wait for that).
    */
-  async flush(strict = false): Promise<void> {
+  async flush(strict = false, durable = true): Promise<void> {
     if (!this.opened) return;
     const wanted = this.generation;
     const task = this.writing.then(async () => {
-      if (this.written >= wanted) return;
+      if (this.written >= wanted && (!durable || this.synced >= wanted)) return;
       const generation = this.generation;
       this.state.updatedAt = this.now().toISOString();
       const text = `${JSON.stringify(this.state)}\n`;
-      await writeFileAtomic(this.file, text).catch(async (err: NodeJS.ErrnoException) => {
+      await writeFileAtomic(this.file, text, durable).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
         // The first write: create the directory (systemd's StateDirectory= does it for the unit). Not recursive:
         // Node's recursive mkdir can spin on a parent that refuses children (e.g. below /proc).
         await mkdir(path.dirname(this.file), { mode: 0o755 });
-        await writeFileAtomic(this.file, text);
+        await writeFileAtomic(this.file, text, durable);
       });
       this.written = generation;
+      if (durable) this.synced = generation;
       if (this.lastError !== undefined) this.log.info(`state file ${this.file} written again`);
       this.lastError = undefined;
     });
@@ -243,6 +256,11 @@ export class StateStore {
 
   private touch(): void {
     this.generation++;
+    this.syncSoon();
+  }
+
+  /** A durable write within LAZY_FLUSH_MS, unless one is already due. */
+  private syncSoon(): void {
     if (this.lazyTimer) return;
     this.lazyTimer = setTimeout(() => {
       this.lazyTimer = undefined;

@@ -237,8 +237,9 @@ export class TunableRegistry {
 
   /**
    * How long the recent changes took, per step (ns): reading the old value,
-   * recording the change in the state file (written and fsynced before the
-   * change, so that a crash cannot lose the original) and writing the value.
+   * recording the change in the state file (written atomically before the
+   * change, so that a crash cannot lose the original; synced after, off this
+   * path, see state.ts) and writing the value.
    * The daemon's part of a reaction, after its handler has decided.
    */
   get changeTimings(): Record<ChangeStep, LatencyWindow> {

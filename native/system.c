@@ -54,9 +54,9 @@ static napi_value js_syslog(napi_env env, napi_callback_info info)
 
 static napi_value mount_filesystem(napi_env env, napi_callback_info info)
 {
-	size_t argc = 2;
-	napi_value argv[2] = { NULL, NULL };
-	char *fstype, *dir;
+	size_t argc = 3;
+	napi_value argv[3] = { NULL, NULL, NULL };
+	char *fstype, *dir, *options;
 	uint64_t raised;
 	int err;
 
@@ -67,14 +67,24 @@ static napi_value mount_filesystem(napi_env env, napi_callback_info info)
 		free(fstype);
 		return NULL;
 	}
-	/* Pseudo filesystems only (cgroup2, tracefs): the source is ignored by the kernel. */
+	if (!arg_optional_string(env, argv[2], "options", &options)) {
+		free(fstype);
+		free(dir);
+		return NULL;
+	}
+	/*
+	 * Pseudo filesystems only (cgroup2, tracefs): the source is ignored by
+	 * the kernel. options: the filesystem's own (e.g. cgroup2's nsdelegate),
+	 * as mount(8)'s -o.
+	 */
 	raised = caps_raise(CAP_BIT(CAP_SYS_ADMIN));
-	err = mount("none", dir, fstype, 0, NULL) < 0 ? errno : 0;
+	err = mount("none", dir, fstype, 0, options) < 0 ? errno : 0;
 	caps_restore(raised);
 	if (err)
 		throw_errno(env, err, "%s: mount %s", dir, fstype);
 	free(fstype);
 	free(dir);
+	free(options);
 	return NULL;
 }
 

@@ -2,6 +2,10 @@
  * Pseudo filesystems bpftune needs and may have to mount itself:
  * - cgroup v2, for sockops and cgroup/sysctl programs. Mounting it again
  *   elsewhere gives the same hierarchy, so its root still covers every task.
+ *   There is one cgroup2 superblock, and every mount of it sets its options
+ *   (the kernel applies them at each mount, 6.1 and 6.18 alike): a plain
+ *   mount would turn off systemd's nsdelegate and memory_recursiveprot for the
+ *   whole machine. So a second mount passes the options the first one shows.
  * - tracefs at /sys/kernel/tracing: libbpf attaches `tracepoint/` programs by
  *   reading the event id from it (tp_btf and raw_tp do not need it).
  * What this process mounted it unmounts on exit; an existing mount is used as
@@ -10,22 +14,47 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { NativeBinding } from './native';
+import { readProcText } from './proc-text';
 
 export type PseudoFs = 'cgroup2' | 'tracefs';
 
 export const TRACEFS_DIR = '/sys/kernel/tracing';
 
-/** The filesystem types mounted at dir, oldest first, from /proc/self/mountinfo. */
-async function fstypesAt(dir: string): Promise<string[]> {
-  const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  const target = await fs.realpath(dir).catch(() => dir);
-  const fstypes: string[] = [];
+export interface MountEntry {
+  mountPoint: string;
+  fstype: string;
+  /** The superblock's options (mountinfo's last field), e.g. "rw,nsdelegate,memory_recursiveprot". */
+  superOptions: string;
+}
+
+/** /proc/self/mountinfo's entries, oldest first. */
+async function mountEntries(): Promise<MountEntry[]> {
+  const mountinfo = await readProcText('/proc/self/mountinfo');
+  const entries: MountEntry[] = [];
   for (const line of mountinfo.split('\n')) {
     const [left, right] = line.split(' - ');
-    const fstype = right?.split(' ')[0];
-    if (fstype !== undefined && left?.split(' ')[4] === target) fstypes.push(fstype);
+    const mountPoint = left?.split(' ')[4];
+    const [fstype, , superOptions = ''] = right?.split(' ') ?? [];
+    if (mountPoint !== undefined && fstype !== undefined) entries.push({ mountPoint, fstype, superOptions });
   }
-  return fstypes;
+  return entries;
+}
+
+/** The filesystem types mounted at dir, oldest first. */
+async function fstypesAt(dir: string): Promise<string[]> {
+  const target = await fs.realpath(dir).catch(() => dir);
+  return (await mountEntries()).filter((e) => e.mountPoint === target).map((e) => e.fstype);
+}
+
+/**
+ * The options a new mount of fstype must pass to leave an existing mount's
+ * superblock as it is (read-only/read-write is per mount, not passed).
+ */
+export function keptSuperOptions(entries: readonly MountEntry[], fstype: PseudoFs): string | undefined {
+  const existing = entries.find((e) => e.fstype === fstype);
+  if (!existing) return undefined;
+  const options = existing.superOptions.split(',').filter((o) => o && o !== 'rw' && o !== 'ro');
+  return options.length ? options.join(',') : undefined;
 }
 
 export async function isMountOf(dir: string, fstype: PseudoFs): Promise<boolean> {
@@ -42,7 +71,8 @@ export class Mounts {
     if (await isMountOf(dir, fstype)) return;
     const firstCreated = await fs.mkdir(dir, { recursive: true, mode: 0o755 });
     try {
-      this.nativeBinding.mountFilesystem(fstype, dir);
+      const options = fstype === 'cgroup2' ? keptSuperOptions(await mountEntries(), fstype) : undefined;
+      this.nativeBinding.mountFilesystem(fstype, dir, options);
     } catch (err) {
       // Another process (a second bpftune starting, systemd) mounted it since we looked: use theirs.
       if (await isMountOf(dir, fstype)) return;

@@ -144,8 +144,8 @@ export interface NativeBinding {
    * read with CAP_SYS_PTRACE raised for the scan.
    */
   netnsInodes(pids: number[]): number[];
-  /** mount -t <fstype> none <dir>, for the pseudo filesystems bpftune needs. */
-  mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string): void;
+  /** mount -t <fstype> [-o options] none <dir>, for the pseudo filesystems bpftune needs. */
+  mountFilesystem(fstype: 'cgroup2' | 'tracefs', dir: string, options?: string): void;
   /** umount2(dir, MNT_DETACH). */
   unmount(dir: string): void;
   /**

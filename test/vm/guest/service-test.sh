@@ -33,6 +33,11 @@ ip -n vmsvc-a addr add 198.18.0.1/24 dev veth0 && ip -n vmsvc-a link set veth0 u
 ip -n vmsvc-b addr add 198.18.0.2/24 dev veth1 && ip -n vmsvc-b link set veth1 up && ip -n vmsvc-b link set lo up
 ip netns exec vmsvc-b sysctl -q -w net.ipv4.tcp_rmem="4096 65536 131072"
 
+# The one cgroup2 superblock's options as systemd set them (nsdelegate, memory_recursiveprot):
+# every mount of cgroup2 applies its options to it, so the service's own mount must pass them.
+cgroup2_options() { awk '$5 == "/sys/fs/cgroup" { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 3); exit } }' /proc/self/mountinfo; }
+CGROUP2_OPTIONS=$(cgroup2_options)
+
 # No network in the VM: every dependency of the package must already be in the image.
 # (No --no-download: with it apt rejects a local .deb, "Pathname to install is not absolute".)
 check "apt install ./$(basename "$DEB")" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$DEB"
@@ -40,6 +45,8 @@ dpkg -L bpftune > /tmp/bpftune.files 2>/dev/null
 check "systemctl is-active bpftune" wait_for 60 systemctl is-active --quiet bpftune
 status_line() { systemctl status bpftune --no-pager | grep -E '^ *Status: "'; }
 check "systemctl status shows a STATUS line" wait_for 30 status_line
+same_cgroup2_options() { echo "before: $CGROUP2_OPTIONS; now: $(cgroup2_options)"; [ "$(cgroup2_options)" = "$CGROUP2_OPTIONS" ]; }
+check "the service's cgroup2 mount leaves the superblock's options as systemd set them ($CGROUP2_OPTIONS)" same_cgroup2_options
 systemctl status bpftune --no-pager | head -12 | sed 's/^/    /'
 echo "    what the service logged at warning or worse, and which tuners loaded:"
 journalctl -u bpftune -p warning -o cat --no-pager | head -20 | cut -c1-400 | sed 's/^/    /'

@@ -2,10 +2,11 @@
  * Pseudo filesystems bpftune needs and may have to mount itself:
  * - cgroup v2, for sockops and cgroup/sysctl programs. Mounting it again
  *   elsewhere gives the same hierarchy, so its root still covers every task.
- *   There is one cgroup2 superblock, and every mount of it sets its options
- *   (the kernel applies them at each mount, 6.1 and 6.18 alike): a plain
- *   mount would turn off systemd's nsdelegate and memory_recursiveprot for the
- *   whole machine. So a second mount passes the options the first one shows.
+ *   There is one cgroup2 superblock, and a mount of it applies its options
+ *   to it: on Debian's 6.1, a plain mount (even in a private mount namespace)
+ *   turned systemd's nsdelegate and memory_recursiveprot off for the whole
+ *   machine (test/vm/results/6.1-service-cgroup2-control.md). So a second
+ *   mount passes the options the first one shows.
  * - tracefs at /sys/kernel/tracing: libbpf attaches `tracepoint/` programs by
  *   reading the event id from it (tp_btf and raw_tp do not need it).
  * What this process mounted it unmounts on exit; an existing mount is used as

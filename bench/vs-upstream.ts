@@ -220,6 +220,8 @@ interface FunctionRun {
   pathReactionMs: number[];
   longRttMbit: number;
   longRttPerSecond: number[];
+  /** Each long-RTT connection's congestion control, as iperf3 saw it just after connecting (tcp_conn's choice shows there). */
+  longRttCongestion: string[];
   longRttFinalRmem: number;
   lossyMbit: number;
   lossyCongestion: string;
@@ -247,21 +249,30 @@ function reactionSplit(daemon: DaemonProcess): ReactionSplit | undefined {
   }
 }
 
-async function longRtt(): Promise<{ mbit: number; perSecond: number[]; finalRmem: number }> {
+/** "23.8 24.0 cubic; 72.2 145.6 reno; ...": each 2 s connection's seconds and its congestion control (runs recorded before it was kept: seconds only). */
+function longRttByConnection(r: FunctionRun): string {
+  const seconds = r.longRttPerSecond.map((v) => v.toFixed(1));
+  if (!r.longRttCongestion?.length) return seconds.join(' ');
+  return r.longRttCongestion.map((cc, i) => `${seconds.slice(i * LONG_CONNECTION_SECONDS, (i + 1) * LONG_CONNECTION_SECONDS).join(' ')} ${cc}`).join('; ');
+}
+
+async function longRtt(): Promise<{ mbit: number; perSecond: number[]; congestion: string[]; finalRmem: number }> {
   const link = await createEmulatedLink({ rttMs: LONG_RTT_MS });
   try {
     const perSecond: number[] = [];
+    const congestion: string[] = [];
     for (let t = 0; t < LONG_SECONDS; t += LONG_CONNECTION_SECONDS) {
       const server = startIperfServer(link.server);
       try {
         const r = await runIperfClient(link.client, link.serverAddr4, LONG_CONNECTION_SECONDS);
         perSecond.push(...r.intervals.slice(0, LONG_CONNECTION_SECONDS).map((b) => b / 1e6));
+        congestion.push(r.senderCongestion ?? '?');
       } finally {
         server.stop();
       }
     }
     const finalRmem = Number(sysctlIn(link.server, 'net.ipv4.tcp_rmem').split(' ')[2]);
-    return { mbit: perSecond.reduce((a, b) => a + b, 0) / Math.max(1, perSecond.length), perSecond, finalRmem };
+    return { mbit: perSecond.reduce((a, b) => a + b, 0) / Math.max(1, perSecond.length), perSecond, congestion, finalRmem };
   } finally {
     await link.close();
   }
@@ -317,8 +328,8 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
     log(`  ${condition} reaction over a ${REACTION_PATH_RTT_MS} ms path, ms: ${run.pathReactionMs?.map((v) => v.toFixed(1)).join(', ')}`);
     if (daemon && condition === 'ours') run.split = reactionSplit(daemon);
     const l = await longRtt();
-    Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttFinalRmem: l.finalRmem });
-    log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s, receiver tcp_rmem[2] at the end ${l.finalRmem}`);
+    Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttCongestion: l.congestion, longRttFinalRmem: l.finalRmem });
+    log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s (${l.congestion.join(', ')}), receiver tcp_rmem[2] at the end ${l.finalRmem}`);
     const y = await lossy();
     Object.assign(run, { lossyMbit: y.mbit, lossyCongestion: y.congestion });
     log(`  ${condition} lossy ${y.mbit.toFixed(2)} Mbit/s (${y.congestion})`);
@@ -449,11 +460,11 @@ function reportFunction(runs: FunctionRun[]): string[] {
     '',
     'Per round (in run order):',
     '',
-    `| round | condition | reaction ms (per trial) | reaction over the ${REACTION_PATH_RTT_MS} ms path, ms | long RTT Mbit/s per second | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |`,
+    `| round | condition | reaction ms (per trial) | reaction over the ${REACTION_PATH_RTT_MS} ms path, ms | long RTT Mbit/s per second, and each connection's congestion control | lossy Mbit/s | tcp_rmem changes logged | congestion-control choices logged |`,
     '|---|---|---|---|---|---|---|---|',
     ...runs.map(
       (r, i) =>
-        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.pathReactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.longRttPerSecond.map((v) => v.toFixed(1)).join(' ')} | ${r.lossyMbit.toFixed(2)} | ` +
+        `| ${Math.floor(i / 3) + 1} | ${r.condition} | ${r.reactionMs.map((v) => v.toFixed(1)).join(', ')} | ${r.pathReactionMs.map((v) => v.toFixed(1)).join(', ')} | ${longRttByConnection(r)} | ${r.lossyMbit.toFixed(2)} | ` +
         `${r.log === undefined ? '' : rmemChanges(r.log)} | ${r.log === undefined ? '' : ccChoices(r.log)} |`,
     ),
   ];

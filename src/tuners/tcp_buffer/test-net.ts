@@ -65,11 +65,13 @@ export interface IperfResult {
   intervals: number[];
   /** Whole-run receiver throughput, bits/s. */
   bitsPerSecond: number;
+  /** The congestion control the sender's socket had just after connecting (iperf3 reads it then). */
+  senderCongestion?: string;
 }
 
 interface IperfJson {
   intervals?: Array<{ sum?: { bits_per_second?: number } }>;
-  end?: { sum_received?: { bits_per_second?: number } };
+  end?: { sum_received?: { bits_per_second?: number }; sender_tcp_congestion?: string };
   error?: string;
 }
 
@@ -95,6 +97,7 @@ export async function runIperfClient(ns: string, server: string, seconds: number
       return {
         intervals: (parsed.intervals ?? []).map((i) => i.sum?.bits_per_second ?? 0),
         bitsPerSecond: parsed.end?.sum_received?.bits_per_second ?? 0,
+        senderCongestion: parsed.end?.sender_tcp_congestion,
       };
     }
     if (attempt >= 20 || !/connect|refused/i.test(parsed.error)) throw new Error(`iperf3 -c ${server} in ${ns} failed: ${parsed.error}`);

@@ -7,6 +7,8 @@
  * than MIN_SPREAD (see compare()).
  */
 
+import { median } from './stats';
+
 /** 'reference' (oracle/bpftune) runs only where it can start: in the 6.1 VM of the side-by-side benchmark. */
 export const HARM_CONDITIONS = ['none', 'bpftune', 'reference', 'profile', 'control'] as const;
 export type HarmCondition = (typeof HARM_CONDITIONS)[number];
@@ -104,11 +106,12 @@ export interface Comparison {
   worse: boolean;
 }
 
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-};
+/** Ways of choosing k of n. */
+function choose(n: number, k: number): number {
+  let ways = 1;
+  for (let i = 0; i < k; i++) ways = (ways * (n - i)) / (i + 1);
+  return ways;
+}
 
 /** Pairs (condition run, no-daemon run) where the condition's is worse; a tie counts half. */
 function worsePairs(noDaemon: number[], runs: number[], direction: Direction): number {
@@ -123,9 +126,7 @@ function worsePairs(noDaemon: number[], runs: number[], direction: Direction): n
 
 /** Every way of choosing k of n indices (n small), or a fixed-seed sample of them when there are too many. */
 function* labelings(n: number, k: number): Generator<number[]> {
-  let total = 1;
-  for (let i = 0; i < k; i++) total = (total * (n - i)) / (i + 1);
-  if (total <= 50_000) {
+  if (choose(n, k) <= 50_000) {
     const pick = Array.from({ length: k }, (_, i) => i);
     for (;;) {
       yield pick;
@@ -186,8 +187,8 @@ export function compare(metric: string, noDaemon: number[], runs: number[], dire
   const ratio = (median(runs) + smoothing) / base;
   const controlSpread = Math.max(...noDaemon.map((x) => Math.abs((x + smoothing) / base - 1)));
   const p = rankTestP(noDaemon, runs, direction);
-  let fewest = 1;
-  for (let i = 0; i < runs.length; i++) fewest = (fewest * (i + 1)) / (noDaemon.length + runs.length - i);
+  // The smallest p any ranking can give: every run worse than every no-daemon run.
+  const fewest = 1 / choose(noDaemon.length + runs.length, runs.length);
   const consistent = p <= Math.max(ALPHA, fewest) + 1e-12;
   const beyondFloor = direction === 'higher is better' ? ratio < 1 - MIN_SPREAD : ratio > 1 + MIN_SPREAD;
   return { metric, ratio, controlSpread, p, worse: consistent && beyondFloor };

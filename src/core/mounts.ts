@@ -42,9 +42,9 @@ async function mountEntries(): Promise<MountEntry[]> {
 }
 
 /** The filesystem types mounted at dir, oldest first. */
-async function fstypesAt(dir: string): Promise<string[]> {
+async function fstypesAt(dir: string, entries?: readonly MountEntry[]): Promise<string[]> {
   const target = await fs.realpath(dir).catch(() => dir);
-  return (await mountEntries()).filter((e) => e.mountPoint === target).map((e) => e.fstype);
+  return (entries ?? (await mountEntries())).filter((e) => e.mountPoint === target).map((e) => e.fstype);
 }
 
 /**
@@ -69,18 +69,19 @@ export class Mounts {
 
   /** Mounts fstype at dir unless it is there already. */
   async ensure(fstype: PseudoFs, dir: string, hint: string): Promise<void> {
-    if (await isMountOf(dir, fstype)) return;
+    const entries = await mountEntries();
+    if ((await fstypesAt(dir, entries)).includes(fstype)) return;
     const firstCreated = await fs.mkdir(dir, { recursive: true, mode: 0o755 });
     try {
-      const options = fstype === 'cgroup2' ? keptSuperOptions(await mountEntries(), fstype) : undefined;
-      this.nativeBinding.mountFilesystem(fstype, dir, options);
+      this.nativeBinding.mountFilesystem(fstype, dir, fstype === 'cgroup2' ? keptSuperOptions(entries, fstype) : undefined);
     } catch (err) {
+      const there = await fstypesAt(dir).catch(() => undefined);
       // Another process (a second bpftune starting, systemd) mounted it since we looked: use theirs.
-      if (await isMountOf(dir, fstype)) return;
+      if (there?.includes(fstype)) return;
       await removeCreated(dir, firstCreated);
       // What is there already, so that a refusal (EBUSY) can be told from a missing directory.
-      const there = await fstypesAt(dir).then((t) => (t.length ? t.join(', ') : 'nothing'), () => 'unknown');
-      throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message} (mounted there: ${there}); ${hint}`);
+      const described = there === undefined ? 'unknown' : there.length ? there.join(', ') : 'nothing';
+      throw new Error(`cannot mount ${fstype} at ${dir}: ${(err as Error).message} (mounted there: ${described}); ${hint}`);
     }
     this.mounted.push({ dir, firstCreated });
   }

@@ -71,7 +71,8 @@ export function runToEnd(command: string, args: string[], timeoutMs: number, wha
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': only then has all its output been read.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve({ stdout: out, stderr: err });
       else reject(new Error(`${what} failed (${code ?? signal}): ${err.trim() || out.trim().slice(0, 300)}`));

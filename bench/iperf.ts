@@ -120,7 +120,8 @@ export async function runIperf(pair: VethPair, seconds: number, wrap: CommandWra
     let err = '';
     client.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     client.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-    const code = await new Promise<number | null>((resolve) => client.on('exit', resolve));
+    // 'close', not 'exit': a process can exit before its output is read (seen under TCG: exit 0, no JSON).
+    const code = await new Promise<number | null>((resolve) => client.on('close', resolve));
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     let json: IperfJson;
     try {

@@ -64,7 +64,8 @@ export class TestCgroup {
     child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
     const done = new Promise<string>((resolve, reject) =>
-      child.once('exit', (code) => {
+      // 'close', not 'exit': only then has all its output been read.
+      child.once('close', (code) => {
         this.children.delete(child);
         if (code === 0) resolve(out);
         else reject(new Error(`${command} ${args.join(' ')} failed (${code}): ${err}${out}`));

@@ -13,7 +13,8 @@ import * as path from 'node:path';
 
 const PROFILE_DIR = process.env.BPFTUNE_BENCH_PROFILE_DIR;
 const START_AFTER_MS = Number(process.env.BPFTUNE_BENCH_PROFILE_AFTER_MS ?? '0');
-const INTERVAL_US = 250;
+/** Sampling interval; a coarser one (BPFTUNE_BENCH_PROFILE_INTERVAL_US) where sampling itself is dear, as under TCG. */
+const INTERVAL_US = Number(process.env.BPFTUNE_BENCH_PROFILE_INTERVAL_US) || 250;
 
 if (PROFILE_DIR) {
   const session = new Session();

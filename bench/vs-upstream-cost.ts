@@ -24,8 +24,12 @@
  *    them taken off: what the daemon costs with statistics off.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
+import { summariseProfile, type CpuProfile, type ProfileSummary } from './cpu-profile';
 import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames, type ProgramCounters } from './bpf-stats';
 import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
@@ -42,9 +46,29 @@ const COST_BLOCKS = env('VS_COST_BLOCKS', 3);
 const COST_SECONDS = env('VS_SECONDS', 3);
 /** Before the cost runs: ours runs its start-up timers for a while after settling, which is not a workload's cost. */
 const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
+/**
+ * Before the warm-up, the workloads run VS_COST_PRIME_ROUNDS times (default 3; 0: not at all) for
+ * VS_COST_PRIME_SECONDS each, unmeasured, so that what a daemon does once is done before its cost
+ * per unit of work is counted: the first time ours handles a kind of event, V8 compiles the code
+ * that handles it (a function is compiled at its first call), and its tcp_conn learner makes its
+ * first choice for a remote host (a logged action, the state file written) at that host's third
+ * measured connection. Both happen once in a daemon's life; with a fresh daemon per block they
+ * otherwise land in whichever measured run comes first (seen under VS_COST_PROFILE: the whole of
+ * ours' extra CPU in the bulk runs). Three rounds give each workload's remote hosts three connections.
+ */
+const COST_PRIME_ROUNDS = Number(process.env.VS_COST_PRIME_ROUNDS ?? 3);
+const COST_PRIME_SECONDS = env('VS_COST_PRIME_SECONDS', 1);
+/**
+ * VS_COST_PROFILE=1: ours runs under the V8 profiler (bench/profile-preload.ts,
+ * started once its programs are loaded) and the report adds where its CPU went
+ * in each workload's window. A diagnostic run: sampling costs the daemon CPU,
+ * so its d figures are not comparable with an unprofiled run's.
+ */
+const COST_PROFILE = process.env.VS_COST_PROFILE === '1';
+const PROFILE_INTERVAL_US = env('VS_COST_PROFILE_INTERVAL_US', 1000);
 
-/** Runs `run` with a fresh daemon of the kind, puts back what it left changed (the caller's bracket). */
-export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>) => Promise<T>;
+/** Runs `run` with a fresh daemon of the kind (`env`: more environment for ours), puts back what it left changed (the caller's bracket). */
+export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>, env?: NodeJS.ProcessEnv) => Promise<T>;
 
 const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
 
@@ -127,6 +151,60 @@ interface CostRun {
   /** The daemon's CPU by thread name over the run, and what it logged meanwhile: where d went. */
   threads: Array<{ comm: string; ns: number }>;
   logged: string[];
+  /** Ours only: BPF events delivered to each tuner over the run (its status query), the work behind d. */
+  events?: Map<string, number>;
+  /** VS_COST_PROFILE: the run's window on the profiler's clock (CLOCK_MONOTONIC, us), then what was sampled in it. */
+  window?: { fromUs: number; toUs: number };
+  profile?: ProfileSummary;
+}
+
+/** Longer than ours' heap check waits after a query (CHECK_DELAY_MS in src/core/heap.ts), with room for the collection. */
+const QUERY_SETTLE_MS = 2_500;
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** The environment that puts ours under the profiler, writing into `dir` when it exits. */
+function profiledEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, 'profile-preload.js')}`.trim(),
+    BPFTUNE_BENCH_PROFILE_DIR: dir,
+    // After "tuners loaded" (the verifier gives up on a pending SIGPROF) and before the warm-up ends.
+    BPFTUNE_BENCH_PROFILE_AFTER_MS: String(Math.max(5, COST_WARMUP_SECONDS - 5) * 1000),
+    BPFTUNE_BENCH_PROFILE_INTERVAL_US: String(PROFILE_INTERVAL_US),
+  };
+}
+
+/** Each run's share of the profile ours wrote into `dir` as it exited (logged and left out when it wrote none). */
+function attachProfiles(dir: string, runs: CostRun[]): void {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) {
+    log(`ours wrote no CPU profile into ${dir}: was it still loading when the profiler was due to start?`);
+    return;
+  }
+  const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
+  for (const r of runs) if (r.window) r.profile = summariseProfile(profile, r.window.fromUs, r.window.toUs);
+}
+
+/**
+ * Events delivered so far to each of ours' tuners, from `bpftune -q jstatus`;
+ * undefined for the reference, or when the query fails (logged). Asked
+ * outside the measured window: the answer costs the daemon CPU.
+ */
+function tunerEvents(daemon: DaemonProcess, which: Daemon): Map<string, number> | undefined {
+  if (which !== 'ours') return undefined;
+  const r = daemon.query('jstatus');
+  try {
+    const status = JSON.parse(r.stdout) as { tuners: Array<{ name: string; events: number }> };
+    return new Map(status.tuners.map((t) => [t.name, t.events]));
+  } catch {
+    log(`ours' status query failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.slice(0, 200)}`);
+    return undefined;
+  }
+}
+
+function eventsDelta(before: Map<string, number> | undefined, after: Map<string, number> | undefined): Map<string, number> | undefined {
+  if (!before || !after) return undefined;
+  return new Map([...after].map(([name, n]) => [name, n - (before.get(name) ?? 0)]));
 }
 
 function sumPrograms(before: ProgramCounters[], after: ProgramCounters[], names: Map<number, { name: string }>): Map<string, { ns: number; calls: number }> {
@@ -201,6 +279,8 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
     for (const which of block % 2 ? [...daemons].reverse() : daemons) {
       throwIfAborted();
       log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
+      const profileDir = COST_PROFILE && which === 'ours' ? mkdtempSync(path.join(os.tmpdir(), 'bpftune-cost-prof-')) : undefined;
+      const blockRuns: CostRun[] = [];
       await bracket(which, async (daemon) => {
         await settled(daemon, which);
         // The workloads' namespaces exist before the warm-up: what a daemon does when namespaces
@@ -209,15 +289,22 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
         const cgroup = new TestCgroup();
         let stop: (() => void) | undefined;
         try {
+          for (let round = 0; round < COST_PRIME_ROUNDS; round++) for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, COST_PRIME_SECONDS);
           await sleep(COST_WARMUP_SECONDS * 1000);
           const names = programNames();
           stop = await enableBpfStats(log);
           for (const w of WORKLOADS) {
+            const e0 = tunerEvents(daemon, which);
+            // Answering a query sets ours' heap check going 1 s later (src/core/heap.ts), which may collect: not
+            // the workload's cost. The pause is for both daemons, so that their runs are spaced alike.
+            await sleep(QUERY_SETTLE_MS);
             const p0 = daemonPrograms(daemon.pid);
             const d0 = cpuNs(daemon.pid);
             const t0 = threadCpu(daemon.pid);
             const logAt = daemon.log.length;
+            const fromUs = monotonicUs();
             const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
+            const toUs = monotonicUs();
             const run: CostRun = {
               workload: w,
               work: r.work,
@@ -227,11 +314,14 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
               threads: threadCpuDelta(t0, threadCpu(daemon.pid)),
               logged: daemon.log.slice(logAt).split('\n').filter(Boolean),
             };
+            run.events = eventsDelta(e0, tunerEvents(daemon, which));
+            if (profileDir) run.window = { fromUs, toUs };
             runs[which].push(run);
+            blockRuns.push(run);
             log(
               `  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit ` +
                 `(${run.threads.slice(0, 3).map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(0)} ms`).join(', ')}), workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit, ` +
-                `${run.logged.length} log lines`,
+                `${run.logged.length} log lines${run.events ? `, events ${eventText(run.events)}` : ''}`,
             );
             for (const line of run.logged.slice(0, 12)) log(`DAEMONLOG-COST ${which} ${w} ${line}`);
           }
@@ -240,17 +330,30 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
           pair.close();
           stop?.();
         }
-      });
+      }, profileDir ? profiledEnv(profileDir) : undefined);
+      if (profileDir) {
+        try {
+          attachProfiles(profileDir, blockRuns);
+        } finally {
+          rmSync(profileDir, { recursive: true, force: true });
+        }
+      }
     }
   }
   return reportCost(runs, floors);
+}
+
+/** "tcp_buffer 4, tcp_conn 2": tuners that received any, busiest first. */
+function eventText(events: Map<string, number>): string {
+  const busy = [...events].filter(([, n]) => n > 0).sort((x, y) => y[1] - x[1]);
+  return busy.length ? busy.map(([name, n]) => `${name} ${n}`).join(', ') : 'none';
 }
 
 function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]): string[] {
   const lines = [
     '## Direct cost per unit of work (phase "cost")',
     '',
-    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created and left idle ${COST_WARMUP_SECONDS} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
+    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created${COST_PRIME_ROUNDS > 0 ? `, the workloads run ${COST_PRIME_ROUNDS} times ${COST_PRIME_SECONDS} s each unmeasured (what a daemon does once is not a cost per unit of work: ours compiles the code that handles a kind of event at the first one, and its learner makes its first choice for a remote host at the host's third connection)` : ''} and left idle ${COST_WARMUP_SECONDS} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
       "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
       '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
       "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call). " +
@@ -258,7 +361,7 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
       '"Above the floor" is then (C - b) / (C - b + b\' + d), with b\' each program\'s run time less f per call: the daemon\'s cost with statistics off. ' +
       "Neither ratio counts the tracepoint's own dispatch around a program (the kernel does not time it).",
     '',
-    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | measurement floor f (ns per call) | direct-cost ratio above the floor | hook calls per unit | busiest programs (ns per call, calls per unit) | daemon CPU by thread (ms, all runs); lines it logged |',
+    '| workload | daemon | BPF ns per unit (b) | daemon ns per unit (d) | workload ns per unit (C) | (b + d) / C | direct-cost ratio | measurement floor f (ns per call) | direct-cost ratio above the floor | hook calls per unit | busiest programs (ns per call, calls per unit) | daemon CPU by thread (ms, all runs); lines it logged; events its tuners received (ours) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const w of WORKLOADS) {
@@ -313,10 +416,47 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
         .map(([comm, ns]) => `${comm} ${(ns / 1e6).toFixed(0)}`)
         .join(', ');
       const logged = rs.reduce((a, r) => a + r.logged.length, 0);
+      const events = new Map<string, number>();
+      for (const r of rs) for (const [name, n] of r.events ?? []) events.set(name, (events.get(name) ?? 0) + n);
+      const eventsNote = rs.some((r) => r.events) ? `; events: ${eventText(events)}` : '';
       lines.push(
-        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${f === undefined ? 'not measured' : spread(floorNs, (v) => v.toFixed(1))} | ${aboveFloor === undefined ? '—' : fmtRatio(aboveFloor, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines |`,
+        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${f === undefined ? 'not measured' : spread(floorNs, (v) => v.toFixed(1))} | ${aboveFloor === undefined ? '—' : fmtRatio(aboveFloor, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines${eventsNote} |`,
       );
     }
+  }
+  lines.push('', ...profileLines(runs.ours));
+  return lines;
+}
+
+/** VS_COST_PROFILE: where ours' CPU went in each workload's windows, summed over the blocks (self time). */
+function profileLines(runs: readonly CostRun[]): string[] {
+  const profiled = runs.filter((r) => r.profile);
+  if (!profiled.length) return [];
+  const lines = [
+    `Ours under the V8 profiler (VS_COST_PROFILE=1, one sample per ${PROFILE_INTERVAL_US} us; its d above includes the sampling): self time in each workload's windows, all blocks.`,
+    '',
+    '| workload | sampled busy / window | busiest functions (ms) | busiest files (ms) |',
+    '|---|---|---|---|',
+  ];
+  const ms = (us: number) => (us / 1000).toFixed(1);
+  for (const w of WORKLOADS) {
+    const rs = profiled.filter((r) => r.workload === w);
+    if (!rs.length) continue;
+    const byFunction = new Map<string, number>();
+    const byFile = new Map<string, number>();
+    for (const r of rs) {
+      for (const f of r.profile?.byFunction ?? []) byFunction.set(f.name, (byFunction.get(f.name) ?? 0) + f.us);
+      for (const f of r.profile?.byFile ?? []) byFile.set(f.file, (byFile.get(f.file) ?? 0) + f.us);
+    }
+    const top = (m: Map<string, number>) =>
+      [...m]
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 8)
+        .map(([name, us]) => `${name} ${ms(us)}`)
+        .join('; ');
+    const busy = rs.reduce((a, r) => a + (r.profile?.busyUs ?? 0), 0);
+    const window = rs.reduce((a, r) => a + (r.profile?.windowUs ?? 0), 0);
+    lines.push(`| ${WORKLOAD_UNITS[w].what} | ${ms(busy)} / ${ms(window)} ms | ${top(byFunction)} | ${top(byFile)} |`);
   }
   lines.push('');
   return lines;
@@ -329,8 +469,8 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
  */
 if (require.main === module) {
   runBenchmark(async () => {
-    const bracket: Bracket = async (which, run) => {
-      const daemon = startDaemon(which);
+    const bracket: Bracket = async (which, run, daemonEnv) => {
+      const daemon = startDaemon(which, daemonEnv);
       try {
         return await run(daemon);
       } finally {

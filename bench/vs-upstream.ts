@@ -38,7 +38,8 @@
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
  * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_HARM_SCENARIOS, VS_FOOTPRINT_ROUNDS,
- * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS.
+ * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS,
+ * VS_COST_PRIME_ROUNDS, VS_COST_PRIME_SECONDS, VS_COST_PROFILE (with VS_COST_PROFILE_INTERVAL_US; bench/vs-upstream-cost.ts).
  * Prints the report (markdown) on stdout, progress on stderr.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -606,9 +607,9 @@ async function main(): Promise<void> {
     out.push(...reportOverhead(runs, samples, orders), '');
   }
   // A fresh daemon for `run`, stopped after it, and what it left changed put back.
-  const bracket: Bracket = async (which, run) => {
+  const bracket: Bracket = async (which, run, daemonEnv) => {
     const before = netSysctls();
-    const daemon = startDaemon(which);
+    const daemon = startDaemon(which, daemonEnv);
     try {
       return await run(daemon);
     } finally {

@@ -53,8 +53,8 @@ const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
  * that handles it (a function is compiled at its first call), and its tcp_conn learner makes its
  * first choice for a remote host (a logged action, the state file written) at that host's third
  * measured connection. Both happen once in a daemon's life; with a fresh daemon per block they
- * otherwise land in whichever measured run comes first (seen under VS_COST_PROFILE: the whole of
- * ours' extra CPU in the bulk runs). Three rounds give each workload's remote hosts three connections.
+ * otherwise land in whichever measured run comes first (seen under VS_COST_PROFILE: most of
+ * ours' CPU in the bulk runs primed once). Three rounds give each workload's remote hosts three connections.
  */
 const COST_PRIME_ROUNDS = Number(process.env.VS_COST_PRIME_ROUNDS ?? 3);
 const COST_PRIME_SECONDS = env('VS_COST_PRIME_SECONDS', 1);

@@ -281,62 +281,61 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
       log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
       const profileDir = COST_PROFILE && which === 'ours' ? mkdtempSync(path.join(os.tmpdir(), 'bpftune-cost-prof-')) : undefined;
       const blockRuns: CostRun[] = [];
-      await bracket(which, async (daemon) => {
-        await settled(daemon, which);
-        // The workloads' namespaces exist before the warm-up: what a daemon does when namespaces
-        // appear (ours reads their counters on its fast ticks until they settle) is not a cost per unit of work.
-        const pair = createVethPair();
-        const cgroup = new TestCgroup();
-        let stop: (() => void) | undefined;
-        try {
-          for (let round = 0; round < COST_PRIME_ROUNDS; round++) for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, COST_PRIME_SECONDS);
-          await sleep(COST_WARMUP_SECONDS * 1000);
-          const names = programNames();
-          stop = await enableBpfStats(log);
-          for (const w of WORKLOADS) {
-            const e0 = tunerEvents(daemon, which);
-            // Answering a query sets ours' heap check going 1 s later (src/core/heap.ts), which may collect: not
-            // the workload's cost. The pause is for both daemons, so that their runs are spaced alike.
-            await sleep(QUERY_SETTLE_MS);
-            const p0 = daemonPrograms(daemon.pid);
-            const d0 = cpuNs(daemon.pid);
-            const t0 = threadCpu(daemon.pid);
-            const logAt = daemon.log.length;
-            const fromUs = monotonicUs();
-            const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
-            const toUs = monotonicUs();
-            const run: CostRun = {
-              workload: w,
-              work: r.work,
-              workloadCpuNs: r.cpuNs,
-              daemonCpuNs: cpuNs(daemon.pid) - d0,
-              programs: sumPrograms(p0, daemonPrograms(daemon.pid), names),
-              threads: threadCpuDelta(t0, threadCpu(daemon.pid)),
-              logged: daemon.log.slice(logAt).split('\n').filter(Boolean),
-            };
-            run.events = eventsDelta(e0, tunerEvents(daemon, which));
-            if (profileDir) run.window = { fromUs, toUs };
-            runs[which].push(run);
-            blockRuns.push(run);
-            log(
-              `  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit ` +
-                `(${run.threads.slice(0, 3).map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(0)} ms`).join(', ')}), workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit, ` +
-                `${run.logged.length} log lines${run.events ? `, events ${eventText(run.events)}` : ''}`,
-            );
-            for (const line of run.logged.slice(0, 12)) log(`DAEMONLOG-COST ${which} ${w} ${line}`);
+      try {
+        await bracket(which, async (daemon) => {
+          await settled(daemon, which);
+          // The workloads' namespaces exist before the warm-up: what a daemon does when namespaces
+          // appear (ours reads their counters on its fast ticks until they settle) is not a cost per unit of work.
+          const pair = createVethPair();
+          const cgroup = new TestCgroup();
+          let stop: (() => void) | undefined;
+          try {
+            for (let round = 0; round < COST_PRIME_ROUNDS; round++) for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, COST_PRIME_SECONDS);
+            await sleep(COST_WARMUP_SECONDS * 1000);
+            const names = programNames();
+            stop = await enableBpfStats(log);
+            for (const w of WORKLOADS) {
+              const e0 = tunerEvents(daemon, which);
+              // Answering a query sets ours' heap check going 1 s later (src/core/heap.ts), which may collect: not
+              // the workload's cost. The pause is for both daemons, so that their runs are spaced alike.
+              await sleep(QUERY_SETTLE_MS);
+              const p0 = daemonPrograms(daemon.pid);
+              const d0 = cpuNs(daemon.pid);
+              const t0 = threadCpu(daemon.pid);
+              const logAt = daemon.log.length;
+              const fromUs = monotonicUs();
+              const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
+              const toUs = monotonicUs();
+              const run: CostRun = {
+                workload: w,
+                work: r.work,
+                workloadCpuNs: r.cpuNs,
+                daemonCpuNs: cpuNs(daemon.pid) - d0,
+                programs: sumPrograms(p0, daemonPrograms(daemon.pid), names),
+                threads: threadCpuDelta(t0, threadCpu(daemon.pid)),
+                logged: daemon.log.slice(logAt).split('\n').filter(Boolean),
+              };
+              run.events = eventsDelta(e0, tunerEvents(daemon, which));
+              if (profileDir) run.window = { fromUs, toUs };
+              runs[which].push(run);
+              blockRuns.push(run);
+              log(
+                `  ${which} ${w}: BPF ${(bpfNs(run) / run.work).toPrecision(3)} ns/unit, daemon ${(run.daemonCpuNs / run.work).toPrecision(3)} ns/unit ` +
+                  `(${run.threads.slice(0, 3).map((t) => `${t.comm} ${(t.ns / 1e6).toFixed(0)} ms`).join(', ')}), workload ${(run.workloadCpuNs / run.work).toPrecision(3)} ns/unit, ` +
+                  `${run.logged.length} log lines${run.events ? `, events ${eventText(run.events)}` : ''}`,
+              );
+              for (const line of run.logged.slice(0, 12)) log(`DAEMONLOG-COST ${which} ${w} ${line}`);
+            }
+          } finally {
+            cgroup.remove();
+            pair.close();
+            stop?.();
           }
-        } finally {
-          cgroup.remove();
-          pair.close();
-          stop?.();
-        }
-      }, profileDir ? profiledEnv(profileDir) : undefined);
-      if (profileDir) {
-        try {
-          attachProfiles(profileDir, blockRuns);
-        } finally {
-          rmSync(profileDir, { recursive: true, force: true });
-        }
+        }, profileDir ? profiledEnv(profileDir) : undefined);
+        // Written as ours exited, which the bracket waits for.
+        if (profileDir) attachProfiles(profileDir, blockRuns);
+      } finally {
+        if (profileDir) rmSync(profileDir, { recursive: true, force: true });
       }
     }
   }

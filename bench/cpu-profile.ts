@@ -69,22 +69,42 @@ export function summariseProfile(profile: CpuProfile, fromUs: number, toUs: numb
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The environment that puts a daemon under the V8 profiler from `afterMs`
+ * after its start (bench/profile-preload.ts), sampling every `intervalUs`
+ * (default 250), writing its .cpuprofile into `dir` when it exits. Not
+ * `node --cpu-prof`: its sampling signals make the verifier refuse the larger
+ * programs, so the profiler must start once they are loaded.
+ */
+export function profilerEnv(dir: string, afterMs: number, intervalUs?: number): NodeJS.ProcessEnv {
+  return {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, 'profile-preload.js')}`.trim(),
+    BPFTUNE_BENCH_PROFILE_DIR: dir,
+    BPFTUNE_BENCH_PROFILE_AFTER_MS: String(afterMs),
+    ...(intervalUs ? { BPFTUNE_BENCH_PROFILE_INTERVAL_US: String(intervalUs) } : {}),
+  };
+}
+
+/** The profile a daemon started with profilerEnv(dir) wrote as it exited, if it wrote one. */
+export function readProfile(dir: string): CpuProfile | undefined {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  return file ? (JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as CpuProfile) : undefined;
+}
+
+/** The clock V8's profile timestamps are on (CLOCK_MONOTONIC), in us. */
+export const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 /** Runs a daemon under the V8 profiler, idle for `seconds` after `settleSeconds`, and summarises that window. */
 export async function profileIdleDaemon(seconds: number, settleSeconds: number, daemonArgs: string[]): Promise<ProfileSummary> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bpftune-bench-prof-'));
   const runDir = path.join(dir, 'run');
   const profDir = path.join(dir, 'profile');
   mkdirSync(profDir);
-  // Not `node --cpu-prof`: its sampling signals make the verifier refuse the larger programs
-  // (see profile-preload.ts), which starts the profiler once the settle time has passed.
-  const preload = path.join(__dirname, 'profile-preload.js');
   const child = track(
     spawn(process.execPath, [BPFTUNE, '-s', ...daemonArgs], {
       env: {
         ...process.env,
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim(),
-        BPFTUNE_BENCH_PROFILE_DIR: profDir,
-        BPFTUNE_BENCH_PROFILE_AFTER_MS: String(settleSeconds * 1000),
+        ...profilerEnv(profDir, settleSeconds * 1000),
         BPFTUNE_RUNDIR: runDir,
         BPFTUNE_STATEDIR: path.join(runDir, 'state'),
       },
@@ -104,17 +124,17 @@ export async function profileIdleDaemon(seconds: number, settleSeconds: number, 
     });
     await sleep(settleSeconds * 1000);
     throwIfAborted();
-    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const fromUs = monotonicUs();
     await sleep(seconds * 1000);
-    const toUs = Number(process.hrtime.bigint() / 1000n);
+    const toUs = monotonicUs();
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exited;
     clearTimeout(timer);
-    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-    if (!file) throw new Error('the profiled daemon wrote no .cpuprofile');
-    return summariseProfile(JSON.parse(readFileSync(path.join(profDir, file), 'utf8')) as CpuProfile, fromUs, toUs);
+    const profile = readProfile(profDir);
+    if (!profile) throw new Error('the profiled daemon wrote no .cpuprofile');
+    return summariseProfile(profile, fromUs, toUs);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     // A daemon killed hard leaves its cgroup2 mount in the run directory: never delete through a mount.

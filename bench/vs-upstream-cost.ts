@@ -24,12 +24,12 @@
  *    them taken off: what the daemon costs with statistics off.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
-import { summariseProfile, type CpuProfile, type ProfileSummary } from './cpu-profile';
+import { monotonicUs, profilerEnv, readProfile, summariseProfile, type ProfileSummary } from './cpu-profile';
 import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames, type ProgramCounters } from './bpf-stats';
 import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
@@ -161,27 +161,13 @@ interface CostRun {
 /** Longer than ours' heap check waits after a query (CHECK_DELAY_MS in src/core/heap.ts), with room for the collection. */
 const QUERY_SETTLE_MS = 2_500;
 
-const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
-
-/** The environment that puts ours under the profiler, writing into `dir` when it exits. */
-function profiledEnv(dir: string): NodeJS.ProcessEnv {
-  return {
-    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${path.join(__dirname, 'profile-preload.js')}`.trim(),
-    BPFTUNE_BENCH_PROFILE_DIR: dir,
-    // After "tuners loaded" (the verifier gives up on a pending SIGPROF) and before the warm-up ends.
-    BPFTUNE_BENCH_PROFILE_AFTER_MS: String(Math.max(5, COST_WARMUP_SECONDS - 5) * 1000),
-    BPFTUNE_BENCH_PROFILE_INTERVAL_US: String(PROFILE_INTERVAL_US),
-  };
-}
-
 /** Each run's share of the profile ours wrote into `dir` as it exited (logged and left out when it wrote none). */
 function attachProfiles(dir: string, runs: CostRun[]): void {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) {
+  const profile = readProfile(dir);
+  if (!profile) {
     log(`ours wrote no CPU profile into ${dir}: was it still loading when the profiler was due to start?`);
     return;
   }
-  const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
   for (const r of runs) if (r.window) r.profile = summariseProfile(profile, r.window.fromUs, r.window.toUs);
 }
 
@@ -331,7 +317,10 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
             pair.close();
             stop?.();
           }
-        }, profileDir ? profiledEnv(profileDir) : undefined);
+        },
+          // The profiler starts after "tuners loaded" (the verifier gives up on a pending SIGPROF) and before the warm-up ends.
+          profileDir ? profilerEnv(profileDir, Math.max(5, COST_WARMUP_SECONDS - 5) * 1000, PROFILE_INTERVAL_US) : undefined,
+        );
         // Written as ours exited, which the bracket waits for.
         if (profileDir) attachProfiles(profileDir, blockRuns);
       } finally {

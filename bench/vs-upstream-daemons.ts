@@ -20,9 +20,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const env = (name: string, fallback: number) => Number(process.env[name]) || fallback;
 export const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
-/** `env`: more environment for ours (the reference is not a Node.js program). */
-export function startDaemon(which: Daemon, env?: NodeJS.ProcessEnv): DaemonProcess {
-  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs(), { env }) : new DaemonProcess(['-R'], { command: [REFERENCE] });
+/** `extraEnv`: more environment for ours (the reference is not a Node.js program). */
+export function startDaemon(which: Daemon, extraEnv?: NodeJS.ProcessEnv): DaemonProcess {
+  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs(), { env: extraEnv }) : new DaemonProcess(['-R'], { command: [REFERENCE] });
 }
 
 /** BPF programs and links the process holds. */

@@ -58,10 +58,6 @@ export function keptSuperOptions(entries: readonly MountEntry[], fstype: PseudoF
   return options.length ? options.join(',') : undefined;
 }
 
-export async function isMountOf(dir: string, fstype: PseudoFs): Promise<boolean> {
-  return (await fstypesAt(dir)).includes(fstype);
-}
-
 export class Mounts {
   private readonly mounted: Array<{ dir: string; firstCreated: string | undefined }> = [];
 

@@ -6,11 +6,15 @@
  *
  * - Every measured connection is a sample: the algorithm it used, its min RTT
  *   and its delivery rate.
- * - A sample's cost is its relative distance from the best min RTT plus its
- *   relative distance from the best delivery rate seen for that host with any
- *   algorithm (0 = as good as the best on both).
- * - The algorithm's cost moves towards the sample by the learning rate:
- *   cost += (sample - cost) >> shift, as the BPF side grows limits.
+ * - Each algorithm's estimates of both move towards its samples by the
+ *   learning rate: estimate += (sample - estimate) >> shift.
+ * - An algorithm's cost is its estimates' relative distance from the best
+ *   estimates any algorithm has now on that host (0 = best on both), worked
+ *   out when asked. Costed once at record time against the best seen so far,
+ *   a sample kept that cost after the path changed: on a long path whose
+ *   receive limit tcp_buffer was still raising, every algorithm's first
+ *   sample was the best yet and cost 0, and cubic's 20 Mbit/s stood level
+ *   with bbr's 180 (the 6.1 VM's long-RTT runs).
  * - Choice is epsilon-greedy: each algorithm is tried once, then the lowest
  *   cost wins, except that 5% of choices explore another algorithm, so a path
  *   that changes is noticed.
@@ -19,7 +23,7 @@
 export const ALGORITHMS = ['reno', 'cubic', 'bbr'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
-/** Costs are fixed-point so the learning-rate shift works on integers, as in the reference. */
+/** Costs are fixed-point (1.000 = COST_SCALE), as in the reference's logs. */
 export const COST_SCALE = 1000;
 /** Share of choices that explore instead of taking the lowest cost. */
 export const EXPLORATION = 0.05;
@@ -60,7 +64,9 @@ export interface AlgorithmRow {
 }
 
 interface AlgorithmStats {
-  cost: number | undefined;
+  /** Moving estimates of the min RTT and delivery rate its connections reach; undefined until the first sample. */
+  rttEstimateUs: number | undefined;
+  rateEstimate: number | undefined;
   samples: number;
   selections: number;
   greedy: number;
@@ -68,24 +74,22 @@ interface AlgorithmStats {
   maxDeliveryRate: number;
 }
 
-/** Relative distance of a sample from the best values, in COST_SCALE units. */
-export function sampleCost(minRttUs: number, deliveryRate: number, bestMinRttUs: number, bestDeliveryRate: number): number {
+/** Relative distance of an RTT and a rate (a sample's, or an algorithm's estimates) from the best ones, in COST_SCALE units. */
+export function relativeCost(minRttUs: number, deliveryRate: number, bestMinRttUs: number, bestDeliveryRate: number): number {
   const rtt = bestMinRttUs > 0 ? (minRttUs - bestMinRttUs) / bestMinRttUs : 0;
   const rate = bestDeliveryRate > 0 ? (bestDeliveryRate - deliveryRate) / bestDeliveryRate : 0;
   return Math.round(COST_SCALE * (Math.max(0, rtt) + Math.max(0, rate)));
 }
 
-/** cost += (sample - cost) >> shift, rounding towards zero for both signs. */
-export function updateCost(cost: number | undefined, sample: number, shift: number): number {
-  if (cost === undefined) return sample;
-  return cost + Math.trunc((sample - cost) / 2 ** shift);
+/** estimate += (sample - estimate) >> shift; the first sample is taken as it is. */
+export function updateEstimate(estimate: number | undefined, sample: number, shift: number): number {
+  if (estimate === undefined) return sample;
+  return estimate + (sample - estimate) / 2 ** shift;
 }
 
 export class RemoteLearner {
   private readonly stats = new Map<Algorithm, AlgorithmStats>();
   private samples = 0;
-  private bestMinRttUs = Infinity;
-  private bestDeliveryRate = 0;
   /** The algorithm best() returned last: it keeps the lead until beaten by LEAD_MARGIN. */
   private leader: Algorithm | undefined;
 
@@ -96,7 +100,7 @@ export class RemoteLearner {
   ) {
     if (algorithms.length === 0) throw new Error('the learner needs at least one congestion control algorithm');
     for (const a of algorithms) {
-      this.stats.set(a, { cost: undefined, samples: 0, selections: 0, greedy: 0, minRttUs: Infinity, maxDeliveryRate: 0 });
+      this.stats.set(a, { rttEstimateUs: undefined, rateEstimate: undefined, samples: 0, selections: 0, greedy: 0, minRttUs: Infinity, maxDeliveryRate: 0 });
     }
   }
 
@@ -114,28 +118,42 @@ export class RemoteLearner {
     const stats = this.stats.get(sample.algorithm);
     if (!stats || !(sample.minRttUs > 0) || !(sample.deliveryRate > 0)) return false;
     this.samples++;
-    this.bestMinRttUs = Math.min(this.bestMinRttUs, sample.minRttUs);
-    this.bestDeliveryRate = Math.max(this.bestDeliveryRate, sample.deliveryRate);
     stats.samples++;
     stats.minRttUs = Math.min(stats.minRttUs, sample.minRttUs);
     stats.maxDeliveryRate = Math.max(stats.maxDeliveryRate, sample.deliveryRate);
-    const cost = sampleCost(sample.minRttUs, sample.deliveryRate, this.bestMinRttUs, this.bestDeliveryRate);
-    stats.cost = updateCost(stats.cost, cost, this.shift);
+    stats.rttEstimateUs = updateEstimate(stats.rttEstimateUs, sample.minRttUs, this.shift);
+    stats.rateEstimate = updateEstimate(stats.rateEstimate, sample.deliveryRate, this.shift);
     return true;
+  }
+
+  /** Each measured algorithm's cost against the best estimates on this host now. */
+  private costs(): Map<Algorithm, number> {
+    let bestRttUs = Infinity;
+    let bestRate = 0;
+    for (const s of this.stats.values()) {
+      if (s.rttEstimateUs !== undefined) bestRttUs = Math.min(bestRttUs, s.rttEstimateUs);
+      if (s.rateEstimate !== undefined) bestRate = Math.max(bestRate, s.rateEstimate);
+    }
+    const costs = new Map<Algorithm, number>();
+    for (const [a, s] of this.stats) {
+      if (s.rttEstimateUs !== undefined && s.rateEstimate !== undefined) costs.set(a, relativeCost(s.rttEstimateUs, s.rateEstimate, bestRttUs, bestRate));
+    }
+    return costs;
   }
 
   /** The lowest-cost algorithm measured so far, unless the one leading before is within LEAD_MARGIN of it. */
   best(): Algorithm | undefined {
+    const costs = this.costs();
     let best: Algorithm | undefined;
     let bestCost = Infinity;
     for (const a of this.algorithms) {
-      const cost = this.stats.get(a)?.cost;
+      const cost = costs.get(a);
       if (cost !== undefined && cost < bestCost) {
         best = a;
         bestCost = cost;
       }
     }
-    const leaderCost = this.leader === undefined ? undefined : this.stats.get(this.leader)?.cost;
+    const leaderCost = this.leader === undefined ? undefined : costs.get(this.leader);
     if (leaderCost !== undefined && bestCost + LEAD_MARGIN > leaderCost) return this.leader;
     this.leader = best;
     return best;
@@ -145,7 +163,7 @@ export class RemoteLearner {
   select(): Selection {
     const untried = this.algorithms.find((a) => {
       const s = this.stats.get(a);
-      return s !== undefined && s.cost === undefined && s.selections === 0;
+      return s !== undefined && s.samples === 0 && s.selections === 0;
     });
     const best = this.best();
     let selection: Selection;
@@ -165,11 +183,12 @@ export class RemoteLearner {
   }
 
   rows(): AlgorithmRow[] {
+    const costs = this.costs();
     return this.algorithms.map((algorithm) => {
       const s = this.stats.get(algorithm) as AlgorithmStats;
       return {
         algorithm,
-        cost: s.cost,
+        cost: costs.get(algorithm),
         samples: s.samples,
         selections: s.selections,
         greedy: s.greedy,

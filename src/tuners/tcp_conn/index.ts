@@ -155,7 +155,8 @@ async function onSample(ctx: Context, state: TcpConnState, event: TcpConnEventDa
   const selection = entry.learner.select();
   state.choices.update(entry.remote, { alg: ALGORITHM_IDS[selection.algorithm] });
   const best = entry.learner.best();
-  if (best !== undefined && best !== entry.announced) {
+  // Until every algorithm has been tried here the lead is no comparison: a greedy choice says it is one.
+  if (best !== undefined && best !== entry.announced && selection.greedy) {
     entry.announced = best;
     const bestCost = entry.learner.rows().find((r) => r.algorithm === best)?.cost;
     await ctx.recordAction({
@@ -313,7 +314,7 @@ function strategies(mode: TypedMap<number, number>, scores: StrategySamples): St
       TcpConnStrategy.LEARNED,
       LEARNED,
       20 * MINUTE,
-      "Each remote host measured 3 times gets the congestion control the per-host learner rates best (5% of choices explore); other hosts' connections switch to bbr on loss",
+      "Each measured remote host gets the congestion control the per-host learner rates best, after one try of each (5% of choices explore); other hosts' connections switch to bbr on loss",
     ),
     declare(
       TcpConnStrategy.BBR_ON_LOSS,

@@ -36,7 +36,7 @@ export interface SuiteResults {
   tuners: string[];
   start?: StartTimes;
   idle?: IdleFootprint;
-  /** The same idle run with metrics on: --metrics on loopback and --metrics-textfile (rendered every 15 s, 60 s when nothing happens). */
+  /** The same idle run with metrics on: --metrics on loopback and --metrics-textfile (rendered every 15 s, every 5 min once nothing happened for a minute). */
   idleMetrics?: IdleFootprint;
   /** A separate profiled idle run, made only when the idle CPU target was missed. */
   idleProfile?: ProfileSummary;

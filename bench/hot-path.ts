@@ -4,9 +4,11 @@
  * program's run time per call and share of a core. Kept apart from the
  * overhead ratios (bench/overhead-cpu.ts): the statistics add a clock read
  * around each program run, which would count against the daemon there.
+ * Empty programs on the per-call hooks' tracepoints run beside them, so that
+ * what those reads cost can be taken off each figure (MeasurementFloor).
  */
 import { DaemonProcess } from '../test/support/daemon';
-import { daemonPrograms, enableBpfStats, mergeCosts, programCosts, type ProgramCost } from './bpf-stats';
+import { daemonPrograms, enableBpfStats, FLOOR_PROGRAM_OF, MeasurementFloor, mergeCosts, programCosts, type ProgramCost } from './bpf-stats';
 import { throwIfAborted } from './cleanup';
 import { loadedTuners, stopDaemon } from './core';
 import { createVethPair, runIperf, type VethPair } from './iperf';
@@ -39,6 +41,8 @@ export interface HotPathResult {
   programs: ProgramCost[];
   /** The one settled daemon's RSS and CPU over all hot-path runs. */
   daemon: DaemonDuringRun[];
+  /** By the daemon's program name: run time per call of an empty program on the same tracepoint, over the same runs. */
+  floorNs?: Record<string, number>;
 }
 
 function eventCount(daemon: DaemonProcess): number {
@@ -91,13 +95,21 @@ async function withDaemon<T>(options: HotPathOptions, run: (daemon: DaemonProces
 export async function measureHotPath(options: HotPathOptions, pair?: VethPair): Promise<HotPathResult> {
   const veth = pair ?? createVethPair();
   const restoreStats = await enableBpfStats(options.progress);
+  let floor: MeasurementFloor | undefined;
   try {
+    try {
+      floor = new MeasurementFloor();
+    } catch (err) {
+      options.progress(`hot path: no empty programs to measure the statistics' own cost (${(err as Error).message}); figures as measured`);
+    }
     const runs: ProgramCost[][] = [];
     const seconds: number[] = [];
     const throughput: number[] = [];
     const daemon: DaemonDuringRun[] = [];
     // One daemon for all runs, settled like the idle one: its RSS and CPU here are a long-running daemon's under load.
+    let floorPerCall = new Map<string, number>();
     const r = await withDaemon(options, async (d) => {
+      floor?.mark();
       for (let i = 0; i < options.runs; i++) {
         throwIfAborted();
         options.progress(`hot-path run ${i + 1}/${options.runs} (BPF run-time statistics on)`);
@@ -109,10 +121,17 @@ export async function measureHotPath(options: HotPathOptions, pair?: VethPair): 
         seconds.push(wall);
         throughput.push(iperf.bitsPerSecond);
       }
+      floorPerCall = floor?.perCall() ?? floorPerCall;
     });
     daemon.push(r.during);
-    return { seconds: options.seconds, throughput, programs: mergeCosts(runs, seconds), daemon };
+    const floorNs: Record<string, number> = {};
+    for (const [program, empty] of Object.entries(FLOOR_PROGRAM_OF)) {
+      const ns = floorPerCall.get(empty);
+      if (ns !== undefined) floorNs[program] = ns;
+    }
+    return { seconds: options.seconds, throughput, programs: mergeCosts(runs, seconds), daemon, floorNs };
   } finally {
+    floor?.close();
     restoreStats();
     if (!pair) veth.close();
   }

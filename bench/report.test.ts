@@ -139,7 +139,7 @@ test('misses are marked and explained from the breakdown', () => {
   assert.match(md, /\*\*RSS during bulk traffic 63\.0 MB\*\*.*at the daemon's lifetime peak \(63\.2 MB/);
   assert.match(md, /\*\*Idle RSS 75\.0 MB\*\*: a bare Node\.js process .* 39\.0 MB, so the daemon's own share is 36\.0 MB/);
   assert.match(md, /\*\*Idle CPU 0\.200 %\*\* .* node 100\.0 ms \(83 %\), V8Worker 20\.0 ms \(17 %\)/);
-  assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns x 60000\/s/);
+  assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns as measured x 60000\/s/);
   assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
   assert.match(md, /not yet visible at p99 3\.00 ms \(its last unchanged read\), and was by 9\.00 ms/);
   assert.match(md, /first trigger in each namespace \(5 of 100, 5 % .*median 9\.00 ms against 1\.00 ms for later ones \(p99 1\.00 ms\)/);
@@ -149,6 +149,18 @@ test('misses are marked and explained from the breakdown', () => {
   assert.match(md, /= 0\.720 % of a core, against 50 % of a core used by the bulk workload: at most 1\.44 % of its CPU/);
   // Both overhead ratios of all three workloads, plus the five others.
   assert.equal((md.match(/\*\*MISSED\*\*/g) ?? []).length, 11);
+});
+
+test('where an empty program ran on the same tracepoint, the hot-path figure is judged above it', () => {
+  const r = results();
+  r.hotPath = { ...r.hotPath!, programs: [program('tcp_buffer_rcv', 60000, 120)], floorNs: { tcp_buffer_rcv: 85 } };
+  const hot = row(r, /hottest hooks/);
+  assert.equal(hot.met, true);
+  assert.match(hot.value, /^35(\.0)? ns above the empty program \(tcp_buffer_rcv, the slowest of 1\)$/);
+  assert.match(hot.context, /tcp_buffer_rcv 120 ns as measured, an empty program on its tracepoint 85(\.0)? ns at 60000\/s/);
+  r.hotPath.floorNs = { tcp_buffer_rcv: 40 };
+  assert.equal(row(r, /hottest hooks/).met, false);
+  assert.match(renderReport(r), /in: tcp_buffer_rcv \(tracing, 80(\.0)? ns above an empty program, 120 ns as measured x 60000\/s/);
 });
 
 test('no hot hook: the per-run target is not applicable, not met by default', () => {

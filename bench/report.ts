@@ -112,20 +112,37 @@ export function overheadRows(o: OverheadCpuResult): Row[] {
   ]);
 }
 
+/**
+ * A program's run time per call with what the statistics' clock reads cost
+ * taken off, where an empty program ran on the same tracepoint (the kernel
+ * times a run with two clock reads, tens of ns on a virtual machine); else
+ * as measured.
+ */
+function ownNs(h: HotPathResult, p: ProgramCost): number {
+  const floor = h.floorNs?.[p.name];
+  return floor === undefined ? p.avgNs : Math.max(0, p.avgNs - floor);
+}
+
 function hotPathRows(h: HotPathResult): Row[] {
   const hot = hottestPrograms(h.programs);
   const totalCore = h.programs.reduce((a, p) => a + p.corePercent, 0);
-  const worst = hot.reduce<ProgramCost | undefined>((a, p) => (!a || p.avgNs > a.avgNs ? p : a), undefined);
+  const worst = hot.reduce<ProgramCost | undefined>((a, p) => (!a || ownNs(h, p) > ownNs(h, a) ? p : a), undefined);
   const busiest = h.programs.find((p) => p.invocations > 0);
+  const measured = (p: ProgramCost) => {
+    const floor = h.floorNs?.[p.name];
+    return `${p.name} ${formatNs(p.avgNs)}${floor === undefined ? '' : ` as measured, an empty program on its tracepoint ${formatNs(floor)}`} at ${Math.round(p.perSecond)}/s`;
+  };
   return [
     {
       section: 'hot path',
-      metric: `average run time per invocation, hottest hooks (>= ${HOT_RUNS_PER_SECOND} runs/s)`,
-      value: worst ? `${formatNs(worst.avgNs)} (${worst.name}, the slowest of ${hot.length})` : 'no hot hook',
+      metric: `average run time per invocation, hottest hooks (>= ${HOT_RUNS_PER_SECOND} runs/s), above an empty program on the same tracepoint where one ran`,
+      value: worst
+        ? `${formatNs(ownNs(h, worst))}${h.floorNs?.[worst.name] === undefined ? ' as measured' : ' above the empty program'} (${worst.name}, the slowest of ${hot.length})`
+        : 'no hot hook',
       target: `<= ${TARGETS.hotPathNs} ns`,
-      met: worst ? worst.avgNs <= TARGETS.hotPathNs : undefined,
+      met: worst ? ownNs(h, worst) <= TARGETS.hotPathNs : undefined,
       context: worst
-        ? hot.map((p) => `${p.name} ${formatNs(p.avgNs)} at ${Math.round(p.perSecond)}/s`).join('; ')
+        ? hot.map(measured).join('; ')
         : `none of the loaded tuners' programs runs on the data path: the busiest ran ${busiest ? `${Math.round(busiest.perSecond)}/s (${busiest.name}, ${formatNs(busiest.avgNs)})` : 'not at all'}`,
     },
     {
@@ -322,11 +339,12 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
   }
 
   if (r.hotPath && missed('hot path', /run time per invocation/)) {
-    const slow = hottestPrograms(r.hotPath.programs).filter((p) => p.avgNs > TARGETS.hotPathNs);
+    const h = r.hotPath;
+    const slow = hottestPrograms(h.programs).filter((p) => ownNs(h, p) > TARGETS.hotPathNs);
     out.push(
       [
-        `**Hot-path run time above ${TARGETS.hotPathNs} ns** in: ${slow.map((p) => `${p.name} (${p.type}, ${formatNs(p.avgNs)} x ${Math.round(p.perSecond)}/s = ${pct(p.corePercent, 3)} of a core, ${p.verifiedInsns} instructions verified)`).join('; ')}.`,
-        `  The figure is the kernel's own run_time_ns / run_cnt for each program: it includes the program's map lookups and helper calls, and the two clock reads that bpf_stats adds around each run (tens of ns on a virtual machine, where reading the clock is slower).`,
+        `**Hot-path run time above ${TARGETS.hotPathNs} ns** in: ${slow.map((p) => `${p.name} (${p.type}, ${h.floorNs?.[p.name] === undefined ? '' : `${formatNs(ownNs(h, p))} above an empty program, `}${formatNs(p.avgNs)} as measured x ${Math.round(p.perSecond)}/s = ${pct(p.corePercent, 3)} of a core, ${p.verifiedInsns} instructions verified)`).join('; ')}.`,
+        `  The figure is the kernel's own run_time_ns / run_cnt for each program: it includes the program's map lookups and helper calls, and the two clock reads that bpf_stats adds around each run (tens of ns on a virtual machine, where reading the clock is slower); those are taken off where an empty program ran on the same tracepoint (test/fixtures/tp_btf_floor: tcp_buffer's per-call hooks on kernels with tp_btf ones).`,
         `  The programs' total share of a core during bulk traffic is in the hot-path rows; that, not the per-run time alone, is what the throughput ratio pays.`,
       ].join('\n'),
     );

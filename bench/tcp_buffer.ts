@@ -31,7 +31,7 @@ import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../test/s
 import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emulator';
 import { TestCgroup } from '../test/support/cgroup';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
-import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames } from './bpf-stats';
+import { daemonPrograms, enableBpfStats, FLOOR_PROGRAM_OF, MeasurementFloor, programNames } from './bpf-stats';
 
 const execFileAsync = promisify(execFile);
 
@@ -101,9 +101,6 @@ function programStats(daemonPid: number): ProgStat[] {
     .map((p) => ({ name: names.get(p.id)?.name ?? '', runTimeNs: p.runTimeNs, runCnt: p.runCnt }))
     .filter((p) => PROGRAMS.includes(p.name));
 }
-
-/** tcp_buffer program -> the empty program on the same tracepoint. */
-const FLOOR_OF: Record<string, string> = { tcp_buffer_snd: 'floor_snd', tcp_buffer_rcv: 'floor_rcv', tcp_buffer_rcv_grow: 'floor_rcv_grow' };
 
 function secondsToReach(samples: EffectSample[], mbit: number): number | undefined {
   return samples.find((s) => s.throughputMbit >= mbit)?.t;
@@ -184,7 +181,7 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
     const runNs = a.reduce((s, p) => s + p.runTimeNs, 0) - b.reduce((s, p) => s + p.runTimeNs, 0);
     const calls = a.reduce((s, p) => s + p.runCnt, 0) - b.reduce((s, p) => s + p.runCnt, 0);
     const perCall = calls ? runNs / calls : 0;
-    const floorNs = floorPerCall.get(FLOOR_OF[name] ?? '');
+    const floorNs = floorPerCall.get(FLOOR_PROGRAM_OF[name] ?? '');
     allNs += runNs;
     allCalls += calls;
     allFloorNs += (floorNs ?? 0) * calls;

@@ -50,11 +50,12 @@ const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
  * Before the warm-up, the workloads run VS_COST_PRIME_ROUNDS times (default 3; 0: not at all) for
  * VS_COST_PRIME_SECONDS each, unmeasured, so that what a daemon does once is done before its cost
  * per unit of work is counted: the first time ours handles a kind of event, V8 compiles the code
- * that handles it (a function is compiled at its first call), and its tcp_conn learner makes its
- * first choice for a remote host (a logged action, the state file written) at that host's third
- * measured connection. Both happen once in a daemon's life; with a fresh daemon per block they
+ * that handles it (a function is compiled at its first call), and on a path it measures its tcp_conn
+ * learner makes its first choices for a remote host (a logged action, the state file written) over
+ * that host's first connections. Both happen once in a daemon's life; with a fresh daemon per block they
  * otherwise land in whichever measured run comes first (seen under VS_COST_PROFILE: most of
- * ours' CPU in the bulk runs primed once). Three rounds give each workload's remote hosts three connections.
+ * ours' CPU in the bulk runs primed once, when tcp_conn still measured these sub-millisecond veth
+ * paths). Three rounds give each workload's remote hosts three connections.
  */
 const COST_PRIME_ROUNDS = Number(process.env.VS_COST_PRIME_ROUNDS ?? 3);
 const COST_PRIME_SECONDS = env('VS_COST_PRIME_SECONDS', 1);
@@ -341,7 +342,7 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
   const lines = [
     '## Direct cost per unit of work (phase "cost")',
     '',
-    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created${COST_PRIME_ROUNDS > 0 ? `, the workloads run ${COST_PRIME_ROUNDS} times ${COST_PRIME_SECONDS} s each unmeasured (what a daemon does once is not a cost per unit of work: ours compiles the code that handles a kind of event at the first one, and its learner makes its first choice for a remote host at the host's third connection)` : ''} and left idle ${COST_WARMUP_SECONDS} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
+    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created${COST_PRIME_ROUNDS > 0 ? `, the workloads run ${COST_PRIME_ROUNDS} times ${COST_PRIME_SECONDS} s each unmeasured (what a daemon does once is not a cost per unit of work: ours compiles the code that handles a kind of event at the first one, and its learner makes its first choices for a remote host over the host's first connections)` : ''} and left idle ${COST_WARMUP_SECONDS} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
       "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
       '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
       "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call). " +

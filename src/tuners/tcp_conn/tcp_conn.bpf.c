@@ -17,7 +17,8 @@
  *   set TCP_THIN_LINEAR_TIMEOUTS on it, as the reference does (see
  *   set_thin_linear_timeouts()).
  * - Close: post the connection's min RTT, bytes acked and lifetime, keyed by
- *   remote host, with its strategy, for the learner and the strategy scores.
+ *   remote host, with its strategy, for the learner and the strategy scores;
+ *   not for a path under 1 ms (see TCP_CONN_MIN_PATH_RTT_US).
  * In advisory mode (bpftune_advisory, --advise) no connection is switched:
  * the loss rule only reports the switch it would make.
  */
@@ -48,6 +49,16 @@
  * their rate says nothing about the algorithm.
  */
 #define TCP_CONN_MIN_SAMPLE_SEGS	32
+/*
+ * A path whose min RTT is under 1 ms (the same host, rack or data centre)
+ * fills its bottleneck within a few RTTs whatever the algorithm: the delivery
+ * rates the learner compares there differ by the application's pace and by
+ * noise, not by the algorithm, and its lead flips from sample to sample (seen
+ * on veth paths between namespaces, natively and in a VM). As with loopback,
+ * such a connection is not measured: no sample, no choice for its remote
+ * host. The loss rule still applies to it.
+ */
+#define TCP_CONN_MIN_PATH_RTT_US	1000
 /*
  * A busy server closes thousands of connections a second to the same
  * gateway; a handful of measurements a second per remote host is all the
@@ -410,7 +421,7 @@ static __always_inline void on_close(struct bpf_sock_ops *skops, struct bpf_sock
 	struct tcp_conn_event_data data = {};
 	struct tcp_conn_sk *state;
 
-	if (skops->data_segs_out < TCP_CONN_MIN_SAMPLE_SEGS)
+	if (skops->data_segs_out < TCP_CONN_MIN_SAMPLE_SEGS || skops->rtt_min < TCP_CONN_MIN_PATH_RTT_US)
 		return;
 	state = bpf_sk_storage_get(&tcp_conn_sk_storage, sk, 0, 0);
 	if (!state || !state->established_ns)

@@ -12,11 +12,12 @@
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
+import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { thinFlow, transfer } from './test-traffic';
+import { createVethPair } from '../tcp_buffer/test-net';
 
 const links: EmulatedLink[] = [];
 let cgroup: TestCgroup | undefined;
@@ -195,6 +196,39 @@ test('connections over the loopback device are left alone: no measurement, no ch
   assert.deepEqual(measured.filter((r) => r.address.startsWith('127.')), [], 'no loopback host is learned');
   // Neither a measurement (debug) nor a choice line names it.
   assert.doesNotMatch(daemon.log, /127\.0\.0\.1 \(netns cookie|for 127\.0\.0\.1/);
+  assert.equal(await daemon.stop(), 0);
+  cgroup.remove();
+});
+
+test('connections on a sub-millisecond path are not measured: no sample, no choice; a 10 ms path beside them is', async () => {
+  cgroup = new TestCgroup();
+  const daemon = startDaemon(cgroup);
+  await daemon.started();
+  const veth = createVethPair();
+  setSysctlIn(veth.client, 'net.ipv4.tcp_congestion_control', 'reno');
+  // The premise: a bare veth pair is far below the 1 ms threshold (ping's minimum, as TCP's min RTT is a minimum).
+  const ping = inNamespace(veth.client, 'ping', ['-n', '-q', '-c', '5', '-i', '0.2', veth.serverAddr4]);
+  const minRttMs = Number(/= ([\d.]+)\//.exec(ping)?.[1]);
+  assert.ok(minRttMs < 0.5, `the veth path's RTT is well under 1 ms: ${ping}`);
+  // Three bulk connections, each far more than the 32 segments a measurement needs, further apart than the 100 ms sample limit.
+  for (let i = 0; i < 3; i++) await transfer(cgroup, veth, 1);
+  const link = await lossyLink(0);
+  await transfer(cgroup, link, 1, ['-b', '20M']);
+  const rows = (): ReportRow[] => {
+    const reply = daemon.query('jreport tcp_conn');
+    assert.equal(reply.code, 0, reply.stderr);
+    return (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn;
+  };
+  let measured: ReportRow[] = [];
+  for (let i = 0; i < 100 && !measured.some((r) => r.address === link.serverAddr4 && r.samples > 0); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    measured = rows();
+  }
+  assert.ok(measured.some((r) => r.address === link.serverAddr4 && r.samples > 0), `the 10 ms path was measured: ${JSON.stringify(measured)}`);
+  assert.deepEqual(measured.filter((r) => r.address === veth.serverAddr4), [], 'no sub-millisecond host is learned');
+  // Neither a measurement (debug) nor a choice line names it.
+  assert.doesNotMatch(daemon.log, /198\.18\.0\.2 \(netns cookie|for 198\.18\.0\.2/);
+  assert.match(daemon.log, /198\.18\.1\.2 \(netns cookie \d+\): reno min RTT \d+ us/);
   assert.equal(await daemon.stop(), 0);
   cgroup.remove();
 });

@@ -8,6 +8,9 @@ import { spawnSync } from 'node:child_process';
 import type { EmulatedLink } from '../../../test/support/link-emulator';
 import type { TestCgroup } from '../../../test/support/cgroup';
 
+/** Two namespaces and the server's address: an emulated link, or a bare veth pair. */
+export type Path = Pick<EmulatedLink, 'client' | 'server' | 'serverAddr4'>;
+
 export const PORT = 5201;
 
 /**
@@ -16,7 +19,7 @@ export const PORT = 5201;
  * transfer's socket may still be retransmitting its FIN (with the algorithm it
  * ended with) while the next transfer runs.
  */
-export function algorithmsOnSockets(link: EmulatedLink, server: string): string[] {
+export function algorithmsOnSockets(link: Path, server: string): string[] {
   const r = spawnSync('ip', ['netns', 'exec', link.client, 'ss', '-tinH', 'state', 'established', 'dst', server.includes(':') ? `[${server}]` : server, 'dport', `= :${PORT}`], { encoding: 'utf8' });
   return [...(r.stdout ?? '').matchAll(/^\s+(reno|cubic|bbr)\s/gm)].map((m) => m[1]);
 }
@@ -28,7 +31,7 @@ export function algorithmsOnSockets(link: EmulatedLink, server: string): string[
  */
 export async function transfer(
   cg: TestCgroup,
-  link: EmulatedLink,
+  link: Path,
   seconds: number,
   extra: string[] = [],
   server = link.serverAddr4,
@@ -55,7 +58,7 @@ export async function measuredTransfer(cg: TestCgroup, link: EmulatedLink, secon
 
 async function runTransfer(
   cg: TestCgroup,
-  link: EmulatedLink,
+  link: Path,
   seconds: number,
   extra: string[],
   server: string,

@@ -227,6 +227,13 @@ export async function idleFootprint(
   }
 }
 
+/** A daemon's latency window as jstatus gives it, in microseconds. */
+export interface LatencyUs {
+  p50: number | null;
+  p99: number | null;
+  samples: number;
+}
+
 export interface Reaction {
   /** Trigger (listen() called) to the new value readable in /proc/sys, per trigger, in ns (upper bound: the read that saw it). */
   endToEndNs: number[];
@@ -247,7 +254,9 @@ export interface Reaction {
   excludedTriggers: number;
   triggers: number;
   /** The daemon's own measure: event ktime to the handler starting (its LatencyWindow). */
-  eventToHandlerUs: { p50: number | null; p99: number | null; samples: number };
+  eventToHandlerUs: LatencyUs;
+  /** The daemon's own measure of each step of its recent changes (reading the old value, the state file, the write). */
+  changeStepsUs?: Record<'read' | 'state' | 'write', LatencyUs>;
   writes: number;
   /** The daemon's run-queue wait while the triggers ran: how long it was ready but had no CPU. */
   sched: SchedWait;
@@ -307,7 +316,8 @@ const cell = new Int32Array(new SharedArrayBuffer(4));
 interface DaemonNamespaces {
   changes: number;
   namespaces: Array<{ cookie: string; path: string }>;
-  tuners: Array<{ name: string; eventLatencyUs: Reaction['eventToHandlerUs'] }>;
+  tuners: Array<{ name: string; eventLatencyUs: LatencyUs }>;
+  changeStepsUs?: Reaction['changeStepsUs'];
 }
 
 export async function reaction(namespaces: number, perNamespace: number, daemonArgs: string[]): Promise<Reaction> {
@@ -369,6 +379,7 @@ export async function reaction(namespaces: number, perNamespace: number, daemonA
       excludedNamespaces: disturbed.size,
       excludedTriggers,
       eventToHandlerUs: tuner?.eventLatencyUs ?? { p50: null, p99: null, samples: 0 },
+      changeStepsUs: status.changeStepsUs,
       writes: status.changes,
       sched: { waitNs: sched1.waitNs - sched0.waitNs, slices: sched1.slices - sched0.slices },
       loadAverage: os.loadavg()[0],

@@ -162,6 +162,13 @@ export interface HarmOptions {
    */
   warmupSeconds: number;
   quick: boolean;
+  /**
+   * Diagnostic: each daemon is stopped (SIGSTOP) from just before the traffic
+   * to its end, its BPF programs still attached: what the traffic then loses
+   * is the programs' doing, not the daemon's user space (a full ring buffer
+   * only makes a program's post fail).
+   */
+  pauseDaemons?: boolean;
   daemonArgs: string[];
   progress: (line: string) => void;
 }
@@ -215,6 +222,8 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
     const t0 = process.hrtime.bigint();
     let result: Awaited<ReturnType<ScenarioSpec['traffic']>>;
     let probe: TrafficResult;
+    const paused = daemon && options.pauseDaemons ? daemon.pid : undefined;
+    if (paused !== undefined) process.kill(paused, 'SIGSTOP');
     try {
       [result, probe] = await Promise.all([
         spec.traffic(path, options.seconds, options.quick),
@@ -222,6 +231,7 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
       ]);
     } finally {
       clearInterval(sampler);
+      if (paused !== undefined) process.kill(paused, 'SIGCONT');
     }
     const daemonExtra: Record<string, string> = {};
     if (daemon) {
@@ -229,6 +239,7 @@ async function runCell(spec: ScenarioSpec, condition: HarmCondition, options: Ha
       if (idleShare !== undefined) daemonExtra['daemon CPU just before'] = `${(idleShare * 100).toFixed(1)} %`;
       daemonExtra['daemon CPU during traffic'] = `${(share * 100).toFixed(1)} %`;
       daemonExtra['lines it logged'] = String(daemon.log.slice(logAt).split('\n').filter(Boolean).length);
+      if (paused !== undefined) daemonExtra['daemon'] = 'stopped (SIGSTOP) during the traffic';
     }
     const extra = { ...(result.extra ?? {}), ...((await prepared?.finish()) ?? {}), ...daemonExtra };
     prepared = undefined;

@@ -64,6 +64,7 @@ function results(overrides: Partial<SuiteResults> = {}): SuiteResults {
       excludedNamespaces: 0,
       excludedTriggers: 0,
       eventToHandlerUs: { p50: 150, p99: 400, samples: 200 },
+      changeStepsUs: { read: { p50: 40, p99: 90, samples: 200 }, state: { p50: 450, p99: 3600, samples: 200 }, write: { p50: 60, p99: 120, samples: 200 } },
       writes: 200,
       sched: { waitNs: 50e6, slices: 1000 },
       loadAverage: 4.5,
@@ -141,6 +142,8 @@ test('misses are marked and explained from the breakdown', () => {
   assert.match(md, /\*\*Idle CPU 0\.200 %\*\* .* node 100\.0 ms \(83 %\), V8Worker 20\.0 ms \(17 %\)/);
   assert.match(md, /\*\*Hot-path run time above 50 ns\*\* in: tcp_buffer_rcv \(tracing, 120 ns as measured x 60000\/s/);
   assert.match(md, /\*\*Reaction p99 9\.00 ms\*\* end to end; .* p99 7\.00 ms/);
+  assert.match(md, /p50\/p99: read 40 us\/90 us, state file 450 us\/3600 us, write 60 us\/120 us \(its last 200 changes\)/);
+  assert.match(md, /state file step p50 450 us, p99 3600 us/);
   assert.match(md, /not yet visible at p99 3\.00 ms \(its last unchanged read\), and was by 9\.00 ms/);
   assert.match(md, /first trigger in each namespace \(5 of 100, 5 % .*median 9\.00 ms against 1\.00 ms for later ones \(p99 1\.00 ms\)/);
   assert.match(md, /waited 50\.00 ms in all on the run queue over 1000 wake-ups \(50 us on average\), with a load average of 4\.50 on 2 CPUs/);

@@ -278,7 +278,9 @@ function reactionRows(x: Reaction): Row[] {
       value: formatNs(p99),
       target: `<= ${formatNs(TARGETS.reactionP99Ns)}`,
       met: x.endToEndNs.length > 0 && p99 <= TARGETS.reactionP99Ns && x.missed === 0,
-      context: `at least ${formatNs(percentile(x.lowerBoundNs, 99))} (last read still unchanged); of which event -> handler start (daemon's own measure) p50 ${us(x.eventToHandlerUs.p50)}, p99 ${us(x.eventToHandlerUs.p99)}`,
+      context:
+        `at least ${formatNs(percentile(x.lowerBoundNs, 99))} (last read still unchanged); of which event -> handler start (daemon's own measure) p50 ${us(x.eventToHandlerUs.p50)}, p99 ${us(x.eventToHandlerUs.p99)}` +
+        (x.changeStepsUs ? `; state file step p50 ${us(x.changeStepsUs.state.p50)}, p99 ${us(x.changeStepsUs.state.p99)}` : ''),
     },
   ];
 }
@@ -420,7 +422,10 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
     const handlerP99 = (x.eventToHandlerUs.p99 ?? NaN) * 1000;
     const lines = [
       `**Reaction p99 ${formatNs(p99)}** end to end; the daemon's own measure from the event's ktime to its handler starting is p99 ${formatNs(handlerP99)} (ring buffer wake-up and the event loop reaching it),` +
-        ` the rest (handler start -> value readable) is the write itself: namespace switch on a worker thread, the /proc/sys write, logging.` +
+        ` the rest (handler start -> value readable) is the change: reading the old value, recording the change in the state file (written and renamed before the value is, so that a crash cannot lose the original), the write (namespace switch on a worker thread, the /proc/sys write), logging.` +
+        (x.changeStepsUs
+          ? ` The daemon's own measure of those steps, p50/p99: read ${us(x.changeStepsUs.read.p50)}/${us(x.changeStepsUs.read.p99)}, state file ${us(x.changeStepsUs.state.p50)}/${us(x.changeStepsUs.state.p99)}, write ${us(x.changeStepsUs.write.p50)}/${us(x.changeStepsUs.write.p99)} (its last ${x.changeStepsUs.write.samples} changes).`
+          : '') +
         ` Bounds from the observer: the write was not yet visible at p99 ${formatNs(percentile(x.lowerBoundNs, 99))} (its last unchanged read), and was by ${formatNs(p99)}; a gap wider than the ${x.pollMs} ms poll means the observer itself was waiting for a CPU.`,
       `  At p50 the split is event -> handler ${us(x.eventToHandlerUs.p50)}, handler -> written ${formatNs(percentile(x.endToEndNs, 50) - (x.eventToHandlerUs.p50 ?? 0) * 1000)}.` +
         (x.firstInNamespaceNs.length

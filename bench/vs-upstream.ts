@@ -37,7 +37,8 @@
  * Environment: BPFTUNE_REFERENCE (the reference's command, default
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
- * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_HARM_SCENARIOS, VS_FOOTPRINT_ROUNDS,
+ * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_HARM_SCENARIOS, VS_HARM_PAUSE_DAEMONS (1: each
+ * daemon stopped during the traffic, its BPF programs attached: a diagnostic), VS_FOOTPRINT_ROUNDS,
  * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS,
  * VS_COST_PRIME_ROUNDS, VS_COST_PRIME_SECONDS, VS_COST_PROFILE (with VS_COST_PROFILE_INTERVAL_US; bench/vs-upstream-cost.ts).
  * Prints the report (markdown) on stdout, progress on stderr.
@@ -623,6 +624,7 @@ async function main(): Promise<void> {
       rounds: env('VS_HARM_ROUNDS', 2),
       warmupSeconds: env('VS_HARM_WARMUP_SECONDS', 20),
       quick: false,
+      pauseDaemons: process.env.VS_HARM_PAUSE_DAEMONS === '1',
       daemonArgs: builtinDaemonArgs(),
       referenceCommand: [REFERENCE],
       progress: log,

@@ -38,7 +38,8 @@
  * /usr/sbin/bpftune-reference), VS_PHASES (default "function overhead harm
  * footprint cost"), VS_ROUNDS, VS_BLOCKS, VS_SECONDS, VS_IDLE_SECONDS,
  * VS_TRIALS, VS_HARM_ROUNDS, VS_HARM_SECONDS, VS_HARM_WARMUP_SECONDS, VS_HARM_SCENARIOS, VS_HARM_PAUSE_DAEMONS (1: each
- * daemon stopped during the traffic, its BPF programs attached: a diagnostic), VS_FOOTPRINT_ROUNDS,
+ * daemon stopped during the traffic, its BPF programs attached: a diagnostic), VS_HARM_OURS_TUNERS
+ * (e.g. "route_table": ours loads only those tuners, a diagnostic), VS_FOOTPRINT_ROUNDS,
  * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS,
  * VS_COST_PRIME_ROUNDS, VS_COST_PRIME_SECONDS, VS_COST_PROFILE (with VS_COST_PROFILE_INTERVAL_US; bench/vs-upstream-cost.ts).
  * Prints the report (markdown) on stdout, progress on stderr.
@@ -625,7 +626,8 @@ async function main(): Promise<void> {
       warmupSeconds: env('VS_HARM_WARMUP_SECONDS', 20),
       quick: false,
       pauseDaemons: process.env.VS_HARM_PAUSE_DAEMONS === '1',
-      daemonArgs: builtinDaemonArgs(),
+      // VS_HARM_OURS_TUNERS (a diagnostic): ours loads only these tuners (-a each; netns and sysctl always load).
+      daemonArgs: [...builtinDaemonArgs(), ...(process.env.VS_HARM_OURS_TUNERS ?? '').split(',').filter(Boolean).flatMap((t) => ['-a', t])],
       referenceCommand: [REFERENCE],
       progress: log,
     }, HARM_SCENARIOS);

@@ -14,13 +14,15 @@
  * on a slow VM, which every change waited for) follows within seconds, off
  * the change's path, to keep the history across power loss. Scenario counts
  * are history, not safety: they are written with the next change, or within
- * a few seconds.
+ * a few seconds. The write before a change is made with synchronous calls
+ * (writeNow()), a third of the time of asynchronous ones, unless an
+ * asynchronous write is under way: that one could land after it.
  */
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorText, type Logger } from './log';
 import type { Namespace } from './netns';
-import { writeFileAtomic } from './state-file';
+import { writeFileAtomic, writeFileAtomicSync } from './state-file';
 import { namespaceKey, STATE_VERSION, type BpftuneState, type StoredNamespace, type StoredTakeover } from './state-schema';
 import type { SysctlValue } from './sysctl-values';
 
@@ -60,6 +62,11 @@ export class StateStore {
   /** The generation last written durably (synced). */
   private synced = 0;
   private writing: Promise<void> = Promise.resolve();
+  /**
+   * An asynchronous write has taken its snapshot and not yet renamed it into
+   * place: a write made now would be overwritten by that older snapshot.
+   */
+  private asyncWriteInFlight = false;
   private lazyTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
   /**
@@ -142,8 +149,29 @@ export class StateStore {
     stored.last = at;
     if (c.command) stored.commands = { original: c.command(stored.original), lastSet: c.command(c.values) };
     this.generation++;
-    await this.flush(true, false);
+    if (!this.writeNow()) await this.flush(true, false);
     this.syncSoon();
+  }
+
+  /**
+   * The write a change waits for, made synchronously (see writeFileAtomicSync)
+   * when no asynchronous write could land after it. Returns false to leave it
+   * to flush(): one is in flight, or the directory is missing (flush creates
+   * it). Throws, as a strict flush does, when the file cannot be written.
+   */
+  private writeNow(): boolean {
+    if (!this.opened || this.asyncWriteInFlight) return false;
+    const generation = this.generation;
+    this.state.updatedAt = this.now().toISOString();
+    try {
+      writeFileAtomicSync(this.file, `${JSON.stringify(this.state)}\n`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      this.writeFailed(err, true);
+    }
+    this.written = generation;
+    this.writeSucceeded();
+    return true;
   }
 
   /** The change was not applied after all: the tunable still holds previousSet. */
@@ -228,30 +256,45 @@ export class StateStore {
       const generation = this.generation;
       this.state.updatedAt = this.now().toISOString();
       const text = `${JSON.stringify(this.state)}\n`;
-      await writeFileAtomic(this.file, text, durable).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-        // The first write: create the directory (systemd's StateDirectory= does it for the unit). Not recursive:
-        // Node's recursive mkdir can spin on a parent that refuses children (e.g. below /proc).
-        await mkdir(path.dirname(this.file), { mode: 0o755 });
-        await writeFileAtomic(this.file, text, durable);
-      });
-      this.written = generation;
+      this.asyncWriteInFlight = true;
+      try {
+        await writeFileAtomic(this.file, text, durable).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+          // The first write: create the directory (systemd's StateDirectory= does it for the unit). Not recursive:
+          // Node's recursive mkdir can spin on a parent that refuses children (e.g. below /proc).
+          await mkdir(path.dirname(this.file), { mode: 0o755 });
+          await writeFileAtomic(this.file, text, durable);
+        });
+      } finally {
+        this.asyncWriteInFlight = false;
+      }
+      // A synchronous write may have put a newer generation in place meanwhile: never count backwards.
+      this.written = Math.max(this.written, generation);
       if (durable) this.synced = generation;
-      if (this.lastError !== undefined) this.log.info(`state file ${this.file} written again`);
-      this.lastError = undefined;
+      this.writeSucceeded();
     });
     this.writing = task.catch(() => undefined);
     try {
       await task;
     } catch (err) {
-      const message = `cannot write the state file ${this.file}: ${errorText(err)}`;
-      // One line per distinct failure, not one per attempted change.
-      if (message !== this.lastError) {
-        this.log.error(`${message}; bpftune makes no change whose original it cannot keep: free space or fix ${path.dirname(this.file)} (BPFTUNE_STATEDIR)`);
-      }
-      this.lastError = message;
-      if (strict) throw new Error(message);
+      this.writeFailed(err, strict);
     }
+  }
+
+  private writeSucceeded(): void {
+    if (this.lastError !== undefined) this.log.info(`state file ${this.file} written again`);
+    this.lastError = undefined;
+  }
+
+  /** Logs a failed write, once per distinct failure; strict: throws too. */
+  private writeFailed(err: unknown, strict: boolean): void {
+    const message = `cannot write the state file ${this.file}: ${errorText(err)}`;
+    // One line per distinct failure, not one per attempted change.
+    if (message !== this.lastError) {
+      this.log.error(`${message}; bpftune makes no change whose original it cannot keep: free space or fix ${path.dirname(this.file)} (BPFTUNE_STATEDIR)`);
+    }
+    this.lastError = message;
+    if (strict) throw new Error(message);
   }
 
   private touch(): void {

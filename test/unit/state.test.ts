@@ -83,6 +83,25 @@ test('the original is on disk before the sysctl is written, and stays the first 
   assert.equal(ns.changes[0].scenarios[SCENARIO.name], 2);
 });
 
+test('each change is on disk when it is applied and stays there, while durable writes of older states are under way', async () => {
+  const file = tempFile();
+  const state = store(file);
+  const lastSet = () => onDisk(file).namespaces[0].changes[0].lastSet[0];
+  for (let i = 1; i <= 40; i++) {
+    // A durable write (the lazy sync's) of the state before this change, started and mid-way when the change comes.
+    const durable = state.flush();
+    await new Promise((r) => setImmediate(r));
+    await state.beforeChange({ ns: GLOBAL, tuner: 't', tunable: 'x', scenario: SCENARIO, reason: 'r', old: [0], values: [i] });
+    assert.equal(lastSet(), i, `change ${i} is on disk before it is applied`);
+    await durable;
+    await new Promise((r) => setTimeout(r, 1));
+    assert.equal(lastSet(), i, `no older write landed over change ${i}`);
+  }
+  await state.finish();
+  assert.equal(lastSet(), 40);
+  assert.deepEqual(readdirSync(path.dirname(file)), ['state.json'], 'no temporary file is left');
+});
+
 test('no change is made when its original cannot be recorded', async () => {
   const state = store(path.join(path.dirname(tempFile()), 'missing', 'parent', 'state.json'));
   const { registry, values } = registryWith({ state });

@@ -55,6 +55,20 @@ interface ReportRow {
   samples: number;
 }
 
+/** The learner's table (`-q jreport tcp_conn`) once it has a sample for `address`: the control that shows measuring works. */
+async function learnedRowsOnceMeasured(daemon: DaemonProcess, address: string): Promise<ReportRow[]> {
+  const measuredHere = (rows: ReportRow[]) => rows.some((r) => r.address === address && r.samples > 0);
+  let rows: ReportRow[] = [];
+  for (let i = 0; i < 100 && !measuredHere(rows); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const reply = daemon.query('jreport tcp_conn');
+    assert.equal(reply.code, 0, reply.stderr);
+    rows = (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn;
+  }
+  assert.ok(measuredHere(rows), `the connection to ${address} was measured: ${JSON.stringify(rows)}`);
+  return rows;
+}
+
 test('connections on a lossy path are switched to bbr and logged; on a clean path nothing is switched', async () => {
   cgroup = new TestCgroup();
   const daemon = startDaemon(cgroup);
@@ -182,17 +196,7 @@ test('connections over the loopback device are left alone: no measurement, no ch
   }
   // The control: a routed connection from the same namespace, measured as usual.
   await transfer(cgroup, link, 1, ['-b', '20M']);
-  const rows = async (): Promise<ReportRow[]> => {
-    const reply = daemon.query('jreport tcp_conn');
-    assert.equal(reply.code, 0, reply.stderr);
-    return (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn;
-  };
-  let measured: ReportRow[] = [];
-  for (let i = 0; i < 100 && !measured.some((r) => r.address === link.serverAddr4 && r.samples > 0); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    measured = await rows();
-  }
-  assert.ok(measured.some((r) => r.address === link.serverAddr4 && r.samples > 0), `the routed connection was measured: ${JSON.stringify(measured)}`);
+  const measured = await learnedRowsOnceMeasured(daemon, link.serverAddr4);
   assert.deepEqual(measured.filter((r) => r.address.startsWith('127.')), [], 'no loopback host is learned');
   // Neither a measurement (debug) nor a choice line names it.
   assert.doesNotMatch(daemon.log, /127\.0\.0\.1 \(netns cookie|for 127\.0\.0\.1/);
@@ -214,17 +218,7 @@ test('connections on a sub-millisecond path are not measured: no sample, no choi
   for (let i = 0; i < 3; i++) await transfer(cgroup, veth, 1);
   const link = await lossyLink(0);
   await transfer(cgroup, link, 1, ['-b', '20M']);
-  const rows = (): ReportRow[] => {
-    const reply = daemon.query('jreport tcp_conn');
-    assert.equal(reply.code, 0, reply.stderr);
-    return (JSON.parse(reply.stdout) as { tcp_conn: ReportRow[] }).tcp_conn;
-  };
-  let measured: ReportRow[] = [];
-  for (let i = 0; i < 100 && !measured.some((r) => r.address === link.serverAddr4 && r.samples > 0); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    measured = rows();
-  }
-  assert.ok(measured.some((r) => r.address === link.serverAddr4 && r.samples > 0), `the 10 ms path was measured: ${JSON.stringify(measured)}`);
+  const measured = await learnedRowsOnceMeasured(daemon, link.serverAddr4);
   assert.deepEqual(measured.filter((r) => r.address === veth.serverAddr4), [], 'no sub-millisecond host is learned');
   // Neither a measurement (debug) nor a choice line names it.
   assert.doesNotMatch(daemon.log, /198\.18\.0\.2 \(netns cookie|for 198\.18\.0\.2/);

@@ -164,9 +164,9 @@ export interface HarmOptions {
   quick: boolean;
   /**
    * Diagnostic: each daemon is stopped (SIGSTOP) from just before the traffic
-   * to its end, its BPF programs still attached: what the traffic then loses
-   * is the programs' doing, not the daemon's user space (a full ring buffer
-   * only makes a program's post fail).
+   * to its end, its BPF programs still attached: what the traffic then still
+   * loses is not the daemon's work during it, but its programs' or what its
+   * start left behind (a full ring buffer only makes a program's post fail).
    */
   pauseDaemons?: boolean;
   daemonArgs: string[];

@@ -342,6 +342,10 @@ async function functionRun(condition: 'none' | Daemon, snapshot: Map<string, str
     const l = await longRtt();
     Object.assign(run, { longRttMbit: l.mbit, longRttPerSecond: l.perSecond, longRttCongestion: l.congestion, longRttFinalRmem: l.finalRmem });
     log(`  ${condition} long RTT ${l.mbit.toFixed(1)} Mbit/s (${l.congestion.join(', ')}), receiver tcp_rmem[2] at the end ${l.finalRmem}`);
+    // What ours' learner saw on that path (each algorithm's cost, lowest min RTT and highest rate): why it chose as it did.
+    if (daemon && condition === 'ours') {
+      for (const line of daemon.query('report tcp_conn').stdout.split('\n').filter(Boolean)) log(`  ours learner: ${line}`);
+    }
     const y = await lossy();
     Object.assign(run, { lossyMbit: y.mbit, lossyCongestion: y.congestion });
     log(`  ${condition} lossy ${y.mbit.toFixed(2)} Mbit/s (${y.congestion})`);

@@ -162,9 +162,8 @@ export class StateStore {
   private writeNow(): boolean {
     if (!this.opened || this.asyncWriteInFlight) return false;
     const generation = this.generation;
-    this.state.updatedAt = this.now().toISOString();
     try {
-      writeFileAtomicSync(this.file, `${JSON.stringify(this.state)}\n`);
+      writeFileAtomicSync(this.file, this.fileText());
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       this.writeFailed(err, true);
@@ -254,8 +253,7 @@ export class StateStore {
     const task = this.writing.then(async () => {
       if (this.written >= wanted && (!durable || this.synced >= wanted)) return;
       const generation = this.generation;
-      this.state.updatedAt = this.now().toISOString();
-      const text = `${JSON.stringify(this.state)}\n`;
+      const text = this.fileText();
       this.asyncWriteInFlight = true;
       try {
         await writeFileAtomic(this.file, text, durable).catch(async (err: NodeJS.ErrnoException) => {
@@ -279,6 +277,12 @@ export class StateStore {
     } catch (err) {
       this.writeFailed(err, strict);
     }
+  }
+
+  /** The state as the file holds it, stamped with the time of this write. */
+  private fileText(): string {
+    this.state.updatedAt = this.now().toISOString();
+    return `${JSON.stringify(this.state)}\n`;
   }
 
   private writeSucceeded(): void {

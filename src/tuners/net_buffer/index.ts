@@ -20,7 +20,8 @@ import { NetBufferEventData, NetBufferScenario, maps } from './net_buffer.contra
 import { BudgetPolicy, hasCpu, parseSoftnetStat, readProcText, WAIT_SOURCES, withCpu, type SoftnetTotals, type WaitSource } from './softnet';
 
 const MAX_BACKLOG_TUNABLE = { name: 'net.core.netdev_max_backlog', namespaced: false, values: 1 } satisfies TunableDeclaration;
-const FLOW_LIMIT_TUNABLE = { name: 'net.core.flow_limit_cpu_bitmap', namespaced: false, values: 1, string: true } satisfies TunableDeclaration;
+/** Only in kernels built with CONFIG_NET_FLOW_LIMIT (Debian's are; some cloud and VM kernels are not). */
+const FLOW_LIMIT_TUNABLE = { name: 'net.core.flow_limit_cpu_bitmap', namespaced: false, values: 1, string: true, optional: true } satisfies TunableDeclaration;
 const BUDGET_TUNABLE = { name: 'net.core.netdev_budget', namespaced: false, values: 1 } satisfies TunableDeclaration;
 const BUDGET_USECS_TUNABLE = { name: 'net.core.netdev_budget_usecs', namespaced: false, values: 1 } satisfies TunableDeclaration;
 const MAX_BACKLOG = MAX_BACKLOG_TUNABLE.name;
@@ -60,6 +61,8 @@ class NetBufferTuner {
   private thresholdWritten?: number;
   /** Backlog drops (softnet_stat column 1) when the threshold was last synced. */
   private dropsAtSync?: number;
+  /** The kernel has per-CPU flow limits (net.core.flow_limit_cpu_bitmap exists). */
+  private flowLimits = true;
 
   /**
    * Value at which a change was declined (an administrator took the sysctl
@@ -87,6 +90,13 @@ class NetBufferTuner {
     }
     if (!this.waitSource) {
       this.ctx.log.info('no scheduler wait time (/proc/pressure/cpu, /proc/schedstat): netdev_budget increases will not be checked against it');
+    }
+    try {
+      await this.ctx.tunable(FLOW_LIMIT_TUNABLE).get();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.flowLimits = false;
+      this.ctx.log.info(`no ${FLOW_LIMIT} (kernel built without CONFIG_NET_FLOW_LIMIT): backlog drops will grow ${MAX_BACKLOG} only`);
     }
     await this.sampleSoftnet();
   }
@@ -137,6 +147,7 @@ class NetBufferTuner {
     } else {
       this.ctx.log.debug(`not growing ${MAX_BACKLOG} past ${MAX_BACKLOG_CAP}: ${why}`);
     }
+    if (!this.flowLimits) return;
     const [mask = '0'] = await this.ctx.tunable(FLOW_LIMIT_TUNABLE).get();
     if (!hasCpu(mask, cpu)) {
       await this.change(

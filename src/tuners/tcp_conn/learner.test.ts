@@ -57,6 +57,39 @@ test('on a path that gets faster while each algorithm is tried, the one fastest 
   assert.deepEqual(leads, ['cubic', 'cubic', 'cubic', 'reno', 'bbr']);
 });
 
+test('the last algorithm tried needs no margin over the ones tried before it', () => {
+  const learner = new RemoteLearner(['reno', 'cubic', 'bbr'], 2, () => 0.99);
+  const sample = (algorithm: Algorithm, mbit: number) => learner.record({ algorithm, minRttUs: 80_000, deliveryRate: (mbit * 1e6) / 8 });
+  // As tcp_conn calls it: a sample, then the next choice, then the lead for the log.
+  sample('cubic', 20);
+  assert.equal(learner.select().algorithm, 'reno');
+  learner.best();
+  sample('reno', 100);
+  assert.equal(learner.select().algorithm, 'bbr');
+  assert.equal(learner.best(), 'reno', 'the lowest cost among those tried');
+  // bbr 5 % faster than reno: within LEAD_MARGIN, but reno never held a lead bbr could contest.
+  sample('bbr', 105);
+  assert.deepEqual(learner.select(), { algorithm: 'bbr', greedy: true });
+  // From here the lead is held: reno 5 % faster again does not take it back.
+  sample('reno', 130);
+  assert.equal(learner.best(), 'bbr');
+});
+
+test('an algorithm chosen twice and never measured no longer keeps the others from holding a lead', () => {
+  const draws = [0, 0.6]; // explore, then bbr of [cubic, bbr]
+  const learner = new RemoteLearner(['reno', 'cubic', 'bbr'], 0, () => draws.shift() ?? 0.99);
+  learner.record({ algorithm: 'reno', minRttUs: 1000, deliveryRate: 100e6 });
+  assert.equal(learner.select().algorithm, 'cubic');
+  learner.record({ algorithm: 'cubic', minRttUs: 1000, deliveryRate: 100e6 });
+  assert.equal(learner.select().algorithm, 'bbr');
+  // bbr's connections are never measured (say the kernel refuses it); exploration chooses it again.
+  assert.deepEqual(learner.select(), { algorithm: 'bbr', greedy: false });
+  assert.equal(learner.best(), 'reno');
+  // cubic 5 % faster: within the margin of the lead reno now holds.
+  learner.record({ algorithm: 'cubic', minRttUs: 1000, deliveryRate: 105e6 });
+  assert.equal(learner.best(), 'reno');
+});
+
 test('samples of an algorithm it does not choose among, or without a measurement, are ignored', () => {
   const learner = new RemoteLearner(['reno', 'bbr'], 2);
   assert.equal(learner.record({ algorithm: 'cubic', minRttUs: 100, deliveryRate: 1000 }), false);

@@ -121,6 +121,17 @@ export class RemoteLearner {
     return this.samples;
   }
 
+  /**
+   * Some algorithm has not been measured here yet and is still owed its try
+   * (not chosen yet, or chosen once and its connection not measured yet). One
+   * chosen twice without a sample (the kernel refusing it, connections too
+   * short to measure) no longer holds the others' comparison open.
+   */
+  private get trying(): boolean {
+    for (const s of this.stats.values()) if (s.samples === 0 && s.selections <= 1) return true;
+    return false;
+  }
+
   /** Returns false for an algorithm the learner does not choose among (nothing is recorded). */
   record(sample: ConnectionSample): boolean {
     const stats = this.stats.get(sample.algorithm);
@@ -149,7 +160,14 @@ export class RemoteLearner {
     return costs;
   }
 
-  /** The lowest-cost algorithm measured so far, unless the one leading before is within LEAD_MARGIN of it. */
+  /**
+   * The lowest-cost algorithm measured so far, unless the one leading before
+   * is within LEAD_MARGIN of it. The lead is held only once every algorithm
+   * has had its try: before, whichever led among those tried so far kept
+   * its margin over the last one tried, which then had to be 10 % better
+   * to count, on paths that got faster between tries too (tcp_buffer
+   * raising the receive limit on the 6.1 VM's 80 ms path).
+   */
   best(): Algorithm | undefined {
     const costs = this.costs();
     let best: Algorithm | undefined;
@@ -161,6 +179,7 @@ export class RemoteLearner {
         bestCost = cost;
       }
     }
+    if (this.trying) return best;
     const leaderCost = this.leader === undefined ? undefined : costs.get(this.leader);
     if (leaderCost !== undefined && bestCost + LEAD_MARGIN > leaderCost) return this.leader;
     this.leader = best;

@@ -8,7 +8,7 @@
  * Run as root: node dist/bench/net_buffer.js
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { DaemonProcess, stopAllDaemons } from '../test/support/daemon';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, sysctlIn } from '../test/support/netns';
 import { parseSoftnetStat } from '../src/tuners/net_buffer/softnet';
@@ -18,7 +18,9 @@ import { median } from './stats';
 
 const FLOOD_SECONDS = 4;
 const LOW_BACKLOG = '16';
-const GLOBALS = ['net.core.netdev_max_backlog', 'net.core.flow_limit_cpu_bitmap', 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
+/** Kernels built without CONFIG_NET_FLOW_LIMIT have no flow_limit_cpu_bitmap (net_buffer then grows the backlog alone). */
+const FLOW_LIMITS = existsSync('/proc/sys/net/core/flow_limit_cpu_bitmap');
+const GLOBALS = ['net.core.netdev_max_backlog', ...(FLOW_LIMITS ? ['net.core.flow_limit_cpu_bitmap'] : []), 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
 
 function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -63,7 +65,7 @@ async function oneRun(withBpftune: boolean): Promise<{ first: Flood; second: Flo
   const server = spawn('ip', ['netns', 'exec', receiver, 'iperf3', '-s', '-p', '5311'], { stdio: 'ignore' });
   spawnSync('sleep', ['0.3']);
   setGlobal('net.core.netdev_max_backlog', LOW_BACKLOG);
-  setGlobal('net.core.flow_limit_cpu_bitmap', '0');
+  if (FLOW_LIMITS) setGlobal('net.core.flow_limit_cpu_bitmap', '0');
   const daemon = withBpftune ? new DaemonProcess(['-a', 'net_buffer', '-R']) : undefined;
   try {
     await daemon?.started();

@@ -181,3 +181,36 @@ test('failed sections and quick mode are stated', () => {
   assert.match(md, /## Sections that failed\n\n- \*\*overhead\*\*: iperf3 client failed/);
   assert.doesNotMatch(md, /daemon \/ no daemon/);
 });
+
+test('the direct cost is judged against the overhead target, and named where the end-to-end ratios miss', () => {
+  const r = results({ overhead: overhead(0.02) });
+  const cost = (workload: (typeof WORKLOADS)[number], ratio: number, low: number) => ({
+    workload,
+    runs: 10,
+    bpfNs: [1],
+    daemonNs: [0.1],
+    workloadNs: [500],
+    asMeasured: { ratio: ratio - 0.004, low: low - 0.004, high: ratio - 0.002, confidence: 0.95, pairs: [] },
+    floorNs: [70],
+    aboveFloor: { ratio, low, high: ratio + 0.001, confidence: 0.95, pairs: [] },
+  });
+  r.directCost = {
+    settings: { blocks: 10, seconds: 2, warmupSeconds: 10, primeRounds: 1, primeSeconds: 1 },
+    workloads: [cost('bulk', 0.998, 0.997), cost('sock', 0.993, 0.991), cost('rr', 0.996, 0.985)],
+    table: ['## Direct cost per unit of work (phase "cost")', '', '| workload |'],
+  };
+  const rows = allRows(r).filter((x) => /direct cost/.test(x.metric));
+  assert.deepEqual(
+    rows.map((x) => [x.value, x.met]),
+    [
+      ['0.9980 [0.9970, 0.9990]', true],
+      ['0.9930 [0.9910, 0.9940]', false],
+      ['0.9960 [0.9850, 0.9970]', false],
+    ],
+  );
+  assert.match(rows[0].context, /as measured \(statistics on\) 0\.9940 \[0\.9930, 0\.9960\]/);
+  const report = renderReport(r);
+  // The end-to-end ratios (2 % cost) miss; their explanation gives the direct cost of the same workload.
+  assert.match(report, /\*\*iperf3 bulk TCP over veth\*\*: work per CPU-second [^\n]*direct cost on the same workload [^\n]* is 0\.9980 \[0\.9970, 0\.9990\]/);
+  assert.match(report, /### Direct cost per unit of work \(phase "cost"\)/);
+});

@@ -13,6 +13,7 @@ import { WORKLOAD_UNITS, type OverheadCpuResult, type RatioPair, type WorkloadOv
 import type { PairedRatio } from './paired-ratio';
 import { resolution } from './paired-ratio';
 import { formatBytes, formatNs, median, percentile } from './stats';
+import type { CostSettings, DirectCost } from './vs-upstream-cost';
 
 export const TARGETS = {
   /** Overhead ratios (throughput and work per CPU-second, daemon / no daemon) and their 95 % interval's lower end. */
@@ -41,6 +42,8 @@ export interface SuiteResults {
   /** A separate profiled idle run, made only when the idle CPU target was missed. */
   idleProfile?: ProfileSummary;
   overhead?: OverheadCpuResult;
+  /** The daemon's own cost per unit of work, from its CPU and its programs' run time (bench/vs-upstream-cost.ts); `table` is that module's Markdown. */
+  directCost?: { settings: CostSettings; workloads: DirectCost[]; table: string[] };
   hotPath?: HotPathResult;
   harm?: HarmScenarioResult[];
   reaction?: Reaction;
@@ -86,7 +89,7 @@ function table(header: string[], rows: string[][]): string {
 const pct = (x: number, digits = 2) => `${x.toFixed(digits)} %`;
 const gbit = (bps: number) => `${(bps / 1e9).toFixed(2)} Gbit/s`;
 
-export const formatRatio = (r: PairedRatio) => `${r.ratio.toFixed(3)} [${r.low.toFixed(3)}, ${r.high.toFixed(3)}]`;
+export const formatRatio = (r: PairedRatio, digits = 3) => `${r.ratio.toFixed(digits)} [${r.low.toFixed(digits)}, ${r.high.toFixed(digits)}]`;
 
 function overheadRow(o: OverheadCpuResult, w: WorkloadOverhead, what: string, pair: RatioPair, context: string): Row {
   return {
@@ -110,6 +113,31 @@ export function overheadRows(o: OverheadCpuResult): Row[] {
     overheadRow(o, w, 'work per CPU-second (workload processes + daemon)', w.efficiency, `; ${cpuPerUnit(w)}`),
     overheadRow(o, w, 'throughput', w.throughput, ''),
   ]);
+}
+
+/**
+ * The direct cost against the overhead target: work per CPU-second with the
+ * daemon's CPU and its programs' run time added, over without them. It does
+ * not depend on the throughput of runs minutes apart, so its interval is
+ * narrow where the end-to-end ratios' controls move by several percent.
+ */
+export function directCostRows(d: NonNullable<SuiteResults['directCost']>): Row[] {
+  const g = (xs: number[]) => (xs.length ? median(xs).toPrecision(3) : '-');
+  return d.workloads.map((w) => {
+    const ratio = w.aboveFloor ?? w.asMeasured;
+    return {
+      section: 'overhead',
+      metric:
+        `${WORKLOAD_UNITS[w.workload].what}: direct cost, work per CPU-second with the daemon's CPU and BPF run time / without [95 % CI] ` +
+        `(${d.settings.blocks} blocks, a fresh settled daemon each, ${d.settings.seconds} s runs${w.aboveFloor ? "; the run-time statistics' own clock reads taken off" : ''})`,
+      value: ratio ? formatRatio(ratio, 4) : 'not measured',
+      target: `>= ${TARGETS.overheadRatio}, CI low >= ${TARGETS.overheadRatioLow}`,
+      met: ratio ? ratio.ratio >= TARGETS.overheadRatio && ratio.low >= TARGETS.overheadRatioLow : false,
+      context:
+        `as measured (statistics on) ${w.asMeasured ? formatRatio(w.asMeasured, 4) : '-'}; per ${WORKLOAD_UNITS[w.workload].unit}, medians: BPF ${g(w.bpfNs)} ns, daemon ${g(w.daemonNs)} ns, workload ${g(w.workloadNs)} ns` +
+        (w.floorNs.length ? `; statistics' clock reads ${median(w.floorNs).toFixed(1)} ns per call` : ''),
+    };
+  });
 }
 
 /**
@@ -303,6 +331,7 @@ function effectRows(outcomes: EffectOutcome[]): Row[] {
 export function allRows(r: SuiteResults): Row[] {
   return [
     ...(r.overhead ? overheadRows(r.overhead) : []),
+    ...(r.directCost ? directCostRows(r.directCost) : []),
     ...(r.hotPath ? hotPathRows(r.hotPath) : []),
     ...footprintRows(r),
     ...(r.reaction ? reactionRows(r.reaction) : []),
@@ -327,6 +356,14 @@ export function hookShare(r: SuiteResults): string {
   );
 }
 
+/** Where the direct cost was measured too: its figure for the workload, which the control's noise does not reach. */
+function directCostNote(r: SuiteResults, workload: string): string {
+  const d = r.directCost?.workloads.find((w) => w.workload === workload);
+  const ratio = d?.aboveFloor ?? d?.asMeasured;
+  if (!ratio) return '';
+  return ` The daemon's direct cost on the same workload (its CPU and its programs' run time per unit of work, against the workload's CPU in the same runs) is ${formatRatio(ratio, 4)}: what it adds itself, which these end-to-end ratios cannot resolve.`;
+}
+
 /** For each missed target: where the time or memory goes, from what the run measured. */
 export function explanations(r: SuiteResults, rows: Row[]): string[] {
   const out: string[] = [];
@@ -340,7 +377,8 @@ export function explanations(r: SuiteResults, rows: Row[]): string[] {
         `**${WORKLOAD_UNITS[w.workload].what}**: work per CPU-second ${formatRatio(w.efficiency.effect)} (${w.efficiency.verdict}), throughput ${formatRatio(w.throughput.effect)} (${w.throughput.verdict}).` +
           ` The control's intervals (${formatRatio(w.efficiency.control)} per CPU-second, ${formatRatio(w.throughput.control)} throughput) show what this method finds where there is no daemon at all:` +
           ` differences within ${(resolution(w.efficiency.control) * 100).toFixed(1)} % (per CPU-second) and ${(resolution(w.throughput.control) * 100).toFixed(1)} % (throughput) cannot be told from the machine's noise.` +
-          (w.workload === 'bulk' ? ` ${hookShare(r)}` : ''),
+          (w.workload === 'bulk' ? ` ${hookShare(r)}` : '') +
+          directCostNote(r, w.workload),
       );
     }
   }
@@ -469,6 +507,10 @@ function detailSections(r: SuiteResults): string[] {
         ` A cost counts as measurable when its whole interval is below 1 and it exceeds the control's reach. Daemon CPU during its blocks: median ${pct(median(o.daemonCpuPercent), 3)} of a core.` +
         `\n\n${hookShare(r)}`,
     );
+  }
+  if (r.directCost) {
+    // The cost module's own section, one heading level down.
+    out.push(r.directCost.table.map((line) => (line.startsWith('#') ? `#${line}` : line)).join('\n').trim());
   }
   if (r.hotPath) {
     out.push(

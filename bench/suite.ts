@@ -8,7 +8,7 @@
  * on failure and Ctrl-C.
  *
  * Usage (root): node dist/bench/suite.js [--quick] [--only SECTION,...]
- *   sections: start, idle, overhead, hotpath, reaction, harm, effects; a run of
+ *   sections: start, idle, overhead, cost, hotpath, reaction, harm, effects; a run of
  *   some sections writes report-only-<sections>.md (e.g. report-only-idle.md)
  *   beside report.md, which stays the full run's.
  */
@@ -26,19 +26,22 @@ import { createVethPair, type VethPair } from './iperf';
 import { measureHarm, harmSettings } from './harm';
 import { measureHotPath, type HotPathOptions } from './hot-path';
 import { measureOverheadCpu } from './overhead-cpu';
+import { WORKLOADS } from './overhead-summary';
+import { directCost, freshDaemon, measureCost, reportCost, type CostSettings } from './vs-upstream-cost';
 import { renderEffectPlot } from './plot';
 import { renderReport, TARGETS, type SuiteResults } from './report';
 import { profileIdleDaemon } from './cpu-profile';
 
-const SECTIONS = ['start', 'idle', 'overhead', 'hotpath', 'reaction', 'harm', 'effects'] as const;
+const SECTIONS = ['start', 'idle', 'overhead', 'cost', 'hotpath', 'reaction', 'harm', 'effects'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /**
  * The whole run's limit; the effect scenarios (last) get what is left of it. A full run takes about
- * 25 minutes: the idle steady state needs 90 s plus one whole 5-minute textfile period, the
- * effect scenarios about 8 minutes, the harm matrix and the overhead blocks most of the rest.
+ * 32 minutes: the idle steady state needs 90 s plus one whole 5-minute textfile period, the
+ * effect scenarios about 8 minutes, the direct cost about 6, the harm matrix and the overhead
+ * blocks most of the rest.
  */
-const BUDGET_MS = 30 * 60_000;
+const BUDGET_MS = 38 * 60_000;
 const EFFECT_MAX_MS = 5 * 60_000;
 
 interface SuiteOptions {
@@ -57,7 +60,7 @@ function parseArgs(argv: string[]): SuiteOptions {
       if (unknown.length || !wanted.length) throw new Error(`--only takes a comma-separated list of: ${SECTIONS.join(', ')} (got '${wanted.join(',')}')`);
       options.sections = new Set(wanted as Section[]);
     } else if (arg === '-h' || arg === '--help') {
-      process.stdout.write('usage: node dist/bench/suite.js [--quick] [--only start,idle,overhead,hotpath,reaction,harm,effects]\n');
+      process.stdout.write(`usage: node dist/bench/suite.js [--quick] [--only ${SECTIONS.join(',')}]\n`);
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
@@ -193,6 +196,12 @@ async function main(): Promise<void> {
     await run('overhead', 'overhead (CPU per unit of work: bulk, stress-ng --sock, request/response; daemon vs none vs none)', async () => {
       results.overhead = await measureOverheadCpu({ pairs: q ? 3 : 10, seconds: q ? 1 : 2, settleSeconds: q ? 1 : 2, daemonArgs: builtinDaemonArgs(), progress }, pair);
       results.tuners = results.overhead.tuners;
+    });
+    await run('cost', "direct cost per unit of work (the daemon's CPU and BPF run time against the workloads' CPU)", async () => {
+      // Ten blocks as the overhead section has pairs; shorter warm-up and priming than the VM's, where each event costs far more.
+      const settings: CostSettings = { blocks: q ? 2 : 10, seconds: 2, warmupSeconds: q ? 5 : 10, primeRounds: 1, primeSeconds: 1 };
+      const measured = await measureCost(freshDaemon, ['ours'], settings);
+      results.directCost = { settings, workloads: WORKLOADS.flatMap((w) => directCost(measured, 'ours', w) ?? []), table: reportCost(measured) };
     });
     await run('hotpath', 'hot-path cost (BPF run-time statistics)', async () => {
       results.hotPath = await measureHotPath(hotPath, pair);

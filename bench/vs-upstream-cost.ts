@@ -34,7 +34,7 @@ import { daemonPrograms, enableBpfStats, MeasurementFloor, programNames, type Pr
 import { runBenchmark, throwIfAborted, track } from './cleanup';
 import { createVethPair } from './iperf';
 import { cpuNs, threadCpu, threadCpuDelta } from './proc';
-import { pairedRatio, unpairedMedianRatio } from './paired-ratio';
+import { pairedRatio, unpairedMedianRatio, type PairedRatio } from './paired-ratio';
 import { WORKLOADS, WORKLOAD_UNITS, type WorkloadName } from './overhead-summary';
 import { env, fmtRatio, log, safe, settled, sleep, smapsRollup, spread, startDaemon, type Daemon, type Memory } from './vs-upstream-daemons';
 import { runWorkload } from './workloads';
@@ -59,6 +59,24 @@ const COST_WARMUP_SECONDS = env('VS_COST_WARMUP_SECONDS', 30);
  */
 const COST_PRIME_ROUNDS = Number(process.env.VS_COST_PRIME_ROUNDS ?? 3);
 const COST_PRIME_SECONDS = env('VS_COST_PRIME_SECONDS', 1);
+
+/** How the cost phase runs: from the environment (VS_COST_*) in the VM and standalone; the suite passes its own. */
+export interface CostSettings {
+  blocks: number;
+  /** Each measured workload run. */
+  seconds: number;
+  warmupSeconds: number;
+  primeRounds: number;
+  primeSeconds: number;
+}
+
+export const COST_SETTINGS: CostSettings = {
+  blocks: COST_BLOCKS,
+  seconds: COST_SECONDS,
+  warmupSeconds: COST_WARMUP_SECONDS,
+  primeRounds: COST_PRIME_ROUNDS,
+  primeSeconds: COST_PRIME_SECONDS,
+};
 /**
  * VS_COST_PROFILE=1: ours runs under the V8 profiler (bench/profile-preload.ts,
  * started once its programs are loaded) and the report adds where its CPU went
@@ -70,6 +88,16 @@ const PROFILE_INTERVAL_US = env('VS_COST_PROFILE_INTERVAL_US', 1000);
 
 /** Runs `run` with a fresh daemon of the kind (`env`: more environment for ours), puts back what it left changed (the caller's bracket). */
 export type Bracket = <T>(which: Daemon, run: (daemon: DaemonProcess) => Promise<T>, env?: NodeJS.ProcessEnv) => Promise<T>;
+
+/** The bracket where nothing else needs putting back: a fresh daemon, stopped (ours' -R rolls its changes back). */
+export const freshDaemon: Bracket = async (which, run, daemonEnv) => {
+  const daemon = startDaemon(which, daemonEnv);
+  try {
+    return await run(daemon);
+  } finally {
+    await daemon.stop();
+  }
+};
 
 const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
 
@@ -226,7 +254,7 @@ function bpfNsAboveFloor(r: CostRun, floorNs: number): number {
 }
 
 /** One floor run per workload, statistics on, no daemon (skipped with a log line where the fixture cannot load). */
-async function floorRuns(): Promise<FloorRun[]> {
+async function floorRuns(seconds: number): Promise<FloorRun[]> {
   let floor: MeasurementFloor;
   try {
     floor = new MeasurementFloor();
@@ -241,7 +269,7 @@ async function floorRuns(): Promise<FloorRun[]> {
   try {
     for (const w of WORKLOADS) {
       floor.mark();
-      await runWorkload(w, pair, cgroup, COST_SECONDS);
+      await runWorkload(w, pair, cgroup, seconds);
       const nsPerCall = floor.overall();
       if (nsPerCall !== undefined) out.push({ workload: w, nsPerCall });
       log(`  floor ${w}: ${nsPerCall === undefined ? 'no calls' : `${nsPerCall.toFixed(1)} ns per call`}`);
@@ -255,17 +283,29 @@ async function floorRuns(): Promise<FloorRun[]> {
   return out;
 }
 
-/** `daemons`: both in the VM; ours alone where the reference cannot start (this host: standalone run below). */
+/** Every run of the cost phase, with the settings it ran under. */
+export interface CostMeasurement {
+  settings: CostSettings;
+  runs: Record<Daemon, CostRun[]>;
+  floors: FloorRun[];
+}
+
+/** `daemons`: both in the VM; ours alone where the reference cannot start (this host: the suite, and the standalone run below). */
 export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = ['ours', 'theirs']): Promise<string[]> {
+  return reportCost(await measureCost(bracket, daemons));
+}
+
+export async function measureCost(bracket: Bracket, daemons: readonly Daemon[], settings: CostSettings = COST_SETTINGS): Promise<CostMeasurement> {
+  const { blocks, seconds, warmupSeconds, primeRounds, primeSeconds } = settings;
   const runs: Record<Daemon, CostRun[]> = { ours: [], theirs: [] };
   const floors: FloorRun[] = [];
-  for (let block = 0; block < COST_BLOCKS; block++) {
+  for (let block = 0; block < blocks; block++) {
     throwIfAborted();
-    log(`cost block ${block + 1}/${COST_BLOCKS}: measurement floor (no daemon, empty programs)`);
-    floors.push(...(await floorRuns()));
+    log(`cost block ${block + 1}/${blocks}: measurement floor (no daemon, empty programs)`);
+    floors.push(...(await floorRuns(seconds)));
     for (const which of block % 2 ? [...daemons].reverse() : daemons) {
       throwIfAborted();
-      log(`cost block ${block + 1}/${COST_BLOCKS}: ${which}`);
+      log(`cost block ${block + 1}/${blocks}: ${which}`);
       const profileDir = COST_PROFILE && which === 'ours' ? mkdtempSync(path.join(os.tmpdir(), 'bpftune-cost-prof-')) : undefined;
       const blockRuns: CostRun[] = [];
       try {
@@ -277,8 +317,8 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
           const cgroup = new TestCgroup();
           let stop: (() => void) | undefined;
           try {
-            for (let round = 0; round < COST_PRIME_ROUNDS; round++) for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, COST_PRIME_SECONDS);
-            await sleep(COST_WARMUP_SECONDS * 1000);
+            for (let round = 0; round < primeRounds; round++) for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, primeSeconds);
+            await sleep(warmupSeconds * 1000);
             const names = programNames();
             stop = await enableBpfStats(log);
             for (const w of WORKLOADS) {
@@ -291,7 +331,7 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
               const t0 = threadCpu(daemon.pid);
               const logAt = daemon.log.length;
               const fromUs = monotonicUs();
-              const r = await runWorkload(w, pair, cgroup, COST_SECONDS);
+              const r = await runWorkload(w, pair, cgroup, seconds);
               const toUs = monotonicUs();
               const run: CostRun = {
                 workload: w,
@@ -320,7 +360,7 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
           }
         },
           // The profiler starts after "tuners loaded" (the verifier gives up on a pending SIGPROF) and before the warm-up ends.
-          profileDir ? profilerEnv(profileDir, Math.max(5, COST_WARMUP_SECONDS - 5) * 1000, PROFILE_INTERVAL_US) : undefined,
+          profileDir ? profilerEnv(profileDir, Math.max(5, warmupSeconds - 5) * 1000, PROFILE_INTERVAL_US) : undefined,
         );
         // Written as ours exited, which the bracket waits for.
         if (profileDir) attachProfiles(profileDir, blockRuns);
@@ -329,7 +369,7 @@ export async function costPhase(bracket: Bracket, daemons: readonly Daemon[] = [
       }
     }
   }
-  return reportCost(runs, floors);
+  return { settings, runs, floors };
 }
 
 /** "tcp_buffer 4, tcp_conn 2": tuners that received any, busiest first. */
@@ -338,11 +378,48 @@ function eventText(events: Map<string, number>): string {
   return busy.length ? busy.map(([name, n]) => `${name} ${n}`).join(', ') : 'none';
 }
 
-function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]): string[] {
+/** One daemon's direct cost on one workload, over all its runs. */
+export interface DirectCost {
+  workload: WorkloadName;
+  runs: number;
+  /** Per unit of work: the hooks' run time (b), the daemon's CPU (d), the workload's CPU (C). */
+  bpfNs: number[];
+  daemonNs: number[];
+  workloadNs: number[];
+  /** (C - b) / (C + d), statistics' clock reads inside b; undefined where the bootstrap refused. */
+  asMeasured?: PairedRatio;
+  /** The statistics' clock reads per call (floor runs), and the ratio with them taken off; undefined where no floor ran. */
+  floorNs: number[];
+  aboveFloor?: PairedRatio;
+}
+
+export function directCost(m: CostMeasurement, which: Daemon, w: WorkloadName): DirectCost | undefined {
+  const rs = m.runs[which].filter((r) => r.workload === w);
+  if (!rs.length) return undefined;
+  const per = (f: (r: CostRun) => number) => rs.map((r) => f(r) / r.work);
+  const floorNs = m.floors.filter((f) => f.workload === w).map((f) => f.nsPerCall);
+  const f = floorNs.length ? floorNs.reduce((a, v) => a + v, 0) / floorNs.length : undefined;
+  const without = rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work);
+  return {
+    workload: w,
+    runs: rs.length,
+    bpfNs: per(bpfNs),
+    daemonNs: per((r) => r.daemonCpuNs),
+    workloadNs: per((r) => r.workloadCpuNs),
+    asMeasured: safe(() => pairedRatio(per((r) => r.workloadCpuNs + r.daemonCpuNs), without)),
+    floorNs,
+    aboveFloor:
+      f === undefined ? undefined : safe(() => pairedRatio(per((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) + bpfNsAboveFloor(r, f) + r.daemonCpuNs), without)),
+  };
+}
+
+export function reportCost(m: CostMeasurement): string[] {
+  const { runs } = m;
+  const { blocks, seconds, warmupSeconds, primeRounds, primeSeconds } = m.settings;
   const lines = [
     '## Direct cost per unit of work (phase "cost")',
     '',
-    `${COST_BLOCKS} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created${COST_PRIME_ROUNDS > 0 ? `, the workloads run ${COST_PRIME_ROUNDS} times ${COST_PRIME_SECONDS} s each unmeasured (what a daemon does once is not a cost per unit of work: ours compiles the code that handles a kind of event at the first one, and its learner makes its first choices for a remote host over the host's first connections)` : ''} and left idle ${COST_WARMUP_SECONDS} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${COST_SECONDS} s with BPF run-time statistics on. ` +
+    `${blocks} blocks, each daemon once per block (order alternating), settled, then the workloads' namespaces created${primeRounds > 0 ? `, the workloads run ${primeRounds} times ${primeSeconds} s each unmeasured (what a daemon does once is not a cost per unit of work: ours compiles the code that handles a kind of event at the first one, and its learner makes its first choices for a remote host over the host's first connections)` : ''} and left idle ${warmupSeconds} s (what a daemon does when namespaces appear is not a cost per unit of work), then each workload ${seconds} s with BPF run-time statistics on. ` +
       "Per unit of work: the run time of the daemon's own BPF programs (b), the daemon's CPU (d) and the workload's CPU (C, its cgroup, which includes the hooks). " +
       '"Direct-cost ratio" is (C - b) / (C + d): work per CPU-second with the daemon over without it, counting only what the daemon adds directly; ' +
       "mean over runs with a 95% bootstrap interval. b includes the statistics' own clock reads (an upper bound, alike for both daemons per call). " +
@@ -355,29 +432,11 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
   ];
   for (const w of WORKLOADS) {
     for (const which of ['ours', 'theirs'] as const) {
+      const cost = directCost(m, which, w);
+      if (!cost) continue;
       const rs = runs[which].filter((r) => r.workload === w);
-      if (!rs.length) continue;
       const per = (f: (r: CostRun) => number) => rs.map((r) => f(r) / r.work);
-      const b = per(bpfNs);
-      const d = per((r) => r.daemonCpuNs);
-      const c = per((r) => r.workloadCpuNs);
-      const ratio = safe(() =>
-        pairedRatio(
-          rs.map((r) => (r.workloadCpuNs + r.daemonCpuNs) / r.work),
-          rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work),
-        ),
-      );
-      const floorNs = floors.filter((f) => f.workload === w).map((f) => f.nsPerCall);
-      const f = floorNs.length ? floorNs.reduce((a, v) => a + v, 0) / floorNs.length : undefined;
-      const aboveFloor =
-        f === undefined
-          ? undefined
-          : safe(() =>
-              pairedRatio(
-                rs.map((r) => (Math.max(1, r.workloadCpuNs - bpfNs(r)) + bpfNsAboveFloor(r, f) + r.daemonCpuNs) / r.work),
-                rs.map((r) => Math.max(1, r.workloadCpuNs - bpfNs(r)) / r.work),
-              ),
-            );
+      const { bpfNs: b, daemonNs: d, workloadNs: c, asMeasured: ratio, floorNs, aboveFloor } = cost;
       const share = rs.map((r) => (bpfNs(r) + r.daemonCpuNs) / r.workloadCpuNs);
       const calls = per((r) => [...r.programs.values()].reduce((a, p) => a + p.calls, 0));
       const byProgram = new Map<string, { ns: number; calls: number }>();
@@ -409,7 +468,7 @@ function reportCost(runs: Record<Daemon, CostRun[]>, floors: readonly FloorRun[]
       for (const r of rs) for (const [name, n] of r.events ?? []) events.set(name, (events.get(name) ?? 0) + n);
       const eventsNote = rs.some((r) => r.events) ? `; events: ${eventText(events)}` : '';
       lines.push(
-        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${f === undefined ? 'not measured' : spread(floorNs, (v) => v.toFixed(1))} | ${aboveFloor === undefined ? '—' : fmtRatio(aboveFloor, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines${eventsNote} |`,
+        `| ${WORKLOAD_UNITS[w].what} (${WORKLOAD_UNITS[w].unit}) | ${which} | ${spread(b, g)} | ${spread(d, g)} | ${spread(c, g)} | ${spread(share, (v) => `${(v * 100).toFixed(3)} %`)} | ${fmtRatio(ratio, 4)} | ${floorNs.length ? spread(floorNs, (v) => v.toFixed(1)) : 'not measured'} | ${aboveFloor === undefined ? '—' : fmtRatio(aboveFloor, 4)} | ${spread(calls, g)} | ${busiest || 'no calls'} | ${busyThreads}; ${logged} lines${eventsNote} |`,
       );
     }
   }
@@ -458,15 +517,7 @@ function profileLines(runs: readonly CostRun[]): string[] {
  */
 if (require.main === module) {
   runBenchmark(async () => {
-    const bracket: Bracket = async (which, run, daemonEnv) => {
-      const daemon = startDaemon(which, daemonEnv);
-      try {
-        return await run(daemon);
-      } finally {
-        await daemon.stop();
-      }
-    };
-    const lines = await costPhase(bracket, ['ours']);
+    const lines = await costPhase(freshDaemon, ['ours']);
     process.stdout.write(`${lines.join('\n')}\n`);
   });
 }

@@ -8,7 +8,7 @@
  * moved aside (state.json.corrupt-<time>) so the daemon can start afresh and
  * an operator can still look at it.
  */
-import { closeSync, openSync, promises as fs, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, promises as fs, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { errorText } from './log';
 
@@ -63,6 +63,34 @@ export function writeFileAtomicSync(file: string, text: string): void {
     rmSync(temp, { force: true });
     throw err;
   }
+}
+
+/**
+ * Removes the temporary files of writes that never reached their rename (their
+ * writer was killed, or the machine lost power, between open and rename):
+ * `.<name>.<pid>.tmp` and `.<name>.<pid>.now.tmp` whose process is gone. They
+ * hold nothing the state file lacks (the rename is what publishes a write),
+ * but left alone they pile up, one per crash. A file whose writer still runs,
+ * or whose name is not of that form, is left. Returns the names removed.
+ */
+export async function removeStaleTemporaries(file: string, running: (pid: number) => boolean = (pid) => existsSync(`/proc/${pid}`)): Promise<string[]> {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = /^(\d+)(\.now)?\.tmp$/.exec(name.slice(prefix.length))?.[1];
+    if (pid === undefined || Number(pid) === process.pid || running(Number(pid))) continue;
+    await fs.rm(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 export type ReadResult<T> =

@@ -13,7 +13,7 @@
 import { errorText, type Logger } from './log';
 import type { Namespace, NetnsRegistry } from './netns';
 import { namespaceKey, validateState, type BpftuneState, type StateStore, type StoredChange, type StoredNamespace } from './state';
-import { readJsonFile } from './state-file';
+import { readJsonFile, removeStaleTemporaries } from './state-file';
 import { formatSysctlValues, parseSysctlValues, sameValues, sysctlPath, type SysctlValue } from './sysctl-values';
 import type { SysctlAccess, TunableRegistry } from './tunables';
 
@@ -86,6 +86,11 @@ function liveNamespace(ctx: RestoreContext, stored: StoredNamespace): Namespace 
 
 async function readPrevious(ctx: RestoreContext): Promise<BpftuneState | undefined> {
   const file = ctx.store.file;
+  const stale = await removeStaleTemporaries(file).catch((err: unknown) => {
+    ctx.log.warn(`could not clear unfinished state writes beside ${file}: ${errorText(err)}`);
+    return [];
+  });
+  if (stale.length) ctx.log.info(`removed ${stale.length} temporary file(s) of state writes an earlier run did not finish (it was killed mid-write): ${stale.join(', ')}`);
   const result = await readJsonFile(file, validateState);
   switch (result.kind) {
     case 'none':

@@ -12,7 +12,7 @@ import { exportEntries, sysctlDropIn } from '../../src/core/export';
 import { createLogger } from '../../src/core/log';
 import type { Namespace, NetnsRegistry } from '../../src/core/netns';
 import { StateStore, validateState, type BpftuneState } from '../../src/core/state';
-import { readJsonFile } from '../../src/core/state-file';
+import { readJsonFile, removeStaleTemporaries } from '../../src/core/state-file';
 import { openState } from '../../src/core/state-restore';
 import { TunableRegistry } from '../../src/core/tunables';
 
@@ -129,6 +129,17 @@ test('nothing is written before the previous file was read, so a failed start ca
   assert.equal(readFileSync(file, 'utf8'), 'previous');
 });
 
+test("temporary files of writes a killed run did not finish are removed; a running writer's and others are left", async () => {
+  const file = tempFile();
+  const dir = path.dirname(file);
+  const names = ['state.json', '.state.json.4242.tmp', '.state.json.4242.now.tmp', '.state.json.77.tmp', `.state.json.${process.pid}.now.tmp`, '.state.json.x.tmp', 'notes.4242.tmp'];
+  for (const name of names) writeFileSync(path.join(dir, name), '{}');
+  const removed = await removeStaleTemporaries(file, (pid) => pid === 77);
+  assert.deepEqual(removed.sort(), ['.state.json.4242.now.tmp', '.state.json.4242.tmp']);
+  assert.deepEqual(readdirSync(dir).sort(), ['.state.json.77.tmp', `.state.json.${process.pid}.now.tmp`, '.state.json.x.tmp', 'notes.4242.tmp', 'state.json'].sort());
+  assert.deepEqual(await removeStaleTemporaries(path.join(dir, 'missing-dir', 'state.json')), []);
+});
+
 test('unreadable or malformed state files are moved aside with the reason', async () => {
   for (const [content, reason] of [
     ['{"version":1,', /^not valid JSON/],
@@ -228,7 +239,12 @@ test('start after a killed -R run: restores what still holds a value bpftune set
   });
   // tcp_rmem: killed between writing the state and the sysctl; tcp_wmem: as set; somaxconn: an administrator wrote 200.
   const values = new Map([['9 net/ipv4/tcp_rmem', '4096 131072 163840'], ['9 net/ipv4/tcp_wmem', '4096 16384 81920'], ['9 net/core/somaxconn', '200']]);
+  // And killed once mid-write, by a writer no pid can name again (above the kernel's largest pid_max, 2^22).
+  const unfinished = `.state.json.${2 ** 22 + 1}.now.tmp`;
+  writeFileSync(path.join(path.dirname(file), unfinished), '{"torn');
   const { lines, registry, state } = await open(file, 'boot-a', values);
+  assert.ok(lines.includes(`info removed 1 temporary file(s) of state writes an earlier run did not finish (it was killed mid-write): ${unfinished}`), lines.join('\n'));
+  assert.ok(!readdirSync(path.dirname(file)).includes(unfinished));
   assert.equal(values.get('9 net/ipv4/tcp_rmem'), '4096 131072 131072');
   assert.equal(values.get('9 net/ipv4/tcp_wmem'), '4096 16384 65536');
   assert.equal(values.get('9 net/core/somaxconn'), '200');

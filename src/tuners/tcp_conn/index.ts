@@ -314,7 +314,7 @@ function strategies(mode: TypedMap<number, number>, scores: StrategySamples): St
       TcpConnStrategy.LEARNED,
       LEARNED,
       20 * MINUTE,
-      "Each measured remote host gets the congestion control the per-host learner rates best, after one try of each (5% of choices explore); other hosts' connections switch to bbr on loss",
+      "Each measured remote host gets the congestion control the per-host learner rates best, after one try of each (5% of choices explore, and one out of the lead is retried at doubling intervals); other hosts' connections switch to bbr on loss",
     ),
     declare(
       TcpConnStrategy.BBR_ON_LOSS,

@@ -17,7 +17,8 @@
  *   with bbr's 180 (the 6.1 VM's long-RTT runs).
  * - Choice is epsilon-greedy: each algorithm is tried once, then the lowest
  *   cost wins, except that 5% of choices explore another algorithm, so a path
- *   that changes is noticed.
+ *   that changes is noticed, and an algorithm out of the lead is retried at
+ *   growing intervals (RETRY_AFTER), so one unlucky try does not write it off.
  */
 
 export const ALGORITHMS = ['reno', 'cubic', 'bbr'] as const;
@@ -80,6 +81,9 @@ interface AlgorithmStats {
   greedy: number;
   minRttUs: number;
   maxDeliveryRate: number;
+  /** The host's sample count at this algorithm's last sample, and when it was last chosen. */
+  lastSampleAt: number;
+  lastChosenAt: number;
 }
 
 /** Relative distance of an RTT and a rate (a sample's, or an algorithm's estimates) from the best ones, in COST_SCALE units. */
@@ -89,11 +93,29 @@ export function relativeCost(minRttUs: number, deliveryRate: number, bestMinRttU
   return Math.round(COST_SCALE * (Math.max(0, rtt) + Math.max(0, rate)));
 }
 
-/** estimate += (sample - estimate) >> shift; the first sample is taken as it is. */
-export function updateEstimate(estimate: number | undefined, sample: number, shift: number): number {
+/**
+ * estimate += (sample - estimate) >> shift, except that the first 2^shift
+ * samples are averaged (the n-th moves it by 1/n): at a fixed weight an
+ * algorithm's first sample would outweigh its next ones, so one unlucky
+ * connection would hold its estimate down for many more. `n` counts this
+ * sample; without it, the fixed weight alone.
+ */
+export function updateEstimate(estimate: number | undefined, sample: number, shift: number, n = Infinity): number {
   if (estimate === undefined) return sample;
-  return estimate + (sample - estimate) / 2 ** shift;
+  return estimate + (sample - estimate) * Math.max(1 / n, 1 / 2 ** shift);
 }
+
+/**
+ * Samples to a host, after an algorithm's last one, before an algorithm out
+ * of the lead is tried again; the wait doubles with each sample it has. One
+ * connection can be unlucky far beyond the path's noise (6.1 VM, 80 ms:
+ * bbr's one try delivered 20 Mbit/s where its other connections reached
+ * 160-320), and exploration alone would come back to it about once in 40
+ * connections. Retries cost a handful of connections per host over its life
+ * (4, 8, 16, 32... samples apart: 7 in 1000 connections), fewer than
+ * exploration's 50.
+ */
+export const RETRY_AFTER = 4;
 
 export class RemoteLearner {
   private readonly stats = new Map<Algorithm, AlgorithmStats>();
@@ -108,7 +130,17 @@ export class RemoteLearner {
   ) {
     if (algorithms.length === 0) throw new Error('the learner needs at least one congestion control algorithm');
     for (const a of algorithms) {
-      this.stats.set(a, { rttEstimateUs: undefined, rateEstimate: undefined, samples: 0, selections: 0, greedy: 0, minRttUs: Infinity, maxDeliveryRate: 0 });
+      this.stats.set(a, {
+        rttEstimateUs: undefined,
+        rateEstimate: undefined,
+        samples: 0,
+        selections: 0,
+        greedy: 0,
+        minRttUs: Infinity,
+        maxDeliveryRate: 0,
+        lastSampleAt: 0,
+        lastChosenAt: -Infinity,
+      });
     }
   }
 
@@ -140,8 +172,9 @@ export class RemoteLearner {
     stats.samples++;
     stats.minRttUs = Math.min(stats.minRttUs, sample.minRttUs);
     stats.maxDeliveryRate = Math.max(stats.maxDeliveryRate, sample.deliveryRate);
-    stats.rttEstimateUs = updateEstimate(stats.rttEstimateUs, sample.minRttUs, this.shift);
-    stats.rateEstimate = updateEstimate(stats.rateEstimate, sample.deliveryRate, this.shift);
+    stats.lastSampleAt = this.samples;
+    stats.rttEstimateUs = updateEstimate(stats.rttEstimateUs, sample.minRttUs, this.shift, stats.samples);
+    stats.rateEstimate = updateEstimate(stats.rateEstimate, sample.deliveryRate, this.shift, stats.samples);
     return true;
   }
 
@@ -193,9 +226,12 @@ export class RemoteLearner {
       return s !== undefined && s.samples === 0 && s.selections === 0;
     });
     const best = this.best();
+    const retry = best === undefined ? undefined : this.retryDue(best);
     let selection: Selection;
     if (untried !== undefined || best === undefined) {
       selection = { algorithm: untried ?? this.pick(this.algorithms), greedy: false };
+    } else if (retry !== undefined) {
+      selection = { algorithm: retry, greedy: false };
     } else if (this.algorithms.length > 1 && this.random() < EXPLORATION) {
       selection = { algorithm: this.pick(this.algorithms.filter((a) => a !== best)), greedy: false };
     } else {
@@ -203,10 +239,32 @@ export class RemoteLearner {
     }
     const stats = this.stats.get(selection.algorithm);
     if (stats) {
+      stats.lastChosenAt = this.samples;
       stats.selections++;
       if (selection.greedy) stats.greedy++;
     }
     return selection;
+  }
+
+  /**
+   * An algorithm out of the lead whose retry is due (RETRY_AFTER samples to
+   * this host since its last sample, doubled for each sample it has), and not
+   * already chosen in the last RETRY_AFTER samples (its connection may not be
+   * measured yet, or ever). The one waiting longest goes first.
+   */
+  private retryDue(best: Algorithm): Algorithm | undefined {
+    let due: Algorithm | undefined;
+    let longest = -1;
+    for (const [a, s] of this.stats) {
+      if (a === best || s.samples === 0) continue;
+      const waited = this.samples - s.lastSampleAt;
+      if (waited < RETRY_AFTER * 2 ** (s.samples - 1) || this.samples - s.lastChosenAt < RETRY_AFTER) continue;
+      if (waited > longest) {
+        due = a;
+        longest = waited;
+      }
+    }
+    return due;
   }
 
   rows(): AlgorithmRow[] {

@@ -7,7 +7,7 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { cleanupNamespaces, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
+import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createQueuedPath, createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
@@ -119,6 +119,26 @@ for (const { family, reverse } of [
     assert.equal(sysctlIn(receiver, 'net.ipv4.tcp_rmem'), '4096 65536 131072');
   });
 }
+
+test('a sender to a loopback address at its tcp_wmem limit is left alone: there is no path for the limit to hold back', async () => {
+  const ns = createNamespace();
+  inNamespace(ns, 'ip', ['link', 'set', 'lo', 'up']);
+  setSysctlIn(ns, 'net.ipv4.tcp_wmem', '4096 16384 65536');
+  const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
+  await daemon.started();
+  for (const [address, port] of [['127.0.0.1', 5211], ['::1', 5212]] as const) {
+    const server = startIperfServer(ns, port);
+    servers.push(server);
+    const result = await runIperfClient(ns, address, 3, [], port);
+    assert.ok(result.bitsPerSecond > 0, `iperf3 over ${address} carried data`);
+    server.stop();
+  }
+  // The daemon's verdict on a sender comes within a second of its first send at the limit.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  assert.doesNotMatch(daemon.log, /nearly at net\.ipv4\.tcp_wmem max 65536/);
+  assert.equal(sysctlIn(ns, 'net.ipv4.tcp_wmem'), '4096 16384 65536');
+  assert.equal(await daemon.stop(), 0);
+});
 
 test('a receive buffer at the limit with auto-tuning off grows the limit and turns tcp_moderate_rcvbuf on', async () => {
   const pair = await createEmulatedLink({ rttMs: 20 });

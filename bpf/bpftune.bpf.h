@@ -11,7 +11,28 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "bpftune_event.h"
+
+/* Address families: vmlinux.h has the kernel's types, not its macros. */
+#define AF_INET		2
+#define AF_INET6	10
+
+/*
+ * A peer at a loopback address, from its family and addresses in network
+ * order: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104 (a dual-stack socket's
+ * IPv4 peer). Such a connection has no path to tune.
+ */
+static __always_inline bool bpftune_loopback_peer(__u16 family, __be32 v4, const __be32 *v6)
+{
+	if (family == AF_INET)
+		return (bpf_ntohl(v4) >> 24) == 127;
+	if (family != AF_INET6 || v6[0] || v6[1])
+		return false;
+	if (!v6[2])
+		return v6[3] == bpf_htonl(1);
+	return v6[2] == bpf_htonl(0xffff) && (bpf_ntohl(v6[3]) >> 24) == 127;
+}
 
 /*
  * One ring buffer for all tuners. The daemon creates it and every object

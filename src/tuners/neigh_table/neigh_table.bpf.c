@@ -10,8 +10,6 @@
 #include "bpftune.bpf.h"
 #include "neigh_table.h"
 
-#define AF_INET		2
-#define AF_INET6	10
 /*
  * A table filling up posts at most this often; user space grows it by a
  * step per event, so this bounds how fast a table can grow (25% per 50 ms

@@ -39,7 +39,6 @@
  *    few tens of KB per round trip.
  */
 #include "bpftune.bpf.h"
-#include <bpf/bpf_endian.h>
 #include "tcp_buffer.h"
 
 #define SOCK_SNDBUF_LOCK	1
@@ -386,30 +385,16 @@ static __always_inline void snd_near_max(const struct sock *sk, struct net *net,
 	post_near_max(sk, net, TCP_BUFFER_EVENT_WMEM_NEAR_MAX, wmem, sndbuf, &why);
 }
 
-#define TCP_BUFFER_AF_INET	2
-#define TCP_BUFFER_AF_INET6	10
-
 /*
- * A peer at a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104): the
- * path's bandwidth-delay product is a few bytes, so a send buffer at the
- * limit there never holds the path back (the chrono check would say so after
- * the slot lookup). Local traffic is often the busiest there is, and its
- * sockets sit at the limit on every send: `stress-ng --sock` paid the slot
- * lookup about 590 times per operation, a quarter of a percent of its CPU.
- * The addresses are in the socket's first cache line, which the test above
- * has already loaded; the host's own non-loopback addresses are not caught.
+ * A sender to a loopback address is not judged: the path's bandwidth-delay
+ * product is a few bytes, so a send buffer at the limit there never holds it
+ * back (the chrono check would say so after the slot lookup). Local traffic
+ * is often the busiest there is, and its sockets sit at the limit on every
+ * send: `stress-ng --sock` paid the slot lookup about 590 times per
+ * operation, a quarter of a percent of its CPU. The addresses are in the
+ * socket's first cache line, which the test before has already loaded; the
+ * host's own non-loopback addresses are not caught.
  */
-static __always_inline bool to_loopback(__u16 family, __be32 daddr, const __be32 *v6)
-{
-	if (family == TCP_BUFFER_AF_INET)
-		return (bpf_ntohl(daddr) >> 24) == 127;
-	if (family != TCP_BUFFER_AF_INET6 || v6[0] || v6[1])
-		return false;
-	if (!v6[2])
-		return v6[3] == bpf_htonl(1);
-	return v6[2] == bpf_htonl(0xffff) && (bpf_ntohl(v6[3]) >> 24) == 127;
-}
-
 /* The cheap test with direct loads, for the variants whose sk is BTF-typed (tp_btf, fentry). */
 static __always_inline void snd_check(const struct sock *sk)
 {
@@ -419,8 +404,8 @@ static __always_inline void snd_check(const struct sock *sk)
 
 	if (!bpftune_nearly_full(sndbuf, wmem_max))
 		return;
-	if (to_loopback(sk->__sk_common.skc_family, sk->__sk_common.skc_daddr,
-			sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32))
+	if (bpftune_loopback_peer(sk->__sk_common.skc_family, sk->__sk_common.skc_daddr,
+				  sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32))
 		return;
 	snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS(sk));
 }
@@ -453,7 +438,7 @@ int BPF_KPROBE(tcp_buffer_snd_kprobe, struct sock *sk)
 	if (!bpftune_nearly_full(sndbuf, wmem_max))
 		return 0;
 	BPF_CORE_READ_INTO(&v6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
-	if (to_loopback(BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, __sk_common.skc_daddr), v6))
+	if (bpftune_loopback_peer(BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, __sk_common.skc_daddr), v6))
 		return 0;
 	snd_near_max(sk, net, sndbuf, wmem_max, SK_USERLOCKS_PROBED(sk));
 	return 0;

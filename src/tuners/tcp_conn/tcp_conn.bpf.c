@@ -25,11 +25,8 @@
 /* sock_ops: 6.1 does not offer it bpf_get_current_pid_tgid (see bpftune.bpf.h). */
 #define BPFTUNE_EVENT_NO_PID
 #include "bpftune.bpf.h"
-#include <bpf/bpf_endian.h>
 #include "tcp_conn.h"
 
-#define AF_INET		2
-#define AF_INET6	10
 #define SOL_TCP		6
 #define TCP_CONGESTION	13
 #define TCP_THIN_LINEAR_TIMEOUTS	16
@@ -327,9 +324,7 @@ static __always_inline bool over_loopback(struct bpf_sock_ops *skops, struct tcp
 
 	if (dst)
 		return BPF_CORE_READ(dst, dev, flags) & IFF_LOOPBACK;
-	if (peer_is_v4(skops, ip6))
-		return (bpf_ntohl(skops->family == AF_INET ? ip4 : ip6[3]) >> 24) == 127;
-	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == 0 && ip6[3] == bpf_htonl(1);
+	return bpftune_loopback_peer(skops->family, ip4, ip6);
 }
 
 static __always_inline void post(struct bpf_sock_ops *skops, struct tcp_sock *tp, __u32 scenario,

@@ -152,6 +152,30 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info)
 	return make_bool(env, malloc_trim(0) != 0);
 }
 
+/*
+ * mallopt(M_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD): from what size a
+ * block gets its own mapping, and how much free space at the heap's top
+ * glibc keeps before returning it. False when glibc refused a value (the
+ * mmap threshold's ceiling is 32 MiB on 64-bit).
+ */
+static napi_value js_malloc_thresholds(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2] = { NULL, NULL };
+	int64_t mmap_bytes, trim_bytes;
+
+	NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+	if (!arg_int64(env, argv[0], "mmapThreshold", &mmap_bytes) ||
+	    !arg_int64(env, argv[1], "trimThreshold", &trim_bytes))
+		return NULL;
+	if (mmap_bytes < 0 || mmap_bytes > INT32_MAX || trim_bytes < 0 || trim_bytes > INT32_MAX) {
+		throw_plain(env, EINVAL, "mallocThresholds: thresholds must be 0 to %d bytes", INT32_MAX);
+		return NULL;
+	}
+	return make_bool(env, mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) == 1 &&
+				      mallopt(M_TRIM_THRESHOLD, (int)trim_bytes) == 1);
+}
+
 bool init_system(napi_env env, napi_value exports)
 {
 	return export_function(env, exports, "openlog", js_openlog) &&
@@ -159,5 +183,6 @@ bool init_system(napi_env env, napi_value exports)
 	       export_function(env, exports, "mountFilesystem", mount_filesystem) &&
 	       export_function(env, exports, "unmount", unmount_dir) &&
 	       export_function(env, exports, "xattrExists", xattr_exists) &&
-	       export_function(env, exports, "mallocTrim", js_malloc_trim);
+	       export_function(env, exports, "mallocTrim", js_malloc_trim) &&
+	       export_function(env, exports, "mallocThresholds", js_malloc_thresholds);
 }

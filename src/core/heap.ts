@@ -29,6 +29,10 @@
  *   when freed and the heap's free top is returned without waiting for a
  *   trim. Together with --no-opt: glibc's main heap 6.8 -> 3.8 MB and V8's
  *   14.1 -> 12.1 MB at the end of a one-minute query load.
+ * - Those thresholds made start-up slow: libbpf parses the kernel's BTF
+ *   afresh for each object it loads, and each parse's buffers became new
+ *   mappings, faulted in and unmapped again. So they are raised while the
+ *   tuners load and set back once they have (LOADING_MALLOC_THRESHOLDS).
  *
  * The V8 flags are set at run time, not as node command-line flags, so they
  * hold however the daemon is started (bin/bpftune, the packaged link, a
@@ -83,7 +87,30 @@ export const COLLECT_MIN_INTERVAL_MS = 2_000;
 /** Activity is checked this long after it happens: one timer per burst, none while idle. */
 const CHECK_DELAY_MS = 1_000;
 
-type MemoryNative = Pick<NativeBinding, 'mallocTrim'>;
+type MemoryNative = Pick<NativeBinding, 'mallocTrim' | 'mallocThresholds'>;
+
+export interface MallocThresholds {
+  /** Blocks from this size get a mapping of their own, unmapped when freed. */
+  mmap: number;
+  /** Free space at the heap's top beyond this goes back to the kernel at a free. */
+  trim: number;
+}
+
+/** The running daemon's: what bin/bpftune's #! line and the unit set (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_). */
+export const RUNNING_MALLOC_THRESHOLDS: MallocThresholds = { mmap: 65_536, trim: 131_072 };
+
+/**
+ * While the tuners load, so that what one BPF load frees stays in the heap
+ * for the next. libbpf parses /sys/kernel/btf/vmlinux (5.5 MB, 126k types on
+ * 6.18) for every object it loads: 11 times at start with every built-in
+ * tuner, counting the attach-kind probes. Measured (btf__load_vmlinux_btf in
+ * a loop): 52 ms a parse under the running thresholds, every time; 40 ms for
+ * the first and 3.4 ms for each next one with its buffers from the heap.
+ * 32 MiB is glibc's ceiling for the mmap threshold on 64-bit; the trim
+ * threshold keeps the heap's top through the loads. releaseStartupMemory()
+ * sets the running ones back and returns what the loads freed.
+ */
+export const LOADING_MALLOC_THRESHOLDS: MallocThresholds = { mmap: 32 * 1024 * 1024, trim: 256 * 1024 * 1024 };
 
 export interface HeapCollector {
   /** Committed V8 heap bytes now. */
@@ -147,11 +174,6 @@ export class MemoryKeeper {
     this.collections++;
   }
 
-  /** malloc_trim alone: V8's own memory reducer collects the start-up garbage as the daemon goes idle. */
-  trimOnly(): void {
-    this.trim();
-  }
-
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -159,26 +181,48 @@ export class MemoryKeeper {
 }
 
 let keeper: MemoryKeeper | undefined;
+let memoryNative: MemoryNative | undefined;
 
-/** Sets the V8 flags; from then on noteActivity() may collect. Call first thing in the daemon. */
+/**
+ * Sets the V8 flags and the loading malloc thresholds; from then on
+ * noteActivity() may collect. Call first thing in the daemon. A threshold
+ * glibc refuses only costs start-up time, so the result is not checked.
+ */
 export function keepHeapSmall(binding: MemoryNative): void {
   for (const flag of HEAP_FLAGS) v8.setFlagsFromString(flag);
+  memoryNative = binding;
+  binding.mallocThresholds(LOADING_MALLOC_THRESHOLDS.mmap, LOADING_MALLOC_THRESHOLDS.trim);
   keeper = new MemoryKeeper(v8Collector(), () => binding.mallocTrim());
 }
 
 /**
- * Start-up done: what it freed (ELF and BTF parsing, the kernel's BTF names
- * once attach-targets.ts forgets them) goes back to the kernel, once, a
- * little later, rather than never. Only malloc_trim: a full collection
- * here (measured, with compaction) set V8's memory reducer going, whose
- * further collections landed in the suite's idle window (0.2-0.3 % of a
- * core over 60 s, against 0.05 % before); V8 collects the start-up garbage
- * itself as the daemon goes idle.
+ * Start-up done: the running malloc thresholds are set back at once, and a
+ * little later (after attach-targets.ts has forgotten the kernel's BTF) a
+ * full collection and malloc_trim return what the loads freed. The
+ * collection is needed: the BTF file's 5.5 MB buffer, read during the
+ * loads, came from the heap under the loading thresholds, and is freed only
+ * when V8 collects its ArrayBuffer. Trimmed without collecting, it stayed
+ * resident (54.3 MB RSS 15 s after start, against 48.9 MB with the
+ * collection, every built-in tuner). V8 frees an ArrayBuffer's memory on a
+ * background task after the collection that found it dead, so a second
+ * malloc_trim follows (STARTUP_TRIM_AFTER_COLLECT_MS): one trim right after
+ * the collection left the 5.5 MB resident in 1 of 3 runs, the later one in
+ * none of 4 (48.7 MB). The collection also moves V8's memory
+ * reducer, which runs compacting collections about 8 s after start-up's
+ * last one: measured with --trace-gc, without it 3 collections at 8.4-9.6 s
+ * (41 and 17 ms of CPU in those seconds), with it 2 at 10.5-11.1 s (26 ms);
+ * both well before the suite's steady idle window (from 90 s).
  */
 export const STARTUP_RELEASE_DELAY_MS = SOURCE_KEEP_MS + 1_000;
 
+export const STARTUP_TRIM_AFTER_COLLECT_MS = 500;
+
 export function releaseStartupMemory(): void {
-  setTimeout(() => keeper?.trimOnly(), STARTUP_RELEASE_DELAY_MS).unref();
+  memoryNative?.mallocThresholds(RUNNING_MALLOC_THRESHOLDS.mmap, RUNNING_MALLOC_THRESHOLDS.trim);
+  setTimeout(() => {
+    keeper?.release();
+    setTimeout(() => memoryNative?.mallocTrim(), STARTUP_TRIM_AFTER_COLLECT_MS).unref();
+  }, STARTUP_RELEASE_DELAY_MS).unref();
 }
 
 /** Called by the query server and the metrics exposition after each request they answer. */

@@ -157,6 +157,8 @@ export interface NativeBinding {
   xattrExists(path: string, name: string): boolean;
   /** malloc_trim(0): freed malloc memory back to the kernel; true when some was. */
   mallocTrim(): boolean;
+  /** mallopt(M_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD); false when glibc refused either value. */
+  mallocThresholds(mmapThreshold: number, trimThreshold: number): boolean;
 }
 
 export const BPF_ANY = 0;

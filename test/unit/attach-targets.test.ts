@@ -43,14 +43,25 @@ test('parseBtfNames walks every kind size and keeps functions and btf_trace_ typ
     { kind: 12, name: 'tcp_rcv_space_adjust' },
   ]);
   const names = parseBtfNames(blob);
-  assert.deepEqual([...names.tracepoints], ['tcp_rcv_space_adjust']);
-  assert.deepEqual([...names.functions].sort(), ['tcp_rcv_space_adjust', 'tcp_sendmsg_locked']);
+  assert.equal(names.tracepoints.has('tcp_rcv_space_adjust'), true);
+  // A typedef without the btf_trace_ prefix, a FUNC and a struct are no tracepoints.
+  for (const name of ['u32', 'tcp_sendmsg_locked', 'sock', 'btf_trace_tcp_rcv_space_adjust', '']) assert.equal(names.tracepoints.has(name), false, name);
+  assert.equal(names.functions.has('tcp_sendmsg_locked'), true);
+  assert.equal(names.functions.has('tcp_rcv_space_adjust'), true);
+  // Names of other kinds, a name that is only the end of another, and one not there at all.
+  for (const name of ['sock', 'int', 'skb_drop_reason', 'sendmsg_locked', 'tcp_sendmsg', 'nonexistent']) assert.equal(names.functions.has(name), false, name);
+  assert.equal(names.functionCount, 2);
+  // The walk reads words: a blob at an odd offset in its memory gives the same answers.
+  const shifted = Buffer.alloc(blob.length + 1).subarray(1);
+  blob.copy(shifted);
+  assert.equal(parseBtfNames(shifted).functions.has('tcp_sendmsg_locked'), true);
+  assert.equal(parseBtfNames(shifted).tracepoints.has('tcp_rcv_space_adjust'), true);
   assert.throws(() => parseBtfNames(Buffer.alloc(24)), /not a little-endian BTF blob/);
 });
 
 test('attachTargetExists answers from the right source per section kind, and "unknown" without one', () => {
   const sources: TargetSources = {
-    btf: () => ({ tracepoints: new Set(['kfree_skb']), functions: new Set(['tcp_sendmsg_locked']) }),
+    btf: () => ({ tracepoints: new Set(['kfree_skb']), functions: new Set(['tcp_sendmsg_locked']), functionCount: 1 }),
     kallsyms: () => new Set(['tcp_sendmsg_locked']),
     tracefsEvent: (c, n) => c === 'syscalls' && n === 'sys_enter_unshare',
   };
@@ -69,7 +80,8 @@ test('this kernel: the vmlinux BTF names the tracepoints and functions the tuner
   const names = parseBtfNames(readFileSync('/sys/kernel/btf/vmlinux'));
   for (const tp of ['tcp_rcv_space_adjust', 'kfree_skb', 'sock_exceed_buf_limit']) assert.ok(names.tracepoints.has(tp), tp);
   assert.ok(names.functions.has('tcp_sendmsg_locked'));
-  assert.ok(names.functions.size > 10000, `${names.functions.size} functions`);
+  assert.ok(!names.functions.has('btf_trace_kfree_skb') && !names.tracepoints.has('tcp_sendmsg'));
+  assert.ok(names.functionCount > 10000, `${names.functionCount} functions`);
 });
 
 test('cachedForAWhile reads once while asked, forgets after the keep time without a use, and reads again', async () => {

@@ -7,7 +7,8 @@
  *   control  no daemon again: its ratio to `none` is what the method finds
  *            where there is nothing to find (the machine is shared and noisy)
  *   daemon   bpftune with every built-in tuner, started before the block's
- *            runs and settled
+ *            runs and settled (DAEMON_SETTLE_SECONDS: what is measured is a
+ *            running daemon's cost, not its start's)
  *
  * For each workload two ratios, daemon/none and control/none, each with a
  * paired bootstrap interval (bench/paired-ratio.ts): work per second, and
@@ -24,13 +25,28 @@ import { cpuNs } from './proc';
 import type { PairedRatio } from './paired-ratio';
 import { blockOrder, summariseWorkload, WORKLOADS, type Condition, type OverheadCpuResult, type WorkloadName, type WorkloadRun } from './overhead-summary';
 import { runWorkload } from './workloads';
+import { median } from './stats';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/*
+ * How long a daemon runs after "tuners loaded" before its block. Its start
+ * ends with V8's memory reducer: compacting collections about 8 s after the
+ * last collection of start-up, which heap.ts makes 2 s after loading
+ * (node --trace-gc: "Mark-Compact (reduce)" at 10.5 and 11.1 s; 20 ms of CPU
+ * in the second after loading, 26 ms in the eleventh, 0-3 ms a second
+ * otherwise). Before that collection moved it, the reducer ran at 8.4-9.6 s,
+ * and a daemon settled 2 s had it in its block: 0.92 % of a core over the
+ * block, where one settled 15 s used 0.08 %. An always-on daemon is past it
+ * long before any workload it is measured against; the start's cost is the
+ * footprint's row.
+ */
+export const DAEMON_SETTLE_SECONDS = 15;
 
 export interface OverheadCpuOptions {
   pairs: number;
   seconds: number;
-  /** Pause after the daemon logs "tuners loaded", so its start-up work (V8 compiling, first polls) is not counted. */
+  /** Pause after the daemon logs "tuners loaded", so its start-up work is not counted (DAEMON_SETTLE_SECONDS). */
   settleSeconds: number;
   daemonArgs: string[];
   progress: (line: string) => void;
@@ -87,6 +103,7 @@ export async function measureOverheadCpu(options: OverheadCpuOptions, existingPa
     return {
       seconds: options.seconds,
       pairs: options.pairs,
+      settleSeconds: options.settleSeconds,
       workloads: WORKLOADS.map((w) => summariseWorkload(w, runs[w])),
       daemonCpuPercent,
       tuners,
@@ -98,13 +115,14 @@ export async function measureOverheadCpu(options: OverheadCpuOptions, existingPa
   }
 }
 
-/** Standalone: node dist/bench/overhead-cpu.js [PAIRS] [SECONDS] (root); prints the summary as JSON. */
+/** Standalone: node dist/bench/overhead-cpu.js [PAIRS] [SECONDS] [SETTLE_SECONDS] (root); prints a line per workload. */
 if (require.main === module) {
   runBenchmark(async () => {
-    const [pairs, seconds] = process.argv.slice(2).map(Number);
+    const [pairs, seconds, settleSeconds] = process.argv.slice(2).map(Number);
     const progress = (line: string) => process.stderr.write(`${line}\n`);
-    const r = await measureOverheadCpu({ pairs: pairs || 3, seconds: seconds || 2, settleSeconds: 2, daemonArgs: builtinDaemonArgs(), progress });
+    const r = await measureOverheadCpu({ pairs: pairs || 3, seconds: seconds || 2, settleSeconds: Number.isFinite(settleSeconds) ? settleSeconds : DAEMON_SETTLE_SECONDS, daemonArgs: builtinDaemonArgs(), progress });
     const fmt = (p: PairedRatio) => `${p.ratio.toFixed(4)} [${p.low.toFixed(4)}, ${p.high.toFixed(4)}]`;
+    process.stdout.write(`daemon CPU during its blocks, median: ${median(r.daemonCpuPercent).toFixed(3)} % of a core (settled ${r.settleSeconds} s)\n`);
     for (const w of r.workloads) {
       process.stdout.write(`${w.workload}: throughput ${fmt(w.throughput.effect)} control ${fmt(w.throughput.control)}; per CPU ${fmt(w.efficiency.effect)} control ${fmt(w.efficiency.control)} (${w.efficiency.verdict}); machine ${fmt(w.machineEfficiency.effect)} control ${fmt(w.machineEfficiency.control)}\n`);
     }

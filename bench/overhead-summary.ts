@@ -50,6 +50,8 @@ export interface WorkloadOverhead {
 export interface OverheadCpuResult {
   seconds: number;
   pairs: number;
+  /** How long each daemon ran after "tuners loaded" before its block's runs. */
+  settleSeconds: number;
   workloads: WorkloadOverhead[];
   /** Daemon CPU over each daemon block, % of a core. */
   daemonCpuPercent: number[];

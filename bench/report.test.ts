@@ -17,6 +17,7 @@ function overhead(daemonCost: number): OverheadCpuResult {
   return {
     seconds: 2,
     pairs: 10,
+    settleSeconds: 12,
     workloads: WORKLOADS.map((w) => summariseWorkload(w, { none, control, daemon })),
     daemonCpuPercent: [0.2],
     tuners: ['netns', 'sysctl', 'tcp_buffer'],

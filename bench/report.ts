@@ -94,7 +94,7 @@ export const formatRatio = (r: PairedRatio, digits = 3) => `${r.ratio.toFixed(di
 function overheadRow(o: OverheadCpuResult, w: WorkloadOverhead, what: string, pair: RatioPair, context: string): Row {
   return {
     section: 'overhead',
-    metric: `${WORKLOAD_UNITS[w.workload].what}: ${what}, daemon / no daemon [95 % CI] (${o.pairs} interleaved blocks, ${o.seconds} s runs)`,
+    metric: `${WORKLOAD_UNITS[w.workload].what}: ${what}, daemon / no daemon [95 % CI] (${o.pairs} interleaved blocks, ${o.seconds} s runs, daemon started ${o.settleSeconds} s before)`,
     value: formatRatio(pair.effect),
     target: `>= ${TARGETS.overheadRatio}, CI low >= ${TARGETS.overheadRatioLow}`,
     met: pair.effect.ratio >= TARGETS.overheadRatio && pair.effect.low >= TARGETS.overheadRatioLow,
@@ -501,7 +501,7 @@ function detailSections(r: SuiteResults): string[] {
       ).map(([what, p]) => [WORKLOAD_UNITS[w.workload].what, what, formatRatio(p.effect), formatRatio(p.control), p.verdict]),
     );
     out.push(
-      `### Overhead: ${o.pairs} blocks, each running every workload ${o.seconds} s under no daemon, the daemon, and no daemon again (the control), in rotating order\n\n` +
+      `### Overhead: ${o.pairs} blocks, each running every workload ${o.seconds} s under no daemon, the daemon (started ${o.settleSeconds} s before), and no daemon again (the control), in rotating order\n\n` +
         table(['workload', 'measure', 'daemon / no daemon [95 % CI]', 'control: no daemon / no daemon [95 % CI]', 'verdict'], rows) +
         '\n\nRatio of means over the blocks; intervals from 10,000 paired bootstrap resamples (bench/paired-ratio.ts). CPU = the workload processes\' cgroup cpu.stat (their BPF programs run in their context) plus, with it, the daemon\'s threads.' +
         ` A cost counts as measurable when its whole interval is below 1 and it exceeds the control's reach. Daemon CPU during its blocks: median ${pct(median(o.daemonCpuPercent), 3)} of a core.` +

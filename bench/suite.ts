@@ -25,7 +25,7 @@ import { EFFECT_SPECS, runEffect, type EffectOutcome } from './effects';
 import { createVethPair, type VethPair } from './iperf';
 import { measureHarm, harmSettings } from './harm';
 import { measureHotPath, type HotPathOptions } from './hot-path';
-import { measureOverheadCpu } from './overhead-cpu';
+import { DAEMON_SETTLE_SECONDS, measureOverheadCpu } from './overhead-cpu';
 import { WORKLOADS } from './overhead-summary';
 import { directCost, freshDaemon, measureCost, reportCost, type CostSettings } from './vs-upstream-cost';
 import { renderEffectPlot } from './plot';
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
   try {
     if (options.sections.has('overhead') || options.sections.has('hotpath')) pair = createVethPair();
     await run('overhead', 'overhead (CPU per unit of work: bulk, stress-ng --sock, request/response; daemon vs none vs none)', async () => {
-      results.overhead = await measureOverheadCpu({ pairs: q ? 3 : 10, seconds: q ? 1 : 2, settleSeconds: q ? 1 : 2, daemonArgs: builtinDaemonArgs(), progress }, pair);
+      results.overhead = await measureOverheadCpu({ pairs: q ? 3 : 10, seconds: q ? 1 : 2, settleSeconds: q ? 1 : DAEMON_SETTLE_SECONDS, daemonArgs: builtinDaemonArgs(), progress }, pair);
       results.tuners = results.overhead.tuners;
     });
     await run('cost', "direct cost per unit of work (the daemon's CPU and BPF run time against the workloads' CPU)", async () => {

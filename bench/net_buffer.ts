@@ -8,8 +8,10 @@
  * Run as root: node dist/bench/net_buffer.js
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { DaemonProcess, stopAllDaemons } from '../test/support/daemon';
+import { globalTunables } from '../test/support/global-sysctls';
+import netBufferTuner from '../src/tuners/net_buffer/index';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, sysctlIn } from '../test/support/netns';
 import { parseSoftnetStat } from '../src/tuners/net_buffer/softnet';
 import type { EffectResult } from './effect';
@@ -18,9 +20,9 @@ import { median } from './stats';
 
 const FLOOD_SECONDS = 4;
 const LOW_BACKLOG = '16';
+const GLOBALS = globalTunables(netBufferTuner);
 /** Kernels built without CONFIG_NET_FLOW_LIMIT have no flow_limit_cpu_bitmap (net_buffer then grows the backlog alone). */
-const FLOW_LIMITS = existsSync('/proc/sys/net/core/flow_limit_cpu_bitmap');
-const GLOBALS = ['net.core.netdev_max_backlog', ...(FLOW_LIMITS ? ['net.core.flow_limit_cpu_bitmap'] : []), 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
+const FLOW_LIMITS = GLOBALS.includes('net.core.flow_limit_cpu_bitmap');
 
 function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -11,6 +11,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { DaemonProcess, stopAllDaemons } from '../test/support/daemon';
+import { globalTunables } from '../test/support/global-sysctls';
+import udpBufferTuner from '../src/tuners/udp_buffer/index';
 import { cleanupNamespaces, removeStaleNamespaces, sysctlIn } from '../test/support/netns';
 import { createVethPair } from '../src/tuners/tcp_buffer/test-net';
 import { dropsPerThousand, udpFlood, type FloodResult } from '../src/tuners/udp_buffer/test-traffic';
@@ -23,7 +25,7 @@ const ROUNDS = QUICK ? 1 : 3;
 const ADAPT_SECONDS = 6;
 const MEASURE_SECONDS = 3;
 const LOW_RMEM_MAX = '32768';
-const GLOBALS = ['net.core.rmem_max', 'net.core.rmem_default', 'net.ipv4.udp_mem'];
+const GLOBALS = globalTunables(udpBufferTuner);
 
 function setGlobal(name: string, value: string): void {
   execFileSync('sysctl', ['-q', '-w', `${name}=${value}`]);

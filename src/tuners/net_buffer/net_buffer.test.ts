@@ -10,15 +10,16 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { TestCgroup } from '../../../test/support/cgroup';
+import { globalTunables } from '../../../test/support/global-sysctls';
+import netBufferTuner from './index';
 import { BudgetPolicy, hasCpu, parsePressureWaitNs, parseSchedstatWaitNs, parseSoftnetStat, withCpu } from './softnet';
 
+const GLOBALS = globalTunables(netBufferTuner);
 /** Kernels built without CONFIG_NET_FLOW_LIMIT have no flow_limit_cpu_bitmap: the tuner grows the backlog alone there. */
-const FLOW_LIMITS = existsSync('/proc/sys/net/core/flow_limit_cpu_bitmap');
-const GLOBALS = ['net.core.netdev_max_backlog', ...(FLOW_LIMITS ? ['net.core.flow_limit_cpu_bitmap'] : []), 'net.core.netdev_budget', 'net.core.netdev_budget_usecs'];
+const FLOW_LIMITS = GLOBALS.includes('net.core.flow_limit_cpu_bitmap');
 const saved = new Map<string, string>();
 const servers: number[] = [];
 

@@ -14,15 +14,15 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { cleanupNamespaces, removeStaleNamespaces, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { restoreGlobalSysctls, saveGlobalSysctls } from '../../../test/support/global-sysctls';
+import { globalTunables, restoreGlobalSysctls, saveGlobalSysctls } from '../../../test/support/global-sysctls';
 import { kernelFacts } from '../../core/program-selection';
 import { learningRateFor } from '../../core/tuner-loader';
-import { ipv6FexitNeeded } from './index';
+import udpBufferTuner, { ipv6FexitNeeded } from './index';
 import { createVethPair } from '../tcp_buffer/test-net';
 import { bufferCap, rcvbufDecision, RMEM_DEFAULT, RMEM_MAX, shrunkBuffer, UDP_BUFFER_MAX, UDP_BUFFER_MIN, UDP_MEM, udpMemoryState } from './policy';
 import { dropsPerThousand, udpCounters, udpFlood } from './test-traffic';
 
-const GLOBALS = [RMEM_MAX, RMEM_DEFAULT, UDP_MEM];
+const GLOBALS = globalTunables(udpBufferTuner);
 /** Before 6.4 IPv6 drops bypass the tracepoint, and the daemon adds its fexit program (index.ts). */
 const IPV6_BY_FEXIT = ipv6FexitNeeded(kernelFacts(os.release())) !== undefined;
 

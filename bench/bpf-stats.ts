@@ -198,7 +198,7 @@ export async function enableBpfStats(progress: (line: string) => void = () => un
 export const FLOOR_PROGRAM_OF: Readonly<Record<string, string>> = { tcp_buffer_snd: 'floor_snd', tcp_buffer_rcv: 'floor_rcv', tcp_buffer_rcv_grow: 'floor_rcv_grow' };
 
 /** Built next to this file's compiled form: dist/test/fixtures/tp_btf_floor. */
-const FLOOR_OBJECT = path.join(__dirname, '..', 'test', 'fixtures', 'tp_btf_floor', 'tp_btf_floor.bpf.o');
+export const FLOOR_OBJECT = path.join(__dirname, '..', 'test', 'fixtures', 'tp_btf_floor', 'tp_btf_floor.bpf.o');
 
 /**
  * Empty programs on the tracepoints tcp_buffer hooks per call, attached for a

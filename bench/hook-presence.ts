@@ -1,0 +1,146 @@
+/**
+ * What a per-call hook costs a workload beyond its programs' run time. The
+ * direct-cost phase (vs-upstream-cost.ts) counts the daemon's CPU and its
+ * programs' run time, which BPF's statistics measure; it cannot see what
+ * the kernel spends around a program (the tracepoint's dispatch) or what
+ * attaching one changes in the code it sits in. Here no daemon runs: the
+ * empty programs of test/fixtures/tp_btf_floor are attached to the
+ * tracepoints tcp_buffer hooks on every call, and each workload's work per
+ * CPU-second (overhead-cpu.ts's measure, the workload's cgroup) is compared
+ * with and without them, in blocks of none / empty programs / none again
+ * (the control) in rotating order, with the paired bootstrap of
+ * paired-ratio.ts. Whatever an empty program costs, tcp_buffer's programs
+ * cost at least as much.
+ *
+ * Run as root: node dist/bench/hook-presence.js [BLOCKS] [PROGRAM...]
+ * (default 10 blocks, every floor program this kernel has a tracepoint for);
+ * prints a table and writes bench/results/hook-presence.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO_ROOT } from '../test/support/daemon';
+import { TestCgroup } from '../test/support/cgroup';
+import { attachTargetExists, kernelTargetSources } from '../src/core/attach-targets';
+import { native, type NativeLink } from '../src/core/native';
+import { FLOOR_OBJECT } from './bpf-stats';
+import { runBenchmark, throwIfAborted } from './cleanup';
+import { createVethPair } from './iperf';
+import { blockOrder, WORKLOAD_UNITS, WORKLOADS, type Condition, type WorkloadName, type WorkloadRun } from './overhead-summary';
+import { pairedRatio, verdict, type PairedRatio } from './paired-ratio';
+import { runWorkload } from './workloads';
+
+const SECONDS = 2;
+
+/** Attaches the floor object's programs (those named, or all) whose tracepoint this kernel has; returns their names and a detach. */
+function attachEmptyPrograms(only: readonly string[]): { names: string[]; detach: () => void } {
+  const object = native().openObject(FLOOR_OBJECT);
+  const targets = kernelTargetSources();
+  const names: string[] = [];
+  for (const p of object.programs()) {
+    const wanted = attachTargetExists(p.section, targets) !== false && (only.length === 0 || only.includes(p.name));
+    object.setAutoload(p.name, wanted);
+    if (wanted) names.push(`${p.name} (${p.section})`);
+  }
+  const links: NativeLink[] = [];
+  try {
+    object.load();
+    for (const p of object.programs()) if (names.some((n) => n.startsWith(`${p.name} `))) links.push(object.attach(p.name));
+  } catch (err) {
+    for (const l of links) l.close();
+    object.close();
+    throw err;
+  }
+  return {
+    names,
+    detach: () => {
+      for (const l of links) l.close();
+      object.close();
+    },
+  };
+}
+
+interface WorkloadResult {
+  workload: WorkloadName;
+  effect: PairedRatio;
+  control: PairedRatio;
+  cpuPerUnitNone: number;
+}
+
+const fmt = (p: PairedRatio) => `${p.ratio.toFixed(3)} [${p.low.toFixed(3)}, ${p.high.toFixed(3)}]`;
+
+async function measure(blocks: number, only: readonly string[]): Promise<{ results: WorkloadResult[]; programs: string[] }> {
+  const pair = createVethPair();
+  const cgroup = new TestCgroup();
+  const runs = {} as Record<WorkloadName, Record<Condition, WorkloadRun[]>>;
+  for (const w of WORKLOADS) runs[w] = { none: [], control: [], daemon: [] };
+  let programs: string[] = [];
+  try {
+    // Cold first runs (caches, stress-ng's start) are not counted.
+    for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, 1);
+    for (let block = 0; block < blocks; block++) {
+      const order = blockOrder(block);
+      process.stderr.write(`block ${block + 1}/${blocks}: ${order.map((c) => (c === 'daemon' ? 'empty programs' : c)).join(', ')}\n`);
+      for (const condition of order) {
+        const attached = condition === 'daemon' ? attachEmptyPrograms(only) : undefined;
+        if (attached) programs = attached.names;
+        try {
+          for (const w of WORKLOADS) {
+            throwIfAborted();
+            runs[w][condition].push(await runWorkload(w, pair, cgroup, SECONDS));
+          }
+        } finally {
+          attached?.detach();
+        }
+      }
+    }
+  } finally {
+    cgroup.remove();
+    pair.close();
+  }
+  const perCpu = (r: WorkloadRun) => r.work / r.cpuNs;
+  const results = WORKLOADS.map((w, i) => {
+    const base = runs[w].none.map(perCpu);
+    const median = [...runs[w].none.map((r) => r.cpuNs / r.work)].sort((a, b) => a - b)[Math.floor(runs[w].none.length / 2)] ?? NaN;
+    return {
+      workload: w,
+      effect: pairedRatio(base, runs[w].daemon.map(perCpu), { seed: 16 + i }),
+      control: pairedRatio(base, runs[w].control.map(perCpu), { seed: 16 + i }),
+      cpuPerUnitNone: median,
+    };
+  });
+  return { results, programs };
+}
+
+function report(blocks: number, programs: string[], results: WorkloadResult[]): string {
+  const rows = results.map((r) => {
+    const unit = WORKLOAD_UNITS[r.workload];
+    return `| ${unit.what} | ${fmt(r.effect)} | ${fmt(r.control)} | ${verdict(r.effect, r.control)} | ${r.cpuPerUnitNone.toPrecision(3)} ns per ${unit.unit} |`;
+  });
+  return [
+    '# Per-call hooks without a daemon: empty programs on the tracepoints tcp_buffer hooks',
+    '',
+    `Written by \`node dist/bench/hook-presence.js ${blocks}\` (bench/hook-presence.ts) on ${os.hostname()}, kernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}.`,
+    '',
+    `Programs attached (test/fixtures/tp_btf_floor, each returns at once): ${programs.join(', ') || 'none'}. ${blocks} blocks of none / empty programs / none again (the control), rotating order, each workload ${SECONDS} s per condition; work per CPU-second of the workload's cgroup, ratio of means with a 95 % paired-bootstrap interval.`,
+    '',
+    '| workload | work per CPU-second, empty programs / none | control: none / none | verdict | CPU per unit, none (median) |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+if (require.main === module) {
+  runBenchmark(async () => {
+    const [blocksArg, ...only] = process.argv.slice(2);
+    const blocks = Number(blocksArg) || 10;
+    const { results, programs } = await measure(blocks, only);
+    const text = report(blocks, programs, results);
+    process.stdout.write(text);
+    const out = path.join(REPO_ROOT, 'bench', 'results', only.length ? `hook-presence-${only.join('-')}.md` : 'hook-presence.md');
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, text);
+    process.stderr.write(`written to ${path.relative(REPO_ROOT, out)}\n`);
+  });
+}

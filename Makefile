@@ -214,7 +214,7 @@ test-deps:
 test: all man sdk lint test-deps
 	node dist/test/run-tests.js $$(find dist -name '*.test.js' | sort)
 
-# The whole benchmark suite (root, about 32 minutes): writes bench/results/report.md
+# The whole benchmark suite (root, about 34 minutes): writes bench/results/report.md
 # and bench/results/tcp_buffer.svg. bench-quick: shorter runs, results in bench/results/quick/.
 # Needed by the benchmarks only: stress-ng for the overhead section's socket workload.
 BENCH_PACKAGES := stress-ng

@@ -12,9 +12,14 @@
  * paired-ratio.ts. Whatever an empty program costs, tcp_buffer's programs
  * cost at least as much.
  *
- * Run as root: node dist/bench/hook-presence.js [BLOCKS] [PROGRAM...]
- * (default 10 blocks, every floor program this kernel has a tracepoint for);
- * prints a table and writes bench/results/hook-presence.md.
+ * With --object OBJECT the programs named are a built object's instead
+ * (dist/src/tuners/tcp_buffer/tcp_buffer.bpf.o: the tuner's real programs,
+ * attached without a daemon, their maps fresh; what they post nobody reads).
+ *
+ * Run as root: node dist/bench/hook-presence.js [BLOCKS] [--object OBJECT]
+ * [PROGRAM...] (default 10 blocks, every floor program this kernel has a
+ * tracepoint for); prints a table and writes bench/results/hook-presence.md
+ * (hook-presence-PROGRAM.md when programs are named).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -32,9 +37,9 @@ import { runWorkload } from './workloads';
 
 const SECONDS = 2;
 
-/** Attaches the floor object's programs (those named, or all) whose tracepoint this kernel has; returns their names and a detach. */
-function attachEmptyPrograms(only: readonly string[]): { names: string[]; detach: () => void } {
-  const object = native().openObject(FLOOR_OBJECT);
+/** Attaches an object's programs (those named, or all) whose tracepoint this kernel has; returns their names and a detach. */
+function attachPrograms(objectPath: string, only: readonly string[]): { names: string[]; detach: () => void } {
+  const object = native().openObject(objectPath);
   const targets = kernelTargetSources();
   const names: string[] = [];
   for (const p of object.programs()) {
@@ -69,7 +74,7 @@ interface WorkloadResult {
 
 const fmt = (p: PairedRatio) => `${p.ratio.toFixed(3)} [${p.low.toFixed(3)}, ${p.high.toFixed(3)}]`;
 
-async function measure(blocks: number, only: readonly string[]): Promise<{ results: WorkloadResult[]; programs: string[] }> {
+async function measure(blocks: number, objectPath: string, only: readonly string[]): Promise<{ results: WorkloadResult[]; programs: string[] }> {
   const pair = createVethPair();
   const cgroup = new TestCgroup();
   const runs = {} as Record<WorkloadName, Record<Condition, WorkloadRun[]>>;
@@ -80,9 +85,9 @@ async function measure(blocks: number, only: readonly string[]): Promise<{ resul
     for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, 1);
     for (let block = 0; block < blocks; block++) {
       const order = blockOrder(block);
-      process.stderr.write(`block ${block + 1}/${blocks}: ${order.map((c) => (c === 'daemon' ? 'empty programs' : c)).join(', ')}\n`);
+      process.stderr.write(`block ${block + 1}/${blocks}: ${order.map((c) => (c === 'daemon' ? 'programs' : c)).join(', ')}\n`);
       for (const condition of order) {
-        const attached = condition === 'daemon' ? attachEmptyPrograms(only) : undefined;
+        const attached = condition === 'daemon' ? attachPrograms(objectPath, only) : undefined;
         if (attached) programs = attached.names;
         try {
           for (const w of WORKLOADS) {
@@ -112,19 +117,20 @@ async function measure(blocks: number, only: readonly string[]): Promise<{ resul
   return { results, programs };
 }
 
-function report(blocks: number, programs: string[], results: WorkloadResult[]): string {
+function report(command: string, blocks: number, objectPath: string, programs: string[], results: WorkloadResult[]): string {
+  const floor = objectPath === FLOOR_OBJECT;
   const rows = results.map((r) => {
     const unit = WORKLOAD_UNITS[r.workload];
     return `| ${unit.what} | ${fmt(r.effect)} | ${fmt(r.control)} | ${verdict(r.effect, r.control)} | ${r.cpuPerUnitNone.toPrecision(3)} ns per ${unit.unit} |`;
   });
   return [
-    '# Per-call hooks without a daemon: empty programs on the tracepoints tcp_buffer hooks',
+    `# Per-call hooks without a daemon: ${floor ? 'empty programs on the tracepoints tcp_buffer hooks' : `programs of ${path.basename(objectPath)}`}`,
     '',
-    `Written by \`node dist/bench/hook-presence.js ${blocks}\` (bench/hook-presence.ts) on ${os.hostname()}, kernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}.`,
+    `Written by \`${command}\` (bench/hook-presence.ts) on ${os.hostname()}, kernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}.`,
     '',
-    `Programs attached (test/fixtures/tp_btf_floor, each returns at once): ${programs.join(', ') || 'none'}. ${blocks} blocks of none / empty programs / none again (the control), rotating order, each workload ${SECONDS} s per condition; work per CPU-second of the workload's cgroup, ratio of means with a 95 % paired-bootstrap interval.`,
+    `Programs attached (${floor ? 'test/fixtures/tp_btf_floor, each returns at once' : `${path.relative(REPO_ROOT, objectPath)}, no daemon: fresh maps, nobody reading what they post`}): ${programs.join(', ') || 'none'}. ${blocks} blocks of none / ${floor ? 'empty programs' : 'programs'} / none again (the control), rotating order, each workload ${SECONDS} s per condition; work per CPU-second of the workload's cgroup, ratio of means with a 95 % paired-bootstrap interval.`,
     '',
-    '| workload | work per CPU-second, empty programs / none | control: none / none | verdict | CPU per unit, none (median) |',
+    `| workload | work per CPU-second, ${floor ? 'empty programs' : 'programs'} / none | control: none / none | verdict | CPU per unit, none (median) |`,
     '|---|---|---|---|---|',
     ...rows,
     '',
@@ -133,10 +139,15 @@ function report(blocks: number, programs: string[], results: WorkloadResult[]): 
 
 if (require.main === module) {
   runBenchmark(async () => {
-    const [blocksArg, ...only] = process.argv.slice(2);
-    const blocks = Number(blocksArg) || 10;
-    const { results, programs } = await measure(blocks, only);
-    const text = report(blocks, programs, results);
+    const args = process.argv.slice(2);
+    const blocks = Number(args[0]) || 10;
+    if (Number(args[0])) args.shift();
+    const at = args.indexOf('--object');
+    const objectPath = at >= 0 ? path.resolve(args.splice(at, 2)[1] ?? '') : FLOOR_OBJECT;
+    const only = args;
+    const { results, programs } = await measure(blocks, objectPath, only);
+    const command = ['node dist/bench/hook-presence.js', String(blocks), ...(at >= 0 ? ['--object', path.relative(REPO_ROOT, objectPath)] : []), ...only].join(' ');
+    const text = report(command, blocks, objectPath, programs, results);
     process.stdout.write(text);
     const out = path.join(REPO_ROOT, 'bench', 'results', only.length ? `hook-presence-${only.join('-')}.md` : 'hook-presence.md');
     mkdirSync(path.dirname(out), { recursive: true });

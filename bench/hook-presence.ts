@@ -17,8 +17,8 @@
  * attached without a daemon, their maps fresh; what they post nobody reads).
  *
  * Run as root: node dist/bench/hook-presence.js [BLOCKS] [--object OBJECT]
- * [PROGRAM...] (default 10 blocks, every floor program this kernel has a
- * tracepoint for); prints a table and writes bench/results/hook-presence.md
+ * [--workload NAME]... [PROGRAM...] (default 10 blocks, all three
+ * workloads, every floor program this kernel has a tracepoint for); prints a table and writes bench/results/hook-presence.md
  * (hook-presence-PROGRAM.md when programs are named).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -74,15 +74,20 @@ interface WorkloadResult {
 
 const fmt = (p: PairedRatio) => `${p.ratio.toFixed(3)} [${p.low.toFixed(3)}, ${p.high.toFixed(3)}]`;
 
-async function measure(blocks: number, objectPath: string, only: readonly string[]): Promise<{ results: WorkloadResult[]; programs: string[] }> {
+async function measure(
+  blocks: number,
+  objectPath: string,
+  only: readonly string[],
+  workloads: readonly WorkloadName[],
+): Promise<{ results: WorkloadResult[]; programs: string[] }> {
   const pair = createVethPair();
   const cgroup = new TestCgroup();
   const runs = {} as Record<WorkloadName, Record<Condition, WorkloadRun[]>>;
-  for (const w of WORKLOADS) runs[w] = { none: [], control: [], daemon: [] };
+  for (const w of workloads) runs[w] = { none: [], control: [], daemon: [] };
   let programs: string[] = [];
   try {
     // Cold first runs (caches, stress-ng's start) are not counted.
-    for (const w of WORKLOADS) await runWorkload(w, pair, cgroup, 1);
+    for (const w of workloads) await runWorkload(w, pair, cgroup, 1);
     for (let block = 0; block < blocks; block++) {
       const order = blockOrder(block);
       process.stderr.write(`block ${block + 1}/${blocks}: ${order.map((c) => (c === 'daemon' ? 'programs' : c)).join(', ')}\n`);
@@ -90,7 +95,7 @@ async function measure(blocks: number, objectPath: string, only: readonly string
         const attached = condition === 'daemon' ? attachPrograms(objectPath, only) : undefined;
         if (attached) programs = attached.names;
         try {
-          for (const w of WORKLOADS) {
+          for (const w of workloads) {
             throwIfAborted();
             runs[w][condition].push(await runWorkload(w, pair, cgroup, SECONDS));
           }
@@ -104,7 +109,8 @@ async function measure(blocks: number, objectPath: string, only: readonly string
     pair.close();
   }
   const perCpu = (r: WorkloadRun) => r.work / r.cpuNs;
-  const results = WORKLOADS.map((w, i) => {
+  const results = workloads.map((w) => {
+    const i = WORKLOADS.indexOf(w);
     const base = runs[w].none.map(perCpu);
     const median = [...runs[w].none.map((r) => r.cpuNs / r.work)].sort((a, b) => a - b)[Math.floor(runs[w].none.length / 2)] ?? NaN;
     return {
@@ -144,9 +150,21 @@ if (require.main === module) {
     if (Number(args[0])) args.shift();
     const at = args.indexOf('--object');
     const objectPath = at >= 0 ? path.resolve(args.splice(at, 2)[1] ?? '') : FLOOR_OBJECT;
+    const workloads: WorkloadName[] = [];
+    for (let w = args.indexOf('--workload'); w >= 0; w = args.indexOf('--workload')) {
+      const name = args.splice(w, 2)[1] as WorkloadName;
+      if (!WORKLOADS.includes(name)) throw new Error(`--workload ${String(name)}: not one of ${WORKLOADS.join(', ')}`);
+      workloads.push(name);
+    }
     const only = args;
-    const { results, programs } = await measure(blocks, objectPath, only);
-    const command = ['node dist/bench/hook-presence.js', String(blocks), ...(at >= 0 ? ['--object', path.relative(REPO_ROOT, objectPath)] : []), ...only].join(' ');
+    const { results, programs } = await measure(blocks, objectPath, only, workloads.length ? workloads : WORKLOADS);
+    const command = [
+      'node dist/bench/hook-presence.js',
+      String(blocks),
+      ...(at >= 0 ? ['--object', path.relative(REPO_ROOT, objectPath)] : []),
+      ...workloads.flatMap((w) => ['--workload', w]),
+      ...only,
+    ].join(' ');
     const text = report(command, blocks, objectPath, programs, results);
     process.stdout.write(text);
     const out = path.join(REPO_ROOT, 'bench', 'results', only.length ? `hook-presence-${only.join('-')}.md` : 'hook-presence.md');

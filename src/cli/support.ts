@@ -60,13 +60,18 @@ export async function supportReport(
             .filter((n) => selected.some((s) => s.name === n.program))
             .map((n) => `; ${n.program} because ${n.because}`)
             .join('');
+          const sampled = (def.sampledHooks ?? [])
+            .map((h) => ({ h, program: selected.find((s) => h.programs.includes(s.name)) }))
+            .filter((x) => x.program)
+            .map(({ h, program }) => `; ${program?.name} sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`)
+            .join('');
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
           lines.push(
             selected.length === 0
               ? `tuner '${def.name}': would use no BPF programs (reads kernel counters)`
-              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}${because}`,
+              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}${because}${sampled}`,
           );
         } finally {
           object.close();

@@ -19,6 +19,7 @@ import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
 import { strategyTimeoutOverride } from './strategy';
+import { hookSamplingSetting } from './hook-sampling';
 import { TunableRegistry } from './tunables';
 import type { LatencyWindow } from './latency';
 import { QueryServer } from '../server/query-server';
@@ -87,6 +88,7 @@ export class Daemon {
       probeKinds: () => this.attachKinds(),
       advisory: options.advisory,
       strategyTimeoutMs: strategyTimeoutOverride(),
+      hookSampling: hookSamplingSetting(),
     });
   }
 

@@ -64,6 +64,7 @@ export class Dispatcher {
       const tuner = this.byId.get(event.tunerId);
       if (!tuner?.instance.event) continue;
       tuner.events++;
+      for (const sampler of tuner.samplers) sampler.sawEvent(event.scenarioId);
       tuner.latency.add(Number(received - event.ktimeNs));
       const ktimeNs = event.ktimeNs;
       const handled = this.handledListeners.length ? () => this.eventHandled(tuner, ktimeNs) : undefined;

@@ -37,6 +37,8 @@ export interface HostOptions {
   advisory?: boolean;
   /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
   strategyTimeoutMs?: number;
+  /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
+  hookSampling?: boolean;
 }
 
 /** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */

@@ -23,6 +23,7 @@ import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 import { startTicker } from './ticker';
 import { ChangeVerifier, verifierTimings } from './change-verifier';
+import { HookSampler, sampledHookProblems } from './hook-sampling';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -33,6 +34,8 @@ export interface LoaderOptions {
   probeKinds: () => KindProbe[];
   /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
   strategyTimeoutMs?: number;
+  /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
+  hookSampling?: boolean;
 }
 
 /** What the loader needs from the daemon; the abilities are lent to the tuners that ask. */
@@ -62,6 +65,8 @@ export interface LoadedTuner {
   latency: LatencyWindow;
   /** Its strategies and their scores, for a tuner that runs strategies. */
   strategies(): StrategyStatus | undefined;
+  /** Its sampled hooks (see hook-sampling.ts): the dispatcher tells them of each event. */
+  samplers: HookSampler[];
   /** Undoes the load: timers, the instance, links, the object, the registration. Idempotent. */
   close(): Promise<void>;
 }
@@ -171,6 +176,8 @@ export async function loadTuner(
     object = services.nativeBinding.openObject(path.join(module.dir, definition.bpfObject ?? `${name}.bpf.o`));
     step = 'choose programs';
     const { programs, flags } = choosePrograms(definition, object, services, options);
+    const problems = sampledHookProblems(definition.sampledHooks ?? [], programs.map((p) => p.name));
+    if (problems.length) throw new Error(`invalid sampledHooks: ${problems.join('; ')}`);
     step = 'set constants';
     setConstants(object, id, options, services.log, flags);
     if (object.maps().some((m) => m.name === 'ring_buffer')) object.reuseMap('ring_buffer', services.ringFd());
@@ -202,6 +209,9 @@ export async function loadTuner(
     };
     const ctx = createContext(definition, object, attachModes, timers, services, options, { holder: strategies, programs: programSwitch });
     instance = await definition.create(ctx);
+    step = 'start sampled hooks';
+    const samplers = startSamplers(definition, programSwitch, services.log, options.hookSampling !== false);
+    timers.push(...samplers);
     return {
       id,
       definition,
@@ -214,12 +224,32 @@ export async function loadTuner(
       eventErrors: 0,
       latency: new LatencyWindow(1024),
       strategies: () => strategies.runner?.status(),
+      samplers,
       close,
     };
   } catch (err) {
     await close();
     throw new LoadError(step, err);
   }
+}
+
+/** A sampler for each declared hook whose program was loaded (and attached above). */
+function startSamplers(definition: TunerDefinition<Ability>, programs: ProgramSwitch, log: Logger, sampling: boolean): HookSampler[] {
+  const hooks = definition.sampledHooks ?? [];
+  const loaded = programs.loaded();
+  const samplers: HookSampler[] = [];
+  for (const hook of hooks) {
+    const program = hook.programs.find((p) => loaded.includes(p));
+    if (program === undefined) continue;
+    if (!sampling) {
+      log.info(`tuner '${definition.name}': program '${program}' stays attached (BPFTUNE_HOOK_SAMPLING=off)`);
+      continue;
+    }
+    const sampler = new HookSampler(hook, program, { tuner: definition.name, log, programs });
+    sampler.start();
+    samplers.push(sampler);
+  }
+  return samplers;
 }
 
 function choosePrograms(

@@ -11,6 +11,7 @@ import type { TunerEvent } from './event';
 import type { Namespace } from './netns';
 import type { StrategyDeclaration, StrategyHandle, StrategyOptions } from './strategy';
 import type { Outcome, ProposedChange } from './change-verifier';
+import type { SampledHook } from './hook-sampling';
 
 export type { TunerEvent } from './event';
 export type { StrategyDeclaration, StrategyHandle, StrategyOptions, StrategyScore } from './strategy';
@@ -298,6 +299,8 @@ export interface TunerDefinition<A extends Ability = never> {
   programAlternatives?: readonly ProgramAlternatives[];
   /** Programs loaded only on kernels that need them (see ConditionalProgram). */
   conditionalPrograms?: readonly ConditionalProgram[];
+  /** Per-call programs attached only part of the time (see hook-sampling.ts). */
+  sampledHooks?: readonly SampledHook[];
   /** The rarer abilities create() needs (see Abilities). */
   abilities?: readonly A[];
   /**

@@ -37,6 +37,25 @@ const REPOST_SWEEP_MS = 30_000;
 /** last_posted is indexed by event kind, for the two that post a limit. */
 const LAST_POSTED_KINDS = [TcpBufferEvent.RMEM_NEAR_MAX, TcpBufferEvent.WMEM_NEAR_MAX];
 
+const SEND_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'];
+/**
+ * The send hook runs on every send, and its presence alone costs a
+ * send-heavy workload: stress-ng --sock did 0.92 of its work per CPU-second
+ * with an empty program on tcp:tcp_sendmsg_locked, and the same with this
+ * one's check run only a tenth of the time (bench/results/hook-presence-*.md),
+ * while a program loaded and attached elsewhere cost nothing. So the hook is
+ * attached 5 % of the time: a sender held back by its buffer keeps sending
+ * and is seen within a period (the reaction this costs); once one is seen the
+ * hook stays attached while the limit is being grown step by step.
+ * (The receive hook on 6.16+ fires only when a reader's demand grows, so
+ * it is not sampled; on older kernels it is the per-read one, left whole for
+ * now: its reaction is the one compared with oracle/bpftune.)
+ */
+const SEND_WINDOW_MS = 200;
+const SEND_PERIOD_MS = 4000;
+/** Twice the repost cycle (a held-back sender posts again after each 2 s tick clears last_posted), and then some. */
+const SEND_HOLD_MS = 10_000;
+
 const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
   name: 'tcp_buffer',
   description: 'Grows TCP buffer limits that block throughput; backs off under memory pressure or rising latency; sizes the SYN backlog',
@@ -47,7 +66,16 @@ const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
     // tcp:tcp_rcvbuf_grow (6.16+) fires only when a reader's demand grows; before it, every read is hooked.
     { hook: 'receive buffer growth', variants: ['tcp_buffer_rcv_grow', 'tcp_buffer_rcv'] },
     // tcp:tcp_sendmsg_locked is not in 6.1 or 6.12: hook the function itself there (fentry; kprobe without trampolines).
-    { hook: 'tcp_sendmsg_locked', variants: ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'] },
+    { hook: 'tcp_sendmsg_locked', variants: SEND_PROGRAMS },
+  ],
+  sampledHooks: [
+    {
+      programs: SEND_PROGRAMS,
+      windowMs: SEND_WINDOW_MS,
+      periodMs: SEND_PERIOD_MS,
+      holdOn: [TcpBufferEvent.WMEM_NEAR_MAX],
+      holdMs: SEND_HOLD_MS,
+    },
   ],
   async create(ctx) {
     const memory = new MemoryWatch(ctx);

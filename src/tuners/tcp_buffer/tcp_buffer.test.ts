@@ -7,6 +7,7 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
@@ -86,9 +87,11 @@ for (const { family, reverse } of [
     // The receiver hook is tcp:tcp_rcvbuf_grow where the kernel has it (6.16+), else the per-read tcp:tcp_rcv_space_adjust.
     const rcvHook = attachTargetExists('tp_btf/tcp_rcvbuf_grow', kernelTargetSources()) ? 'tcp_rcvbuf_grow' : 'tcp_rcv_space_adjust';
     assert.match(daemon.log, new RegExp(`tuner 'tcp_buffer' loaded \\([^)]*\\) with [^\\n]*tp_btf/${rcvHook}[,\\n]`));
+    // The send hook is attached 200 ms of every 4 s (see index.ts): 6 s of traffic span a window.
+    assert.match(daemon.log, /program 'tcp_buffer_snd(_fentry|_kprobe)?' runs on every call of its hook, so it is attached 200 ms of every 4 s/);
     const server = startIperfServer(pair.server);
     servers.push(server);
-    await runIperfClient(pair.client, family === 4 ? pair.serverAddr4 : pair.serverAddr6, 3, reverse ? ['-R'] : []);
+    await runIperfClient(pair.client, family === 4 ? pair.serverAddr4 : pair.serverAddr6, 6, reverse ? ['-R'] : []);
     server.stop();
 
     const fam = family === 4 ? '(IPv4|IPv6) socket' : 'IPv6 socket';
@@ -120,6 +123,71 @@ for (const { family, reverse } of [
   });
 }
 
+/** Ids of the BPF objects of one kind ('bpf-prog', 'bpf_link') the daemon holds fds of, with their fdinfo. */
+function heldIds(pid: number, kind: string, field: string): number[] {
+  const ids: number[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== `anon_inode:${kind}`) continue;
+      const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.push(Number(m[1]));
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return ids;
+}
+
+/** Ids of the daemon's send-hook program: bpftool names programs, the daemon's fds say which are its own. */
+function sendProgramIds(pid: number): Set<number> {
+  const own = new Set(heldIds(pid, 'bpf-prog', 'prog_id'));
+  const programs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ id: number; name?: string }>;
+  return new Set(programs.filter((p) => own.has(p.id) && p.name?.startsWith('tcp_buffer_snd')).map((p) => p.id));
+}
+
+/** Whether the daemon holds a BPF link of one of those programs now. */
+function holdsLinkOf(pid: number, programIds: Set<number>): boolean {
+  return heldIds(pid, 'bpf_link', 'prog_id').some((id) => programIds.has(id));
+}
+
+async function attachedSamples(pid: number, programIds: Set<number>, ms: number): Promise<boolean[]> {
+  const samples: boolean[] = [];
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    samples.push(holdsLinkOf(pid, programIds));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return samples;
+}
+
+test('the send hook is attached in short windows only, until a sender held back by its buffer is seen: then it stays attached', async () => {
+  const pair = await createEmulatedLink({ rttMs: 20 });
+  links.push(pair);
+  setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 65536');
+  const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
+  await daemon.started();
+  const programIds = sendProgramIds(daemon.pid);
+  assert.equal(programIds.size, 1, 'one send program loaded');
+
+  // No sender at its limit: attached 200 ms of every 4 s, so 6 s see one or two windows.
+  const idle = await attachedSamples(daemon.pid, programIds, 6000);
+  const idleShare = idle.filter(Boolean).length / idle.length;
+  assert.ok(idleShare > 0 && idleShare < 0.2, `attached in ${(idleShare * 100).toFixed(1)} % of ${idle.length} samples`);
+
+  const server = startIperfServer(pair.server);
+  servers.push(server);
+  const run = runIperfClient(pair.client, pair.serverAddr4, 12).catch((err: unknown) => err);
+  try {
+    await daemon.waitFor(/change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/, 10_000);
+    // Held for 10 s after each event of the kind it posts: attached throughout the next steps.
+    const held = await attachedSamples(daemon.pid, programIds, 3000);
+    assert.ok(held.every(Boolean), `attached in ${held.filter(Boolean).length} of ${held.length} samples after the sender was seen`);
+  } finally {
+    server.stop();
+    await run;
+  }
+  assert.equal(await daemon.stop(), 0);
+});
+
 test('a sender to a loopback address at its tcp_wmem limit is left alone: there is no path for the limit to hold back', async () => {
   const ns = createNamespace();
   inNamespace(ns, 'ip', ['link', 'set', 'lo', 'up']);
@@ -129,11 +197,12 @@ test('a sender to a loopback address at its tcp_wmem limit is left alone: there 
   for (const [address, port] of [['127.0.0.1', 5211], ['::1', 5212]] as const) {
     const server = startIperfServer(ns, port);
     servers.push(server);
-    const result = await runIperfClient(ns, address, 3, [], port);
+    // 5 s each: the send hook is attached 200 ms of every 4 s, so each run spans a window.
+    const result = await runIperfClient(ns, address, 5, [], port);
     assert.ok(result.bitsPerSecond > 0, `iperf3 over ${address} carried data`);
     server.stop();
   }
-  // The daemon's verdict on a sender comes within a second of its first send at the limit.
+  // The daemon's verdict on a sender comes within a second of the window that sees it at the limit.
   await new Promise((resolve) => setTimeout(resolve, 2000));
   assert.doesNotMatch(daemon.log, /nearly at net\.ipv4\.tcp_wmem max 65536/);
   assert.equal(sysctlIn(ns, 'net.ipv4.tcp_wmem'), '4096 16384 65536');

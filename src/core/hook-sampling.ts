@@ -1,0 +1,197 @@
+/**
+ * Sampled hooks: a BPF program on a per-call hook (every send, every read)
+ * attached only part of the time. Having a program on such a tracepoint
+ * costs the workload even when the program returns at once (the dispatch
+ * around it: bench/hook-presence.ts measures it), so a check that does not
+ * need to see every call is attached for a window of each period and
+ * detached in between: the cost falls to the window's share of the period,
+ * and what the check watches for (a socket held back by its limit) is
+ * seen at the next window, at most a period late.
+ *
+ * Once the hook has found something (an event of one of the kinds it
+ * posts), it stays attached until holdMs pass without another: a tuner
+ * growing a limit step by step then takes each step when the socket reaches
+ * it, not a period later.
+ *
+ * Windows start on a grid of the period on the shared clock (see ticker.ts),
+ * so the attach shares its wake-up with the other timers of that grid.
+ * Attaching can fail (the kernel refuses, memory): it is logged and tried
+ * again at the next window; the daemon carries on without the hook meanwhile.
+ */
+import { performance } from 'node:perf_hooks';
+import { errorText, type Logger } from './log';
+import type { ProgramSwitch } from './strategy';
+import { nextGridDelay } from './ticker';
+
+export interface SampledHook {
+  /** The programs this applies to: the variants of one hook, whichever was loaded. */
+  programs: readonly string[];
+  /** Attached this long ... */
+  windowMs: number;
+  /** ... at the start of every period this long. */
+  periodMs: number;
+  /** Event kinds (scenario ids) posted by the hook: each keeps it attached for holdMs after it. */
+  holdOn: readonly number[];
+  holdMs: number;
+}
+
+export interface HookSamplerOptions {
+  tuner: string;
+  log: Logger;
+  programs: ProgramSwitch;
+  now?: () => number;
+  /** A one-shot timer; returns its cancel. */
+  setTimer?: (task: () => void, ms: number) => () => void;
+}
+
+/**
+ * BPFTUNE_HOOK_SAMPLING=off keeps sampled hooks attached all the time: the
+ * cost they avoid and the reaction they give up, measured side by side
+ * (bench/send-sampling.ts). Anything else leaves sampling on.
+ */
+export function hookSamplingSetting(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.BPFTUNE_HOOK_SAMPLING?.trim().toLowerCase() !== 'off';
+}
+
+function defaultTimer(task: () => void, ms: number): () => void {
+  const t = setTimeout(task, ms);
+  t.unref();
+  return () => clearTimeout(t);
+}
+
+/** What is wrong with a declaration, for the tuner's load error; empty when nothing is. (Plugins are not type-checked.) */
+export function sampledHookProblems(hooks: unknown, loaded: readonly string[]): string[] {
+  if (!Array.isArray(hooks)) return ['sampledHooks must be a list'];
+  const problems: string[] = [];
+  const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  (hooks as unknown[]).forEach((entry, i) => {
+    const what = `sampledHooks[${i}]`;
+    const h = (typeof entry === 'object' && entry !== null ? entry : {}) as Partial<Record<keyof SampledHook, unknown>>;
+    const programs: unknown[] = Array.isArray(h.programs) ? (h.programs as unknown[]) : [];
+    if (programs.length === 0 || programs.some((p) => typeof p !== 'string')) {
+      problems.push(`${what} needs the names of the programs it samples`);
+      return;
+    }
+    const names = programs as string[];
+    if (!positive(h.windowMs) || !positive(h.periodMs) || (h.windowMs as number) >= (h.periodMs as number)) {
+      problems.push(`${what} (${names.join(', ')}) needs 0 < windowMs < periodMs (got ${String(h.windowMs)} and ${String(h.periodMs)})`);
+    }
+    if (typeof h.holdMs !== 'number' || !Number.isFinite(h.holdMs) || h.holdMs < 0) problems.push(`${what} needs holdMs >= 0`);
+    if (!Array.isArray(h.holdOn) || (h.holdOn as unknown[]).some((k) => !Number.isInteger(k))) problems.push(`${what} needs holdOn, a list of event kinds`);
+    const present = names.filter((p) => loaded.includes(p));
+    if (present.length > 1) problems.push(`${what} names ${present.join(' and ')}, both loaded: it samples the variants of one hook`);
+  });
+  return problems;
+}
+
+/** One sampled program: attached for a window of each period, and while its events keep coming. */
+export class HookSampler {
+  private readonly now: () => number;
+  private readonly setTimer: (task: () => void, ms: number) => () => void;
+  private cancel: (() => void) | undefined;
+  private heldUntil = 0;
+  private windowEnd = 0;
+  private failing = false;
+  private stopped = false;
+  /** ms attached in completed windows and holds, and since when the current one runs; for the share shown in status. */
+  private attachedMs = 0;
+  private attachedSince: number | undefined;
+  private readonly startedAt: number;
+
+  constructor(
+    readonly hook: SampledHook,
+    readonly program: string,
+    private readonly options: HookSamplerOptions,
+  ) {
+    this.now = options.now ?? (() => performance.now());
+    this.setTimer = options.setTimer ?? defaultTimer;
+    this.startedAt = this.now();
+  }
+
+  /** The program is attached now (the loader attached it): its first window runs from here. */
+  start(): void {
+    const { tuner, log } = this.options;
+    const h = this.hook;
+    log.info(
+      `tuner '${tuner}': program '${this.program}' runs on every call of its hook, so it is attached ${h.windowMs} ms of every ` +
+        `${h.periodMs / 1000} s, and kept attached while it finds something (until ${h.holdMs / 1000} s pass without)`,
+    );
+    if (this.options.programs.attached(this.program)) this.attachedSince = this.now();
+    this.windowEnd = this.now() + h.windowMs;
+    this.schedule(() => this.endWindow(), h.windowMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancel?.();
+    this.cancel = undefined;
+  }
+
+  /** An event from this tuner: one of the hook's kinds keeps it attached, and attaches it if a window just closed. */
+  sawEvent(kind: number): void {
+    if (this.stopped || !this.hook.holdOn.includes(kind)) return;
+    const now = this.now();
+    this.heldUntil = Math.max(this.heldUntil, now + this.hook.holdMs);
+    if (!this.options.programs.attached(this.program) && this.attach()) {
+      this.windowEnd = now;
+      this.schedule(() => this.endWindow(), this.hook.holdMs);
+    }
+  }
+
+  /** Share of the time since start the program was attached, 0 to 1. */
+  attachedShare(): number {
+    const now = this.now();
+    const total = now - this.startedAt;
+    const current = this.attachedSince === undefined ? 0 : now - this.attachedSince;
+    return total > 0 ? Math.min(1, (this.attachedMs + current) / total) : 1;
+  }
+
+  private schedule(task: () => void, ms: number): void {
+    this.cancel?.();
+    this.cancel = this.setTimer(() => {
+      this.cancel = undefined;
+      if (!this.stopped) task();
+    }, Math.max(1, Math.ceil(ms)));
+  }
+
+  private endWindow(): void {
+    const now = this.now();
+    const until = Math.max(this.windowEnd, this.heldUntil);
+    if (now < until) {
+      this.schedule(() => this.endWindow(), until - now);
+      return;
+    }
+    this.detach();
+    this.schedule(() => this.startWindow(), nextGridDelay(now, this.hook.periodMs));
+  }
+
+  private startWindow(): void {
+    this.attach();
+    // A failed attach is tried again at the next window; the window's end schedules it.
+    this.windowEnd = this.now() + this.hook.windowMs;
+    this.schedule(() => this.endWindow(), this.hook.windowMs);
+  }
+
+  private attach(): boolean {
+    const { programs, log, tuner } = this.options;
+    try {
+      programs.attach(this.program);
+    } catch (err) {
+      if (!this.failing) {
+        log.warn(`tuner '${tuner}': attaching program '${this.program}' for its sampling window failed: ${errorText(err)}; trying again every ${this.hook.periodMs / 1000} s`);
+      }
+      this.failing = true;
+      return false;
+    }
+    if (this.failing) log.info(`tuner '${tuner}': program '${this.program}' attaches again`);
+    this.failing = false;
+    this.attachedSince ??= this.now();
+    return true;
+  }
+
+  private detach(): void {
+    if (this.attachedSince !== undefined) this.attachedMs += this.now() - this.attachedSince;
+    this.attachedSince = undefined;
+    this.options.programs.detach(this.program);
+  }
+}

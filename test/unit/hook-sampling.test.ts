@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { HookSampler, sampledHookProblems, type SampledHook } from '../../src/core/hook-sampling';
+import type { ProgramSwitch } from '../../src/core/strategy';
+
+const HOOK: SampledHook = { programs: ['snd', 'snd_fentry'], windowMs: 200, periodMs: 4000, holdOn: [2], holdMs: 10_000 };
+
+/** Virtual time: timers fire in due order as time is advanced; attach and detach are recorded with their time. */
+function harness(options: { failAttach?: () => boolean } = {}) {
+  let now = 8000; // on the period's grid
+  const attached = new Set(['snd']);
+  const calls: string[] = [];
+  const programs: ProgramSwitch = {
+    loaded: () => ['snd'],
+    attached: (n) => attached.has(n),
+    attach: (n) => {
+      if (options.failAttach?.()) throw new Error('attach refused');
+      calls.push(`attach ${now}`);
+      attached.add(n);
+    },
+    detach: (n) => {
+      calls.push(`detach ${now}`);
+      attached.delete(n);
+    },
+  };
+  const lines: string[] = [];
+  const log = {
+    debugEnabled: false,
+    error: (m: string) => lines.push(`error: ${m}`),
+    warn: (m: string) => lines.push(`warn: ${m}`),
+    info: (m: string) => lines.push(m),
+    debug: () => undefined,
+  };
+  const timers: Array<{ due: number; task: () => void; cancelled: boolean }> = [];
+  const setTimer = (task: () => void, ms: number) => {
+    const t = { due: now + ms, task, cancelled: false };
+    timers.push(t);
+    return () => {
+      t.cancelled = true;
+    };
+  };
+  const sampler = new HookSampler(HOOK, 'snd', { tuner: 'demo', log, programs, now: () => now, setTimer });
+  return {
+    sampler,
+    attached,
+    calls,
+    lines,
+    now: () => now,
+    pending: () => timers.filter((t) => !t.cancelled).length,
+    /** Runs every timer due up to `to`, in order, with the clock at each one's due time. */
+    advanceTo(to: number) {
+      for (;;) {
+        const next = timers.filter((t) => !t.cancelled && t.due <= to).sort((a, b) => a.due - b.due)[0];
+        if (!next) break;
+        next.cancelled = true;
+        now = next.due;
+        next.task();
+      }
+      now = to;
+    },
+  };
+}
+
+test('a sampled hook is attached for its window at the start of each period and detached in between', () => {
+  const h = harness();
+  h.sampler.start();
+  assert.match(h.lines[0], /tuner 'demo': program 'snd' runs on every call of its hook, so it is attached 200 ms of every 4 s/);
+  h.advanceTo(8000 + 3 * 4000 + 500);
+  assert.deepEqual(h.calls, ['detach 8200', 'attach 12000', 'detach 12200', 'attach 16000', 'detach 16200', 'attach 20000', 'detach 20200']);
+  assert.equal(h.attached.has('snd'), false);
+  const share = h.sampler.attachedShare();
+  assert.ok(share > 0.04 && share < 0.07, `attached about 5 % of the time (${share})`);
+  h.sampler.stop();
+  assert.equal(h.pending(), 0, 'stop cancels the next window');
+});
+
+test('an event of its kinds keeps the hook attached until holdMs pass without one; other kinds do not', () => {
+  const h = harness();
+  h.sampler.start();
+  h.advanceTo(8100);
+  h.sampler.sawEvent(7); // not the hook's kind
+  h.sampler.sawEvent(2);
+  h.advanceTo(15_000);
+  h.sampler.sawEvent(2); // still attached: the hold runs on from here
+  h.advanceTo(24_000);
+  assert.deepEqual(h.calls, [], 'attached throughout the hold');
+  h.advanceTo(25_001);
+  assert.deepEqual(h.calls, ['detach 25000'], 'detached 10 s after the last event');
+  h.advanceTo(28_000);
+  assert.deepEqual(h.calls, ['detach 25000', 'attach 28000'], 'and the periodic windows resume on the grid');
+});
+
+test('an event that arrives after its window closed attaches the hook again and holds it', () => {
+  const h = harness();
+  h.sampler.start();
+  h.advanceTo(9000);
+  assert.deepEqual(h.calls, ['detach 8200']);
+  h.sampler.sawEvent(2); // posted during the window, read after it
+  assert.deepEqual(h.calls, ['detach 8200', 'attach 9000']);
+  h.advanceTo(19_001);
+  assert.deepEqual(h.calls, ['detach 8200', 'attach 9000', 'detach 19000']);
+});
+
+test('a failed attach is logged once, tried again each window, and its recovery logged', () => {
+  let fail = true;
+  const h = harness({ failAttach: () => fail });
+  h.sampler.start();
+  h.advanceTo(8000 + 2 * 4000 + 500);
+  assert.equal(h.lines.filter((l) => /attaching program 'snd' for its sampling window failed: attach refused; trying again every 4 s/.test(l)).length, 1);
+  fail = false;
+  h.advanceTo(20_100);
+  assert.ok(h.attached.has('snd'));
+  assert.ok(h.lines.some((l) => /program 'snd' attaches again/.test(l)));
+});
+
+test('sampledHookProblems names what a declaration gets wrong', () => {
+  assert.deepEqual(sampledHookProblems([HOOK], ['snd']), []);
+  assert.deepEqual(sampledHookProblems([HOOK], ['other']), [], 'a hook whose programs were not loaded is skipped, not an error');
+  const bad = sampledHookProblems(
+    [
+      { ...HOOK, windowMs: 5000 },
+      { ...HOOK, holdMs: -1, holdOn: ['x' as unknown as number] },
+      { ...HOOK, programs: [] },
+    ],
+    ['snd', 'snd_fentry'],
+  );
+  assert.equal(bad.length, 6, bad.join('\n'));
+  assert.match(bad.join('\n'), /needs 0 < windowMs < periodMs \(got 5000 and 4000\)/);
+  assert.match(bad.join('\n'), /names snd and snd_fentry, both loaded/);
+  assert.match(bad.join('\n'), /needs holdMs >= 0/);
+  assert.match(bad.join('\n'), /needs the names of the programs it samples/);
+  assert.deepEqual(sampledHookProblems('nonsense', []), ['sampledHooks must be a list']);
+});

@@ -8,9 +8,10 @@
  * Standalone: node dist/bench/core.js [--idle-seconds N] (as root).
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DaemonProcess, SAMPLES_LIBDIR } from '../test/support/daemon';
+import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR } from '../test/support/daemon';
 import { trustedTempDir } from '../test/support/trusted-dir';
 import { createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../test/support/netns';
 import { runBenchmark, throwIfAborted, track } from './cleanup';
@@ -411,3 +412,12 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) runBenchmark(main);
+
+/** A standalone benchmark's report: printed, and written to bench/results/FILE (named on stderr). */
+export function publishReport(file: string, text: string): void {
+  process.stdout.write(text);
+  const out = path.join(REPO_ROOT, 'bench', 'results', file);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, text);
+  process.stderr.write(`written to ${path.relative(REPO_ROOT, out)}\n`);
+}

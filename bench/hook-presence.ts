@@ -21,7 +21,6 @@
  * workloads, every floor program this kernel has a tracepoint for); prints a table and writes bench/results/hook-presence.md
  * (hook-presence-PROGRAM.md when programs are named).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
@@ -29,6 +28,7 @@ import { TestCgroup } from '../test/support/cgroup';
 import { attachTargetExists, kernelTargetSources } from '../src/core/attach-targets';
 import { native, type NativeLink } from '../src/core/native';
 import { FLOOR_OBJECT } from './bpf-stats';
+import { publishReport } from './core';
 import { runBenchmark, throwIfAborted } from './cleanup';
 import { createVethPair } from './iperf';
 import { blockOrder, WORKLOAD_UNITS, WORKLOADS, type Condition, type WorkloadName, type WorkloadRun } from './overhead-summary';
@@ -166,10 +166,6 @@ if (require.main === module) {
       ...only,
     ].join(' ');
     const text = report(command, blocks, objectPath, programs, results);
-    process.stdout.write(text);
-    const out = path.join(REPO_ROOT, 'bench', 'results', only.length ? `hook-presence-${only.join('-')}.md` : 'hook-presence.md');
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, text);
-    process.stderr.write(`written to ${path.relative(REPO_ROOT, out)}\n`);
+    publishReport(only.length ? `hook-presence-${only.join('-')}.md` : 'hook-presence.md', text);
   });
 }

@@ -17,16 +17,14 @@
  * Run as root: node dist/bench/send-sampling.js [BLOCKS] [ROUNDS] (default
  * 10 and 8); prints a table and writes bench/results/send-sampling.md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DaemonProcess, REPO_ROOT } from '../test/support/daemon';
+import { DaemonProcess } from '../test/support/daemon';
 import { TestCgroup } from '../test/support/cgroup';
 import { setSysctlIn } from '../test/support/netns';
 import { createEmulatedLink } from '../test/support/link-emulator';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
-import { builtinDaemonArgs, stopDaemon } from './core';
+import { builtinDaemonArgs, publishReport, stopDaemon } from './core';
 import { runBenchmark, throwIfAborted } from './cleanup';
 import { createVethPair } from './iperf';
 import { DAEMON_SETTLE_SECONDS } from './overhead-cpu';
@@ -220,10 +218,6 @@ if (require.main === module) {
     const trials = await measureReaction(rounds, progress);
     const cost = await measureCost(blocks, progress);
     const text = report(`node dist/bench/send-sampling.js ${blocks} ${rounds}`, blocks, rounds, cost, trials);
-    process.stdout.write(text);
-    const out = path.join(REPO_ROOT, 'bench', 'results', 'send-sampling.md');
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, text);
-    process.stderr.write(`written to ${path.relative(REPO_ROOT, out)}\n`);
+    publishReport('send-sampling.md', text);
   });
 }

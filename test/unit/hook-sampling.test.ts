@@ -1,36 +1,18 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { HookSampler, sampledHookProblems, type SampledHook } from '../../src/core/hook-sampling';
-import type { ProgramSwitch } from '../../src/core/strategy';
+import { recordingLog, recordingPrograms } from '../support/recording';
 
 const HOOK: SampledHook = { programs: ['snd', 'snd_fentry'], windowMs: 200, periodMs: 4000, holdOn: [2], holdMs: 10_000 };
 
 /** Virtual time: timers fire in due order as time is advanced; attach and detach are recorded with their time. */
 function harness(options: { failAttach?: () => boolean } = {}) {
   let now = 8000; // on the period's grid
-  const attached = new Set(['snd']);
-  const calls: string[] = [];
-  const programs: ProgramSwitch = {
-    loaded: () => ['snd'],
-    attached: (n) => attached.has(n),
-    attach: (n) => {
-      if (options.failAttach?.()) throw new Error('attach refused');
-      calls.push(`attach ${now}`);
-      attached.add(n);
-    },
-    detach: (n) => {
-      calls.push(`detach ${now}`);
-      attached.delete(n);
-    },
-  };
-  const lines: string[] = [];
-  const log = {
-    debugEnabled: false,
-    error: (m: string) => lines.push(`error: ${m}`),
-    warn: (m: string) => lines.push(`warn: ${m}`),
-    info: (m: string) => lines.push(m),
-    debug: () => undefined,
-  };
+  const { programs, attached, calls } = recordingPrograms(['snd'], {
+    describe: (call) => `${call} ${now}`,
+    refuseAttach: options.failAttach,
+  });
+  const { log, lines } = recordingLog();
   const timers: Array<{ due: number; task: () => void; cancelled: boolean }> = [];
   const setTimer = (task: () => void, ms: number) => {
     const t = { due: now + ms, task, cancelled: false };

@@ -4,11 +4,11 @@ import {
   chooseStrategy,
   strategyTimeoutOverride,
   StrategyRunner,
-  type ProgramSwitch,
   type StrategyDeclaration,
   type StrategyEvaluation,
   type StrategyScore,
 } from '../../src/core/strategy';
+import { recordingLog, recordingPrograms } from '../support/recording';
 
 const scored = (name: string, score: number, samples = 5): StrategyEvaluation => ({ name, score: { score, samples } });
 
@@ -54,28 +54,8 @@ test('strategyTimeoutOverride: a positive integer of ms, anything else ignored',
 
 /** A program set that records attach/detach, timers run by hand, a log kept as lines. */
 function harness(loaded = ['p_common', 'p_a', 'p_b']) {
-  const attached = new Set(loaded);
-  const calls: string[] = [];
-  const programs: ProgramSwitch = {
-    loaded: () => loaded,
-    attached: (n) => attached.has(n),
-    attach: (n) => {
-      calls.push(`attach ${n}`);
-      attached.add(n);
-    },
-    detach: (n) => {
-      calls.push(`detach ${n}`);
-      attached.delete(n);
-    },
-  };
-  const lines: string[] = [];
-  const log = {
-    debugEnabled: false,
-    error: (m: string) => lines.push(`error: ${m}`),
-    warn: (m: string) => lines.push(`warn: ${m}`),
-    info: (m: string) => lines.push(m),
-    debug: () => undefined,
-  };
+  const { programs, attached, calls } = recordingPrograms(loaded);
+  const { log, lines } = recordingLog();
   const timers: Array<{ ms: number; task: () => void; cancelled: boolean }> = [];
   const setTimer = (task: () => void, ms: number) => {
     const t = { ms, task, cancelled: false };

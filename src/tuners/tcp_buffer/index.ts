@@ -40,13 +40,14 @@ const LAST_POSTED_KINDS = [TcpBufferEvent.RMEM_NEAR_MAX, TcpBufferEvent.WMEM_NEA
 const SEND_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'];
 /**
  * The send hook runs on every send, and its presence alone costs a
- * send-heavy workload: stress-ng --sock did 0.92 of its work per CPU-second
- * with an empty program on tcp:tcp_sendmsg_locked, and the same with this
- * one's check run only a tenth of the time (bench/results/hook-presence-*.md),
- * while a program loaded and attached elsewhere cost nothing. So the hook is
- * attached 5 % of the time: a sender held back by its buffer keeps sending
- * and is seen within a period (the reaction this costs); once one is seen the
- * hook stays attached while the limit is being grown step by step.
+ * send-heavy workload: with no daemon, stress-ng --sock did 0.94 of its work
+ * per CPU-second with an empty program on tcp:tcp_sendmsg_locked, and 0.93
+ * with this one's check run only a tenth of the time, while a program loaded
+ * and attached elsewhere cost nothing (bench/results/hook-presence-*.md). So
+ * the hook is attached 5 % of the time: a sender held back by its buffer
+ * keeps sending and is seen within a period (the reaction this costs:
+ * bench/results/send-sampling.md); once one is seen the hook stays attached
+ * while the limit is grown step by step.
  * (The receive hook on 6.16+ fires only when a reader's demand grows, so
  * it is not sampled; on older kernels it is the per-read one, left whole for
  * now: its reaction is the one compared with oracle/bpftune.)

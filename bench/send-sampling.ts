@@ -1,6 +1,6 @@
 /**
- * What sampling tcp_buffer's send hook (attached 200 ms of every 4 s, see
- * src/tuners/tcp_buffer/index.ts) saves and what it costs, against the same
+ * What sampling tcp_buffer's send hook (attached for a window of each period,
+ * see src/tuners/tcp_buffer/index.ts) saves and what it costs, against the same
  * daemon with the hook attached all the time (BPFTUNE_HOOK_SAMPLING=off):
  *
  *  - cost: the send-heavy workloads of the overhead section (stress-ng
@@ -15,7 +15,8 @@
  *    random point of the sampling period.
  *
  * Run as root: node dist/bench/send-sampling.js [BLOCKS] [ROUNDS] (default
- * 10 and 8); prints a table and writes bench/results/send-sampling.md.
+ * 10 and 8; 0 blocks: the reaction only); prints a table and writes
+ * bench/results/send-sampling.md.
  */
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +25,7 @@ import { TestCgroup } from '../test/support/cgroup';
 import { setSysctlIn } from '../test/support/netns';
 import { createEmulatedLink } from '../test/support/link-emulator';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
+import tcpBufferTuner from '../src/tuners/tcp_buffer';
 import { builtinDaemonArgs, publishReport, stopDaemon } from './core';
 import { runBenchmark, throwIfAborted } from './cleanup';
 import { createVethPair } from './iperf';
@@ -43,8 +45,12 @@ type Condition = (typeof CONDITIONS)[number];
 function blockOrder(block: number): Condition[] {
   return CONDITIONS.map((_, i) => CONDITIONS[(i + block) % CONDITIONS.length]);
 }
-const PERIOD_MS = 4000;
-const TRAFFIC_SECONDS = 8;
+const SEND_HOOK = tcpBufferTuner.sampledHooks?.[0];
+if (!SEND_HOOK) throw new Error('tcp_buffer declares no sampled hook');
+const PERIOD_MS = SEND_HOOK.periodMs;
+/** Long enough for a window to come and the change to follow it. */
+const TRAFFIC_SECONDS = Math.ceil(PERIOD_MS / 1000) + 5;
+const SAMPLED_LABEL = `sampled (${SEND_HOOK.windowMs} ms of every ${PERIOD_MS / 1000} s)`;
 const LOW_WMEM = '4096 16384 65536';
 const WMEM_CHANGED = /change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 \d+\)/;
 
@@ -168,8 +174,8 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
-function report(command: string, blocks: number, rounds: number, cost: CostResult[], trials: ReactionTrial[]): string {
-  const costRows = cost.map((r) => {
+function report(command: string, blocks: number, rounds: number, cost: CostResult[] | undefined, trials: ReactionTrial[]): string {
+  const costRows = (cost ?? []).map((r) => {
     const unit = WORKLOAD_UNITS[r.workload];
     return (
       `| ${unit.what} | ${fmt(r.sampled)} (${verdict(r.sampled, r.control)}) | ${fmt(r.always)} (${verdict(r.always, r.control)}) | ` +
@@ -180,24 +186,26 @@ function report(command: string, blocks: number, rounds: number, cost: CostResul
     const mine = trials.filter((t) => t.mode === mode);
     const seen = mine.flatMap((t) => (t.ms === undefined ? [] : [t.ms])).sort((a, b) => a - b);
     const cell = (v: number) => (Number.isFinite(v) ? `${(v / 1000).toFixed(2)} s` : '-');
-    return `| ${mode === 'sampled' ? 'sampled (200 ms of every 4 s)' : 'always attached (BPFTUNE_HOOK_SAMPLING=off)'} | ${seen.length} of ${mine.length} | ${cell(quantile(seen, 0))} | ${cell(quantile(seen, 0.5))} | ${cell(quantile(seen, 1))} |`;
+    return `| ${mode === 'sampled' ? SAMPLED_LABEL : 'always attached (BPFTUNE_HOOK_SAMPLING=off)'} | ${seen.length} of ${mine.length} | ${cell(quantile(seen, 0))} | ${cell(quantile(seen, 0.5))} | ${cell(quantile(seen, 1))} |`;
   });
   return [
     "# tcp_buffer's send hook: sampled against always attached",
     '',
     `Written by \`${command}\` (bench/send-sampling.ts) on ${os.hostname()}, kernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}.`,
     '',
-    `## Cost: ${blocks} blocks of no daemon / sampled / always attached / no daemon again (the control)`,
-    '',
-    `Rotating order; each daemon runs tcp_buffer only (with the core services) and settles ${DAEMON_SETTLE_SECONDS} s before its runs; each workload ${SECONDS} s per condition. Work per CPU-second of the workload's cgroup (where the hook runs), ratio of means with a 95 % paired-bootstrap interval; each verdict against the control's spread.`,
-    '',
-    '| workload | sampled / none | always attached / none | control: none / none | sampled / always attached | CPU per unit, none (median) |',
-    '|---|---|---|---|---|---|',
-    ...costRows,
-    '',
+    ...(cost ? [
+      `## Cost: ${blocks} blocks of no daemon / sampled / always attached / no daemon again (the control)`,
+      '',
+      `Rotating order; each daemon runs tcp_buffer only (with the core services) and settles ${DAEMON_SETTLE_SECONDS} s before its runs; each workload ${SECONDS} s per condition. Work per CPU-second of the workload's cgroup (where the hook runs), ratio of means with a 95 % paired-bootstrap interval; each verdict against the control's spread.`,
+      '',
+      '| workload | sampled / none | always attached / none | control: none / none | sampled / always attached | CPU per unit, none (median) |',
+      '|---|---|---|---|---|---|',
+      ...costRows,
+      '',
+    ] : ['(Cost not measured in this run: 0 blocks.)', '']),
     `## Reaction: ${rounds} rounds, each mode once per round on a fresh 20 ms link`,
     '',
-    `A sender held back by tcp_wmem[2] = 65536: from iperf3's start to the daemon's line changing tcp_wmem, the traffic started at a random point (seeded) of the 4 s period after the daemon's start, ${TRAFFIC_SECONDS} s of traffic.`,
+    `A sender held back by tcp_wmem[2] = 65536: from iperf3's start to the daemon's line changing tcp_wmem, the traffic started at a random point (seeded) of the ${PERIOD_MS / 1000} s period after the daemon's start, ${TRAFFIC_SECONDS} s of traffic.`,
     '',
     '| send hook | changed within the run | fastest | median | slowest |',
     '|---|---|---|---|---|',
@@ -209,14 +217,14 @@ function report(command: string, blocks: number, rounds: number, cost: CostResul
 if (require.main === module) {
   runBenchmark(async () => {
     const [blocksArg, roundsArg] = process.argv.slice(2).map(Number);
-    const blocks = blocksArg || 10;
+    const blocks = blocksArg ?? 10;
     const rounds = roundsArg || 8;
-    if (!Number.isInteger(blocks) || blocks < 2 || !Number.isInteger(rounds) || rounds < 1) {
-      throw new Error(`usage: node dist/bench/send-sampling.js [BLOCKS >= 2] [ROUNDS >= 1] (got ${blocks} and ${rounds})`);
+    if (!Number.isInteger(blocks) || blocks === 1 || blocks < 0 || !Number.isInteger(rounds) || rounds < 1) {
+      throw new Error(`usage: node dist/bench/send-sampling.js [BLOCKS: 0 or >= 2] [ROUNDS >= 1] (got ${blocks} and ${rounds})`);
     }
     const progress = (line: string) => process.stderr.write(`${line}\n`);
     const trials = await measureReaction(rounds, progress);
-    const cost = await measureCost(blocks, progress);
+    const cost = blocks ? await measureCost(blocks, progress) : undefined;
     const text = report(`node dist/bench/send-sampling.js ${blocks} ${rounds}`, blocks, rounds, cost, trials);
     publishReport('send-sampling.md', text);
   });

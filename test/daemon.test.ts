@@ -31,7 +31,7 @@ test('-S reports full support and per-netns policy on this kernel, and each tune
   assert.match(r.stdout, /^tuner 'netns': would use tp_btf, tracepoint/m);
   assert.match(r.stdout, /^tuner 'listen_backlog': would use tracepoint \(tracepoint\/syscalls\/sys_enter_listen\)$/m);
   // A sampled hook says so, whichever variant of it this kernel takes.
-  assert.match(r.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd(_fentry|_kprobe)? sampled: attached 200 ms of every 4 s$/m);
+  assert.match(r.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd(_fentry|_kprobe)? sampled: attached 300 ms of every 15 s$/m);
 });
 
 test('bad input: unknown option, learning rate out of range, query with no daemon', () => {

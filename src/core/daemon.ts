@@ -19,7 +19,7 @@ import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
 import { strategyTimeoutOverride } from './strategy';
-import { hookSamplingSetting } from './hook-sampling';
+import { hookPeriodOverride, hookSamplingSetting } from './hook-sampling';
 import { TunableRegistry } from './tunables';
 import type { LatencyWindow } from './latency';
 import { QueryServer } from '../server/query-server';
@@ -89,6 +89,7 @@ export class Daemon {
       advisory: options.advisory,
       strategyTimeoutMs: strategyTimeoutOverride(),
       hookSampling: hookSamplingSetting(),
+      hookPeriodMs: hookPeriodOverride(),
     });
   }
 

@@ -53,6 +53,24 @@ export function hookSamplingSetting(env: NodeJS.ProcessEnv = process.env): boole
   return env.BPFTUNE_HOOK_SAMPLING?.trim().toLowerCase() !== 'off';
 }
 
+/**
+ * BPFTUNE_HOOK_PERIOD_MS: every sampled hook's period, in ms, instead of its
+ * declared one (its window kept, up to half the period): the tests see
+ * windows in seconds. Anything but a positive integer is ignored.
+ */
+export function hookPeriodOverride(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.BPFTUNE_HOOK_PERIOD_MS?.trim();
+  if (text === undefined || !/^\d+$/.test(text)) return undefined;
+  const ms = Number(text);
+  return ms > 0 ? ms : undefined;
+}
+
+/** A declaration with the period override applied. */
+export function withPeriod(hook: SampledHook, periodMs: number | undefined): SampledHook {
+  if (periodMs === undefined) return hook;
+  return { ...hook, periodMs, windowMs: Math.min(hook.windowMs, Math.floor(periodMs / 2)) };
+}
+
 function defaultTimer(task: () => void, ms: number): () => void {
   const t = setTimeout(task, ms);
   t.unref();

@@ -39,6 +39,8 @@ export interface HostOptions {
   strategyTimeoutMs?: number;
   /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
   hookSampling?: boolean;
+  /** Every sampled hook's period (BPFTUNE_HOOK_PERIOD_MS, for tests). */
+  hookPeriodMs?: number;
 }
 
 /** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */

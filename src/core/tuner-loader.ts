@@ -23,7 +23,7 @@ import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 import { startTicker } from './ticker';
 import { ChangeVerifier, verifierTimings } from './change-verifier';
-import { HookSampler, sampledHookProblems } from './hook-sampling';
+import { HookSampler, sampledHookProblems, withPeriod } from './hook-sampling';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -36,6 +36,8 @@ export interface LoaderOptions {
   strategyTimeoutMs?: number;
   /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
   hookSampling?: boolean;
+  /** Every sampled hook's period (BPFTUNE_HOOK_PERIOD_MS, for tests). */
+  hookPeriodMs?: number;
 }
 
 /** What the loader needs from the daemon; the abilities are lent to the tuners that ask. */
@@ -210,7 +212,7 @@ export async function loadTuner(
     const ctx = createContext(definition, object, attachModes, timers, services, options, { holder: strategies, programs: programSwitch });
     instance = await definition.create(ctx);
     step = 'start sampled hooks';
-    const samplers = startSamplers(definition, programSwitch, services.log, options.hookSampling !== false);
+    const samplers = startSamplers(definition, programSwitch, services.log, options.hookSampling !== false, options.hookPeriodMs);
     timers.push(...samplers);
     return {
       id,
@@ -234,7 +236,13 @@ export async function loadTuner(
 }
 
 /** A sampler for each declared hook whose program was loaded (and attached above). */
-function startSamplers(definition: TunerDefinition<Ability>, programs: ProgramSwitch, log: Logger, sampling: boolean): HookSampler[] {
+function startSamplers(
+  definition: TunerDefinition<Ability>,
+  programs: ProgramSwitch,
+  log: Logger,
+  sampling: boolean,
+  periodMs: number | undefined,
+): HookSampler[] {
   const hooks = definition.sampledHooks ?? [];
   const loaded = programs.loaded();
   const samplers: HookSampler[] = [];
@@ -245,7 +253,7 @@ function startSamplers(definition: TunerDefinition<Ability>, programs: ProgramSw
       log.info(`tuner '${definition.name}': program '${program}' stays attached (BPFTUNE_HOOK_SAMPLING=off)`);
       continue;
     }
-    const sampler = new HookSampler(hook, program, { tuner: definition.name, log, programs });
+    const sampler = new HookSampler(withPeriod(hook, periodMs), program, { tuner: definition.name, log, programs });
     sampler.start();
     samplers.push(sampler);
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { HookSampler, sampledHookProblems, type SampledHook } from '../../src/core/hook-sampling';
+import { HookSampler, hookPeriodOverride, hookSamplingSetting, sampledHookProblems, withPeriod, type SampledHook } from '../../src/core/hook-sampling';
 import { recordingLog, recordingPrograms } from '../support/recording';
 
 const HOOK: SampledHook = { programs: ['snd', 'snd_fentry'], windowMs: 200, periodMs: 4000, holdOn: [2], holdMs: 10_000 };
@@ -112,4 +112,16 @@ test('sampledHookProblems names what a declaration gets wrong', () => {
   assert.match(bad.join('\n'), /needs holdMs >= 0/);
   assert.match(bad.join('\n'), /needs the names of the programs it samples/);
   assert.deepEqual(sampledHookProblems('nonsense', []), ['sampledHooks must be a list']);
+});
+
+test('BPFTUNE_HOOK_SAMPLING=off and BPFTUNE_HOOK_PERIOD_MS: anything else is ignored', () => {
+  assert.equal(hookSamplingSetting({ BPFTUNE_HOOK_SAMPLING: 'off' }), false);
+  assert.equal(hookSamplingSetting({ BPFTUNE_HOOK_SAMPLING: ' OFF ' }), false);
+  assert.equal(hookSamplingSetting({ BPFTUNE_HOOK_SAMPLING: 'no' }), true);
+  assert.equal(hookSamplingSetting({}), true);
+  assert.equal(hookPeriodOverride({ BPFTUNE_HOOK_PERIOD_MS: '4000' }), 4000);
+  for (const bad of ['0', '-5', '4s', '', '1.5']) assert.equal(hookPeriodOverride({ BPFTUNE_HOOK_PERIOD_MS: bad }), undefined, bad);
+  assert.deepEqual(withPeriod(HOOK, 4000), HOOK, 'the window is kept');
+  assert.equal(withPeriod(HOOK, 300).windowMs, 150, 'up to half the period');
+  assert.equal(withPeriod(HOOK, undefined), HOOK);
 });

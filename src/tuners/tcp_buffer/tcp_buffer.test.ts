@@ -23,7 +23,7 @@ const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG 
  * whether the raise is kept (verify.test.ts): the verifier's verdict is put
  * off beyond the test, so a short iperf3 run ending does not undo the growth.
  */
-const VERDICT_LATER = { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } };
+const VERDICT_LATER = { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000', BPFTUNE_HOOK_PERIOD_MS: '4000' } };
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
 
@@ -87,8 +87,8 @@ for (const { family, reverse } of [
     // The receiver hook is tcp:tcp_rcvbuf_grow where the kernel has it (6.16+), else the per-read tcp:tcp_rcv_space_adjust.
     const rcvHook = attachTargetExists('tp_btf/tcp_rcvbuf_grow', kernelTargetSources()) ? 'tcp_rcvbuf_grow' : 'tcp_rcv_space_adjust';
     assert.match(daemon.log, new RegExp(`tuner 'tcp_buffer' loaded \\([^)]*\\) with [^\\n]*tp_btf/${rcvHook}[,\\n]`));
-    // The send hook is attached 200 ms of every 4 s (see index.ts): 6 s of traffic span a window.
-    assert.match(daemon.log, /program 'tcp_buffer_snd(_fentry|_kprobe)?' runs on every call of its hook, so it is attached 200 ms of every 4 s/);
+    // The send hook is attached 300 ms of every 15 s (see index.ts), every 4 s here: 6 s of traffic span a window.
+    assert.match(daemon.log, /program 'tcp_buffer_snd(_fentry|_kprobe)?' runs on every call of its hook, so it is attached 300 ms of every 4 s/);
     const server = startIperfServer(pair.server);
     servers.push(server);
     await runIperfClient(pair.client, family === 4 ? pair.serverAddr4 : pair.serverAddr6, 6, reverse ? ['-R'] : []);
@@ -168,7 +168,7 @@ test('the send hook is attached in short windows only, until a sender held back 
   const programIds = sendProgramIds(daemon.pid);
   assert.equal(programIds.size, 1, 'one send program loaded');
 
-  // No sender at its limit: attached 200 ms of every 4 s, so 6 s see one or two windows.
+  // No sender at its limit: attached 300 ms of every 4 s (BPFTUNE_HOOK_PERIOD_MS), so 6 s see one or two windows.
   const idle = await attachedSamples(daemon.pid, programIds, 6000);
   const idleShare = idle.filter(Boolean).length / idle.length;
   assert.ok(idleShare > 0 && idleShare < 0.2, `attached in ${(idleShare * 100).toFixed(1)} % of ${idle.length} samples`);
@@ -197,7 +197,7 @@ test('a sender to a loopback address at its tcp_wmem limit is left alone: there 
   for (const [address, port] of [['127.0.0.1', 5211], ['::1', 5212]] as const) {
     const server = startIperfServer(ns, port);
     servers.push(server);
-    // 5 s each: the send hook is attached 200 ms of every 4 s, so each run spans a window.
+    // 5 s each: the send hook is attached 300 ms of every 4 s here, so each run spans a window.
     const result = await runIperfClient(ns, address, 5, [], port);
     assert.ok(result.bitsPerSecond > 0, `iperf3 over ${address} carried data`);
     server.stop();

@@ -40,7 +40,8 @@ test('an increase that does not help (send buffer in front of a 20 Mbit/s queue)
   const pair = createQueuedPath(20);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
   // The default first hold-off (10 s) would end within this run; a minute shows it holds.
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: { BPFTUNE_VERIFY_HOLDOFF_MS: '60000' } });
+  // The send hook's sampling period (15 s) shortened to 4 s, so the sender is first seen early in the run.
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: { BPFTUNE_VERIFY_HOLDOFF_MS: '60000', BPFTUNE_HOOK_PERIOD_MS: '4000' } });
   await daemon.started();
   const server = startIperfServer(pair.server);
   servers.push(server);

@@ -7,9 +7,10 @@
  * time are never mixed in.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { onCleanup, track } from './cleanup';
+import { bpfFdinfos } from '../test/support/bpf-fds';
 import { native, type NativeLink, type NativeObject } from '../src/core/native';
 import { attachTargetExists, kernelTargetSources } from '../src/core/attach-targets';
 
@@ -49,14 +50,9 @@ export function parseProgFdinfo(text: string): ProgramCounters | undefined {
 
 export function daemonPrograms(pid: number): ProgramCounters[] {
   const byId = new Map<number, ProgramCounters>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      const counters = parseProgFdinfo(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (counters) byId.set(counters.id, counters);
-    } catch {
-      // The fd was closed between readdir and read (a tuner being unloaded).
-    }
+  for (const text of bpfFdinfos(pid, ['bpf-prog'])) {
+    const counters = parseProgFdinfo(text);
+    if (counters) byId.set(counters.id, counters);
   }
   return [...byId.values()];
 }

@@ -3,8 +3,9 @@
  * judged the same way: ours with every built-in tuner, theirs (oracle/bpftune) with
  * every tuner it ships, both with -R so that they roll back what they changed.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { DaemonProcess } from '../test/support/daemon';
+import { bpfFdinfos } from '../test/support/bpf-fds';
 import { throwIfAborted } from './cleanup';
 import { builtinDaemonArgs } from './core';
 import type { PairedRatio } from './paired-ratio';
@@ -27,15 +28,7 @@ export function startDaemon(which: Daemon, extraEnv?: NodeJS.ProcessEnv): Daemon
 
 /** BPF programs and links the process holds. */
 function bpfFds(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (/^anon_inode:bpf[-_](link|prog)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
+  return bpfFdinfos(pid, ['bpf-prog', 'bpf_link']).length;
 }
 
 /**

@@ -61,9 +61,10 @@ export async function supportReport(
             .map((n) => `; ${n.program} because ${n.because}`)
             .join('');
           const sampled = (def.sampledHooks ?? [])
-            .map((h) => ({ h, program: selected.find((s) => h.programs.includes(s.name)) }))
-            .filter((x) => x.program)
-            .map(({ h, program }) => `; ${program?.name} sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`)
+            .flatMap((h) => {
+              const program = selected.find((s) => h.programs.includes(s.name));
+              return program ? [`; ${program.name} sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`] : [];
+            })
             .join('');
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];

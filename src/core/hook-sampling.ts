@@ -111,7 +111,7 @@ export class HookSampler {
   private windowEnd = 0;
   private failing = false;
   private stopped = false;
-  /** ms attached in completed windows and holds, and since when the current one runs; for the share shown in status. */
+  /** ms attached in completed windows and holds, and since when the current one runs: attachedShare(). */
   private attachedMs = 0;
   private attachedSince: number | undefined;
   private readonly startedAt: number;

@@ -7,7 +7,6 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
@@ -15,6 +14,8 @@ import { createQueuedPath, createVethPair, runIperfClient, startIperfServer, typ
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
+import { bpfFdinfos, progIds } from '../../../test/support/bpf-fds';
+import { programNames } from '../../../bench/bpf-stats';
 
 // -R: the daemon sees every namespace on the host, not only ours; whatever it changes is restored on exit.
 const DAEMON_ARGS = ['-a', 'tcp_buffer', '-R', ...(process.env.TCP_BUFFER_DEBUG ? ['-d'] : [])];
@@ -123,31 +124,15 @@ for (const { family, reverse } of [
   });
 }
 
-/** Ids of the BPF objects of one kind ('bpf-prog', 'bpf_link') the daemon holds fds of, with their fdinfo. */
-function heldIds(pid: number, kind: string, field: string): number[] {
-  const ids: number[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== `anon_inode:${kind}`) continue;
-      const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m) ids.push(Number(m[1]));
-    } catch {
-      // closed between the listing and the read
-    }
-  }
-  return ids;
-}
-
 /** Ids of the daemon's send-hook program: bpftool names programs, the daemon's fds say which are its own. */
 function sendProgramIds(pid: number): Set<number> {
-  const own = new Set(heldIds(pid, 'bpf-prog', 'prog_id'));
-  const programs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' })) as Array<{ id: number; name?: string }>;
-  return new Set(programs.filter((p) => own.has(p.id) && p.name?.startsWith('tcp_buffer_snd')).map((p) => p.id));
+  const names = programNames();
+  return new Set(progIds(bpfFdinfos(pid, ['bpf-prog'])).filter((id) => names.get(id)?.name.startsWith('tcp_buffer_snd')));
 }
 
 /** Whether the daemon holds a BPF link of one of those programs now. */
 function holdsLinkOf(pid: number, programIds: Set<number>): boolean {
-  return heldIds(pid, 'bpf_link', 'prog_id').some((id) => programIds.has(id));
+  return progIds(bpfFdinfos(pid, ['bpf_link'])).some((id) => programIds.has(id));
 }
 
 async function attachedSamples(pid: number, programIds: Set<number>, ms: number): Promise<boolean[]> {

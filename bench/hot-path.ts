@@ -22,6 +22,12 @@ export interface HotPathOptions {
   /** The daemon runs this long before the first transfer, so it is past start-up, like a deployed one. */
   settleSeconds: number;
   daemonArgs: string[];
+  /**
+   * BPFTUNE_HOOK_SAMPLING=off: a sampled hook's run time per call is the same
+   * whenever it is attached, but sampled it is attached 2 % of the time and
+   * would fall below the hot-hook threshold, unjudged.
+   */
+  keepSampledHooksAttached?: boolean;
   progress: (line: string) => void;
 }
 
@@ -43,6 +49,7 @@ export interface HotPathResult {
   daemon: DaemonDuringRun[];
   /** By the daemon's program name: run time per call of an empty program on the same tracepoint, over the same runs. */
   floorNs?: Record<string, number>;
+  keptSampledHooksAttached?: boolean;
 }
 
 function eventCount(daemon: DaemonProcess): number {
@@ -54,7 +61,7 @@ function eventCount(daemon: DaemonProcess): number {
 }
 
 async function withDaemon<T>(options: HotPathOptions, run: (daemon: DaemonProcess) => Promise<T>): Promise<{ value: T; during: DaemonDuringRun; tuners: string[] }> {
-  const daemon = new DaemonProcess(options.daemonArgs);
+  const daemon = new DaemonProcess(options.daemonArgs, options.keepSampledHooksAttached ? { env: { BPFTUNE_HOOK_SAMPLING: 'off' } } : {});
   try {
     await daemon.started();
     await sleep(options.settleSeconds * 1000);
@@ -129,7 +136,7 @@ export async function measureHotPath(options: HotPathOptions, pair?: VethPair): 
       const ns = floorPerCall.get(empty);
       if (ns !== undefined) floorNs[program] = ns;
     }
-    return { seconds: options.seconds, throughput, programs: mergeCosts(runs, seconds), daemon, floorNs };
+    return { seconds: options.seconds, throughput, programs: mergeCosts(runs, seconds), daemon, floorNs, keptSampledHooksAttached: options.keepSampledHooksAttached };
   } finally {
     floor?.close();
     restoreStats();

@@ -175,7 +175,7 @@ function hotPathRows(h: HotPathResult): Row[] {
       target: `<= ${TARGETS.hotPathNs} ns`,
       met: worst ? ownNs(h, worst) <= TARGETS.hotPathNs : undefined,
       context: worst
-        ? hot.map(measured).join('; ')
+        ? hot.map(measured).join('; ') + (h.keptSampledHooksAttached ? '; sampled hooks kept attached for this measure (BPFTUNE_HOOK_SAMPLING=off)' : '')
         : `none of the loaded tuners' programs runs on the data path: the busiest ran ${busiest ? `${Math.round(busiest.perSecond)}/s (${busiest.name}, ${formatNs(busiest.avgNs)})` : 'not at all'}`,
     },
     {
@@ -183,7 +183,7 @@ function hotPathRows(h: HotPathResult): Row[] {
       metric: 'CPU in the daemon BPF programs during bulk traffic',
       value: `${totalCore.toFixed(3)} % of a core`,
       target: '',
-      context: `${h.programs.length} programs, ${h.throughput.length} x ${h.seconds} s runs with BPF run-time statistics on (${gbit(median(h.throughput))} median)`,
+      context: `${h.programs.length} programs, ${h.throughput.length} x ${h.seconds} s runs with BPF run-time statistics on (${gbit(median(h.throughput))} median)${h.keptSampledHooksAttached ? ', sampled hooks attached all the time: an upper bound' : ''}`,
     },
   ];
 }
@@ -280,7 +280,7 @@ function footprintRows(r: SuiteResults): Row[] {
       metric: 'daemon CPU during bulk traffic',
       value: `${median(bulk.runs.map((d) => d.cpuPercent)).toFixed(3)} % of a core`,
       target: '',
-      context: `events handled: ${bulk.runs.map((d) => d.events).join(', ')}`,
+      context: `events handled: ${bulk.runs.map((d) => d.events).join(', ')}${r.hotPath?.keptSampledHooksAttached ? ' (the hot-path daemon: sampled hooks attached all the time)' : ''}`,
     });
   }
   return rows;

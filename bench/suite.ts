@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     }
   });
 
-  const hotPath: HotPathOptions = { seconds: q ? 3 : 10, runs: q ? 1 : 2, settleSeconds: q ? 3 : 10, daemonArgs: builtinDaemonArgs(), progress };
+  const hotPath: HotPathOptions = { seconds: q ? 3 : 10, runs: q ? 1 : 2, settleSeconds: q ? 3 : 10, daemonArgs: builtinDaemonArgs(), keepSampledHooksAttached: true, progress };
   let pair: VethPair | undefined;
   try {
     if (options.sections.has('overhead') || options.sections.has('hotpath')) pair = createVethPair();

@@ -32,6 +32,11 @@ test('-S reports full support and per-netns policy on this kernel, and each tune
   assert.match(r.stdout, /^tuner 'listen_backlog': would use tracepoint \(tracepoint\/syscalls\/sys_enter_listen\)$/m);
   // A sampled hook says so, whichever variant of it this kernel takes.
   assert.match(r.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd(_fentry|_kprobe)? sampled: attached 300 ms of every 15 s$/m);
+  // ... under the settings a daemon started the same way would run by.
+  const period = runBpftune(['-S'], undefined, { BPFTUNE_HOOK_PERIOD_MS: '4000' });
+  assert.match(period.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd\S* sampled: attached 300 ms of every 4 s$/m);
+  const off = runBpftune(['-S'], undefined, { BPFTUNE_HOOK_SAMPLING: 'off' });
+  assert.match(off.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd\S* not sampled, attached all the time \(BPFTUNE_HOOK_SAMPLING=off\)$/m);
 });
 
 test('bad input: unknown option, learning rate out of range, query with no daemon', () => {

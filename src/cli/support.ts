@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { probeAttachKinds, type AttachKind } from '../core/attach-kinds';
 import { attachTargetExists, kernelTargetSources } from '../core/attach-targets';
+import { sampledProgram, samplingSettings, samplingSummary, type SamplingSettings } from '../core/hook-sampling';
 import { supportLevel } from '../core/support-level';
 import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
@@ -25,6 +26,7 @@ export async function supportReport(
   cgroupPath: string,
   libdirs: string[],
   legacy: boolean,
+  sampling: SamplingSettings = samplingSettings(),
 ): Promise<SupportReport> {
   const probes = probeAttachKinds(nativeBinding, probeObjectPath(), cgroupPath);
   const supported = new Set<AttachKind>(probes.filter((p) => p.supported).map((p) => p.kind));
@@ -60,10 +62,11 @@ export async function supportReport(
             .filter((n) => selected.some((s) => s.name === n.program))
             .map((n) => `; ${n.program} because ${n.because}`)
             .join('');
+          const selectedNames = selected.map((s) => s.name);
           const sampled = (def.sampledHooks ?? [])
             .flatMap((h) => {
-              const program = selected.find((s) => h.programs.includes(s.name));
-              return program ? [`; ${program.name} sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`] : [];
+              const program = sampledProgram(h, selectedNames);
+              return program ? [`; ${program} ${samplingSummary(h, sampling)}`] : [];
             })
             .join('');
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';

@@ -19,7 +19,7 @@ import { nativeSysctlAccess } from './sysctl-access';
 import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
 import { strategyTimeoutOverride } from './strategy';
-import { hookPeriodOverride, hookSamplingSetting } from './hook-sampling';
+import { samplingSettings } from './hook-sampling';
 import { TunableRegistry } from './tunables';
 import type { LatencyWindow } from './latency';
 import { QueryServer } from '../server/query-server';
@@ -88,8 +88,7 @@ export class Daemon {
       probeKinds: () => this.attachKinds(),
       advisory: options.advisory,
       strategyTimeoutMs: strategyTimeoutOverride(),
-      hookSampling: hookSamplingSetting(),
-      hookPeriodMs: hookPeriodOverride(),
+      hookSampling: samplingSettings(),
     });
   }
 

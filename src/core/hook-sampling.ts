@@ -71,6 +71,28 @@ export function withPeriod(hook: SampledHook, periodMs: number | undefined): Sam
   return { ...hook, periodMs, windowMs: Math.min(hook.windowMs, Math.floor(periodMs / 2)) };
 }
 
+/** The two settings above, read once: the loader runs by them and -S reports by them. */
+export interface SamplingSettings {
+  sampling: boolean;
+  periodMs: number | undefined;
+}
+
+export function samplingSettings(env: NodeJS.ProcessEnv = process.env): SamplingSettings {
+  return { sampling: hookSamplingSetting(env), periodMs: hookPeriodOverride(env) };
+}
+
+/** The hook's program among those loaded (its variants are alternatives, so at most one is), if any. */
+export function sampledProgram(hook: SampledHook, loaded: readonly string[]): string | undefined {
+  return hook.programs.find((p) => loaded.includes(p));
+}
+
+/** How a loaded sampled program runs under these settings, as -S says it. */
+export function samplingSummary(hook: SampledHook, settings: SamplingSettings): string {
+  if (!settings.sampling) return 'not sampled, attached all the time (BPFTUNE_HOOK_SAMPLING=off)';
+  const h = withPeriod(hook, settings.periodMs);
+  return `sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`;
+}
+
 function defaultTimer(task: () => void, ms: number): () => void {
   const t = setTimeout(task, ms);
   t.unref();

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { kernelTargetSources } from './attach-targets';
 import { Dispatcher } from './dispatcher';
+import type { SamplingSettings } from './hook-sampling';
 import { errorText, type Logger } from './log';
 import type { NativeBinding } from './native';
 import type { NetnsRegistry } from './netns';
@@ -37,10 +38,8 @@ export interface HostOptions {
   advisory?: boolean;
   /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
   strategyTimeoutMs?: number;
-  /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
-  hookSampling?: boolean;
-  /** Every sampled hook's period (BPFTUNE_HOOK_PERIOD_MS, for tests). */
-  hookPeriodMs?: number;
+  /** BPFTUNE_HOOK_SAMPLING and BPFTUNE_HOOK_PERIOD_MS (hook-sampling.ts); absent: sampling on, declared periods. */
+  hookSampling?: SamplingSettings;
 }
 
 /** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */

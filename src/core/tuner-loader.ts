@@ -23,7 +23,7 @@ import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 import { startTicker } from './ticker';
 import { ChangeVerifier, verifierTimings } from './change-verifier';
-import { HookSampler, sampledHookProblems, withPeriod } from './hook-sampling';
+import { HookSampler, sampledHookProblems, sampledProgram, withPeriod, type SamplingSettings } from './hook-sampling';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -34,10 +34,8 @@ export interface LoaderOptions {
   probeKinds: () => KindProbe[];
   /** Replaces every strategy's timeout (BPFTUNE_STRATEGY_TIMEOUT_MS, for tests). */
   strategyTimeoutMs?: number;
-  /** false: sampled hooks stay attached (BPFTUNE_HOOK_SAMPLING=off, for comparisons). */
-  hookSampling?: boolean;
-  /** Every sampled hook's period (BPFTUNE_HOOK_PERIOD_MS, for tests). */
-  hookPeriodMs?: number;
+  /** BPFTUNE_HOOK_SAMPLING and BPFTUNE_HOOK_PERIOD_MS (hook-sampling.ts); absent: sampling on, declared periods. */
+  hookSampling?: SamplingSettings;
 }
 
 /** What the loader needs from the daemon; the abilities are lent to the tuners that ask. */
@@ -212,7 +210,7 @@ export async function loadTuner(
     const ctx = createContext(definition, object, attachModes, timers, services, options, { holder: strategies, programs: programSwitch });
     instance = await definition.create(ctx);
     step = 'start sampled hooks';
-    const samplers = startSamplers(definition, programSwitch, services.log, options.hookSampling !== false, options.hookPeriodMs);
+    const samplers = startSamplers(definition, programSwitch, services.log, options.hookSampling);
     timers.push(...samplers);
     return {
       id,
@@ -240,20 +238,19 @@ function startSamplers(
   definition: TunerDefinition<Ability>,
   programs: ProgramSwitch,
   log: Logger,
-  sampling: boolean,
-  periodMs: number | undefined,
+  settings: SamplingSettings = { sampling: true, periodMs: undefined },
 ): HookSampler[] {
   const hooks = definition.sampledHooks ?? [];
   const loaded = programs.loaded();
   const samplers: HookSampler[] = [];
   for (const hook of hooks) {
-    const program = hook.programs.find((p) => loaded.includes(p));
+    const program = sampledProgram(hook, loaded);
     if (program === undefined) continue;
-    if (!sampling) {
+    if (!settings.sampling) {
       log.info(`tuner '${definition.name}': program '${program}' stays attached (BPFTUNE_HOOK_SAMPLING=off)`);
       continue;
     }
-    const sampler = new HookSampler(withPeriod(hook, periodMs), program, { tuner: definition.name, log, programs });
+    const sampler = new HookSampler(withPeriod(hook, settings.periodMs), program, { tuner: definition.name, log, programs });
     sampler.start();
     samplers.push(sampler);
   }

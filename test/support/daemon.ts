@@ -31,11 +31,11 @@ export interface RunResult {
 }
 
 /** Runs bpftune to completion (for -S, -q, bad flags). */
-export function runBpftune(args: string[], runDir?: string): RunResult {
+export function runBpftune(args: string[], runDir?: string, env: NodeJS.ProcessEnv = {}): RunResult {
   const r = spawnSync(BPFTUNE, args, {
     encoding: 'utf8',
     timeout: 60_000 * TIME_SCALE,
-    env: { ...process.env, ...(runDir ? { BPFTUNE_RUNDIR: runDir } : {}) },
+    env: { ...process.env, ...(runDir ? { BPFTUNE_RUNDIR: runDir } : {}), ...env },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { HookSampler, hookPeriodOverride, hookSamplingSetting, sampledHookProblems, withPeriod, type SampledHook } from '../../src/core/hook-sampling';
+import { HookSampler, hookPeriodOverride, hookSamplingSetting, sampledHookProblems, sampledProgram, samplingSettings, samplingSummary, withPeriod, type SampledHook } from '../../src/core/hook-sampling';
 import { recordingLog, recordingPrograms } from '../support/recording';
 
 const HOOK: SampledHook = { programs: ['snd', 'snd_fentry'], windowMs: 200, periodMs: 4000, holdOn: [2], holdMs: 10_000 };
@@ -124,4 +124,12 @@ test('BPFTUNE_HOOK_SAMPLING=off and BPFTUNE_HOOK_PERIOD_MS: anything else is ign
   assert.deepEqual(withPeriod(HOOK, 4000), HOOK, 'the window is kept');
   assert.equal(withPeriod(HOOK, 300).windowMs, 150, 'up to half the period');
   assert.equal(withPeriod(HOOK, undefined), HOOK);
+});
+
+test('-S describes a sampled hook by the settings the daemon would run with', () => {
+  assert.equal(sampledProgram(HOOK, ['other', 'snd_fentry']), 'snd_fentry');
+  assert.equal(sampledProgram(HOOK, ['other']), undefined);
+  assert.equal(samplingSummary(HOOK, samplingSettings({})), 'sampled: attached 200 ms of every 4 s');
+  assert.equal(samplingSummary(HOOK, samplingSettings({ BPFTUNE_HOOK_PERIOD_MS: '300' })), 'sampled: attached 150 ms of every 0.3 s');
+  assert.equal(samplingSummary(HOOK, samplingSettings({ BPFTUNE_HOOK_SAMPLING: 'off', BPFTUNE_HOOK_PERIOD_MS: '300' })), 'not sampled, attached all the time (BPFTUNE_HOOK_SAMPLING=off)');
 });

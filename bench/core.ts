@@ -180,8 +180,9 @@ export async function idleFootprint(
   settleSeconds = 10,
   warmupSeconds = 60,
   steadyStart = IDLE_STEADY_START_S,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<IdleFootprint> {
-  const daemon = new DaemonProcess(daemonArgs);
+  const daemon = new DaemonProcess(daemonArgs, { env });
   const baseline = track(spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' }));
   try {
     await daemon.started();

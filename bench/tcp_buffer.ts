@@ -32,6 +32,7 @@ import { createEmulatedLink, type EmulatedLink } from '../test/support/link-emul
 import { TestCgroup } from '../test/support/cgroup';
 import { runIperfClient, startIperfServer } from '../src/tuners/tcp_buffer/test-net';
 import { daemonPrograms, enableBpfStats, FLOOR_PROGRAM_OF, MeasurementFloor, programNames } from './bpf-stats';
+import { HOT_RUNS_PER_SECOND } from './report';
 
 const execFileAsync = promisify(execFile);
 
@@ -171,9 +172,16 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
       baseline: `${changes} increases logged`,
     },
   ];
+  /*
+   * Judged per call only on hooks called at least HOT_RUNS_PER_SECOND times a second, as the
+   * suite's hot-path section does: the send hook is sampled (attached 2 % of the time), so a
+   * call-weighted average over all hooks would be the rare receive-growth call's, whose cost is
+   * per RTT of a growing reader, not per packet. Their total run time is the cost that counts.
+   */
+  let hotNs = 0;
+  let hotCalls = 0;
+  let hotFloorNs = 0;
   let allNs = 0;
-  let allCalls = 0;
-  let allFloorNs = 0;
   for (const name of PROGRAMS) {
     const b = before.filter((p) => p.name === name);
     const a = after.filter((p) => p.name === name);
@@ -183,8 +191,11 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
     const perCall = calls ? runNs / calls : 0;
     const floorNs = floorPerCall.get(FLOOR_PROGRAM_OF[name] ?? '');
     allNs += runNs;
-    allCalls += calls;
-    allFloorNs += (floorNs ?? 0) * calls;
+    if (calls / SECONDS >= HOT_RUNS_PER_SECOND) {
+      hotNs += runNs;
+      hotCalls += calls;
+      hotFloorNs += (floorNs ?? 0) * calls;
+    }
     rows.push({
       metric: `BPF run time per call, ${name}`,
       value: calls ? `${perCall.toFixed(1)} ns${floorNs === undefined ? '' : ` (${(perCall - floorNs).toFixed(1)} ns above an empty program)`}` : 'no calls',
@@ -193,17 +204,23 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
         (floorNs === undefined ? '' : `; an empty program on the same tracepoint: ${floorNs.toFixed(1)} ns (what measuring costs here)`),
     });
   }
-  if (allCalls) {
-    const perCall = allNs / allCalls;
-    const own = (allNs - allFloorNs) / allCalls;
-    rows.push({
-      metric: 'BPF run time per hook invocation, all tcp_buffer hooks, above an empty program',
-      value: `${own.toFixed(1)} ns`,
-      target: `<= ${TARGET_NS_PER_CALL} ns`,
-      baseline: `${perCall.toFixed(1)} ns as measured, over ${allCalls} calls`,
-      met: own <= TARGET_NS_PER_CALL,
-    });
-  }
+  const hot = `tcp_buffer hooks called >= ${HOT_RUNS_PER_SECOND} times a second`;
+  rows.push(
+    hotCalls
+      ? {
+          metric: `BPF run time per invocation, ${hot}, above an empty program`,
+          value: `${((hotNs - hotFloorNs) / hotCalls).toFixed(1)} ns`,
+          target: `<= ${TARGET_NS_PER_CALL} ns`,
+          baseline: `${(hotNs / hotCalls).toFixed(1)} ns as measured, over ${hotCalls} calls`,
+          met: (hotNs - hotFloorNs) / hotCalls <= TARGET_NS_PER_CALL,
+        }
+      : { metric: `BPF run time per invocation, ${hot}`, value: 'none', baseline: 'no hook of tcp_buffer ran that often (the send hook is sampled)' },
+    {
+      metric: 'BPF CPU, all tcp_buffer hooks (run time as measured over the run)',
+      value: `${((allNs / (SECONDS * 1e9)) * 100).toFixed(3)} % of a core`,
+      baseline: `${(allNs / 1e6).toFixed(2)} ms of run time in ${SECONDS} s`,
+    },
+  );
   return {
     scenario: `${RTT_MS} ms RTT emulated path, iperf3 ${SECONDS} s bulk, receiver tcp_rmem[2] starting at 131072`,
     rows,

@@ -13,7 +13,7 @@ import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
 import { builtinLibdir, probeObjectPath } from '../core/paths';
 import { scanTunerDirectory } from '../core/plugin-dir';
-import { applyConditions, kernelFacts, selectPrograms } from '../core/program-selection';
+import { applyConditions, disabledProgramsSetting, kernelFacts, leaveOut, selectPrograms } from '../core/program-selection';
 import type { TunerDefinition } from '../core/tuner';
 
 export interface SupportReport {
@@ -27,6 +27,7 @@ export async function supportReport(
   libdirs: string[],
   legacy: boolean,
   sampling: SamplingSettings = samplingSettings(),
+  disabledPrograms: ReadonlySet<string> = disabledProgramsSetting(),
 ): Promise<SupportReport> {
   const probes = probeAttachKinds(nativeBinding, probeObjectPath(), cgroupPath);
   const supported = new Set<AttachKind>(probes.filter((p) => p.supported).map((p) => p.kind));
@@ -56,7 +57,8 @@ export async function supportReport(
         const object = nativeBinding.openObject(path.join(m.dir, def.bpfObject ?? `${def.name}.bpf.o`));
         try {
           const exists = (section: string) => attachTargetExists(section, targets);
-          const conditions = applyConditions(object.programs(), def.conditionalPrograms ?? [], kernelFacts(os.release()));
+          const given = leaveOut(object.programs(), disabledPrograms);
+          const conditions = applyConditions(given.programs, def.conditionalPrograms ?? [], kernelFacts(os.release()));
           const { selected, missing } = selectPrograms(conditions.programs, def.programAlternatives ?? [], () => supported, legacy, exists);
           const because = conditions.needed
             .filter((n) => selected.some((s) => s.name === n.program))
@@ -69,13 +71,14 @@ export async function supportReport(
               return program ? [`; ${program} ${samplingSummary(h, sampling)}`] : [];
             })
             .join('');
+          const leftOut = given.leftOut.length ? `; left out ${given.leftOut.join(', ')} (BPFTUNE_DISABLE_PROGRAMS)` : '';
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');
           lines.push(
             selected.length === 0
               ? `tuner '${def.name}': would use no BPF programs (reads kernel counters)`
-              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}${because}${sampled}`,
+              : `tuner '${def.name}': ${ok ? 'would use' : 'cannot attach'} ${kinds.join(', ')} (${selected.map((s) => s.section).join(', ')})${without}${leftOut}${because}${sampled}`,
           );
         } finally {
           object.close();

@@ -20,6 +20,7 @@ import { rollbackText, summaryText, type NamedReport } from './summary';
 import { supportLevel } from './support-level';
 import { strategyTimeoutOverride } from './strategy';
 import { samplingSettings } from './hook-sampling';
+import { disabledProgramsSetting } from './program-selection';
 import { TunableRegistry } from './tunables';
 import type { LatencyWindow } from './latency';
 import { QueryServer } from '../server/query-server';
@@ -89,6 +90,7 @@ export class Daemon {
       advisory: options.advisory,
       strategyTimeoutMs: strategyTimeoutOverride(),
       hookSampling: samplingSettings(),
+      disabledPrograms: disabledProgramsSetting(),
     });
   }
 

@@ -47,7 +47,7 @@ export interface HookSamplerOptions {
 /**
  * BPFTUNE_HOOK_SAMPLING=off keeps sampled hooks attached all the time: the
  * cost they avoid and the reaction they give up, measured side by side
- * (bench/send-sampling.ts). Anything else leaves sampling on.
+ * (bench/hook-sampling.ts). Anything else leaves sampling on.
  */
 export function hookSamplingSetting(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.BPFTUNE_HOOK_SAMPLING?.trim().toLowerCase() !== 'off';

@@ -40,6 +40,8 @@ export interface HostOptions {
   strategyTimeoutMs?: number;
   /** BPFTUNE_HOOK_SAMPLING and BPFTUNE_HOOK_PERIOD_MS (hook-sampling.ts); absent: sampling on, declared periods. */
   hookSampling?: SamplingSettings;
+  /** Programs to leave out as if their target were missing (BPFTUNE_DISABLE_PROGRAMS). */
+  disabledPrograms?: ReadonlySet<string>;
 }
 
 /** A tuner that could not be loaded from a module (for metrics: its name, or its directory's when unknown). */

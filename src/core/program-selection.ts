@@ -44,11 +44,14 @@ export function selectPrograms(
       grouped.add(v);
       return { name: v, section: p.section, kind: attachKindOf(p.section) };
     });
-    const usable = candidates.filter((c) => supported.has(c.kind) && targetExists(c.section) !== false);
+    const loadable = (name: string) => programs.find((x) => x.name === name)?.autoload !== false;
+    const usable = candidates.filter((c) => loadable(c.name) && supported.has(c.kind) && targetExists(c.section) !== false);
     const ordered = legacy ? [...usable.filter((c) => !needsBtf(c.kind)), ...usable] : usable;
     const chosen = ordered[0];
     if (!chosen) {
-      const why = candidates.map((c) => `${c.section}: ${supported.has(c.kind) ? 'no such target here' : `${c.kind} not supported`}`);
+      const why = candidates.map(
+        (c) => `${c.section}: ${!loadable(c.name) ? `${c.name} left out` : supported.has(c.kind) ? 'no such target here' : `${c.kind} not supported`}`,
+      );
       throw new Error(`no variant of hook '${group.hook}' can attach on this kernel (${why.join('; ')})`);
     }
     for (const c of candidates) if (c.name !== chosen.name) disabled.add(c.name);
@@ -98,4 +101,21 @@ export function applyConditions(programs: readonly ProgramInfo[], conditions: re
 export function kernelFacts(release: string): KernelFacts {
   const m = /^(\d+)\.(\d+)/.exec(release);
   return { release, version: m ? [Number(m[1]), Number(m[2])] : [0, 0] };
+}
+
+/**
+ * BPFTUNE_DISABLE_PROGRAMS: names of programs (separated by commas or
+ * spaces) to leave out as if this kernel lacked their target, so that a hook
+ * takes its next variant. The tests run the fallbacks older kernels take
+ * (tcp_buffer's per-read receive hook before 6.16) on a kernel that has the
+ * newer hook; an operator can do without one program this way.
+ */
+export function disabledProgramsSetting(env: NodeJS.ProcessEnv = process.env): ReadonlySet<string> {
+  return new Set((env.BPFTUNE_DISABLE_PROGRAMS ?? '').split(/[\s,]+/).filter(Boolean));
+}
+
+/** The object's programs, those named marked not to load (before selectPrograms), and which of them it had. */
+export function leaveOut(programs: readonly ProgramInfo[], names: ReadonlySet<string>): { programs: ProgramInfo[]; leftOut: string[] } {
+  const leftOut = programs.filter((p) => names.has(p.name) && p.autoload).map((p) => p.name);
+  return { programs: programs.map((p) => (names.has(p.name) ? { ...p, autoload: false } : p)), leftOut };
 }

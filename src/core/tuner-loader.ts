@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { attachTargetExists, type kernelTargetSources } from './attach-targets';
-import { applyConditions, kernelFacts, selectPrograms, type SelectedProgram } from './program-selection';
+import { applyConditions, kernelFacts, leaveOut, selectPrograms, type SelectedProgram } from './program-selection';
 import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject } from './native';
 import type { NetnsRegistry } from './netns';
@@ -36,6 +36,8 @@ export interface LoaderOptions {
   strategyTimeoutMs?: number;
   /** BPFTUNE_HOOK_SAMPLING and BPFTUNE_HOOK_PERIOD_MS (hook-sampling.ts); absent: sampling on, declared periods. */
   hookSampling?: SamplingSettings;
+  /** Programs to leave out as if their target were missing (BPFTUNE_DISABLE_PROGRAMS). */
+  disabledPrograms?: ReadonlySet<string>;
 }
 
 /** What the loader needs from the daemon; the abilities are lent to the tuners that ask. */
@@ -265,14 +267,16 @@ function choosePrograms(
 ): { programs: SelectedProgram[]; flags: string[] } {
   const supported = () => new Set(options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
   const exists = (section: string) => attachTargetExists(section, services.targets);
-  const conditions = applyConditions(object.programs(), definition.conditionalPrograms ?? [], kernelFacts(os.release()));
+  const given = leaveOut(object.programs(), options.disabledPrograms ?? new Set());
+  for (const name of given.leftOut) services.log.info(`tuner '${definition.name}': program '${name}' left out (BPFTUNE_DISABLE_PROGRAMS)`);
+  const conditions = applyConditions(given.programs, definition.conditionalPrograms ?? [], kernelFacts(os.release()));
   const { selected, disabled, missing } = selectPrograms(conditions.programs, [...(definition.programAlternatives ?? [])], supported, options.legacy, exists);
   for (const p of missing) {
     services.log.warn(
       `tuner '${definition.name}': this kernel has no target for program '${p.name}' (${p.section}) and the tuner declares no fallback for it; running without it`,
     );
   }
-  for (const name of [...disabled, ...conditions.skipped]) object.setAutoload(name, false);
+  for (const name of [...given.leftOut, ...disabled, ...conditions.skipped]) object.setAutoload(name, false);
   const flags: string[] = [];
   for (const n of conditions.needed) {
     const chosen = selected.find((p) => p.name === n.program);

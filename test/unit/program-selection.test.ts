@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { applyConditions, kernelFacts, selectPrograms } from '../../src/core/program-selection';
+import { applyConditions, disabledProgramsSetting, kernelFacts, leaveOut, selectPrograms } from '../../src/core/program-selection';
 import { ipv6FexitNeeded, memoryKfreeNeeded } from '../../src/tuners/udp_buffer/index';
 import type { AttachKind } from '../../src/core/attach-kinds';
 import type { ProgramInfo } from '../../src/core/native';
@@ -86,4 +86,18 @@ test('a conditional program loads only where its test says this kernel needs it,
 test("udp_buffer's kfree_skb program for memory refusals is needed from 6.18 only", () => {
   for (const release of ['6.18.44-fc-v1045', '6.19.0', '7.1.0']) assert.match(memoryKfreeNeeded(kernelFacts(release)) ?? '', /is 6\.18 or later/, release);
   for (const release of ['6.1.0-57-cloud-amd64', '6.12.48+deb13-amd64', '6.17.9', '5.15.0', 'garbage']) assert.equal(memoryKfreeNeeded(kernelFacts(release)), undefined, release);
+});
+
+test('BPFTUNE_DISABLE_PROGRAMS: a program left out passes its hook to the next variant, as a missing target would', () => {
+  const names = disabledProgramsSetting({ BPFTUNE_DISABLE_PROGRAMS: ' rcv_tp, nothing_such  ops' });
+  assert.deepEqual([...names].sort(), ['nothing_such', 'ops', 'rcv_tp']);
+  assert.equal(disabledProgramsSetting({}).size, 0);
+  const given = leaveOut(programs, names);
+  assert.deepEqual(given.leftOut, ['rcv_tp', 'ops'], 'only the object\'s own programs are named');
+  const { selected } = selectPrograms(given.programs, alternatives, kinds('tp_btf', 'fentry', 'kprobe', 'cgroup'), false);
+  assert.deepEqual(selected.map((s) => s.name), ['rcv_fentry']);
+  assert.throws(
+    () => selectPrograms(leaveOut(programs, new Set(['rcv_tp', 'rcv_fentry', 'rcv_kprobe'])).programs, alternatives, kinds('tp_btf', 'fentry', 'kprobe', 'cgroup'), false),
+    /tp_btf\/tcp_rcv_space_adjust: rcv_tp left out/,
+  );
 });

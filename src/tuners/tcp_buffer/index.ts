@@ -51,14 +51,18 @@ const SEND_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_sn
  * attach and detach costs the daemon about 2 ms of CPU (the kernel switching
  * the tracepoint on and off): every 4 s, an idle daemon's CPU went from
  * 0.027 % to 0.079 % of a core; every 15 s it was 0.038 %.
- * (The receive hook on 6.16+ fires only when a reader's demand grows, so
- * it is not sampled; on older kernels it is the per-read one, left whole for
- * now: its reaction is the one compared with oracle/bpftune.)
+ *
+ * The receive hook on 6.16+ (tcp:tcp_rcvbuf_grow) fires only when a reader's
+ * demand grows, so it stays attached. Before 6.16 it is tcp:tcp_rcv_space_adjust,
+ * on every read, and an empty program there cost bulk TCP over veth 0.979
+ * [0.961, 0.996] of its work per CPU-second (bench/results/hook-presence-floor_rcv.md):
+ * sampled the same way, held by a receiver at its limit. Its reaction, the one
+ * compared with oracle/bpftune, waits for a window too (bench/results/receive-sampling.md).
  */
-const SEND_WINDOW_MS = 300;
-const SEND_PERIOD_MS = 15_000;
-/** Twice the repost cycle (a held-back sender posts again after each 2 s tick clears last_posted), and then some. */
-const SEND_HOLD_MS = 10_000;
+const WINDOW_MS = 300;
+const PERIOD_MS = 15_000;
+/** Twice the repost cycle (a held-back socket posts again after each 2 s tick clears last_posted), and then some. */
+const HOLD_MS = 10_000;
 
 const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
   name: 'tcp_buffer',
@@ -73,13 +77,8 @@ const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
     { hook: 'tcp_sendmsg_locked', variants: SEND_PROGRAMS },
   ],
   sampledHooks: [
-    {
-      programs: SEND_PROGRAMS,
-      windowMs: SEND_WINDOW_MS,
-      periodMs: SEND_PERIOD_MS,
-      holdOn: [TcpBufferEvent.WMEM_NEAR_MAX],
-      holdMs: SEND_HOLD_MS,
-    },
+    { programs: SEND_PROGRAMS, windowMs: WINDOW_MS, periodMs: PERIOD_MS, holdOn: [TcpBufferEvent.WMEM_NEAR_MAX], holdMs: HOLD_MS },
+    { programs: ['tcp_buffer_rcv'], windowMs: WINDOW_MS, periodMs: PERIOD_MS, holdOn: [TcpBufferEvent.RMEM_NEAR_MAX], holdMs: HOLD_MS },
   ],
   async create(ctx) {
     const memory = new MemoryWatch(ctx);

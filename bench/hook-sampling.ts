@@ -2,27 +2,27 @@
  * What sampling one of tcp_buffer's per-call hooks (attached for a window of
  * each period, see src/tuners/tcp_buffer/index.ts) saves and what it costs,
  * against the same daemon with the hook attached all the time
- * (BPFTUNE_HOOK_SAMPLING=off). --hook send (the default) or receive; the
- * receive hook is the per-read one of kernels before 6.16, taken on newer
- * ones by leaving out tcp_buffer_rcv_grow (BPFTUNE_DISABLE_PROGRAMS).
+ * (BPFTUNE_HOOK_SAMPLING=off). --hook names it: send, the one sampled now.
+ * (The per-read receive hook of kernels before 6.16 was measured here while
+ * it was sampled, at commit 50704b8: bench/results/receive-sampling.md.)
  *
  *  - cost: the workloads the hook is hot on (send: stress-ng --sock and
- *    64-byte request/response; receive: bulk) in blocks of no daemon /
+ *    64-byte request/response) in blocks of no daemon /
  *    sampled / always attached / no daemon again (the control: the method's
  *    own spread), in rotating order; work per CPU-second of the workload's
  *    cgroup, ratio of means with a 95 % paired-bootstrap interval. Each
  *    daemon runs tcp_buffer only and settles DAEMON_SETTLE_SECONDS first.
- *  - reaction: a socket held back by its limit (send: tcp_wmem[2] = 65536;
- *    receive: tcp_rmem[2] = 131072) on a 20 ms path, from iperf3's start to
+ *  - reaction: a socket held back by its limit (send: tcp_wmem[2] = 65536)
+ *    on a 20 ms path, from iperf3's start to
  *    the daemon's line changing it, each mode on a fresh link in every round,
  *    the traffic started at a random point of the sampling period.
  *
  *  - idle (--idle): the daemon's CPU in the two modes, side by side, in the
  *    suite's idle steady state: each attach and detach costs the daemon CPU.
  *
- * Run as root: node dist/bench/hook-sampling.js [--hook send|receive] [--idle]
+ * Run as root: node dist/bench/hook-sampling.js [--hook send] [--idle]
  * [BLOCKS] [ROUNDS] (default 10 and 8; 0 blocks: no cost blocks); prints a
- * table and writes bench/results/send-sampling.md or receive-sampling.md.
+ * table and writes bench/results/<hook>-sampling.md.
  */
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -54,10 +54,10 @@ function blockOrder(block: number): Condition[] {
 
 /** One sampled hook as this bench drives it. */
 interface HookUnderTest {
-  name: 'send' | 'receive';
+  name: string;
   hook: SampledHook;
   workloads: readonly WorkloadName[];
-  /** Added to every daemon's environment. */
+  /** Added to every daemon's environment (e.g. BPFTUNE_DISABLE_PROGRAMS to take a hook's older variant). */
   env: Record<string, string>;
   sysctl: 'net.ipv4.tcp_wmem' | 'net.ipv4.tcp_rmem';
   /** The limit set where it holds the traffic back: the sender's namespace (client) or the receiver's (server). */
@@ -72,7 +72,7 @@ function sampledHookOf(program: string): SampledHook {
   return hook;
 }
 
-const HOOKS: Record<HookUnderTest['name'], () => HookUnderTest> = {
+const HOOKS: Record<string, () => HookUnderTest> = {
   send: () => ({
     name: 'send',
     hook: sampledHookOf('tcp_buffer_snd'),
@@ -82,17 +82,6 @@ const HOOKS: Record<HookUnderTest['name'], () => HookUnderTest> = {
     low: '4096 16384 65536',
     side: 'client',
     held: 'A sender held back by tcp_wmem[2] = 65536',
-  }),
-  receive: () => ({
-    name: 'receive',
-    hook: sampledHookOf('tcp_buffer_rcv'),
-    workloads: ['bulk'],
-    // Where the kernel has tcp:tcp_rcvbuf_grow (6.16+), its program is preferred: leave it out to get the per-read one.
-    env: { BPFTUNE_DISABLE_PROGRAMS: 'tcp_buffer_rcv_grow' },
-    sysctl: 'net.ipv4.tcp_rmem',
-    low: '4096 131072 131072',
-    side: 'server',
-    held: 'A receiver held back by tcp_rmem[2] = 131072',
   }),
 };
 
@@ -279,7 +268,7 @@ function report(h: HookUnderTest, command: string, blocks: number, rounds: numbe
     `## Reaction: ${rounds} rounds, each mode once per round on a fresh 20 ms link`,
     '',
     `${h.held}: from iperf3's start to the daemon's line changing ${h.sysctl.split('.').pop()}, the traffic started at a random point (seeded) of the ${h.hook.periodMs / 1000} s period after the daemon's start, ${trafficSeconds(h)} s of traffic.` +
-      (h.env.BPFTUNE_DISABLE_PROGRAMS ? ` The daemon ran with BPFTUNE_DISABLE_PROGRAMS=${h.env.BPFTUNE_DISABLE_PROGRAMS}: the per-read hook of kernels before 6.16.` : ''),
+      (h.env.BPFTUNE_DISABLE_PROGRAMS ? ` The daemon ran with BPFTUNE_DISABLE_PROGRAMS=${h.env.BPFTUNE_DISABLE_PROGRAMS}.` : ''),
     '',
     `| ${h.name} hook | changed within the run | fastest | median | slowest |`,
     '|---|---|---|---|---|',
@@ -295,9 +284,10 @@ if (require.main === module) {
     const name = at >= 0 ? args.splice(at, 2)[1] : 'send';
     const idleAt = args.indexOf('--idle');
     if (idleAt >= 0) args.splice(idleAt, 1);
-    const usage = 'usage: node dist/bench/hook-sampling.js [--hook send|receive] [--idle] [BLOCKS: 0 or >= 2] [ROUNDS >= 1]';
-    if (name !== 'send' && name !== 'receive') throw new Error(`${usage} (got --hook ${String(name)})`);
-    const h = HOOKS[name]();
+    const usage = `usage: node dist/bench/hook-sampling.js [--hook ${Object.keys(HOOKS).join('|')}] [--idle] [BLOCKS: 0 or >= 2] [ROUNDS >= 1]`;
+    const make = name === undefined ? undefined : HOOKS[name];
+    if (!make) throw new Error(`${usage} (got --hook ${String(name)})`);
+    const h = make();
     const [blocksArg, roundsArg] = args.map(Number);
     const blocks = blocksArg ?? 10;
     const rounds = roundsArg || 8;

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DaemonProcess, SHORT_HOOK_PERIOD, SAMPLES_LIBDIR, stopAllDaemons } from './support/daemon';
+import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons } from './support/daemon';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { restoreGlobalSysctls, saveGlobalSysctls } from './support/global-sysctls';
 import { createEmulatedLink, type EmulatedLink } from './support/link-emulator';
@@ -94,7 +94,7 @@ test('--advise: the tcp_rmem, lossy-path and somaxconn scenarios give bounded ad
     '--advise',
     ...['-a', 'tcp_buffer', '-a', 'tcp_conn', '-a', 'listen_backlog'],
     ...['-l', SAMPLES_LIBDIR, '-c', cgroup.mountPoint],
-  ], { env: SHORT_HOOK_PERIOD });
+  ]);
   await daemon.started();
   assert.match(daemon.log, /advisory mode \(--advise\): tuners run, nothing is changed/);
   const names = (JSON.parse(daemon.query('jtunables').stdout) as Array<{ name: string }>).map((t) => t.name);

@@ -37,11 +37,11 @@ test('-S reports full support and per-netns policy on this kernel, and each tune
   assert.match(period.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd\S* sampled: attached 300 ms of every 4 s$/m);
   const off = runBpftune(['-S'], undefined, { BPFTUNE_HOOK_SAMPLING: 'off' });
   assert.match(off.stdout, /^tuner 'tcp_buffer': would use .*; tcp_buffer_snd\S* not sampled, attached all the time \(BPFTUNE_HOOK_SAMPLING=off\)$/m);
-  // The per-read receive hook of kernels before 6.16, taken here by leaving out the newer one: sampled too.
+  // The per-read receive hook of kernels before 6.16, taken here by leaving out the newer one: named, not sampled.
   const perRead = runBpftune(['-S'], undefined, { BPFTUNE_DISABLE_PROGRAMS: 'tcp_buffer_rcv_grow' });
   assert.match(
     perRead.stdout,
-    /^tuner 'tcp_buffer': would use .*tp_btf\/tcp_rcv_space_adjust.*; left out tcp_buffer_rcv_grow \(BPFTUNE_DISABLE_PROGRAMS\); tcp_buffer_snd\S* sampled: attached 300 ms of every 15 s; tcp_buffer_rcv sampled: attached 300 ms of every 15 s$/m,
+    /^tuner 'tcp_buffer': would use .*tp_btf\/tcp_rcv_space_adjust.*; left out tcp_buffer_rcv_grow \(BPFTUNE_DISABLE_PROGRAMS\); tcp_buffer_snd\S* sampled: attached 300 ms of every 15 s$/m,
   );
 });
 

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { scenarioMessageId } from '../src/core/journal';
 import { DatagramReceiver, decodeJournalEntry } from './support/datagram-receiver';
-import { DaemonProcess, SHORT_HOOK_PERIOD, REPO_ROOT, stopAllDaemons } from './support/daemon';
+import { DaemonProcess, REPO_ROOT, stopAllDaemons } from './support/daemon';
 import { debianNode, type DebianNode } from './support/debian-node';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { runIperfClient, startIperfServer, type IperfServer } from '../src/tuners/tcp_buffer/test-net';
@@ -169,7 +169,7 @@ test("the packaged daemon on Debian's Node.js 18 raises a namespace's tcp_rmem u
   const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], {
     command: node18.command([path.join(root, 'usr/sbin/bpftune')]),
     // The change verifier's verdict after the test: the 3 s run ending must not undo the growth.
-    env: { NOTIFY_SOCKET: notify.address, BPFTUNE_JOURNAL_SOCKET: journal.address, BPFTUNE_VERIFY_SETTLE_MS: '600000', ...SHORT_HOOK_PERIOD },
+    env: { NOTIFY_SOCKET: notify.address, BPFTUNE_JOURNAL_SOCKET: journal.address, BPFTUNE_VERIFY_SETTLE_MS: '600000' },
   });
   await daemon.started();
   const ready = (await notify.waitFor((d) => d.toString().startsWith('READY=1'))).toString();

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DaemonProcess, SHORT_HOOK_PERIOD, SAMPLES_LIBDIR, stopAllDaemons } from './support/daemon';
+import { DaemonProcess, SAMPLES_LIBDIR, stopAllDaemons } from './support/daemon';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { restoreGlobalSysctls, saveGlobalSysctls } from './support/global-sysctls';
 import { listenWithBacklog } from './support/listen';
@@ -98,7 +98,7 @@ async function changeThenKill(firstArgs: string[]) {
   const somaxconn = Number(sysctlIn(null, SOMAXCONN));
   const dir = stateDir();
   // The change verifier's verdict comes after the kill: the growth must still be in place then.
-  const first = new DaemonProcess(firstArgs, { stateDir: dir, env: { BPFTUNE_VERIFY_SETTLE_MS: '600000', ...SHORT_HOOK_PERIOD } });
+  const first = new DaemonProcess(firstArgs, { stateDir: dir, env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } });
   await first.started();
   await raiseRmem(first, pair, LOW_RMEM);
   const raisedSomaxconn = await raiseSomaxconn(first, somaxconn);

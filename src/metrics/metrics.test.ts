@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DaemonProcess, SHORT_HOOK_PERIOD, REPO_ROOT, SAMPLES_LIBDIR, stopAllDaemons } from '../../test/support/daemon';
+import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, stopAllDaemons } from '../../test/support/daemon';
 import { cleanupNamespaces, createNamespace, deleteNamespace, removeStaleNamespaces, setSysctlIn } from '../../test/support/netns';
 import { listenWithBacklog } from '../../test/support/listen';
 import { startNodeExporter, startPrometheus, stopAllServers } from '../../test/support/prometheus';
@@ -90,7 +90,7 @@ test('Prometheus sees tcp_rmem grow in a namespace, over HTTP and through the no
   const pair = await createEmulatedLink({ rttMs: 20 });
   setSysctlIn(pair.server, 'net.ipv4.tcp_rmem', '4096 65536 131072');
   // The change verifier's verdict after the test: the 3 s run ending must not undo the growth.
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles], { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000', ...SHORT_HOOK_PERIOD } });
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R', '--metrics', '127.0.0.1:0', '--metrics-textfile', textfiles], { env: { BPFTUNE_VERIFY_SETTLE_MS: '600000' } });
   await daemon.started();
   const port = await metricsPort(daemon);
   const exporter = await startNodeExporter(textfiles);

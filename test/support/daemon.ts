@@ -40,14 +40,6 @@ export function runBpftune(args: string[], runDir?: string, env: NodeJS.ProcessE
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/**
- * Environment for a test daemon whose sampled hooks must see a few seconds of
- * traffic (before 6.16 tcp_buffer's receive hook is one; its send hook always):
- * a 1 s period, windows of 300 ms, so any 2 s run spans one. Benches keep the
- * declared period, which is what an installed daemon runs.
- */
-export const SHORT_HOOK_PERIOD: NodeJS.ProcessEnv = { BPFTUNE_HOOK_PERIOD_MS: '1000' };
-
 export interface DaemonProcessOptions {
   /**
    * State directory (BPFTUNE_STATEDIR) to share between runs; it is not

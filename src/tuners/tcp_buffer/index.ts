@@ -52,12 +52,14 @@ const SEND_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_sn
  * the tracepoint on and off): every 4 s, an idle daemon's CPU went from
  * 0.027 % to 0.079 % of a core; every 15 s it was 0.038 %.
  *
- * The receive hook on 6.16+ (tcp:tcp_rcvbuf_grow) fires only when a reader's
- * demand grows, so it stays attached. Before 6.16 it is tcp:tcp_rcv_space_adjust,
- * on every read, and an empty program there cost bulk TCP over veth 0.979
- * [0.961, 0.996] of its work per CPU-second (bench/results/hook-presence-floor_rcv.md):
- * sampled the same way, held by a receiver at its limit. Its reaction, the one
- * compared with oracle/bpftune, waits for a window too (bench/results/receive-sampling.md).
+ * The receive hook stays attached. On 6.16+ (tcp:tcp_rcvbuf_grow) it fires
+ * only when a reader's demand grows. Before 6.16 it is tcp:tcp_rcv_space_adjust,
+ * on every read, but a program there did not cost bulk TCP measurably often
+ * enough to pay for sampling it: with no daemon an empty one gave 0.967 and
+ * 0.979 of the work per CPU-second in two runs and 0.996 [0.985, 1.006] in a
+ * third (bench/results/hook-presence-floor_rcv.md), the daemon with it attached
+ * 1.001, while sampled its first change waited a median 8.8 s instead of
+ * 0.07 s (bench/results/receive-sampling.md, measured at commit 50704b8).
  */
 const WINDOW_MS = 300;
 const PERIOD_MS = 15_000;
@@ -78,7 +80,6 @@ const tcpBufferTuner: TunerDefinition<'readProcNet' | 'verifyChange'> = {
   ],
   sampledHooks: [
     { programs: SEND_PROGRAMS, windowMs: WINDOW_MS, periodMs: PERIOD_MS, holdOn: [TcpBufferEvent.WMEM_NEAR_MAX], holdMs: HOLD_MS },
-    { programs: ['tcp_buffer_rcv'], windowMs: WINDOW_MS, periodMs: PERIOD_MS, holdOn: [TcpBufferEvent.RMEM_NEAR_MAX], holdMs: HOLD_MS },
   ],
   async create(ctx) {
     const memory = new MemoryWatch(ctx);

@@ -15,7 +15,7 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
-import { DaemonProcess, SHORT_HOOK_PERIOD, stopAllDaemons } from '../../../test/support/daemon';
+import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { createQueuedPath, runIperfClient, startIperfServer, type IperfServer } from './test-net';
 
@@ -74,7 +74,7 @@ test('an increase that helps (receive window on a 40 ms path, new connections) i
   const link = await createEmulatedLink({ rttMs: 40, seed: 3 });
   links.push(link);
   setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 131072');
-  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: SHORT_HOOK_PERIOD });
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R']);
   await daemon.started();
   // Back-to-back 2 s connections for 12 s: the verdict comes about 3 s after the first raise.
   const rates: number[] = [];

@@ -21,9 +21,22 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const env = (name: string, fallback: number) => Number(process.env[name]) || fallback;
 export const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
+/**
+ * VS_OURS_ENV: NAME=VALUE pairs (space-separated) for ours in every phase, e.g.
+ * "BPFTUNE_HOOK_SAMPLING=off" to weigh a setting in the guest (only VS_*
+ * variables reach it).
+ */
+export function oursEnv(text = process.env.VS_OURS_ENV ?? ''): NodeJS.ProcessEnv {
+  return Object.fromEntries(text.split(/\s+/).filter(Boolean).map((pair) => {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new Error(`VS_OURS_ENV: '${pair}' is not NAME=VALUE`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }));
+}
+
 /** `extraEnv`: more environment for ours (the reference is not a Node.js program). */
 export function startDaemon(which: Daemon, extraEnv?: NodeJS.ProcessEnv): DaemonProcess {
-  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs(), { env: extraEnv }) : new DaemonProcess(['-R'], { command: [REFERENCE] });
+  return which === 'ours' ? new DaemonProcess(builtinDaemonArgs(), { env: { ...oursEnv(), ...extraEnv } }) : new DaemonProcess(['-R'], { command: [REFERENCE] });
 }
 
 /** BPF programs and links the process holds. */

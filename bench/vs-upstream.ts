@@ -41,7 +41,8 @@
  * daemon stopped during the traffic, its BPF programs attached: a diagnostic), VS_HARM_OURS_TUNERS
  * (e.g. "route_table": ours loads only those tuners, a diagnostic), VS_FOOTPRINT_ROUNDS,
  * VS_WARMUP_SECONDS, VS_STEADY_SECONDS, VS_COST_BLOCKS, VS_COST_WARMUP_SECONDS,
- * VS_COST_PRIME_ROUNDS, VS_COST_PRIME_SECONDS, VS_COST_PROFILE (with VS_COST_PROFILE_INTERVAL_US; bench/vs-upstream-cost.ts).
+ * VS_COST_PRIME_ROUNDS, VS_COST_PRIME_SECONDS, VS_COST_PROFILE (with VS_COST_PROFILE_INTERVAL_US; bench/vs-upstream-cost.ts);
+ * VS_OURS_ENV, environment for ours in every phase (bench/vs-upstream-daemons.ts).
  * Prints the report (markdown) on stdout, progress on stderr.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';

@@ -57,8 +57,6 @@ interface HookUnderTest {
   name: string;
   hook: SampledHook;
   workloads: readonly WorkloadName[];
-  /** Added to every daemon's environment (e.g. BPFTUNE_DISABLE_PROGRAMS to take a hook's older variant). */
-  env: Record<string, string>;
   sysctl: 'net.ipv4.tcp_wmem' | 'net.ipv4.tcp_rmem';
   /** The limit set where it holds the traffic back: the sender's namespace (client) or the receiver's (server). */
   low: string;
@@ -77,7 +75,6 @@ const HOOKS: Record<string, () => HookUnderTest> = {
     name: 'send',
     hook: sampledHookOf('tcp_buffer_snd'),
     workloads: ['sock', 'rr'],
-    env: {},
     sysctl: 'net.ipv4.tcp_wmem',
     low: '4096 16384 65536',
     side: 'client',
@@ -95,10 +92,13 @@ function changedLine(h: HookUnderTest): RegExp {
 const trafficSeconds = (h: HookUnderTest) => Math.ceil(h.hook.periodMs / 1000) + 5;
 const sampledLabel = (h: HookUnderTest) => `sampled (${h.hook.windowMs} ms of every ${h.hook.periodMs / 1000} s)`;
 
-const daemonEnv = (h: HookUnderTest, mode: Mode) => ({ ...h.env, BPFTUNE_HOOK_SAMPLING: mode === 'always' ? 'off' : 'on' });
+const daemonEnv = (mode: Mode) => ({ BPFTUNE_HOOK_SAMPLING: mode === 'always' ? 'off' : 'on' });
 
-function daemonFor(h: HookUnderTest, mode: Mode, extraEnv: Record<string, string> = {}): DaemonProcess {
-  return new DaemonProcess(['-a', 'tcp_buffer', ...builtinDaemonArgs()], { env: { ...daemonEnv(h, mode), ...extraEnv } });
+/** tcp_buffer only, with the core services. */
+const daemonArgs = () => ['-a', 'tcp_buffer', ...builtinDaemonArgs()];
+
+function daemonFor(mode: Mode, extraEnv: Record<string, string> = {}): DaemonProcess {
+  return new DaemonProcess(daemonArgs(), { env: { ...daemonEnv(mode), ...extraEnv } });
 }
 /** The suite's idle window length without metrics (bench/suite.ts): whole periods of the daemon's slowest timer. */
 const IDLE_SECONDS = 120;
@@ -123,7 +123,7 @@ async function measureCost(h: HookUnderTest, blocks: number, progress: (line: st
       const order = blockOrder(block);
       progress(`cost block ${block + 1}/${blocks}: ${order.join(', ')}`);
       for (const condition of order) {
-        const daemon = condition === 'sampled' || condition === 'always' ? daemonFor(h, condition) : undefined;
+        const daemon = condition === 'sampled' || condition === 'always' ? daemonFor(condition) : undefined;
         try {
           if (daemon) {
             await daemon.started();
@@ -170,7 +170,7 @@ async function reactionTrial(h: HookUnderTest, mode: Mode, phaseMs: number): Pro
   try {
     setSysctlIn(h.side === 'client' ? link.client : link.server, h.sysctl, h.low);
     // The verifier's verdict is put off: this measures the first change, not whether it is kept.
-    const daemon = daemonFor(h, mode, { BPFTUNE_VERIFY_SETTLE_MS: '600000' });
+    const daemon = daemonFor(mode, { BPFTUNE_VERIFY_SETTLE_MS: '600000' });
     try {
       await daemon.started();
       await sleep(phaseMs);
@@ -212,10 +212,10 @@ async function measureReaction(h: HookUnderTest, rounds: number, progress: (line
 }
 
 /** Idle CPU of the two modes side by side, in the steady state the suite judges (its idle section's window). */
-async function measureIdle(h: HookUnderTest, progress: (line: string) => void): Promise<Record<Mode, IdleFootprint>> {
+async function measureIdle(progress: (line: string) => void): Promise<Record<Mode, IdleFootprint>> {
   progress(`idle: both modes side by side, ${IDLE_STEADY_START_S + IDLE_SECONDS} s`);
   const [sampled, always] = await Promise.all(
-    MODES.map((mode) => idleFootprint(IDLE_SECONDS, ['-a', 'tcp_buffer', ...builtinDaemonArgs()], 10, 60, IDLE_STEADY_START_S, daemonEnv(h, mode))),
+    MODES.map((mode) => idleFootprint(IDLE_SECONDS, daemonArgs(), 10, 60, IDLE_STEADY_START_S, daemonEnv(mode))),
   );
   return { sampled, always };
 }
@@ -267,8 +267,7 @@ function report(h: HookUnderTest, command: string, blocks: number, rounds: numbe
     ] : []),
     `## Reaction: ${rounds} rounds, each mode once per round on a fresh 20 ms link`,
     '',
-    `${h.held}: from iperf3's start to the daemon's line changing ${h.sysctl.split('.').pop()}, the traffic started at a random point (seeded) of the ${h.hook.periodMs / 1000} s period after the daemon's start, ${trafficSeconds(h)} s of traffic.` +
-      (h.env.BPFTUNE_DISABLE_PROGRAMS ? ` The daemon ran with BPFTUNE_DISABLE_PROGRAMS=${h.env.BPFTUNE_DISABLE_PROGRAMS}.` : ''),
+    `${h.held}: from iperf3's start to the daemon's line changing ${h.sysctl.split('.').pop()}, the traffic started at a random point (seeded) of the ${h.hook.periodMs / 1000} s period after the daemon's start, ${trafficSeconds(h)} s of traffic.`,
     '',
     `| ${h.name} hook | changed within the run | fastest | median | slowest |`,
     '|---|---|---|---|---|',
@@ -297,7 +296,7 @@ if (require.main === module) {
     const progress = (line: string) => process.stderr.write(`${line}\n`);
     const trials = await measureReaction(h, rounds, progress);
     const cost = blocks ? await measureCost(h, blocks, progress) : undefined;
-    const idle = idleAt >= 0 ? await measureIdle(h, progress) : undefined;
+    const idle = idleAt >= 0 ? await measureIdle(progress) : undefined;
     const command = `node dist/bench/hook-sampling.js --hook ${h.name}${idle ? ' --idle' : ''} ${blocks} ${rounds}`;
     const text = report(h, command, blocks, rounds, cost, trials, idle);
     publishReport(`${h.name}-sampling.md`, text);

@@ -13,7 +13,7 @@ import { errorText } from '../core/log';
 import type { NativeBinding } from '../core/native';
 import { builtinLibdir, probeObjectPath } from '../core/paths';
 import { scanTunerDirectory } from '../core/plugin-dir';
-import { applyConditions, disabledProgramsSetting, kernelFacts, leaveOut, selectPrograms } from '../core/program-selection';
+import { disabledProgramsSetting, kernelFacts, planPrograms } from '../core/program-selection';
 import type { TunerDefinition } from '../core/tuner';
 
 export interface SupportReport {
@@ -57,9 +57,7 @@ export async function supportReport(
         const object = nativeBinding.openObject(path.join(m.dir, def.bpfObject ?? `${def.name}.bpf.o`));
         try {
           const exists = (section: string) => attachTargetExists(section, targets);
-          const given = leaveOut(object.programs(), disabledPrograms);
-          const conditions = applyConditions(given.programs, def.conditionalPrograms ?? [], kernelFacts(os.release()));
-          const { selected, missing } = selectPrograms(conditions.programs, def.programAlternatives ?? [], () => supported, legacy, exists);
+          const { selected, missing, conditions, leftOut: namedOut } = planPrograms(object.programs(), def, kernelFacts(os.release()), () => supported, legacy, exists, disabledPrograms);
           const because = conditions.needed
             .filter((n) => selected.some((s) => s.name === n.program))
             .map((n) => `; ${n.program} because ${n.because}`)
@@ -71,7 +69,7 @@ export async function supportReport(
               return program ? [`; ${program} ${samplingSummary(h, sampling)}`] : [];
             })
             .join('');
-          const leftOut = given.leftOut.length ? `; left out ${given.leftOut.join(', ')} (BPFTUNE_DISABLE_PROGRAMS)` : '';
+          const leftOut = namedOut.length ? `; left out ${namedOut.join(', ')} (BPFTUNE_DISABLE_PROGRAMS)` : '';
           const without = missing.length ? `; without ${missing.map((m) => m.section).join(', ')} (not in this kernel, no fallback)` : '';
           const kinds = [...new Set(selected.map((s) => s.kind))];
           const ok = selected.every((s) => supported.has(s.kind) || s.kind === 'other');

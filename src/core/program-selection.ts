@@ -119,3 +119,37 @@ export function leaveOut(programs: readonly ProgramInfo[], names: ReadonlySet<st
   const leftOut = programs.filter((p) => names.has(p.name) && p.autoload).map((p) => p.name);
   return { programs: programs.map((p) => (names.has(p.name) ? { ...p, autoload: false } : p)), leftOut };
 }
+
+/** What a tuner declares about its programs (a TunerDefinition's fields). */
+export interface ProgramDeclarations {
+  conditionalPrograms?: readonly ConditionalProgram[];
+  programAlternatives?: readonly ProgramAlternatives[];
+}
+
+export interface ProgramPlan extends ProgramSelection {
+  /** Named by BPFTUNE_DISABLE_PROGRAMS and in the object. */
+  leftOut: string[];
+  conditions: ConditionOutcome;
+  /** Every program of the object not to load: left out, not chosen, not needed here. */
+  notLoaded: string[];
+}
+
+/**
+ * The whole choice, in the order the loader makes it and -S reports it:
+ * programs left out by name, then conditional programs this kernel does not
+ * need, then one variant per hook.
+ */
+export function planPrograms(
+  programs: readonly ProgramInfo[],
+  declared: ProgramDeclarations,
+  kernel: KernelFacts,
+  supportedKinds: () => ReadonlySet<AttachKind>,
+  legacy: boolean,
+  targetExists: TargetCheck,
+  disabled: ReadonlySet<string>,
+): ProgramPlan {
+  const given = leaveOut(programs, disabled);
+  const conditions = applyConditions(given.programs, declared.conditionalPrograms ?? [], kernel);
+  const selection = selectPrograms(conditions.programs, declared.programAlternatives ?? [], supportedKinds, legacy, targetExists);
+  return { ...selection, leftOut: given.leftOut, conditions, notLoaded: [...given.leftOut, ...selection.disabled, ...conditions.skipped] };
+}

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { KindProbe } from './attach-kinds';
 import { attachTargetExists, type kernelTargetSources } from './attach-targets';
-import { applyConditions, kernelFacts, leaveOut, selectPrograms, type SelectedProgram } from './program-selection';
+import { kernelFacts, planPrograms, type SelectedProgram } from './program-selection';
 import { errorText, type Logger } from './log';
 import type { NativeBinding, NativeLink, NativeObject } from './native';
 import type { NetnsRegistry } from './netns';
@@ -267,16 +267,15 @@ function choosePrograms(
 ): { programs: SelectedProgram[]; flags: string[] } {
   const supported = () => new Set(options.probeKinds().filter((k) => k.supported).map((k) => k.kind));
   const exists = (section: string) => attachTargetExists(section, services.targets);
-  const given = leaveOut(object.programs(), options.disabledPrograms ?? new Set());
-  for (const name of given.leftOut) services.log.info(`tuner '${definition.name}': program '${name}' left out (BPFTUNE_DISABLE_PROGRAMS)`);
-  const conditions = applyConditions(given.programs, definition.conditionalPrograms ?? [], kernelFacts(os.release()));
-  const { selected, disabled, missing } = selectPrograms(conditions.programs, [...(definition.programAlternatives ?? [])], supported, options.legacy, exists);
+  const plan = planPrograms(object.programs(), definition, kernelFacts(os.release()), supported, options.legacy, exists, options.disabledPrograms ?? new Set());
+  const { selected, missing, conditions } = plan;
+  for (const name of plan.leftOut) services.log.info(`tuner '${definition.name}': program '${name}' left out (BPFTUNE_DISABLE_PROGRAMS)`);
   for (const p of missing) {
     services.log.warn(
       `tuner '${definition.name}': this kernel has no target for program '${p.name}' (${p.section}) and the tuner declares no fallback for it; running without it`,
     );
   }
-  for (const name of [...given.leftOut, ...disabled, ...conditions.skipped]) object.setAutoload(name, false);
+  for (const name of plan.notLoaded) object.setAutoload(name, false);
   const flags: string[] = [];
   for (const n of conditions.needed) {
     const chosen = selected.find((p) => p.name === n.program);

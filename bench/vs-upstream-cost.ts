@@ -108,6 +108,13 @@ const mb = (v: number) => `${(v / 1048576).toFixed(1)} MB`;
 interface SteadySample {
   cpuPercent: number;
   memory: Memory;
+  /** Ours only: what its log says of its sampled hooks (their period, and a period lengthened for the CPU of cycling). */
+  sampling?: string[];
+}
+
+/** Ours' lines on sampled hooks: the idle CPU of a sampled hook depends on its period. */
+export function samplingLines(log: string): string[] {
+  return log.split('\n').filter((l) => /runs on every call of its hook|of CPU a cycle|stays attached \(BPFTUNE_HOOK_SAMPLING=off\)/.test(l));
 }
 
 /** A bare Node.js process under the flags our daemon re-executes itself with: what any Node.js program holds. */
@@ -135,7 +142,7 @@ export async function footprintPhase(bracket: Bracket): Promise<string[]> {
           const t0 = process.hrtime.bigint();
           await sleep(STEADY_SECONDS * 1000);
           const cpuPercent = ((cpuNs(daemon.pid) - c0) / Number(process.hrtime.bigint() - t0)) * 100;
-          return { cpuPercent, memory: smapsRollup(daemon.pid) };
+          return { cpuPercent, memory: smapsRollup(daemon.pid), sampling: which === 'ours' ? samplingLines(daemon.log) : undefined };
         }),
       );
       const s = samples[which].at(-1) as SteadySample;
@@ -164,6 +171,9 @@ export async function footprintPhase(bracket: Bracket): Promise<string[]> {
     row('file-backed (binary, libraries)', (s) => s.memory.rss - s.memory.anon, mb, mb(node.rss - node.anon)),
     row('RSS above a bare Node.js process', (s) => s.memory.rss - node.rss, mb),
     '',
+    ...samples.ours.flatMap((s, i) =>
+      s.sampling?.length ? [`Ours' sampled hooks in round ${i + 1} (its log, to the end of the count):`, '```', ...s.sampling, '```', ''] : [],
+    ),
   ];
 }
 

@@ -17,11 +17,27 @@
  * so the attach shares its wake-up with the other timers of that grid.
  * Attaching can fail (the kernel refuses, memory): it is logged and tried
  * again at the next window; the daemon carries on without the hook meanwhile.
+ *
+ * Attaching and detaching cost the daemon CPU of their own, and how much
+ * depends on the kernel's hook: a tracepoint is cheap to cycle, an fentry
+ * program builds and tears down a BPF trampoline, patching kernel text each
+ * time. So the sampler measures each cycle's CPU and, where cycling would
+ * spend more than CYCLE_CPU_BUDGET of a core, lengthens the period (in whole
+ * periods, so windows stay on the grid): sampling must not cost an idle
+ * machine more than it saves a busy one. An explicit BPFTUNE_HOOK_PERIOD_MS
+ * is kept as it is.
  */
 import { performance } from 'node:perf_hooks';
 import { errorText, type Logger } from './log';
 import type { ProgramSwitch } from './strategy';
 import { nextGridDelay } from './ticker';
+
+/** The share of one core a sampled hook's attaching and detaching may take: a fifth of the daemon's idle target (0.05 %). */
+export const CYCLE_CPU_BUDGET = 0.0001;
+/** Cycles whose CPU is remembered: the period follows their median, so one slow cycle does not move it. */
+const CYCLE_COST_SAMPLES = 5;
+/** Measured cycles before the period is judged at all. */
+const CYCLE_COST_MIN_SAMPLES = 3;
 
 export interface SampledHook {
   /** The programs this applies to: the variants of one hook, whichever was loaded. */
@@ -42,6 +58,15 @@ export interface HookSamplerOptions {
   now?: () => number;
   /** A one-shot timer; returns its cancel. */
   setTimer?: (task: () => void, ms: number) => () => void;
+  /** CPU time this process has used, in ms: what an attach or a detach cost. */
+  cpuNow?: () => number;
+  /** Lengthen the period where cycling costs more than CYCLE_CPU_BUDGET (not when the period was set explicitly). */
+  stretch?: boolean;
+}
+
+function processCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 /**
@@ -90,7 +115,8 @@ export function sampledProgram(hook: SampledHook, loaded: readonly string[]): st
 export function samplingSummary(hook: SampledHook, settings: SamplingSettings): string {
   if (!settings.sampling) return 'not sampled, attached all the time (BPFTUNE_HOOK_SAMPLING=off)';
   const h = withPeriod(hook, settings.periodMs);
-  return `sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s`;
+  const stretched = settings.periodMs === undefined ? ` (or of a longer period where attaching and detaching it cost more than ${CYCLE_CPU_BUDGET * 100} % of a core)` : '';
+  return `sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s${stretched}`;
 }
 
 function defaultTimer(task: () => void, ms: number): () => void {
@@ -128,6 +154,7 @@ export function sampledHookProblems(hooks: unknown, loaded: readonly string[]): 
 export class HookSampler {
   private readonly now: () => number;
   private readonly setTimer: (task: () => void, ms: number) => () => void;
+  private readonly cpuNow: () => number;
   private cancel: (() => void) | undefined;
   private heldUntil = 0;
   private windowEnd = 0;
@@ -137,6 +164,10 @@ export class HookSampler {
   private attachedMs = 0;
   private attachedSince: number | undefined;
   private readonly startedAt: number;
+  /** CPU of the last attach, until its detach completes the cycle; the last cycles' CPU; periods per window. */
+  private attachCpuMs: number | undefined;
+  private readonly cycleCpuMs: number[] = [];
+  private periods = 1;
 
   constructor(
     readonly hook: SampledHook,
@@ -145,7 +176,13 @@ export class HookSampler {
   ) {
     this.now = options.now ?? (() => performance.now());
     this.setTimer = options.setTimer ?? defaultTimer;
+    this.cpuNow = options.cpuNow ?? processCpuMs;
     this.startedAt = this.now();
+  }
+
+  /** The period windows start on: the declared one, or a whole multiple of it where cycling is dear. */
+  periodMs(): number {
+    return this.hook.periodMs * this.periods;
   }
 
   /** The program is attached now (the loader attached it): its first window runs from here. */
@@ -202,7 +239,7 @@ export class HookSampler {
       return;
     }
     this.detach();
-    this.schedule(() => this.startWindow(), nextGridDelay(now, this.hook.periodMs));
+    this.schedule(() => this.startWindow(), nextGridDelay(now, this.periodMs()));
   }
 
   private startWindow(): void {
@@ -214,15 +251,17 @@ export class HookSampler {
 
   private attach(): boolean {
     const { programs, log, tuner } = this.options;
+    const cpu0 = this.cpuNow();
     try {
       programs.attach(this.program);
     } catch (err) {
       if (!this.failing) {
-        log.warn(`tuner '${tuner}': attaching program '${this.program}' for its sampling window failed: ${errorText(err)}; trying again every ${this.hook.periodMs / 1000} s`);
+        log.warn(`tuner '${tuner}': attaching program '${this.program}' for its sampling window failed: ${errorText(err)}; trying again every ${this.periodMs() / 1000} s`);
       }
       this.failing = true;
       return false;
     }
+    this.attachCpuMs = this.cpuNow() - cpu0;
     if (this.failing) log.info(`tuner '${tuner}': program '${this.program}' attaches again`);
     this.failing = false;
     this.attachedSince ??= this.now();
@@ -232,6 +271,35 @@ export class HookSampler {
   private detach(): void {
     if (this.attachedSince !== undefined) this.attachedMs += this.now() - this.attachedSince;
     this.attachedSince = undefined;
+    const cpu0 = this.cpuNow();
     this.options.programs.detach(this.program);
+    const detachCpuMs = this.cpuNow() - cpu0;
+    // The loader's attach was not measured: the first cycle counts from the sampler's own attach.
+    if (this.attachCpuMs === undefined) return;
+    this.cycleCpuMs.push(this.attachCpuMs + detachCpuMs);
+    if (this.cycleCpuMs.length > CYCLE_COST_SAMPLES) this.cycleCpuMs.shift();
+    this.attachCpuMs = undefined;
+    this.judgePeriod();
+  }
+
+  /**
+   * Whole periods per window such that a cycle's CPU (the median of the last
+   * few) stays within the budget. Lengthened at once; shortened only when half
+   * as many would do, so a cost near a boundary does not flip it every cycle.
+   */
+  private judgePeriod(): void {
+    if (this.options.stretch === false || this.cycleCpuMs.length < CYCLE_COST_MIN_SAMPLES) return;
+    const sorted = [...this.cycleCpuMs].sort((a, b) => a - b);
+    const cycleMs = sorted[Math.floor(sorted.length / 2)];
+    const needed = Math.max(1, Math.ceil(cycleMs / CYCLE_CPU_BUDGET / this.hook.periodMs));
+    if (needed <= this.periods && needed * 2 > this.periods) return;
+    const before = this.periodMs();
+    this.periods = needed;
+    const { log, tuner } = this.options;
+    log.info(
+      `tuner '${tuner}': attaching and detaching program '${this.program}' costs ${cycleMs.toFixed(1)} ms of CPU a cycle (median of the last ${sorted.length}), ` +
+        `so it is now attached ${this.hook.windowMs} ms of every ${this.periodMs() / 1000} s, not every ${before / 1000} s: ` +
+        `sampling spends at most ${CYCLE_CPU_BUDGET * 100} % of a core on it`,
+    );
   }
 }

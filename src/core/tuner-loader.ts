@@ -252,7 +252,13 @@ function startSamplers(
       log.info(`tuner '${definition.name}': program '${program}' stays attached (BPFTUNE_HOOK_SAMPLING=off)`);
       continue;
     }
-    const sampler = new HookSampler(withPeriod(hook, settings.periodMs), program, { tuner: definition.name, log, programs });
+    const sampler = new HookSampler(withPeriod(hook, settings.periodMs), program, {
+      tuner: definition.name,
+      log,
+      programs,
+      // An explicit BPFTUNE_HOOK_PERIOD_MS is the period asked for.
+      stretch: settings.periodMs === undefined,
+    });
     sampler.start();
     samplers.push(sampler);
   }

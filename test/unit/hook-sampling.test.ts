@@ -6,10 +6,14 @@ import { recordingLog, recordingPrograms } from '../support/recording';
 const HOOK: SampledHook = { programs: ['snd', 'snd_fentry'], windowMs: 200, periodMs: 4000, holdOn: [2], holdMs: 10_000 };
 
 /** Virtual time: timers fire in due order as time is advanced; attach and detach are recorded with their time. */
-function harness(options: { failAttach?: () => boolean } = {}) {
+function harness(options: { failAttach?: () => boolean; callCpuMs?: () => number; stretch?: boolean } = {}) {
   let now = 8000; // on the period's grid
+  let cpu = 0; // the process's CPU in ms: each attach and detach adds callCpuMs
   const { programs, attached, calls } = recordingPrograms(['snd'], {
-    describe: (call) => `${call} ${now}`,
+    describe: (call) => {
+      cpu += options.callCpuMs?.() ?? 0;
+      return `${call} ${now}`;
+    },
     refuseAttach: options.failAttach,
   });
   const { log, lines } = recordingLog();
@@ -21,7 +25,7 @@ function harness(options: { failAttach?: () => boolean } = {}) {
       t.cancelled = true;
     };
   };
-  const sampler = new HookSampler(HOOK, 'snd', { tuner: 'demo', log, programs, now: () => now, setTimer });
+  const sampler = new HookSampler(HOOK, 'snd', { tuner: 'demo', log, programs, now: () => now, setTimer, cpuNow: () => cpu, stretch: options.stretch });
   return {
     sampler,
     attached,
@@ -95,6 +99,54 @@ test('a failed attach is logged once, tried again each window, and its recovery 
   assert.ok(h.lines.some((l) => /program 'snd' attaches again/.test(l)));
 });
 
+test('where attaching and detaching cost more than the budget, the period grows in whole periods, and the change is logged', () => {
+  // 1.8 ms a cycle: 0.01 % of a core allows one every 18 s, so every 20 s (5 periods of 4 s).
+  const h = harness({ callCpuMs: () => 0.9 });
+  h.sampler.start();
+  h.advanceTo(61_000);
+  assert.deepEqual(h.calls, [
+    'detach 8200', // the loader's attach was not measured: no cycle yet
+    'attach 12000', 'detach 12200',
+    'attach 16000', 'detach 16200',
+    'attach 20000', 'detach 20200', // the third cycle measured: judged
+    'attach 40000', 'detach 40200',
+    'attach 60000', 'detach 60200',
+  ]);
+  assert.equal(h.sampler.periodMs(), 20_000);
+  const changes = h.lines.filter((l) => /costs .* of CPU a cycle/.test(l));
+  assert.equal(changes.length, 1, h.lines.join('\n'));
+  assert.match(changes[0], /tuner 'demo': attaching and detaching program 'snd' costs 1\.8 ms of CPU a cycle \(median of the last 3\), so it is now attached 200 ms of every 20 s, not every 4 s: sampling spends at most 0\.01 % of a core on it/);
+});
+
+test('a cheap cycle keeps the declared period; a cost that falls brings it back, once the median has fallen', () => {
+  let perCall = 0.9;
+  const h = harness({ callCpuMs: () => perCall });
+  h.sampler.start();
+  h.advanceTo(20_300);
+  assert.equal(h.sampler.periodMs(), 20_000);
+  perCall = 0.05; // 0.1 ms a cycle from here
+  h.advanceTo(60_300);
+  assert.equal(h.sampler.periodMs(), 20_000, 'two cheap cycles of five: the median is still 1.8 ms');
+  h.advanceTo(85_000);
+  assert.equal(h.sampler.periodMs(), 4000);
+  assert.deepEqual(h.calls.slice(-3), ['detach 80200', 'attach 84000', 'detach 84200']);
+  assert.match(h.lines.at(-1) ?? '', /costs 0\.1 ms of CPU a cycle \(median of the last 5\), so it is now attached 200 ms of every 4 s, not every 20 s/);
+
+  const cheap = harness({ callCpuMs: () => 0.05 });
+  cheap.sampler.start();
+  cheap.advanceTo(60_000);
+  assert.equal(cheap.sampler.periodMs(), 4000);
+  assert.ok(!cheap.lines.some((l) => /of CPU a cycle/.test(l)));
+});
+
+test('an explicit period (BPFTUNE_HOOK_PERIOD_MS) is kept however dear the cycle', () => {
+  const h = harness({ callCpuMs: () => 50, stretch: false });
+  h.sampler.start();
+  h.advanceTo(28_500);
+  assert.equal(h.sampler.periodMs(), 4000);
+  assert.deepEqual(h.calls.filter((c) => c.startsWith('attach')), ['attach 12000', 'attach 16000', 'attach 20000', 'attach 24000', 'attach 28000']);
+});
+
 test('sampledHookProblems names what a declaration gets wrong', () => {
   assert.deepEqual(sampledHookProblems([HOOK], ['snd']), []);
   assert.deepEqual(sampledHookProblems([HOOK], ['other']), [], 'a hook whose programs were not loaded is skipped, not an error');
@@ -129,7 +181,10 @@ test('BPFTUNE_HOOK_SAMPLING=off and BPFTUNE_HOOK_PERIOD_MS: anything else is ign
 test('-S describes a sampled hook by the settings the daemon would run with', () => {
   assert.equal(sampledProgram(HOOK, ['other', 'snd_fentry']), 'snd_fentry');
   assert.equal(sampledProgram(HOOK, ['other']), undefined);
-  assert.equal(samplingSummary(HOOK, samplingSettings({})), 'sampled: attached 200 ms of every 4 s');
+  assert.equal(
+    samplingSummary(HOOK, samplingSettings({})),
+    'sampled: attached 200 ms of every 4 s (or of a longer period where attaching and detaching it cost more than 0.01 % of a core)',
+  );
   assert.equal(samplingSummary(HOOK, samplingSettings({ BPFTUNE_HOOK_PERIOD_MS: '300' })), 'sampled: attached 150 ms of every 0.3 s');
   assert.equal(samplingSummary(HOOK, samplingSettings({ BPFTUNE_HOOK_SAMPLING: 'off', BPFTUNE_HOOK_PERIOD_MS: '300' })), 'not sampled, attached all the time (BPFTUNE_HOOK_SAMPLING=off)');
 });

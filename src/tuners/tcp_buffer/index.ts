@@ -48,12 +48,15 @@ const SEND_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_sn
  * keeps sending and is seen within a period (the reaction this costs:
  * bench/results/send-sampling.md); once one is seen the hook stays attached
  * while the limit is grown step by step. The period is long because each
- * attach and detach costs the daemon about 2 ms of CPU (the kernel switching
- * the tracepoint on and off): every 4 s, an idle daemon's CPU went from
- * 0.027 % to 0.079 % of a core; every 15 s it was 0.038 %. Where the hook is
- * fentry (6.1, 6.12) each cycle builds and tears down a trampoline: on 6.1
- * under TCG the idle daemon went from 0.27 % to 0.61 % of a core
- * (bench/results/vs-upstream-6.1-footprint-sampled.md, not yet checked A/B).
+ * cycle costs the daemon CPU: the attach and detach themselves (0.4 ms for
+ * the tracepoint here, bench/results/hook-cycle.md) and the wake-ups around
+ * them; every 4 s, an idle daemon's CPU went from 0.027 % to 0.079 % of a
+ * core; every 15 s it was 0.038 %. Where the hook is fentry (6.1, 6.12) each
+ * cycle builds and tears down a trampoline: on 6.1 under TCG the idle daemon
+ * used 0.61 % of a core sampled against 0.17 % always attached
+ * (bench/results/vs-upstream-6.1-footprint-{sampled,unsampled}.md), some
+ * 66 ms a cycle. The core lengthens the period where a cycle costs that much
+ * (CYCLE_CPU_BUDGET in core/hook-sampling.ts).
  *
  * The receive hook stays attached. On 6.16+ (tcp:tcp_rcvbuf_grow) it fires
  * only when a reader's demand grows. Before 6.16 it is tcp:tcp_rcv_space_adjust,

@@ -7,7 +7,7 @@
 #   test/vm/vm.sh image KERNEL    only build (or find) the cached image
 #   test/vm/vm.sh kvm-usable      exit status 0 when KVM can boot the images (CI runs the matrix then)
 # VM_PARTS="support tests service" (default: all three; "bench" only on request) chooses what runs inside, VM_TESTS=REGEX
-# which test files (default: all); VM_TIMEOUT=seconds; VM_RUN_LABEL=x keeps the results apart
+# which test files (default: all); VM_TIMEOUT=seconds; VM_TCG_THREAD=single (TCG on one host thread); VM_RUN_LABEL=x keeps the results apart
 # (results/raw/<kernel>-x), e.g. for a partial rerun after a fix.
 # VM_IMAGE=bench: the image variant for `make bench-vs-upstream` (the test image plus stress-ng and
 # the shared libraries oracle/bpftune links), cached under its own key; VM_EXTRA_PAYLOAD=DIR puts
@@ -219,14 +219,15 @@ run_vm() {
   else
     kvm_usable && log "warning: /dev/kvm opens but qemu could not start a KVM vCPU with any model tried"
     log "warning: /dev/kvm is not usable here: running under TCG (software emulation), much slower"
-    accel=(-accel tcg,thread=multi -cpu max); timeout=${VM_TIMEOUT:-3600}; echo tcg > "$out/accel"
+    # VM_TCG_THREAD=single: one host thread for both vCPUs, slower, for a hang suspected to be multi-threaded TCG's.
+    accel=(-accel "tcg,thread=${VM_TCG_THREAD:-multi}" -cpu max); timeout=${VM_TIMEOUT:-3600}; echo tcg > "$out/accel"
   fi
   log "booting $(cat "$dir/kernel-release") ($(cat "$out/accel")), timeout ${timeout}s, console: $out/console.log"
   t0=$(date +%s)
   qemu-system-x86_64 "${accel[@]}" -machine q35 -smp 2 -m 3072 -nodefaults -display none -no-reboot \
     -nic none \
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
-    -append "root=LABEL=vmroot rw console=ttyS0,115200 panic=-1 quiet systemd.show_status=1" \
+    -append "root=LABEL=vmroot rw console=ttyS0,115200 panic=-1 quiet loglevel=5 softlockup_all_cpu_backtrace=1 systemd.show_status=1" \
     -drive "file=$dir/root.img,format=raw,if=virtio,snapshot=on" \
     -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
     -serial "file:$out/console.log" -serial "file:$out/results.log" &
@@ -242,6 +243,14 @@ run_vm() {
     if [ -n "${t_done:-}" ] && [ $((elapsed - t_done)) -ge 30 ]; then
       log "the guest finished but did not power off within 30 s: stopping it"
       break
+    fi
+    # A guest whose CPUs stay stuck (seen twice under TCG, both vCPUs soft-locked within a minute
+    # of boot) never finishes: stop it now rather than at the timeout. loglevel=5 above puts the
+    # lockups' stack traces on the console.
+    if grep -qE 'soft lockup - CPU#[0-9]+ stuck for ([3-9][0-9][0-9]|[0-9]{4,})s' "$out/console.log" 2>/dev/null; then
+      log "the guest hung (a CPU soft-locked for 300 s or more): killing the VM; console: $out/console.log"
+      grep -E 'soft lockup|RIP:' "$out/console.log" | tail -n 6 >&2 || true
+      rc=125; break
     fi
     if [ "$elapsed" -ge "$timeout" ]; then
       log "timeout after ${timeout}s: killing the VM; console tail:"

@@ -64,6 +64,7 @@ export interface HookSamplerOptions {
   stretch?: boolean;
 }
 
+/** The whole process's CPU (Node 18 has no per-thread figure): other threads' work during a call is noise that the median of several cycles keeps out. */
 function processCpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;

@@ -211,7 +211,7 @@ run_vm() {
   out="${OUT_DIR:-$REPO/test/vm/results/raw}/$kernel${VM_RUN_LABEL:+-$VM_RUN_LABEL}"
   mkdir -p "$out"
   rm -f "$out"/console.log "$out"/results.log
-  echo "$(cat "$dir/kernel-package") from Debian's archive, key $(basename "$dir"); cold build $(cat "$dir/build-seconds") s; ${IMAGE_BUILT:+built by this run}${IMAGE_BUILT:-cached for this run}" > "$out/image"
+  echo "$(cat "$dir/kernel-package") from Debian's archive, key $(basename "$dir"); cold build $(cat "$dir/build-seconds") s; $(if [ -n "${IMAGE_BUILT:-}" ]; then echo "built by this run"; else echo "cached for this run"; fi)" > "$out/image"
   build_payload "$work/payload.img" "$work/stage"
   if kvm_usable && cpu=$(kvm_cpu); then
     accel=(-accel kvm -cpu "$cpu"); timeout=${VM_TIMEOUT:-900}; echo kvm > "$out/accel"

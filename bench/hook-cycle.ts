@@ -14,19 +14,16 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../test/support/daemon';
-import { CYCLE_CPU_BUDGET } from '../src/core/hook-sampling';
+import { CYCLE_CPU_BUDGET, processCpuMs } from '../src/core/hook-sampling';
+import tcpBufferTuner from '../src/tuners/tcp_buffer';
 import { native } from '../src/core/native';
 import { publishReport } from './core';
 import { runBenchmark } from './cleanup';
 import { median } from './stats';
 
 const DEFAULT_OBJECT = path.join(REPO_ROOT, 'dist/src/tuners/tcp_buffer/tcp_buffer.bpf.o');
-const DEFAULT_PROGRAMS = ['tcp_buffer_snd', 'tcp_buffer_snd_fentry', 'tcp_buffer_snd_kprobe'];
-
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-}
+/** tcp_buffer's send hook, every variant it declares. */
+const DEFAULT_PROGRAMS = tcpBufferTuner.programAlternatives?.find((a) => a.variants.includes('tcp_buffer_snd'))?.variants ?? ['tcp_buffer_snd'];
 
 interface Cycles {
   program: string;
@@ -43,12 +40,12 @@ function measure(object: string, program: string, cycles: number): Cycles {
     for (const p of obj.programs()) if (p.name !== program) obj.setAutoload(p.name, false);
     obj.load();
     for (let i = 0; i < cycles; i++) {
-      const c0 = cpuMs();
+      const c0 = processCpuMs();
       const link = obj.attach(program);
-      const c1 = cpuMs();
+      const c1 = processCpuMs();
       link.close();
       result.attachMs.push(c1 - c0);
-      result.detachMs.push(cpuMs() - c1);
+      result.detachMs.push(processCpuMs() - c1);
     }
   } catch (err) {
     result.refused = err instanceof Error ? err.message : String(err);

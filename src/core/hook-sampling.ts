@@ -65,7 +65,7 @@ export interface HookSamplerOptions {
 }
 
 /** The whole process's CPU (Node 18 has no per-thread figure): other threads' work during a call is noise that the median of several cycles keeps out. */
-function processCpuMs(): number {
+export function processCpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
@@ -107,6 +107,11 @@ export function samplingSettings(env: NodeJS.ProcessEnv = process.env): Sampling
   return { sampling: hookSamplingSetting(env), periodMs: hookPeriodOverride(env) };
 }
 
+/** A period given explicitly (BPFTUNE_HOOK_PERIOD_MS) is the one asked for: only a declared one is lengthened. */
+export function periodStretches(settings: SamplingSettings): boolean {
+  return settings.periodMs === undefined;
+}
+
 /** The hook's program among those loaded (its variants are alternatives, so at most one is), if any. */
 export function sampledProgram(hook: SampledHook, loaded: readonly string[]): string | undefined {
   return hook.programs.find((p) => loaded.includes(p));
@@ -116,7 +121,7 @@ export function sampledProgram(hook: SampledHook, loaded: readonly string[]): st
 export function samplingSummary(hook: SampledHook, settings: SamplingSettings): string {
   if (!settings.sampling) return 'not sampled, attached all the time (BPFTUNE_HOOK_SAMPLING=off)';
   const h = withPeriod(hook, settings.periodMs);
-  const stretched = settings.periodMs === undefined ? ` (or of a longer period where attaching and detaching it cost more than ${CYCLE_CPU_BUDGET * 100} % of a core)` : '';
+  const stretched = periodStretches(settings) ? ` (or of a longer period where attaching and detaching it cost more than ${CYCLE_CPU_BUDGET * 100} % of a core)` : '';
   return `sampled: attached ${h.windowMs} ms of every ${h.periodMs / 1000} s${stretched}`;
 }
 

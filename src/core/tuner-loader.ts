@@ -23,7 +23,7 @@ import { typedMap } from './typed-map';
 import { StrategyRunner, type ProgramSwitch, type StrategyStatus } from './strategy';
 import { startTicker } from './ticker';
 import { ChangeVerifier, verifierTimings } from './change-verifier';
-import { HookSampler, sampledHookProblems, sampledProgram, withPeriod, type SamplingSettings } from './hook-sampling';
+import { HookSampler, periodStretches, sampledHookProblems, sampledProgram, withPeriod, type SamplingSettings } from './hook-sampling';
 
 export interface LoaderOptions {
   learningShift: number;
@@ -256,8 +256,7 @@ function startSamplers(
       tuner: definition.name,
       log,
       programs,
-      // An explicit BPFTUNE_HOOK_PERIOD_MS is the period asked for.
-      stretch: settings.periodMs === undefined,
+      stretch: periodStretches(settings),
     });
     sampler.start();
     samplers.push(sampler);

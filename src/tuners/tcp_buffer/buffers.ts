@@ -64,7 +64,7 @@ interface SideState {
 function signalText(side: BufferSide, data: TcpBufferData): string {
   if (side === 'wmem') {
     const pct = data.busy > 0 ? Math.round((data.sndbufLimited * 100) / data.busy) : 0;
-    return `, sender limited by it ${pct}% of its busy time`;
+    return `, sender limited by it ${pct}% of its busy time${data.pipe > 0 ? `, path carrying ${data.pipe} bytes per round trip` : ''}`;
   }
   return data.bdp > 0 ? `, path carrying ${data.bdp} bytes per round trip` : '';
 }

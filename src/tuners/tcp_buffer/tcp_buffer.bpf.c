@@ -20,15 +20,29 @@
  * different namespace or limit reaches the per-namespace rate limiter (a hash
  * lookup), and only then is the socket asked whether the limit really holds
  * it back:
- *  - send: tcp_info's chrono stats. The kernel accounts a sender's busy time
- *    as plain busy, limited by the receive window, or limited by the send
+ *  - send: either of two readings says the send buffer holds the sender back.
+ *    (1) tcp_info's chrono stats: the kernel accounts a sender's busy time as
+ *    plain busy, limited by the receive window, or limited by the send
  *    buffer (TCP_CHRONO_SNDBUF_LIMITED: out of data to send because the
- *    application could not queue more). Only a sender limited by its send
- *    buffer for at least 1/8 of its busy time asks for more. A bulk sender on
- *    a fast local path sits at tcp_wmem[2] without ever being limited by it;
- *    so does one whose own qdisc is the bottleneck (autocorking keeps its
- *    unsent tail in the write queue, and SNDBUF_LIMITED starts only with that
- *    queue empty): more buffer would only lengthen its queue;
+ *    application could not queue more); a sender limited by its send buffer
+ *    for at least 1/8 of its busy time asks for more. (2) The path's share of
+ *    the buffer: the bytes in flight scaled by min RTT / smoothed RTT (what
+ *    the path itself holds per round trip, a standing queue not counted);
+ *    when that reaches 1/4 of tcp_wmem[2] (the buffer holds about 2/3 of it
+ *    in data, less its overhead), and the receiver's window limited the
+ *    sender less than half its busy time, the buffer is what bounds the
+ *    window. (1) alone misses the commonest case: the kernel starts
+ *    SNDBUF_LIMITED only when everything queued has been sent at the moment
+ *    it checks, and a paced sender (BBR) nearly always has a tail waiting for
+ *    its pacing slot. On a 40 ms path a bulk sender at a 32 MiB tcp_wmem[2]
+ *    had 22 MB in flight, its buffer holding only that, and the stats said
+ *    limited 0.6 % of its busy time; with a larger limit it sent 1.3-1.6
+ *    times as fast (bench/results/tcp_buffer-gain-ab.md). Neither fires for
+ *    a bulk sender on a fast local path, which sits at tcp_wmem[2] without
+ *    being limited by it (a few tens of KB per round trip), nor for one whose
+ *    own qdisc or a queue downstream is the bottleneck (its unsent tail keeps
+ *    SNDBUF_LIMITED off; the queue is in its smoothed RTT, not its min RTT):
+ *    more buffer would only lengthen its queue;
  *  - receive: the bandwidth-delay product. rcvq_space.space is the most the
  *    application read in one receiver RTT (the kernel's own demand estimate);
  *    scaled to the path's smoothed RTT it is what the window must hold per
@@ -104,8 +118,10 @@ struct last_post {
 #define TCP_BUFFER_RECORD_READ_JIFFIES	4
 /* Send: limited by the send buffer for at least 1/SNDBUF_SHARE of busy time. */
 #define TCP_BUFFER_SNDBUF_SHARE		8
-/* Receive: bytes per path RTT of at least 1/BDP_SHARE of tcp_rmem[2]. */
+/* Both sides: bytes per path RTT of at least 1/BDP_SHARE of tcp_rmem[2] (tcp_wmem[2]). */
 #define TCP_BUFFER_BDP_SHARE		4
+/* Send: the path reading counts while the receiver's window limited less than 1/RWND_SHARE of busy time. */
+#define TCP_BUFFER_RWND_SHARE		2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -223,7 +239,40 @@ static __always_inline void sndbuf_chrono(const struct sock *sk, struct tcp_buff
 			stat[2] += now - start;
 	}
 	data->busy = stat[0] + stat[1] + stat[2];
+	data->rwnd_limited = stat[1];
 	data->sndbuf_limited = stat[2];
+}
+
+/*
+ * Bytes the path holds per round trip, from the sender: in flight (snd_nxt -
+ * snd_una) times min RTT / smoothed RTT, so bytes waiting in a queue on the
+ * way, which lengthen the smoothed RTT but not the minimum, are not counted.
+ * 0 before the first RTT sample (rtt_min starts at ~0U).
+ */
+static __always_inline void send_pipe(const struct sock *sk, struct tcp_buffer_data *data)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 in_flight = BPF_CORE_READ(tp, snd_nxt) - BPF_CORE_READ(tp, snd_una);
+	__u64 srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	__u64 min_rtt = BPF_CORE_READ(tp, rtt_min.s[0].v);
+	__u64 pipe = in_flight;
+
+	if (!srtt || min_rtt == 0xffffffffULL) {
+		data->pipe = 0;
+		return;
+	}
+	if (min_rtt < srtt)
+		pipe = pipe * min_rtt / srtt;
+	data->pipe = (__u32)pipe;
+}
+
+/* Whether the sender is held back by its send buffer (see the top of this file). */
+static __always_inline bool sndbuf_holds_back(const struct tcp_buffer_data *why, int wmem_max)
+{
+	if (why->busy && (__u64)why->sndbuf_limited * TCP_BUFFER_SNDBUF_SHARE >= why->busy)
+		return true;
+	return (__u64)why->pipe * TCP_BUFFER_BDP_SHARE >= (__u64)wmem_max &&
+	       (__u64)why->rwnd_limited * TCP_BUFFER_RWND_SHARE <= why->busy;
 }
 
 /*
@@ -265,6 +314,8 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 	data->tcp_moderate_rcvbuf = BPF_CORE_READ(net, ipv4.sysctl_tcp_moderate_rcvbuf);
 	data->busy = why->busy;
 	data->sndbuf_limited = why->sndbuf_limited;
+	data->rwnd_limited = why->rwnd_limited;
+	data->pipe = why->pipe;
 	data->bdp = why->bdp;
 	data->rcv_space = why->rcv_space;
 	bpftune_post(&event);
@@ -373,7 +424,8 @@ static __always_inline void snd_near_max(const struct sock *sk, struct net *net,
 	if (!slot)
 		return;
 	sndbuf_chrono(sk, &why);
-	if (!why.busy || (__u64)why.sndbuf_limited * TCP_BUFFER_SNDBUF_SHARE < why.busy) {
+	send_pipe(sk, &why);
+	if (!sndbuf_holds_back(&why, wmem_max)) {
 		/* At the limit but not held back by it (the receiver's window, the path or the application is). */
 		mark_slot(slot, net, wmem_max, false, 0);
 		return;

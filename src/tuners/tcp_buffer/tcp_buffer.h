@@ -24,10 +24,14 @@ struct tcp_buffer_data {
 	__u16 pad;
 	__u32 tcp_moderate_rcvbuf;
 	/*
-	 * Why the limit matters (tcp_info's chrono stats and the receiver's
-	 * demand), read only once the cheap test has passed:
+	 * Why the limit matters (tcp_info's chrono stats, the sender's bytes in
+	 * flight and the receiver's demand), read only once the cheap test has
+	 * passed:
 	 * send side: of the sender's busy time (jiffies, busy + rwnd- + sndbuf-
-	 * limited), the part it was limited by its send buffer;
+	 * limited), the parts it was limited by its send buffer and by the
+	 * receiver's window; and the bytes the path holds per round trip (in
+	 * flight, scaled by min RTT / smoothed RTT so a standing queue is not
+	 * counted);
 	 * receive side: bytes the path carries per round trip (the most read in
 	 * one receiver RTT, rcvq_space.space, scaled from the receiver's RTT
 	 * estimate to the path's smoothed RTT): what the window must hold.
@@ -41,6 +45,8 @@ struct tcp_buffer_data {
 	 * baseline its growth is judged against.
 	 */
 	__u32 rcv_space;
+	__u32 rwnd_limited;	/* send: jiffies of busy limited by the receiver's window */
+	__u32 pipe;		/* send: bytes in flight per path RTT (0: unknown) */
 };
 
 #endif

@@ -118,7 +118,7 @@ for (const { family, reverse, perRead } of [
       ),
     );
     await daemon.waitFor(
-      /Due to send buffer of \d+ bytes \(IPv[46] socket, pid \d+\) nearly at net\.ipv4\.tcp_wmem max 65536, sender limited by it \d+% of its busy time change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/,
+      /Due to send buffer of \d+ bytes \(IPv[46] socket, pid \d+\) nearly at net\.ipv4\.tcp_wmem max 65536, sender limited by it \d+% of its busy time(, path carrying \d+ bytes per round trip)? change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 65536\) -> \(4096 16384 81920\)/,
     );
     assert.match(
       daemon.log,
@@ -182,6 +182,38 @@ test('the send tracepoint is attached in short windows only (its older kernels\'
     // Held for 10 s after each event of the kind it posts: attached throughout the next steps.
     const held = await attachedSamples(daemon.pid, programIds, 3000);
     assert.ok(held.every(Boolean), `attached in ${held.filter(Boolean).length} of ${held.length} samples after the sender was seen`);
+  } finally {
+    server.stop();
+    await run;
+  }
+  assert.equal(await daemon.stop(), 0);
+});
+
+/*
+ * A bulk sender on a 40 ms path at a 32 MiB tcp_wmem[2], the receiver's limit
+ * out of the way: the send buffer bounds its window (about 22 MB in flight, all
+ * the buffer holds), yet the kernel's chrono stats called it send-buffer
+ * limited 0.6 % of its busy time here, because a paced sender nearly always
+ * has a tail queued when the kernel looks. The bytes the path holds per round
+ * trip (in flight at the minimum RTT) say it; the limit grows.
+ */
+test('a sender whose send buffer bounds its window on a long path grows tcp_wmem, though the kernel rarely counts it send-buffer limited', async () => {
+  const link = await createEmulatedLink({ rttMs: 40 });
+  links.push(link);
+  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 268435456');
+  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', '4096 16384 33554432');
+  const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
+  await daemon.started();
+  const server = startIperfServer(link.server);
+  servers.push(server);
+  // 8 s: the send tracepoint is attached 300 ms of every 4 s here, so two windows fall in the transfer.
+  const run = runIperfClient(link.client, link.serverAddr4, 8).catch((err: unknown) => err);
+  try {
+    const m = await daemon.waitFor(
+      /nearly at net\.ipv4\.tcp_wmem max 33554432, sender limited by it (\d+)% of its busy time, path carrying (\d+) bytes per round trip change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 33554432\) -> \(4096 16384 41943040\)/,
+      15_000,
+    );
+    assert.ok(Number(m[2]) * 4 >= 33554432, `the path held ${m[2]} bytes per round trip, at least a quarter of the limit`);
   } finally {
     server.stop();
     await run;

@@ -36,8 +36,9 @@
  *    it checks, and a paced sender (BBR) nearly always has a tail waiting for
  *    its pacing slot. On a 40 ms path a bulk sender at a 32 MiB tcp_wmem[2]
  *    had 22 MB in flight, its buffer holding only that, and the stats said
- *    limited 0.6 % of its busy time; with a larger limit it sent 1.3-1.6
- *    times as fast (bench/results/tcp_buffer-gain-ab.md). Neither fires for
+ *    limited 0.6 % of its busy time; with a larger limit it sent up to 1.6
+ *    times as fast, though with losses there that the daemon's verifier
+ *    then undoes (bench/results/tcp_buffer-gain-ab.md). Neither fires for
  *    a bulk sender on a fast local path, which sits at tcp_wmem[2] without
  *    being limited by it (a few tens of KB per round trip), nor for one whose
  *    own qdisc or a queue downstream is the bottleneck (its unsent tail keeps

@@ -10,7 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { createQueuedPath, createVethPair, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, createVethPair, runIperfClient, sendBufferGate, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
@@ -305,7 +305,7 @@ test('a socket with SO_RCVBUF set is not a reason to grow tcp_rmem', async () =>
   assert.equal(await daemon.stop(), 0);
 });
 
-test('when bigger send buffers only fill a queue, rising RTT stops the growth and steps back', async () => {
+test('when bigger send buffers only fill a queue, rising RTT stops the growth and steps back', async (t) => {
   // A 20 Mbit/s bottleneck with a deep queue one hop from the sender: every byte in flight beyond
   // the (tiny) path BDP waits in the queue, so the sender's smoothed RTT grows with its send buffer.
   // (Not on the sender's own device: see createQueuedPath.)
@@ -319,6 +319,11 @@ test('when bigger send buffers only fill a queue, rising RTT stops the growth an
   // here, so a namespace cannot make it its default; a privileged socket can still choose it (-C).
   const run = runIperfClient(pair.client, pair.serverAddr4, 8, ['-C', 'cubic']).catch((err: unknown) => err);
   try {
+    const gate = await sendBufferGate(pair.client);
+    if (!gate.open) {
+      t.skip(`this kernel does not count the sender limited by its send buffer (${gate.why}): nothing grows, so nothing steps back`);
+      return;
+    }
     const m = await daemon.waitFor(
       /Scenario 'need to decrease TCP buffer size due to latency' occurred for tunable 'net\.ipv4\.tcp_wmem' in non-global ns\. Latency is starting to correlate with buffer size increases, so decrease buffer size to avoid this effect\n.*Due to smoothed RTT rising with net\.ipv4\.tcp_wmem max \(correlation (0\.\d+|1\.00), RTT [\d.]+ ms -> [\d.]+ ms\) change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 (\d+)\)/,
       20_000,

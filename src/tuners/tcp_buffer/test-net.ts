@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createNamespace, inNamespace } from '../../../test/support/netns';
+import { tcpInfo } from '../../../test/support/tcp-info';
 
 export interface VethPair {
   client: string;
@@ -103,6 +104,27 @@ export async function runIperfClient(ns: string, server: string, seconds: number
     if (attempt >= 20 || !/connect|refused/i.test(parsed.error)) throw new Error(`iperf3 -c ${server} in ${ns} failed: ${parsed.error}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Whether the kernel counts the sender in `ns` (to `port`) as limited by its
+ * send buffer for at least 1/8 of its busy time (tcp_info's chrono stats, what
+ * tcp_buffer's send gate reads), `afterMs` into its transfer. The tests of a
+ * sender in front of a queue (createQueuedPath) exercise what follows a raise,
+ * and need the gate open to get one. 6.18 counts such a sender limited 40-45 %
+ * of its busy time; 6.1 not at all: there its send queue held 37-84 KB against
+ * a 32 KB buffer and no time was counted limited by it (most likely an unsent
+ * tail each time the kernel looked; test/vm/results/6.1-diag-queue.md), and
+ * the path reading, which leaves the queue out, is not meant to open the gate
+ * there either.
+ */
+export async function sendBufferGate(ns: string, port = 5201, afterMs = 1500): Promise<{ open: boolean; why: string }> {
+  await new Promise((resolve) => setTimeout(resolve, afterMs));
+  const info = tcpInfo(ns, port);
+  return {
+    open: info.busyMs > 0 && info.sndbufLimitedMs * 8 >= info.busyMs,
+    why: `sndbuf_limited ${info.sndbufLimitedMs} ms of ${info.busyMs} ms busy over ${info.connections} connection(s)`,
+  };
 }
 
 /**

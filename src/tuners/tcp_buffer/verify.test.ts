@@ -17,7 +17,7 @@ import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
-import { createQueuedPath, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, runIperfClient, sendBufferGate, startIperfServer, type IperfServer } from './test-net';
 
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
@@ -35,7 +35,7 @@ after(async () => {
 
 const maxOf = (triple: string) => Number(triple.split(/\s+/)[2]);
 
-test('an increase that does not help (send buffer in front of a 20 Mbit/s queue) is undone, logged with its figures, and held off', async () => {
+test('an increase that does not help (send buffer in front of a 20 Mbit/s queue) is undone, logged with its figures, and held off', async (t) => {
   // The queue one hop from the sender, not on its own device: see createQueuedPath.
   const pair = createQueuedPath(20);
   setSysctlIn(pair.client, 'net.ipv4.tcp_wmem', '4096 16384 32768');
@@ -47,6 +47,11 @@ test('an increase that does not help (send buffer in front of a 20 Mbit/s queue)
   servers.push(server);
   const run = runIperfClient(pair.client, pair.serverAddr4, 10, ['-C', 'cubic']).catch((err: unknown) => err);
   try {
+    const gate = await sendBufferGate(pair.client);
+    if (!gate.open) {
+      t.skip(`this kernel does not count the sender limited by its send buffer (${gate.why}): nothing is raised, so nothing is undone`);
+      return;
+    }
     await daemon.waitFor(/change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 32768\) -> \(4096 16384 40960\)/, 15_000);
     const undone = await daemon.waitFor(
       /Scenario 'TCP buffer increase did not help' occurred for tunable 'net\.ipv4\.tcp_wmem' in non-global ns\. Raising the buffer limit brought no more throughput, or more retransmits, losses or memory: it is undone and not retried for a while\n.*Due to raising net\.ipv4\.tcp_wmem max from 32768 to (\d+) did not help: peak sent Mbit\/s did not improve \(([\d.]+) -> ([\d.]+)\)[^\n]*; not raised again there for 60 s change net\.ipv4\.tcp_wmem\(min default max\) from \(4096 16384 (\d+)\) -> \(4096 16384 32768\)/,

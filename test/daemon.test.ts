@@ -11,7 +11,7 @@ import { DaemonProcess, REPO_ROOT, SAMPLES_LIBDIR, runBpftune, stopAllDaemons } 
 import { cleanupNamespaces, createNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from './support/netns';
 import { listenWithBacklog } from './support/listen';
 import { trustedTempDir } from './support/trusted-dir';
-import { attachTargetExists, kernelTargetSources } from '../src/core/attach-targets';
+import { SEND_TRACEPOINT_SAMPLED } from '../src/tuners/tcp_buffer/test-net';
 
 const tempDir = () => trustedTempDir('lib');
 
@@ -32,8 +32,7 @@ test('-S reports full support and per-netns policy on this kernel, and each tune
   assert.match(r.stdout, /^tuner 'netns': would use tp_btf, tracepoint/m);
   assert.match(r.stdout, /^tuner 'listen_backlog': would use tracepoint \(tracepoint\/syscalls\/sys_enter_listen\)$/m);
   // A sampled hook says so: tcp_buffer's send tracepoint (6.18); its fentry and kprobe fallbacks are not sampled (tcp_buffer's index.ts).
-  const sendSampled = attachTargetExists('tp_btf/tcp_sendmsg_locked', kernelTargetSources()) !== false;
-  if (!sendSampled) {
+  if (!SEND_TRACEPOINT_SAMPLED) {
     assert.doesNotMatch(r.stdout, /tcp_buffer_snd\S* (not )?sampled/);
     return;
   }

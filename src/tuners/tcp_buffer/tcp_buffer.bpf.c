@@ -308,17 +308,13 @@ static __always_inline void post_near_max(const struct sock *sk, struct net *net
 		event.new_values[i] = limits[i];
 	}
 	event.new_values[2] = bpftune_grow(limits[2]);
+	/* The readings of why the limit matters, then what describes the socket. */
+	*data = *why;
 	data->rtt_us = socket_rtt_us(sk, kind == TCP_BUFFER_EVENT_RMEM_NEAR_MAX);
 	data->sk_buf = sk_buf;
 	/* Read with CO-RE helpers: the kprobe variant's pointers are not BTF-typed. */
 	data->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	data->tcp_moderate_rcvbuf = BPF_CORE_READ(net, ipv4.sysctl_tcp_moderate_rcvbuf);
-	data->busy = why->busy;
-	data->sndbuf_limited = why->sndbuf_limited;
-	data->rwnd_limited = why->rwnd_limited;
-	data->pipe = why->pipe;
-	data->bdp = why->bdp;
-	data->rcv_space = why->rcv_space;
 	bpftune_post(&event);
 }
 

@@ -6,6 +6,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createNamespace, inNamespace } from '../../../test/support/netns';
 import { tcpInfo } from '../../../test/support/tcp-info';
+import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
+
+/**
+ * This kernel has tcp:tcp_sendmsg_locked (6.18): tcp_buffer's send hook is that
+ * tracepoint, the one sampled hook; its fentry and kprobe fallbacks stay
+ * attached (index.ts says why).
+ */
+export const SEND_TRACEPOINT_SAMPLED = attachTargetExists('tp_btf/tcp_sendmsg_locked', kernelTargetSources()) !== false;
 
 export interface VethPair {
   client: string;

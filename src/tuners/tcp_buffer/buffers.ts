@@ -121,7 +121,9 @@ export class BufferGrowth {
     }
     if (st.episode === 'growing') {
       if (st.judgedFrom !== undefined && data.skBuf > st.judgedFrom) st.exercised = true;
-      await this.raise(side, event, data);
+      // Send: one judged step at a time; a socket still pressing opens the next episode once it is kept.
+      if (side === 'wmem') st.pending = { event, data };
+      else await this.raise(side, event, data);
       return;
     }
     this.startEpisode(side, event, data, st);
@@ -163,7 +165,7 @@ export class BufferGrowth {
     const note = async () => {
       from ??= await ctx.tunable(TUNABLE[side]).get(cookie);
     };
-    ctx
+    void ctx
       .verifyChange({
         key: `${tunable}@${cookie}`,
         description: `growth of ${tunable} max from ${event.oldValues[2] ?? 0}`,
@@ -200,11 +202,18 @@ export class BufferGrowth {
         if (outcome.kind === 'held off') {
           ctx.log.debug(`not raising ${tunable} (cookie ${cookie}): an increase there did not help, held off until ${new Date(outcome.untilMs).toISOString()}`);
         }
+        return outcome;
       })
-      .catch((err) => ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`))
-      .finally(() => {
+      .catch((err) => {
+        ctx.log.warn(`verifying ${tunable} growth (cookie ${cookie}) failed: ${errorText(err)}`);
+        return undefined;
+      })
+      .then((outcome) => {
+        const next = st.pending;
         st.episode = undefined;
         st.pending = undefined;
+        // Growth goes on from a kept step at once, its window after being the next one's baseline.
+        if (outcome?.kind === 'kept' && next && side === 'wmem') this.startEpisode(side, next.event, next.data, st);
       });
   }
 

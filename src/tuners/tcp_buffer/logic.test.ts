@@ -1,10 +1,16 @@
-/** Pure logic of the tcp_buffer tuner: parsers and the tcp_mem growth bound. */
+/** Pure logic of the tcp_buffer tuner: parsers, the tcp_mem growth bound, and how growth episodes step. */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { grownTcpMem, parseSockstatTcpMem, TCP_MEM_CAP_FRACTIONS } from './memory';
 import { parseProcNetCounters, passiveOpens, synCounters } from './syn-flood';
 import { releaseAtLeast } from './memory-watch';
 import { parseNamespaceCounters } from './verify';
+import { BufferGrowth, type BufferSide } from './buffers';
+import { MemoryWatch } from './memory-watch';
+import type { TcpBufferData } from './tcp_buffer.contract';
+import type { TunerEvent } from '../../core/event';
+import type { Outcome } from '../../core/tuner';
+import { fakeContext } from '../../../test/support/fake-context';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -61,4 +67,77 @@ test('namespace counters for the verifier: IpExt octets, Tcp segments and retran
   const snmp = 'Tcp: RtoAlgorithm InSegs OutSegs RetransSegs\nTcp: 1 1000 2000 30\n';
   assert.deepEqual(parseNamespaceCounters(netstat, snmp), { inOctets: 123456, outOctets: 654321, inSegs: 1000, outSegs: 2000, retransSegs: 30, receiverDrops: 17 });
   assert.deepEqual(parseNamespaceCounters('', ''), { inOctets: 0, outOctets: 0, inSegs: 0, outSegs: 0, retransSegs: 0, receiverDrops: 0 });
+});
+
+/** A limit-near-max event as the BPF side posts it: the limit seen, and one learning step above it. */
+function nearMaxEvent(limit: number): TunerEvent {
+  return { tunerId: 0, scenarioId: 0, netnsCookie: 1n, netnsInum: 1, pid: 1, ktimeNs: 0n, oldValues: [4096, 16384, limit], newValues: [4096, 16384, limit + limit / 4], data: Buffer.alloc(0) };
+}
+
+function socketAt(limit: number): TcpBufferData {
+  // rcvSpace and rttUs: the receive side's read rate, which makes its episodes start without a window before.
+  return { rttUs: 40_000, skBuf: limit, family: 2, tcpModerateRcvbuf: 1, busy: 1000, sndbufLimited: 0, bdp: limit, rcvSpace: limit, rwndLimited: 0, pipe: limit / 2 };
+}
+
+/**
+ * Episodes under a stand-in for the core's verifier that the test steps through: the window
+ * before ends when the test says, and the verdict is 'kept' when the test says. The first step
+ * on trust is taken only for the first change, as the verifier does when the next change comes
+ * soon after a kept one (it takes that one's window after as its baseline).
+ */
+async function growthUnderVerdicts(side: BufferSide): Promise<{ limits: () => number[]; proposals: () => number; step: (limit: number) => Promise<void>; endWindowBefore: () => Promise<void>; keep: () => Promise<void> }> {
+  const tunable = side === 'rmem' ? 'net.ipv4.tcp_rmem' : 'net.ipv4.tcp_wmem';
+  const fake = fakeContext('tcp_buffer', { [tunable]: [4096, 16384, 1 << 20] });
+  const windowsBefore: Array<() => void> = [];
+  const verdicts: Array<(o: Outcome) => void> = [];
+  let proposals = 0;
+  fake.ctx.verifyChange = async (change) => {
+    const firstMade = proposals++ === 0 && change.first ? await change.first() : false;
+    if (change.signalBaseline === undefined) await new Promise<void>((r) => windowsBefore.push(r));
+    if (!(await change.apply())) return { kind: 'not applied', key: change.key, firstMade };
+    return new Promise<Outcome>((r) => verdicts.push(r));
+  };
+  const growth = new BufferGrowth(fake.ctx, new MemoryWatch(fake.ctx));
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+  return {
+    limits: () => fake.changes.map((c) => Number(c.values[2])),
+    proposals: () => proposals,
+    step: async (limit) => {
+      await growth.nearMax(side, nearMaxEvent(limit), socketAt(limit));
+      await settle();
+    },
+    endWindowBefore: async () => {
+      windowsBefore.shift()?.();
+      await settle();
+    },
+    keep: async () => {
+      verdicts.shift()?.({ kind: 'kept', key: tunable, benefit: { measure: 'peak', before: 1, after: 2, verdict: 'improved' }, guards: [] });
+      await settle();
+      await settle();
+    },
+  };
+}
+
+test('send limit: one judged step per episode, a socket pressing meanwhile opening the next once it is kept; the receive limit grows while judged', async () => {
+  const M = 1 << 20;
+  const send = await growthUnderVerdicts('wmem');
+  await send.step(M); // first step on trust, at once
+  assert.deepEqual(send.limits(), [1.25 * M]);
+  await send.step(1.25 * M); // during the window before: noted
+  await send.endWindowBefore(); // the judged step
+  assert.deepEqual(send.limits(), [1.25 * M, 1.5625 * M]);
+  await send.step(1.5625 * M); // while judged: noted, not raised
+  await send.step(1.5625 * M);
+  assert.deepEqual(send.limits(), [1.25 * M, 1.5625 * M]);
+  await send.keep(); // kept: the next episode opens with the socket that pressed
+  assert.equal(send.proposals(), 2);
+  await send.endWindowBefore();
+  assert.deepEqual(send.limits(), [1.25 * M, 1.5625 * M, 1.953125 * M]);
+
+  const receive = await growthUnderVerdicts('rmem');
+  await receive.step(M); // raised at once, judged against the socket's read rate
+  await receive.step(1.25 * M); // while judged: raised again
+  assert.deepEqual(receive.limits(), [1.25 * M, 1.5625 * M]);
+  await receive.keep(); // kept: nothing pending, no new episode until an event
+  assert.equal(receive.proposals(), 1);
 });

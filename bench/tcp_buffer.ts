@@ -67,11 +67,11 @@ async function rmemMax(ns: string): Promise<number> {
 }
 
 /** 20 s of transfers on a fresh link, in connections of `perConnection` s; tcp_rmem[2] of the receiver sampled every second. */
-async function transfer(rmem: string, perConnection: number, during?: (link: EmulatedLink) => Promise<void>): Promise<Run> {
+async function transfer(rmem: string, perConnection: number, during?: (link: EmulatedLink) => Promise<void>, wmem = SENDER_WMEM): Promise<Run> {
   const link = await createEmulatedLink({ rttMs: RTT_MS });
   try {
     setSysctlIn(link.server, 'net.ipv4.tcp_rmem', rmem);
-    setSysctlIn(link.client, 'net.ipv4.tcp_wmem', SENDER_WMEM);
+    setSysctlIn(link.client, 'net.ipv4.tcp_wmem', wmem);
     await during?.(link);
     const intervals: number[] = [];
     const limits: number[] = [];
@@ -264,10 +264,55 @@ function formatTable(result: EffectResult): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * What the sender's limit alone does on this path, no daemon: the well-sized receiver's 20 s of
+ * 2 s connections at each tcp_wmem[2] (MiB), `rounds` times in turn. Where a sender's buffer stops
+ * paying and starts costing retransmits is what the send side's growth has to find.
+ */
+async function senderSweep(mibs: number[], rounds: number): Promise<string> {
+  removeStaleNamespaces();
+  const lines = [
+    `# tcp_wmem[2] of the sender against throughput and retransmits, no daemon\n\nkernel ${os.release()}, ${os.cpus().length} CPUs, ${new Date().toISOString()}\n`,
+    `${RTT_MS} ms emulated path, receiver tcp_rmem[2] 256 MiB, ${SECONDS} s of ${CONNECTION_SECONDS} s iperf3 connections per run; the sizes in turn, ${rounds} rounds.\n`,
+    '| round | sender tcp_wmem[2] | throughput | sender retransmits per 1000 segments |',
+    '|---|---|---|---|',
+  ];
+  for (let round = 1; round <= rounds; round++) {
+    for (const mib of mibs) {
+      const run = await transfer(WELL_SIZED_RMEM, CONNECTION_SECONDS, undefined, `4096 16384 ${mib * 1024 * 1024}`);
+      lines.push(`| ${round} | ${mib} MiB | ${mbitOf(run.bitsPerSecond)} Mbit/s | ${run.retransPerThousand.toFixed(1)} |`);
+      process.stderr.write(`${lines[lines.length - 1]}\n`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function mbitOf(bitsPerSecond: number): string {
+  return (bitsPerSecond / 1e6).toFixed(0);
+}
+
+/** `--sender-sweep 32,48,64[,...] [--rounds N]`: the sweep above (printed only); no argument: the effect benchmark. */
+function sweepArgs(argv: string[]): { mibs: number[]; rounds: number } | undefined {
+  const at = argv.indexOf('--sender-sweep');
+  if (at < 0) return undefined;
+  const mibs = (argv[at + 1] ?? '').split(',').map(Number);
+  const roundsAt = argv.indexOf('--rounds');
+  const rounds = roundsAt < 0 ? 2 : Number(argv[roundsAt + 1]);
+  if (!mibs.length || mibs.some((m) => !Number.isInteger(m) || m <= 0) || !Number.isInteger(rounds) || rounds <= 0) {
+    throw new Error('usage: tcp_buffer.js [--sender-sweep MIB[,MIB...] [--rounds N]] (sizes and rounds positive integers)');
+  }
+  return { mibs, rounds };
+}
+
 if (require.main === module) {
-  runTcpBufferEffect()
-    .then((result) => {
-      const report = formatTable(result);
+  Promise.resolve()
+    .then(async () => {
+      const sweep = sweepArgs(process.argv.slice(2));
+      if (sweep) {
+        process.stdout.write(await senderSweep(sweep.mibs, sweep.rounds));
+        return;
+      }
+      const report = formatTable(await runTcpBufferEffect());
       process.stdout.write(report);
       const dir = path.join(REPO_ROOT, 'bench', 'results');
       mkdirSync(dir, { recursive: true });

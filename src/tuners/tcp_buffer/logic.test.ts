@@ -74,9 +74,9 @@ function nearMaxEvent(limit: number): TunerEvent {
   return { tunerId: 0, scenarioId: 0, netnsCookie: 1n, netnsInum: 1, pid: 1, ktimeNs: 0n, oldValues: [4096, 16384, limit], newValues: [4096, 16384, limit + limit / 4], data: Buffer.alloc(0) };
 }
 
-function socketAt(limit: number): TcpBufferData {
+function socketAt(limit: number, rttUs = 40_000): TcpBufferData {
   // rcvSpace and rttUs: the receive side's read rate, which makes its episodes start without a window before.
-  return { rttUs: 40_000, skBuf: limit, family: 2, tcpModerateRcvbuf: 1, busy: 1000, sndbufLimited: 0, bdp: limit, rcvSpace: limit, rwndLimited: 0, pipe: limit / 2 };
+  return { rttUs, skBuf: limit, family: 2, tcpModerateRcvbuf: 1, busy: 1000, sndbufLimited: 0, bdp: limit, rcvSpace: limit, rwndLimited: 0, pipe: limit / 2 };
 }
 
 /**
@@ -85,7 +85,14 @@ function socketAt(limit: number): TcpBufferData {
  * on trust is taken only for the first change, as the verifier does when the next change comes
  * soon after a kept one (it takes that one's window after as its baseline).
  */
-async function growthUnderVerdicts(side: BufferSide): Promise<{ limits: () => number[]; proposals: () => number; step: (limit: number) => Promise<void>; endWindowBefore: () => Promise<void>; keep: () => Promise<void> }> {
+async function growthUnderVerdicts(side: BufferSide): Promise<{
+  limits: () => number[];
+  reasons: () => string[];
+  proposals: () => number;
+  step: (limit: number, rttUs?: number) => Promise<void>;
+  endWindowBefore: () => Promise<void>;
+  keep: () => Promise<void>;
+}> {
   const tunable = side === 'rmem' ? 'net.ipv4.tcp_rmem' : 'net.ipv4.tcp_wmem';
   const fake = fakeContext('tcp_buffer', { [tunable]: [4096, 16384, 1 << 20] });
   const windowsBefore: Array<() => void> = [];
@@ -101,9 +108,10 @@ async function growthUnderVerdicts(side: BufferSide): Promise<{ limits: () => nu
   const settle = () => new Promise<void>((r) => setImmediate(r));
   return {
     limits: () => fake.changes.map((c) => Number(c.values[2])),
+    reasons: () => fake.changes.map((c) => c.reason),
     proposals: () => proposals,
-    step: async (limit) => {
-      await growth.nearMax(side, nearMaxEvent(limit), socketAt(limit));
+    step: async (limit, rttUs) => {
+      await growth.nearMax(side, nearMaxEvent(limit), socketAt(limit, rttUs));
       await settle();
     },
     endWindowBefore: async () => {
@@ -140,4 +148,23 @@ test('send limit: one judged step per episode, a socket pressing meanwhile openi
   assert.deepEqual(receive.limits(), [1.25 * M, 1.5625 * M]);
   await receive.keep(); // kept: nothing pending, no new episode until an event
   assert.equal(receive.proposals(), 1);
+});
+
+test('bigger limits going with longer round trips: one step back, then no increase for a while', async () => {
+  const M = 1 << 20;
+  const receive = await growthUnderVerdicts('rmem');
+  // RTT flat, then rising with each raise (a queue filling): correlation over 4 samples, RTT up by half.
+  const rtts = [40_000, 40_500, 48_000, 56_000, 66_000];
+  let limit = M;
+  for (const rtt of rtts) {
+    await receive.step(limit, rtt);
+    limit += limit / 4;
+  }
+  const limits = receive.limits();
+  const top = limits[limits.length - 2];
+  assert.deepEqual(limits.slice(0, 4), [1.25 * M, 1.5625 * M, 1.953125 * M, 2.44140625 * M], 'raised while RTT rose less than half');
+  assert.ok(limits[4] < top, `stepped back from ${top} to ${limits[4]}`);
+  assert.match(receive.reasons()[4], /^smoothed RTT rising with net\.ipv4\.tcp_rmem max \(correlation (0\.\d+|1\.00), RTT 40\.0 ms -> 66\.0 ms\)$/);
+  await receive.step(limits[4], 40_000);
+  assert.equal(receive.limits().length, 5, 'held: no increase right after stepping back');
 });

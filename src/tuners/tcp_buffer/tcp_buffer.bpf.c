@@ -36,14 +36,15 @@
  *    it checks, and a paced sender (BBR) nearly always has a tail waiting for
  *    its pacing slot. On a 40 ms path a bulk sender at a 32 MiB tcp_wmem[2]
  *    had 22 MB in flight, its buffer holding only that, and the stats said
- *    limited 0.6 % of its busy time; with a larger limit it sent up to 1.6
- *    times as fast, though with losses there that the daemon's verifier
- *    then undoes (bench/results/tcp_buffer-gain-ab.md). Neither fires for
- *    a bulk sender on a fast local path, which sits at tcp_wmem[2] without
- *    being limited by it (a few tens of KB per round trip), nor for one whose
- *    own qdisc or a queue downstream is the bottleneck (its unsent tail keeps
- *    SNDBUF_LIMITED off; the queue is in its smoothed RTT, not its min RTT):
- *    more buffer would only lengthen its queue;
+ *    limited 0.6 % of its busy time; at 48-64 MiB it sent 1.4-1.7 times as
+ *    fast, and above that it lost segments: steps the daemon's verifier
+ *    undoes one at a time (bench/results/tcp_buffer-gain-ab.md). Neither
+ *    fires for a bulk sender on a fast local path, which sits at
+ *    tcp_wmem[2] without being limited by it (a few tens of KB per round
+ *    trip), nor for one whose own qdisc or a queue downstream is the
+ *    bottleneck (its unsent tail keeps SNDBUF_LIMITED off; the queue is in
+ *    its smoothed RTT, not its min RTT): more buffer would only lengthen its
+ *    queue;
  *  - receive: the bandwidth-delay product. rcvq_space.space is the most the
  *    application read in one receiver RTT (the kernel's own demand estimate);
  *    scaled to the path's smoothed RTT it is what the window must hold per

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createNamespace, inNamespace } from '../../../test/support/netns';
 import { tcpInfo } from '../../../test/support/tcp-info';
+import type { EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
 
 /**
@@ -67,6 +68,23 @@ export function startIperfServer(ns: string, port = 5201): IperfServer {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * What `link` carries per round trip at most, in bytes: the best second of a 3 s bulk transfer
+ * (after the first, which is start-up) times the RTT, with both ends' limits as the caller set
+ * them. Tests of a sender held back by its buffer size its limit from this: a 6.1 guest under
+ * software emulation carries a small fraction of what this host does, and a limit the path
+ * never fills holds nothing back.
+ */
+export async function pathBytesPerRtt(link: EmulatedLink, rttMs: number): Promise<number> {
+  const server = startIperfServer(link.server);
+  try {
+    const calibration = await runIperfClient(link.client, link.serverAddr4, 3);
+    return (Math.max(...calibration.intervals.slice(1)) / 8) * (rttMs / 1000);
+  } finally {
+    server.stop();
+  }
 }
 
 export interface IperfResult {

@@ -11,13 +11,16 @@
  *  - helps: a 40 ms path whose receiver's tcp_rmem max is 128 KiB, with a new
  *    connection every 2 s (a connection's window scale is fixed at its SYN,
  *    so new ones are what a raise pays off for). The raise stays.
+ *  - helps, send side: a sender on a 40 ms path whose tcp_wmem max is at most
+ *    a quarter of what the path carries per round trip. Its steps are judged
+ *    one at a time: kept, and only then the next.
  */
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
-import { createQueuedPath, runIperfClient, sendBufferGate, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, pathBytesPerRtt, runIperfClient, sendBufferGate, startIperfServer, type IperfServer } from './test-net';
 
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
@@ -100,5 +103,54 @@ test('an increase that helps (receive window on a 40 ms path, new connections) i
   // the growth is made at once, so even the first connection gets past that; the later ones must.
   const atOldLimit = (131072 * 8) / 0.04;
   assert.ok(rates.slice(1).every((r) => r > atOldLimit * 2), `connections after the first beat the old limit's ${(atOldLimit / 1e6).toFixed(0)} Mbit/s twice over: ${rates.map((r) => (r / 1e6).toFixed(0)).join(', ')} Mbit/s`);
+  assert.equal(await daemon.stop(), 0);
+});
+
+/*
+ * A sender held back by its buffer on a 40 ms path: tcp_wmem[2] the largest
+ * power of two up to a quarter of what the path carries per round trip, so
+ * three steps of a quarter each still fit and each lets it send about a
+ * quarter more. The first step is taken on trust and the second judged; no
+ * step is taken while that verdict is pending (steps taken then outran it:
+ * bench/results/tcp_buffer-gain-ab.md), and once it is kept, the socket that
+ * pressed on the limit meanwhile has the next step taken from the kept limit.
+ */
+test('a send buffer step that helps is kept, and growth goes on from it one judged step at a time (sender on a 40 ms path)', async (t) => {
+  const rttMs = 40;
+  const link = await createEmulatedLink({ rttMs });
+  links.push(link);
+  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 268435456');
+  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', '4096 16384 268435456');
+  const bytesPerRtt = await pathBytesPerRtt(link, rttMs);
+  const limit = 2 ** Math.min(24, Math.floor(Math.log2(bytesPerRtt / 4)));
+  if (limit < 65536) {
+    t.skip(`the path carried ${bytesPerRtt.toFixed(0)} bytes per round trip: too little for three steps above 64 KiB`);
+    return;
+  }
+  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', `4096 16384 ${limit}`);
+  const step = (v: number) => v + Math.floor(v / 4);
+  const [first, judged, next] = [step(limit), step(step(limit)), step(step(step(limit)))];
+  const raise = (from: number, to: number) =>
+    new RegExp(`change net\\.ipv4\\.tcp_wmem\\(min default max\\) from \\(4096 16384 ${from}\\) -> \\(4096 16384 ${to}\\)`);
+  // The send hook's sampling period (15 s) shortened to 4 s, so the sender is first seen early in the run.
+  const daemon = new DaemonProcess(['-a', 'tcp_buffer', '-R'], { env: { BPFTUNE_HOOK_PERIOD_MS: '4000' } });
+  await daemon.started();
+  const server = startIperfServer(link.server);
+  servers.push(server);
+  const run = runIperfClient(link.client, link.serverAddr4, 15).catch((err: unknown) => err);
+  try {
+    await daemon.waitFor(raise(limit, first), 15_000);
+    await daemon.waitFor(raise(first, judged), 10_000);
+    const kept = await daemon.waitFor(new RegExp(`Kept growth of net\\.ipv4\\.tcp_wmem max from ${limit}: peak sent Mbit\\/s ([\\d.]+) -> ([\\d.]+)`), 10_000);
+    const keptAt = daemon.log.indexOf(kept[0]);
+    const stepsBefore = daemon.log.slice(0, keptAt).match(/change net\.ipv4\.tcp_wmem\(/g) ?? [];
+    assert.equal(stepsBefore.length, 2, `two steps before the verdict (the first on trust, the judged one), none while it was pending`);
+    assert.ok(Number(kept[2]) > Number(kept[1]) * 1.15, `throughput rose: ${kept[1]} -> ${kept[2]} Mbit/s`);
+    await daemon.waitFor(raise(judged, next), 10_000);
+    assert.ok(daemon.log.search(raise(judged, next)) > keptAt, 'the next step came after the verdict');
+  } finally {
+    server.stop();
+    await run;
+  }
   assert.equal(await daemon.stop(), 0);
 });

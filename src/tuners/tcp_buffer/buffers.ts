@@ -218,8 +218,10 @@ export class BufferGrowth {
         const next = st.pending;
         st.episode = undefined;
         st.pending = undefined;
-        // Growth goes on from a kept step at once, its window after being the next one's baseline.
-        if (outcome?.kind === 'kept' && next && side === 'wmem') this.startEpisode(side, next.event, next.data, st);
+        // Growth goes on from a kept step at once, its window after being the next one's baseline,
+        // unless TCP memory or a latency hold has since said stop (nearMax's checks, made when it was noted).
+        const goOn = outcome?.kind === 'kept' && next && side === 'wmem' && !this.memory.constrained && Date.now() >= st.holdUntil;
+        if (goOn) this.startEpisode(side, next.event, next.data, st);
       });
   }
 

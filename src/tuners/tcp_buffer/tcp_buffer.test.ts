@@ -10,7 +10,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cleanupNamespaces, createNamespace, inNamespace, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { TestCgroup } from '../../../test/support/cgroup';
 import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
-import { SEND_TRACEPOINT_SAMPLED, createVethPair, pathBytesPerRtt, runIperfClient, startIperfServer, type IperfServer } from './test-net';
+import { SEND_TRACEPOINT_SAMPLED, createVethPair, runIperfClient, senderHeldByBuffer, startIperfServer, type IperfServer } from './test-net';
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
@@ -196,18 +196,12 @@ test('the send tracepoint is attached in short windows only (its older kernels\'
  * kernel looks; the bytes the path holds per round trip (in flight at the
  * minimum RTT) say it, and the limit grows. The limit is the largest power of
  * two up to what the path carried per round trip in a calibration run
- * (pathBytesPerRtt), at most 32 MiB.
+ * (senderHeldByBuffer), at most 32 MiB.
  */
 test('a sender whose send buffer bounds its window on a long path grows tcp_wmem, the log giving the bytes its path holds per round trip', async () => {
-  const rttMs = 40;
-  const link = await createEmulatedLink({ rttMs });
+  const { link, limit, bytesPerRtt } = await senderHeldByBuffer(1, 1 << 25);
   links.push(link);
-  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 268435456');
-  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', '4096 16384 268435456');
-  const bytesPerRtt = await pathBytesPerRtt(link, rttMs);
-  const limit = 2 ** Math.min(25, Math.floor(Math.log2(bytesPerRtt)));
-  assert.ok(limit >= 65536, `the path carried ${bytesPerRtt.toFixed(0)} bytes per round trip: too little to test with`);
-  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', `4096 16384 ${limit}`);
+  assert.ok(limit, `the path carried ${bytesPerRtt.toFixed(0)} bytes per round trip: too little to test with`);
   const daemon = new DaemonProcess(DAEMON_ARGS, VERDICT_LATER);
   await daemon.started();
   const server = startIperfServer(link.server);

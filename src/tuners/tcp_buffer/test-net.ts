@@ -4,9 +4,9 @@
  * Everything made here is removed by the namespace helpers' cleanup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createNamespace, inNamespace } from '../../../test/support/netns';
+import { createNamespace, inNamespace, setSysctlIn } from '../../../test/support/netns';
 import { tcpInfo } from '../../../test/support/tcp-info';
-import type { EmulatedLink } from '../../../test/support/link-emulator';
+import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
 
 /**
@@ -85,6 +85,31 @@ export async function pathBytesPerRtt(link: EmulatedLink, rttMs: number): Promis
   } finally {
     server.stop();
   }
+}
+
+export interface HeldSender {
+  link: EmulatedLink;
+  /** The sender's tcp_wmem[2] now set (0 if no power of two of at least 64 KiB fits). */
+  limit: number;
+  bytesPerRtt: number;
+}
+
+/**
+ * A 40 ms emulated path whose sender its buffer holds back: the receiver's tcp_rmem[2] out of
+ * the way (256 MiB), the sender's tcp_wmem[2] the largest power of two up to `share` of what the
+ * path carries per round trip (pathBytesPerRtt, with both limits wide), at most `cap`. The caller
+ * closes the link.
+ */
+export async function senderHeldByBuffer(share: number, cap: number): Promise<HeldSender> {
+  const rttMs = 40;
+  const link = await createEmulatedLink({ rttMs });
+  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 268435456');
+  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', '4096 16384 268435456');
+  const bytesPerRtt = await pathBytesPerRtt(link, rttMs);
+  const fits = 2 ** Math.floor(Math.log2(bytesPerRtt * share));
+  const limit = fits >= 65536 ? Math.min(cap, fits) : 0;
+  if (limit) setSysctlIn(link.client, 'net.ipv4.tcp_wmem', `4096 16384 ${limit}`);
+  return { link, limit, bytesPerRtt };
 }
 
 export interface IperfResult {

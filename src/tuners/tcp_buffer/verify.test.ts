@@ -18,9 +18,9 @@
 import { after, afterEach, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
-import { DaemonProcess, stopAllDaemons } from '../../../test/support/daemon';
+import { DaemonProcess, stopAllDaemons, TIME_SCALE } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
-import { createQueuedPath, pathBytesPerRtt, runIperfClient, sendBufferGate, startIperfServer, type IperfServer } from './test-net';
+import { createQueuedPath, runIperfClient, sendBufferGate, senderHeldByBuffer, startIperfServer, type IperfServer } from './test-net';
 
 const servers: IperfServer[] = [];
 const links: EmulatedLink[] = [];
@@ -116,18 +116,18 @@ test('an increase that helps (receive window on a 40 ms path, new connections) i
  * pressed on the limit meanwhile has the next step taken from the kept limit.
  */
 test('a send buffer step that helps is kept, and growth goes on from it one judged step at a time (sender on a 40 ms path)', async (t) => {
-  const rttMs = 40;
-  const link = await createEmulatedLink({ rttMs });
+  if (TIME_SCALE > 1) {
+    // 6.1 under TCG: calibrated at over 1 MB per round trip, the path queued at 400 KB (RTT 47.6 -> 84.5 ms)
+    // and the daemon rightly stepped back for latency (test/vm/results/6.1-send-steps.md).
+    t.skip('under software emulation the path carries what the host CPU lets it, not what a calibration run saw: a step cannot be arranged to help');
+    return;
+  }
+  const { link, limit, bytesPerRtt } = await senderHeldByBuffer(1 / 4, 1 << 24);
   links.push(link);
-  setSysctlIn(link.server, 'net.ipv4.tcp_rmem', '4096 131072 268435456');
-  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', '4096 16384 268435456');
-  const bytesPerRtt = await pathBytesPerRtt(link, rttMs);
-  const limit = 2 ** Math.min(24, Math.floor(Math.log2(bytesPerRtt / 4)));
-  if (limit < 65536) {
+  if (!limit) {
     t.skip(`the path carried ${bytesPerRtt.toFixed(0)} bytes per round trip: too little for three steps above 64 KiB`);
     return;
   }
-  setSysctlIn(link.client, 'net.ipv4.tcp_wmem', `4096 16384 ${limit}`);
   const step = (v: number) => v + Math.floor(v / 4);
   const [first, judged, next] = [step(limit), step(step(limit)), step(step(step(limit)))];
   const raise = (from: number, to: number) =>

@@ -61,6 +61,10 @@ interface Run {
   retransPerThousand: number;
 }
 
+function mbit(bitsPerSecond: number): string {
+  return `${(bitsPerSecond / 1e6).toFixed(0)} Mbit/s`;
+}
+
 async function rmemMax(ns: string): Promise<number> {
   const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_rmem']);
   return Number(stdout.trim().split(/\s+/)[2]);
@@ -111,8 +115,8 @@ function programStats(daemonPid: number): ProgStat[] {
     .filter((p) => PROGRAMS.includes(p.name));
 }
 
-function secondsToReach(samples: EffectSample[], mbit: number): number | undefined {
-  return samples.find((s) => s.throughputMbit >= mbit)?.t;
+function secondsToReach(samples: EffectSample[], targetMbit: number): number | undefined {
+  return samples.find((s) => s.throughputMbit >= targetMbit)?.t;
 }
 
 export async function runTcpBufferEffect(): Promise<EffectResult> {
@@ -151,7 +155,6 @@ export async function runTcpBufferEffect(): Promise<EffectResult> {
     if (process.env.BPFTUNE_BENCH_DAEMON_LOG) writeFileSync(process.env.BPFTUNE_BENCH_DAEMON_LOG, daemon.log);
   }
 
-  const mbit = (bps: number) => `${(bps / 1e6).toFixed(0)} Mbit/s`;
   const reference = wellSized.bitsPerSecond / 1e6;
   const reached = secondsToReach(withTuner.samples, TARGET_FRACTION * reference);
   const changes = (daemon.log.match(/change net\.ipv4\.tcp_rmem/g) ?? []).length;
@@ -280,15 +283,11 @@ async function senderSweep(mibs: number[], rounds: number): Promise<string> {
   for (let round = 1; round <= rounds; round++) {
     for (const mib of mibs) {
       const run = await transfer(WELL_SIZED_RMEM, CONNECTION_SECONDS, undefined, `4096 16384 ${mib * 1024 * 1024}`);
-      lines.push(`| ${round} | ${mib} MiB | ${mbitOf(run.bitsPerSecond)} Mbit/s | ${run.retransPerThousand.toFixed(1)} |`);
+      lines.push(`| ${round} | ${mib} MiB | ${mbit(run.bitsPerSecond)} | ${run.retransPerThousand.toFixed(1)} |`);
       process.stderr.write(`${lines[lines.length - 1]}\n`);
     }
   }
   return `${lines.join('\n')}\n`;
-}
-
-function mbitOf(bitsPerSecond: number): string {
-  return (bitsPerSecond / 1e6).toFixed(0);
 }
 
 /** `--sender-sweep 32,48,64[,...] [--rounds N]`: the sweep above (printed only); no argument: the effect benchmark. */

@@ -111,6 +111,11 @@ export class BufferGrowth {
           `(lowest ${st.lowestRttUs}), correlation ${st.correlation.value().toFixed(2)} over ${st.correlation.count}`,
       );
     }
+    await this.act(side, event, data, st);
+  }
+
+  /** What a socket pressing on the limit leads to, its sample taken: nothing while held, a step back, a step, or a note for later. */
+  private async act(side: BufferSide, event: TunerEvent, data: TcpBufferData, st: SideState): Promise<void> {
     if (Date.now() < st.holdUntil) return;
     if (this.latencyRises(st, data.rttUs)) {
       await this.stepBackForLatency(side, event, data, st);
@@ -218,10 +223,11 @@ export class BufferGrowth {
         const next = st.pending;
         st.episode = undefined;
         st.pending = undefined;
-        // Growth goes on from a kept step at once, its window after being the next one's baseline,
-        // unless TCP memory or a latency hold has since said stop (nearMax's checks, made when it was noted).
-        const goOn = outcome?.kind === 'kept' && next && side === 'wmem' && !this.memory.constrained && Date.now() >= st.holdUntil;
-        if (goOn) this.startEpisode(side, next.event, next.data, st);
+        // Growth goes on from a kept step at once (its window after being the next one's baseline),
+        // through the same checks the socket met when it was noted, TCP memory's among them.
+        if (outcome?.kind === 'kept' && next && side === 'wmem' && !this.memory.constrained) {
+          void this.act(side, next.event, next.data, st).catch((err) => ctx.log.warn(`raising ${tunable} (cookie ${cookie}) failed: ${errorText(err)}`));
+        }
       });
   }
 

@@ -11,6 +11,7 @@ import type { TcpBufferData } from './tcp_buffer.contract';
 import type { TunerEvent } from '../../core/event';
 import type { Outcome } from '../../core/tuner';
 import { fakeContext } from '../../../test/support/fake-context';
+import { learningRateFor } from '../../core/tuner-loader';
 
 const SOCKSTAT = `sockets: used 37
 TCP: inuse 1 orphan 2 tw 1 alloc 3 mem 417
@@ -71,7 +72,7 @@ test('namespace counters for the verifier: IpExt octets, Tcp segments and retran
 
 /** A limit-near-max event as the BPF side posts it: the limit seen, and one learning step above it. */
 function nearMaxEvent(limit: number): TunerEvent {
-  return { tunerId: 0, scenarioId: 0, netnsCookie: 1n, netnsInum: 1, pid: 1, ktimeNs: 0n, oldValues: [4096, 16384, limit], newValues: [4096, 16384, limit + limit / 4], data: Buffer.alloc(0) };
+  return { tunerId: 0, scenarioId: 0, netnsCookie: 1n, netnsInum: 1, pid: 1, ktimeNs: 0n, oldValues: [4096, 16384, limit], newValues: [4096, 16384, learningRateFor(2).grow(limit)], data: Buffer.alloc(0) };
 }
 
 function socketAt(limit: number, rttUs = 40_000): TcpBufferData {
@@ -158,7 +159,7 @@ test('bigger limits going with longer round trips: one step back, then no increa
   let limit = M;
   for (const rtt of rtts) {
     await receive.step(limit, rtt);
-    limit += limit / 4;
+    limit = learningRateFor(2).grow(limit);
   }
   const limits = receive.limits();
   const top = limits[limits.length - 2];

@@ -14,6 +14,7 @@ import { SEND_TRACEPOINT_SAMPLED, createVethPair, runIperfClient, senderHeldByBu
 import { startConnectBursts, startListener, startSynFlood } from './syn-load';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
 import { attachTargetExists, kernelTargetSources } from '../../core/attach-targets';
+import { learningRateFor } from '../../core/tuner-loader';
 import { bpfFdinfos, progIds } from '../../../test/support/bpf-fds';
 import { programNames } from '../../../bench/bpf-stats';
 
@@ -212,7 +213,7 @@ test('a sender whose send buffer bounds its window on a long path grows tcp_wmem
     const m = await daemon.waitFor(
       new RegExp(
         `nearly at net\\.ipv4\\.tcp_wmem max ${limit}, sender limited by it (\\d+)% of its busy time, path carrying (\\d+) bytes per round trip ` +
-          `change net\\.ipv4\\.tcp_wmem\\(min default max\\) from \\(4096 16384 ${limit}\\) -> \\(4096 16384 ${limit + limit / 4}\\)`,
+          `change net\\.ipv4\\.tcp_wmem\\(min default max\\) from \\(4096 16384 ${limit}\\) -> \\(4096 16384 ${learningRateFor(2).grow(limit)}\\)`,
       ),
       15_000,
     );

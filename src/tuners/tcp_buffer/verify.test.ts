@@ -20,6 +20,7 @@ import * as assert from 'node:assert/strict';
 import { cleanupNamespaces, removeStaleNamespaces, setSysctlIn, sysctlIn } from '../../../test/support/netns';
 import { DaemonProcess, stopAllDaemons, TIME_SCALE } from '../../../test/support/daemon';
 import { createEmulatedLink, type EmulatedLink } from '../../../test/support/link-emulator';
+import { learningRateFor } from '../../core/tuner-loader';
 import { createQueuedPath, runIperfClient, sendBufferGate, senderHeldByBuffer, startIperfServer, type IperfServer } from './test-net';
 
 const servers: IperfServer[] = [];
@@ -128,8 +129,11 @@ test('a send buffer step that helps is kept, and growth goes on from it one judg
     t.skip(`the path carried ${bytesPerRtt.toFixed(0)} bytes per round trip: too little for three steps above 64 KiB`);
     return;
   }
-  const step = (v: number) => v + Math.floor(v / 4);
-  const [first, judged, next] = [step(limit), step(step(limit)), step(step(step(limit)))];
+  // The daemon's learning step (the default rate).
+  const learning = learningRateFor(2);
+  const first = learning.grow(limit);
+  const judged = learning.grow(first);
+  const next = learning.grow(judged);
   const raise = (from: number, to: number) =>
     new RegExp(`change net\\.ipv4\\.tcp_wmem\\(min default max\\) from \\(4096 16384 ${from}\\) -> \\(4096 16384 ${to}\\)`);
   // The send hook's sampling period (15 s) shortened to 4 s, so the sender is first seen early in the run.
